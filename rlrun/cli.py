@@ -1,0 +1,229 @@
+"""Command-line entry points: `rlrun` (train, Hydra app) and `rlrun-eval` (evaluate a checkpoint).
+
+A user mistake ends with one line on stderr that names the fix and exit code 2, never a
+traceback: overrides are composed and validated once before Hydra takes over.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import sys
+from pathlib import Path
+
+import hydra
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.plugins import Plugins
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from rlrun.checkpoint import load_checkpoint, resolve_checkpoint, run_dir_of
+from rlrun.config import ConfigError, EvalRunConfig, TrainConfig, register_schemas
+from rlrun.envs.config_source import GymRegistryConfigSource, registered_env_ids
+from rlrun.registry import algorithms
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+USAGE_EXIT = 2
+
+# Hydra command-line flags that take a value (their value is not an override).
+_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+                     "--config-dir", "-cd", "--info", "-i", "--experimental-rerun"}
+_NO_CHECK_FLAGS = {"--help", "-h", "--hydra-help", "--version", "--shell-completion", "-sc", "--info", "-i"}
+
+
+def _run_dir(resume: str | None, default: str) -> str:
+    """hydra.run.dir: a resumed run continues in its own dir."""
+    if resume is None:
+        return default
+    path = Path(resume).expanduser()
+    return str(path if path.is_dir() else run_dir_of(path))
+
+
+def _setup() -> None:
+    Plugins.instance().register(GymRegistryConfigSource)
+    register_schemas({name: spec.config for name, spec in algorithms().items()})
+    if not OmegaConf.has_resolver("rlrun_run_dir"):
+        OmegaConf.register_new_resolver("rlrun_run_dir", _run_dir)
+
+
+def _fail(message: str) -> None:
+    print(f"rlrun: {message}", file=sys.stderr)
+    raise SystemExit(USAGE_EXIT)
+
+
+def _close(word: str, options: list[str]) -> str:
+    matches = difflib.get_close_matches(word, options, n=3, cutoff=0.5)
+    return f"; did you mean {', '.join(matches)}?" if matches else ""
+
+
+def _explain(error: Exception, config_name: str) -> str:
+    """One line for a composition or validation error."""
+    text = str(error)
+    missing = re.search(r"Could not find '([\w/]+?)/(.+?)'", text)
+    if isinstance(error, MissingConfigException) and missing:
+        group, option = missing.groups()
+        if group == "env":
+            return f"unknown env '{option}'{_close(option, registered_env_ids())} (any Gymnasium id works)"
+        if group == "algo":
+            names = sorted(algorithms())
+            return f"unknown algo '{option}'{_close(option, names)} (choose from {', '.join(names)})"
+        options = sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
+        return f"unknown {group} '{option}'{_close(option, options)} (choose from {', '.join(options)})"
+    unknown = re.search(r"Could not override '(.+?)'", text) or re.search(r"Key '(.+?)' not in", text)
+    if unknown:
+        key = unknown.group(1)
+        return f"unknown key '{key}'; check the spelling (`rlrun --cfg job` lists every key)"
+    cause = error.__cause__ or error
+    merging = re.search(r"Error merging override (\S+)", text)
+    detail = str(cause).strip().splitlines()[0]
+    if merging:
+        return f"invalid override {merging.group(1)}: {detail}"
+    return detail or f"invalid {config_name} config ({type(error).__name__})"
+
+
+def _overrides(argv: list[str]) -> tuple[list[str], bool]:
+    """The key=value overrides in argv (first value of each sweep) and whether to check them."""
+    overrides, skip_next, check_args = [], False, True
+    for arg in argv:
+        if skip_next:
+            skip_next = False
+            continue
+        if arg in _NO_CHECK_FLAGS:
+            check_args = False
+        if arg.startswith("-"):
+            skip_next = arg in _FLAGS_WITH_VALUE and arg not in ("--info", "-i")
+            continue
+        overrides.append(arg)
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception as error:  # Hydra's grammar errors
+        _fail(f"cannot parse overrides: {str(error).strip().splitlines()[0]}")
+    firsts = []
+    for override in parsed:
+        if override.is_sweep_override():
+            first = next(iter(override.sweep_string_iterator()))
+            firsts.append(f"{override.get_key_element()}={first}")
+        else:
+            firsts.append(override.input_line)
+    return firsts, check_args
+
+
+def compose_checked(config_name: str, overrides: list[str]) -> DictConfig:
+    """Compose and validate (types, unknown keys, values); exit 2 with one line on a mistake."""
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name=config_name):
+            cfg = compose(config_name=config_name, overrides=overrides)
+        typed = OmegaConf.to_object(cfg)
+        if config_name == "train":
+            validate_train(typed)
+    except ConfigError as error:
+        _fail(str(error))
+    except (ConfigCompositionException, MissingConfigException, OmegaConfBaseException) as error:
+        _fail(_explain(error, config_name))
+    return cfg
+
+
+def validate_train(cfg: TrainConfig) -> None:
+    """Checks that span groups (beyond each schema's own)."""
+    from rlrun.envs.factory import check_env_id
+
+    check_env_id(cfg.env.id)
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+def _train_app(cfg: DictConfig) -> float:
+    try:
+        typed: TrainConfig = OmegaConf.to_object(cfg)
+        validate_train(typed)
+        from rlrun.run import Run, RunInterrupted
+
+        spec = algorithms()[typed.algo.name]
+        run = Run(typed, Path(HydraConfig.get().runtime.output_dir))
+        try:
+            result = spec.train(typed, run)
+        except RunInterrupted as interrupted:
+            print(f"rlrun: {interrupted}", file=sys.stderr)
+            raise SystemExit(interrupted.exit_code) from None
+        except BaseException:
+            run.close()
+            raise
+        return result.final_eval_return
+    except ConfigError as error:
+        _fail(str(error))
+
+
+def train() -> None:
+    """`rlrun [overrides]`: validate the overrides, then run the Hydra app."""
+    _setup()
+    overrides, check_args = _overrides(sys.argv[1:])
+    if check_args:
+        compose_checked("train", overrides)
+    _train_app()
+
+
+def evaluate() -> None:
+    """`rlrun-eval checkpoint=PATH [eval.episodes=N ...]`: evaluate a checkpoint, print and save JSON."""
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from rlrun.envs.factory import make_vec_env
+    from rlrun.evaluation import evaluate as run_evaluation
+    from rlrun.run import resolve_device
+
+    _setup()
+    overrides, _ = _overrides(sys.argv[1:])
+    if any(arg in ("--help", "-h") for arg in sys.argv[1:]):
+        print("usage: rlrun-eval checkpoint=PATH [eval.episodes=10] [eval.deterministic=true] [device=auto] [seed=0]")
+        return
+    options: EvalRunConfig = OmegaConf.to_object(compose_checked("eval", overrides))
+    try:
+        torch.set_num_threads(options.torch_threads)
+        device = resolve_device(options.device)
+        path = resolve_checkpoint(options.checkpoint)
+        state = load_checkpoint(path, map_location=device)
+        spec = algorithms().get(state["algo"])
+        if spec is None:
+            _fail(f"{path} was written by algo '{state['algo']}', which this rlrun does not have")
+        train_cfg: TrainConfig = OmegaConf.to_object(
+            OmegaConf.merge(OmegaConf.structured(TrainConfig(algo=spec.config())), OmegaConf.create(state["config"]))
+        )
+        envs = make_vec_env(train_cfg.env, options.eval.num_envs, training=False)
+        train_envs_state = state["modules"].get("envs", {})
+        if "obs_rms" in train_envs_state:
+            from rlrun.envs.normalize import ObsNormalizer
+
+            envs.obs_normalizer = ObsNormalizer(envs.single_observation_space.shape, train_cfg.env.clip_obs)
+            envs.obs_normalizer.rms.load_state_dict(train_envs_state["obs_rms"])
+        policy = spec.make_policy(train_cfg, envs.single_observation_space, envs.single_action_space).to(device)
+        try:
+            policy.load_state_dict(state["modules"][spec.policy_key])
+        except RuntimeError as error:
+            _fail(f"{path}: network shapes do not match its config ({str(error).splitlines()[0]})")
+        policy.eval()
+        result = run_evaluation(
+            policy, envs, options.eval.episodes, options.seed + options.eval.seed_offset, device,
+            options.eval.deterministic,
+        )
+        envs.close()
+    except ConfigError as error:
+        _fail(str(error))
+    table = Table(title=f"{state['algo']} on {train_cfg.env.id} — {path.name} (step {state['global_step']})")
+    for column in ("episodes", "return mean", "return std", "return IQM", "length mean"):
+        table.add_column(column, justify="right")
+    table.add_row(str(len(result.returns)), f"{result.mean:.2f}", f"{result.std:.2f}",
+                  f"{result.iqm:.2f}", f"{result.lengths.mean():.1f}")
+    Console().print(table)
+    report = {
+        "checkpoint": str(path), "algo": state["algo"], "env": train_cfg.env.id,
+        "global_step": state["global_step"], "episodes": len(result.returns),
+        "deterministic": options.eval.deterministic, **result.metrics(),
+        "returns": result.returns.tolist(), "lengths": result.lengths.tolist(),
+    }
+    out = path.with_name(f"{path.stem}.eval.json")
+    out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")

@@ -1,0 +1,254 @@
+"""Structured config schemas, registered in Hydra's ConfigStore.
+
+Every field carries a one-line docstring with its unit. The yaml files under `conf/` fill
+these schemas; a typo, a wrong type or an invalid value is refused before anything runs.
+Values are validated in `__post_init__`, which runs when `OmegaConf.to_object` builds the
+typed config (see `rlrun.cli`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class ConfigError(ValueError):
+    """A user mistake in the configuration: the message names the key and the fix."""
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def check_discount(name: str, value: float) -> None:
+    check(0.0 < value <= 1.0, f"{name}={value} is outside (0, 1]; use e.g. {name}=0.99")
+
+
+@dataclass
+class EnvConfig:
+    id: str = MISSING
+    """Gymnasium environment id, e.g. CartPole-v1 (group choice `env=<id>`)."""
+    family: str = "other"
+    """Preset family (classic, mujoco, atari, box2d, other); picks `conf/preset/<algo>_<family>`."""
+    num_envs: int = 1
+    """Parallel training environments (count)."""
+    vectorization: str = "sync"
+    """Vector env kind: sync (one process) or async (one subprocess per env)."""
+    normalize_obs: bool = False
+    """Running mean/std observation normalisation, frozen at evaluation."""
+    normalize_reward: bool = False
+    """Scale rewards by the running std of the discounted return (training only)."""
+    clip_obs: float = 10.0
+    """Clip normalised observations to [-clip_obs, clip_obs] (std units)."""
+    clip_reward: float = 10.0
+    """Clip normalised rewards to [-clip_reward, clip_reward] (std units)."""
+    max_episode_steps: int | None = None
+    """Override the registered time limit (env steps); null keeps Gymnasium's."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword arguments for gymnasium.make."""
+
+    def __post_init__(self) -> None:
+        check(self.num_envs >= 1, f"env.num_envs={self.num_envs} must be >= 1")
+        check(
+            self.vectorization in ("sync", "async"),
+            f"env.vectorization={self.vectorization!r} must be sync or async",
+        )
+        check(self.clip_obs > 0, f"env.clip_obs={self.clip_obs} must be > 0")
+        check(self.clip_reward > 0, f"env.clip_reward={self.clip_reward} must be > 0")
+        check(
+            self.max_episode_steps is None or self.max_episode_steps > 0,
+            f"env.max_episode_steps={self.max_episode_steps} must be > 0 or null",
+        )
+
+
+@dataclass
+class NetworkConfig:
+    name: str = "mlp"
+    """Torso kind: mlp (vector observations) or cnn (Nature CNN for image observations)."""
+    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden layer widths of each MLP (units)."""
+    activation: str = "tanh"
+    """Hidden activation: tanh, relu, elu, gelu or silu."""
+    init: str = "orthogonal"
+    """Weight init: orthogonal (gain sqrt(2) hidden, 0.01 policy head, 1 value head) or default."""
+    shared: bool = False
+    """Share one torso between actor and critic (separate networks if false)."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of Gaussian policies (nats)."""
+
+    def __post_init__(self) -> None:
+        check(self.name in ("mlp", "cnn"), f"network.name={self.name!r} must be mlp or cnn")
+        check(
+            all(size > 0 for size in self.hidden_sizes),
+            f"network.hidden_sizes={list(self.hidden_sizes)} must all be > 0",
+        )
+        check(
+            self.activation in ("tanh", "relu", "elu", "gelu", "silu"),
+            f"network.activation={self.activation!r} must be tanh, relu, elu, gelu or silu",
+        )
+        check(
+            self.init in ("orthogonal", "default"),
+            f"network.init={self.init!r} must be orthogonal or default",
+        )
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "adam"
+    """Optimizer: adam, adamw, sgd or rmsprop."""
+    lr: float = 3e-4
+    """Initial learning rate (per gradient step)."""
+    eps: float = 1e-5
+    """Denominator epsilon of adam/adamw/rmsprop."""
+    weight_decay: float = 0.0
+    """L2 weight decay coefficient (decoupled for adamw)."""
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    """Adam/AdamW moment decay rates."""
+    momentum: float = 0.0
+    """Momentum of sgd and rmsprop."""
+    alpha: float = 0.99
+    """RMSprop smoothing constant."""
+    schedule: str = "constant"
+    """Learning-rate schedule over training: constant or linear (annealed to 0 at the end)."""
+
+    def __post_init__(self) -> None:
+        check(
+            self.name in ("adam", "adamw", "sgd", "rmsprop"),
+            f"optimizer.name={self.name!r} must be adam, adamw, sgd or rmsprop",
+        )
+        check(self.lr > 0, f"optimizer.lr={self.lr} must be > 0; use e.g. optimizer.lr=3e-4")
+        check(self.eps > 0, f"optimizer.eps={self.eps} must be > 0")
+        check(self.weight_decay >= 0, f"optimizer.weight_decay={self.weight_decay} must be >= 0")
+        check(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            f"optimizer.betas={list(self.betas)} must be two values in [0, 1)",
+        )
+        check(
+            self.schedule in ("constant", "linear"),
+            f"optimizer.schedule={self.schedule!r} must be constant or linear",
+        )
+
+
+@dataclass
+class LoggerConfig:
+    console: bool = True
+    """Rich progress bar and metric tables on the console (plain lines when not a terminal)."""
+    jsonl: bool = True
+    """Append metrics to metrics.jsonl in the run dir."""
+    tensorboard: bool = False
+    """Write TensorBoard events under tb/ in the run dir."""
+    wandb: bool = False
+    """Log to Weights & Biases under wandb/ in the run dir (WANDB_MODE=offline works)."""
+    wandb_project: str = "rlrun"
+    """Weights & Biases project name."""
+    wandb_entity: str | None = None
+    """Weights & Biases entity (team or user); null uses the default."""
+    every_steps: int = 10_000
+    """Console table interval (env steps); metrics files get every event."""
+
+    def __post_init__(self) -> None:
+        check(self.every_steps > 0, f"logger.every_steps={self.every_steps} must be > 0")
+
+
+@dataclass
+class EvalConfig:
+    episodes: int = 10
+    """Evaluation episodes per evaluation (count)."""
+    every_steps: int = 50_000
+    """Evaluate every this many env steps (0 disables periodic evaluation; the final one runs)."""
+    deterministic: bool = True
+    """Act with the mean/argmax action instead of sampling."""
+    num_envs: int = 5
+    """Parallel evaluation environments (count)."""
+    seed_offset: int = 1_000_003
+    """Evaluation envs are seeded with seed + seed_offset, apart from training envs."""
+
+    def __post_init__(self) -> None:
+        check(self.episodes >= 1, f"eval.episodes={self.episodes} must be >= 1")
+        check(self.every_steps >= 0, f"eval.every_steps={self.every_steps} must be >= 0")
+        check(self.num_envs >= 1, f"eval.num_envs={self.num_envs} must be >= 1")
+
+
+@dataclass
+class CheckpointConfig:
+    every_steps: int = 100_000
+    """Write checkpoints/last.pt every this many env steps (and always at the end)."""
+    keep: int = 3
+    """Numbered checkpoints kept besides last.pt and best.pt (count; 0 keeps none)."""
+
+    def __post_init__(self) -> None:
+        check(self.every_steps > 0, f"checkpoint.every_steps={self.every_steps} must be > 0")
+        check(self.keep >= 0, f"checkpoint.keep={self.keep} must be >= 0")
+
+
+@dataclass
+class AlgoConfig:
+    name: str = MISSING
+    """Registered algorithm name (group choice `algo=<name>`)."""
+
+
+@dataclass
+class TrainConfig:
+    algo: Any = MISSING
+    """Algorithm config (group `algo`)."""
+    env: EnvConfig = MISSING
+    """Environment config (group `env`)."""
+    network: NetworkConfig = MISSING
+    """Network config (group `network`)."""
+    optimizer: OptimizerConfig = MISSING
+    """Optimizer config (group `optimizer`)."""
+    logger: LoggerConfig = MISSING
+    """Logging back-ends (group `logger`)."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """Evaluation protocol."""
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    """Checkpoint schedule and retention."""
+    seed: int = 0
+    """Seed of every random number generator (python, numpy, torch, envs)."""
+    device: str = "auto"
+    """Compute device: auto (cuda when available), cpu or cuda (or cuda:N)."""
+    total_timesteps: int = 1_000_000
+    """Training budget (env steps summed over all training envs)."""
+    resume: str | None = None
+    """Run dir or checkpoint file to continue from; null starts fresh (or resumes this run dir)."""
+    torch_threads: int = 1
+    """Torch intra-op CPU threads (1 is fastest for small MLPs on shared cores)."""
+
+    def __post_init__(self) -> None:
+        check(
+            self.total_timesteps > 0,
+            f"total_timesteps={self.total_timesteps} must be > 0; e.g. total_timesteps=100000",
+        )
+        check(
+            self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+            f"device={self.device!r} must be auto, cpu or cuda",
+        )
+        check(self.torch_threads >= 1, f"torch_threads={self.torch_threads} must be >= 1")
+        check(self.seed >= 0, f"seed={self.seed} must be >= 0")
+
+
+@dataclass
+class EvalRunConfig:
+    checkpoint: str = MISSING
+    """Checkpoint file (or run dir) to evaluate."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """Evaluation protocol."""
+    device: str = "auto"
+    """Compute device: auto, cpu or cuda."""
+    seed: int = 0
+    """Seed of the evaluation envs (plus eval.seed_offset)."""
+    torch_threads: int = 1
+    """Torch intra-op CPU threads."""
+
+
+def register_schemas(algo_schemas: dict[str, type]) -> None:
+    """Register the top-level schemas and each algorithm's (used by `conf/algo/<name>.yaml`)."""
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainConfig)
+    store.store(name="eval_schema", node=EvalRunConfig)
+    for name, schema in algo_schemas.items():
+        store.store(group="algo", name=f"{name}_schema", node=schema)

@@ -1,0 +1,100 @@
+"""A Hydra config source that builds `env/<id>` nodes from Gymnasium's registry.
+
+Shipped yaml files under `conf/env/` take precedence; this source answers for every other
+registered id, so `env=<any registered id>` works without a yaml file.
+"""
+
+from __future__ import annotations
+
+from hydra.core.object_type import ObjectType
+from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
+from omegaconf import OmegaConf
+
+GROUP = "env"
+
+_FAMILY_BY_ENTRY_POINT = {
+    "gymnasium.envs.classic_control": "classic",
+    "gymnasium.envs.mujoco": "mujoco",
+    "gymnasium.envs.box2d": "box2d",
+    "ale_py": "atari",
+}
+
+
+def registered_env_ids() -> list[str]:
+    """All environment ids registered in Gymnasium (after importing known plugins)."""
+    import gymnasium as gym
+
+    try:  # Atari ids register on import when the [atari] extra is installed.
+        import ale_py
+
+        gym.register_envs(ale_py)
+    except ImportError:
+        pass
+    return sorted(gym.registry.keys())
+
+
+def env_family(env_id: str) -> str:
+    """Preset family of a registered id, from the module that implements it."""
+    import gymnasium as gym
+
+    entry_point = gym.registry[env_id].entry_point
+    module = entry_point if isinstance(entry_point, str) else entry_point.__module__
+    for prefix, family in _FAMILY_BY_ENTRY_POINT.items():
+        if module.startswith(prefix):
+            return family
+    return "other"
+
+
+class GymRegistryConfigSource(ConfigSource):
+    """Serves `env/<id>.yaml` for every id in Gymnasium's registry."""
+
+    @staticmethod
+    def scheme() -> str:
+        return "rlrun-gym"
+
+    def _env_id(self, config_path: str) -> str | None:
+        if not config_path.startswith(GROUP + "/"):
+            return None
+        env_id = config_path[len(GROUP) + 1 :].removesuffix(".yaml")
+        return env_id if env_id in registered_env_ids() else None
+
+    def load_config(self, config_path: str) -> ConfigResult:
+        env_id = self._env_id(config_path)
+        if env_id is None:
+            raise ConfigLoadError(f"Config not found: {config_path}")
+        node = {"defaults": [{"/family": env_family(env_id)}], "env": {"id": env_id}}
+        return ConfigResult(
+            config=OmegaConf.create(node),
+            path=f"{self.scheme()}://{self.path}",
+            provider=self.provider,
+            header={"package": "_global_"},
+        )
+
+    def available(self) -> bool:
+        return True
+
+    def is_group(self, config_path: str) -> bool:
+        if config_path == GROUP:
+            return True
+        if not config_path.startswith(GROUP + "/"):
+            return False
+        prefix = config_path[len(GROUP) + 1 :] + "/"
+        return any(env_id.startswith(prefix) for env_id in registered_env_ids())
+
+    def is_config(self, config_path: str) -> bool:
+        return self._env_id(config_path) is not None
+
+    def list(self, config_path: str, results_filter: ObjectType | None) -> list[str]:
+        if config_path != GROUP and not config_path.startswith(GROUP + "/"):
+            return []
+        prefix = "" if config_path == GROUP else config_path[len(GROUP) + 1 :] + "/"
+        groups, configs = set(), set()
+        for env_id in registered_env_ids():
+            if env_id.startswith(prefix):
+                head, nested, _ = env_id[len(prefix) :].partition("/")
+                (groups if nested else configs).add(head)
+        if results_filter == ObjectType.GROUP:
+            return sorted(groups)
+        if results_filter == ObjectType.CONFIG:
+            return sorted(configs)
+        return sorted(groups | configs)

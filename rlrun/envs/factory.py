@@ -1,0 +1,163 @@
+"""The one place where Gymnasium environments, wrappers and vector envs are built."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+
+from rlrun.config import ConfigError, EnvConfig
+from rlrun.envs.normalize import ObsNormalizer, RewardNormalizer
+
+
+@dataclass
+class Step:
+    """One vector step. Observations are normalised when the env normalises them.
+
+    `final_obs` equals `obs` except in rows whose episode ended this step, where it holds
+    the real last observation of that episode (for bootstrapping through truncation), while
+    `obs` holds the first observation of the next episode.
+    """
+
+    obs: np.ndarray
+    rewards: np.ndarray
+    terminations: np.ndarray
+    truncations: np.ndarray
+    final_obs: np.ndarray
+    episode_returns: np.ndarray
+    """Raw (unnormalised) returns of the episodes that ended this step."""
+    episode_lengths: np.ndarray
+    """Lengths (env steps) of the episodes that ended this step."""
+
+
+class VecEnv:
+    """Gymnasium vector env (same-step autoreset) with vectorised normalisation and statistics."""
+
+    def __init__(
+        self,
+        envs: gym.vector.VectorEnv,
+        obs_normalizer: ObsNormalizer | None,
+        reward_normalizer: RewardNormalizer | None,
+        training: bool,
+    ) -> None:
+        self.envs = envs
+        self.num_envs = envs.num_envs
+        self.single_observation_space = envs.single_observation_space
+        self.single_action_space = envs.single_action_space
+        self.obs_normalizer = obs_normalizer
+        self.reward_normalizer = reward_normalizer
+        self.training = training
+        space = self.single_action_space
+        self._action_bounds = (space.low, space.high) if isinstance(space, gym.spaces.Box) else None
+        self._returns = np.zeros(self.num_envs, np.float64)
+        self._lengths = np.zeros(self.num_envs, np.int64)
+
+    def _process(self, obs: np.ndarray, update: bool) -> np.ndarray:
+        """Normalise (updating the statistics if asked) or cast float64 to float32."""
+        if self.obs_normalizer is not None:
+            return self.obs_normalizer(obs, update=update)
+        return obs.astype(np.float32) if obs.dtype == np.float64 else obs
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        obs, _ = self.envs.reset(seed=seed)
+        self._returns[:] = 0.0
+        self._lengths[:] = 0
+        return self._process(obs, update=self.training)
+
+    def step(self, actions: np.ndarray) -> Step:
+        if self._action_bounds is not None:
+            actions = np.clip(actions, *self._action_bounds)
+        obs, rewards, terminations, truncations, infos = self.envs.step(actions)
+        ended = terminations | truncations
+        self._returns += rewards
+        self._lengths += 1
+        episode_returns = self._returns[ended].copy()
+        episode_lengths = self._lengths[ended].copy()
+        self._returns[ended] = 0.0
+        self._lengths[ended] = 0
+        processed = self._process(obs, update=self.training)
+        final_obs = processed
+        if ended.any():
+            raw_final = obs.copy()
+            for i in np.flatnonzero(ended):
+                raw_final[i] = infos["final_obs"][i]
+            final_obs = self._process(raw_final, update=False)
+        obs = processed
+        if self.reward_normalizer is not None and self.training:
+            rewards = self.reward_normalizer(rewards, ended)
+        return Step(obs, rewards.astype(np.float32), terminations, truncations, final_obs,
+                    episode_returns, episode_lengths)
+
+    def state_dict(self) -> dict:
+        """Normaliser statistics (tensors and floats only)."""
+        state = {}
+        if self.obs_normalizer is not None:
+            state["obs_rms"] = self.obs_normalizer.rms.state_dict()
+        if self.reward_normalizer is not None:
+            state["return_rms"] = self.reward_normalizer.rms.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.obs_normalizer is not None and "obs_rms" in state:
+            self.obs_normalizer.rms.load_state_dict(state["obs_rms"])
+        if self.reward_normalizer is not None and "return_rms" in state:
+            self.reward_normalizer.rms.load_state_dict(state["return_rms"])
+
+    def close(self) -> None:
+        self.envs.close()
+
+
+def _env_fn(cfg: EnvConfig, render_mode: str | None) -> Callable[[], gym.Env]:
+    def make() -> gym.Env:
+        kwargs = dict(cfg.kwargs)
+        if cfg.max_episode_steps is not None:
+            kwargs["max_episode_steps"] = cfg.max_episode_steps
+        env = gym.make(cfg.id, render_mode=render_mode, **kwargs)
+        if isinstance(env.observation_space, gym.spaces.Dict):
+            env = gym.wrappers.FlattenObservation(env)
+        return env
+
+    return make
+
+
+def check_env_id(env_id: str) -> None:
+    """Refuse an id that Gymnasium does not know, naming close matches."""
+    import difflib
+
+    from rlrun.envs.config_source import registered_env_ids
+
+    ids = registered_env_ids()
+    if env_id not in ids:
+        close = difflib.get_close_matches(env_id, ids, n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}?" if close else "see `python -m gymnasium` registry"
+        raise ConfigError(f"unknown env '{env_id}': {hint}")
+
+
+def make_vec_env(
+    cfg: EnvConfig,
+    num_envs: int,
+    *,
+    gamma: float = 0.99,
+    training: bool = True,
+    obs_normalizer: ObsNormalizer | None = None,
+    render_mode: str | None = None,
+) -> VecEnv:
+    """Build `num_envs` copies of the configured env as one VecEnv.
+
+    Training envs create their own normalisers from the config; evaluation envs
+    (`training=False`) reuse the training `obs_normalizer` frozen and never scale rewards.
+    """
+    fns = [_env_fn(cfg, render_mode) for _ in range(num_envs)]
+    vector_cls = AsyncVectorEnv if cfg.vectorization == "async" else SyncVectorEnv
+    envs = vector_cls(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    obs_space = envs.single_observation_space
+    normalizable = isinstance(obs_space, gym.spaces.Box) and obs_space.dtype != np.uint8
+    if training and cfg.normalize_obs and normalizable:
+        obs_normalizer = ObsNormalizer(obs_space.shape, cfg.clip_obs)
+    reward_normalizer = None
+    if training and cfg.normalize_reward:
+        reward_normalizer = RewardNormalizer(num_envs, gamma, cfg.clip_reward)
+    return VecEnv(envs, obs_normalizer, reward_normalizer, training)
