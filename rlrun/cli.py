@@ -48,6 +48,7 @@ def _setup() -> None:
     register_schemas({name: spec.config for name, spec in algorithms().items()})
     if not OmegaConf.has_resolver("rlrun_run_dir"):
         OmegaConf.register_new_resolver("rlrun_run_dir", _run_dir)
+        OmegaConf.register_new_resolver("rlrun_algos", lambda: " | ".join(sorted(algorithms())))
 
 
 def _fail(message: str) -> None:

@@ -28,7 +28,7 @@ class RunningMeanStd:
         self.count = total
 
     def state_dict(self) -> dict[str, torch.Tensor | float]:
-        return {"mean": torch.from_numpy(self.mean.copy()), "var": torch.from_numpy(self.var.copy()),
+        return {"mean": torch.tensor(np.asarray(self.mean)), "var": torch.tensor(np.asarray(self.var)),
                 "count": float(self.count)}
 
     def load_state_dict(self, state: dict) -> None:

@@ -1,0 +1,88 @@
+"""Side-by-side speed: Stable-Baselines3, then rlrun, then the env alone, at identical settings.
+
+Whole-process wall time (interpreter start, imports, training, rlrun's final evaluation and
+checkpoints included) on the same machine in one invocation; prints a markdown table with
+steps/s and ratios. Needs the `bench` extra (stable-baselines3).
+
+    python scripts/benchmark.py                       # all workloads
+    python scripts/benchmark.py ppo_hopper --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+RLRUN = str(Path(PYTHON).parent / "rlrun")
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    steps: int
+    env_id: str
+    num_envs: int
+    rlrun_args: tuple[str, ...]
+
+
+WORKLOADS = [
+    Workload("ppo_hopper", 20_480, "Hopper-v4", 1, ("algo=ppo", "env=Hopper-v4")),
+    Workload("ppo_cartpole", 100_000, "CartPole-v1", 4, ("algo=ppo", "env=CartPole-v1")),
+]
+
+ENV_ONLY = """
+import sys, gymnasium as gym, numpy as np
+env_id, num_envs, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+envs = gym.vector.SyncVectorEnv([lambda: gym.make(env_id)] * num_envs,
+                                autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+envs.reset(seed=0)
+envs.action_space.seed(0)
+for _ in range(steps // num_envs):
+    envs.step(envs.action_space.sample())
+"""
+
+
+def timed(command: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def measure(workload: Workload, repeats: int, out_dir: Path) -> dict[str, float]:
+    times: dict[str, list[float]] = {"sb3": [], "rlrun": [], "env": []}
+    for repeat in range(repeats):
+        times["sb3"].append(timed([PYTHON, str(ROOT / "scripts" / "sb3_peer.py"), workload.name, str(workload.steps)], ROOT))
+        run_dir = out_dir / f"{workload.name}_{repeat}"
+        times["rlrun"].append(timed([RLRUN, *workload.rlrun_args, f"total_timesteps={workload.steps}",
+                                     f"hydra.run.dir={run_dir}", "eval.every_steps=0"], ROOT))
+        times["env"].append(timed([PYTHON, "-c", ENV_ONLY, workload.env_id, str(workload.num_envs),
+                                   str(workload.steps)], ROOT))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("workloads", nargs="*", default=[w.name for w in WORKLOADS])
+    parser.add_argument("--repeats", type=int, default=1, help="runs per tool; the median time is reported")
+    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "benchmark")
+    args = parser.parse_args()
+    rows = ["| workload | steps | SB3 steps/s | rlrun steps/s | rlrun / SB3 | env-only steps/s | rlrun time / env time |",
+            "|---|---|---|---|---|---|---|"]
+    for workload in (w for w in WORKLOADS if w.name in args.workloads):
+        t = measure(workload, args.repeats, args.out)
+        sps = {name: workload.steps / seconds for name, seconds in t.items()}
+        rows.append(f"| {workload.name} | {workload.steps:,} | {sps['sb3']:,.0f} | {sps['rlrun']:,.0f} | "
+                    f"{t['sb3'] / t['rlrun']:.2f}x | {sps['env']:,.0f} | {t['rlrun'] / t['env']:.2f}x |")
+        print(rows[-1], flush=True)
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

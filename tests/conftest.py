@@ -1,0 +1,49 @@
+"""Shared fixtures: compose configs in-process and run training in-process on tiny budgets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+torch.set_num_threads(1)
+
+
+def compose_train(overrides: list[str] | None = None, run_dir: Path | None = None):
+    """The typed TrainConfig for these overrides (console off, as in tests)."""
+    from rlrun import cli
+
+    cli._setup()
+    with initialize_config_dir(config_dir=cli.CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["logger.console=false", *(overrides or [])])
+    return OmegaConf.to_object(cfg)
+
+
+def train_in_process(overrides: list[str], run_dir: Path):
+    """Compose, build a Run in `run_dir` and train; returns the TrainResult."""
+    from rlrun.registry import algorithms
+    from rlrun.run import Run
+
+    cfg = compose_train(overrides)
+    run = Run(cfg, run_dir)
+    try:
+        return algorithms()[cfg.algo.name].train(cfg, run)
+    except BaseException:
+        run.close()
+        raise
+
+
+@pytest.fixture
+def compose_cfg():
+    return compose_train
+
+
+@pytest.fixture
+def train_run():
+    return train_in_process

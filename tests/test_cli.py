@@ -1,0 +1,104 @@
+"""The command line through subprocesses: defaults, help, bad input, Ctrl-C/SIGTERM and resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TINY = ["algo.num_steps=32", "eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0", "torch_threads=1"]
+
+
+def rlrun(*args, cwd, timeout=120, command="rlrun"):
+    exe = Path(sys.executable).parent / command
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_defaults_with_a_small_budget_write_the_run_dir(tmp_path):
+    result = rlrun("total_timesteps=512", *TINY, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = (tmp_path / "outputs" / "ppo" / "CartPole-v1").iterdir()
+    assert run_dir.name.endswith("_s0")
+    for name in (".hydra/config.yaml", "metrics.jsonl", "checkpoints/last.pt", "checkpoints/best.pt", "train.log"):
+        assert (run_dir / name).exists(), name
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all("step" in row for row in rows)
+    assert any("eval/return_mean" in row for row in rows)
+    assert "Finished at step 512" in result.stdout
+
+
+def test_help_and_cfg(tmp_path):
+    result = rlrun("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for word in ("algo", "env", "network", "optimizer", "logger", "total_timesteps", "resume"):
+        assert word in result.stdout
+    result = rlrun("--cfg", "job", "env=Hopper-v4", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "num_steps: 2048" in result.stdout
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["env=Hoper-v4"], "Hopper-v4"),
+        (["algo=pppo"], "did you mean ppo"),
+        (["total_timesteps=abc"], "total_timesteps=abc"),
+        (["optimizer.lr=-1"], "optimizer.lr"),
+        (["algo.no_such_key=1"], "algo.no_such_key"),
+        (["network=transformer"], "unknown network"),
+        (["resume=/nonexistent/run"], "no checkpoint"),
+        (["env=CartPole-v1", "network=cnn"], "network=mlp"),
+        (["device=cuda:0"] if not __import__("torch").cuda.is_available() else ["device=tpu"], "device"),
+        (["algo.num_minibatches=1000", "algo.num_steps=8"], "num_minibatches"),
+    ],
+)
+def test_bad_input_gets_one_line_and_exit_2(tmp_path, args, fragment):
+    result = rlrun(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("rlrun: ") and fragment in lines[0], lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_sigterm_checkpoints_and_rerun_resumes(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["total_timesteps=10000000", *TINY, f"hydra.run.dir={run_dir}", "checkpoint.every_steps=1000000"]
+    exe = Path(sys.executable).parent / "rlrun"
+    proc = subprocess.Popen([str(exe), *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 0):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "resume" in stderr and "Traceback" not in stderr
+    from rlrun.checkpoint import load_checkpoint
+
+    stopped_at = load_checkpoint(run_dir)["global_step"]
+    assert stopped_at > 0
+    result = rlrun(*args[1:], "total_timesteps=" + str(stopped_at + 256), f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"Resuming from {run_dir / 'checkpoints' / 'last.pt'} at step {stopped_at}" in result.stdout
+    assert load_checkpoint(run_dir)["global_step"] == stopped_at + 256
+
+
+def test_eval_command_prints_a_table_and_writes_json(tmp_path):
+    run_dir = tmp_path / "run"
+    assert rlrun("total_timesteps=256", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path).returncode == 0
+    result = rlrun(f"checkpoint={run_dir}", "eval.episodes=3", cwd=tmp_path, command="rlrun-eval")
+    assert result.returncode == 0, result.stderr
+    assert "return mean" in result.stdout
+    report = json.loads((run_dir / "checkpoints" / "last.eval.json").read_text())
+    assert report["episodes"] == 3 and len(report["returns"]) == 3
+    bad = rlrun(f"checkpoint={tmp_path / 'nope.pt'}", cwd=tmp_path, command="rlrun-eval")
+    assert bad.returncode == 2 and bad.stderr.startswith("rlrun: ") and "Traceback" not in bad.stderr

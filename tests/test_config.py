@@ -1,0 +1,97 @@
+"""Config composition for every shipped yaml, presets, registry envs, and refusals."""
+
+from pathlib import Path
+
+import pytest
+
+from rlrun.config import ConfigError
+from rlrun.registry import algorithms
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+ENV_FILES = sorted(p.stem for p in (CONF / "env").glob("*.yaml"))
+
+
+def test_ships_the_promised_env_files():
+    expected = {"CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1"}
+    for version in ("v4", "v5"):
+        for name in ("Hopper", "HalfCheetah", "Walker2d", "Ant", "Humanoid", "InvertedPendulum",
+                     "InvertedDoublePendulum", "Reacher", "Swimmer"):
+            expected.add(f"{name}-{version}")
+    assert expected <= set(ENV_FILES)
+
+
+@pytest.mark.parametrize("algo", sorted(algorithms()))
+@pytest.mark.parametrize("env", ENV_FILES)
+def test_every_algo_and_env_file_composes(compose_cfg, algo, env):
+    cfg = compose_cfg([f"algo={algo}", f"env={env}"])
+    assert cfg.algo.name == algo
+    assert cfg.env.id == env
+    assert cfg.env.family in ("classic", "mujoco")
+
+
+@pytest.mark.parametrize("group", ["network", "optimizer", "logger"])
+def test_every_group_option_composes(compose_cfg, group):
+    for option in sorted(p.stem for p in (CONF / group).glob("*.yaml")):
+        cfg = compose_cfg([f"{group}={option}"])
+        assert getattr(cfg, group) is not None
+
+
+def test_mujoco_preset_is_cleanrl_continuous(compose_cfg):
+    cfg = compose_cfg(["algo=ppo", "env=Hopper-v4"])
+    assert (cfg.env.num_envs, cfg.algo.num_steps, cfg.algo.num_epochs, cfg.algo.num_minibatches) == (1, 2048, 10, 32)
+    assert (cfg.optimizer.lr, cfg.optimizer.schedule) == (3e-4, "linear")
+    assert (cfg.algo.gamma, cfg.algo.gae_lambda, cfg.algo.clip_coef, cfg.algo.ent_coef) == (0.99, 0.95, 0.2, 0.0)
+    assert cfg.algo.max_grad_norm == 0.5
+    assert cfg.env.normalize_obs and cfg.env.normalize_reward
+    assert (cfg.env.clip_obs, cfg.env.clip_reward) == (10.0, 10.0)
+    assert (cfg.network.hidden_sizes, cfg.network.activation, cfg.network.shared) == ([64, 64], "tanh", False)
+    assert cfg.network.init == "orthogonal"
+
+
+def test_classic_preset_is_cleanrl_ppo(compose_cfg):
+    cfg = compose_cfg([])
+    assert cfg.env.id == "CartPole-v1"
+    assert (cfg.env.num_envs, cfg.algo.num_steps, cfg.algo.num_epochs, cfg.algo.num_minibatches) == (4, 128, 4, 4)
+    assert (cfg.optimizer.lr, cfg.optimizer.schedule, cfg.algo.ent_coef) == (2.5e-4, "linear", 0.01)
+
+
+def test_user_override_beats_preset(compose_cfg):
+    cfg = compose_cfg(["env=Hopper-v4", "algo.num_steps=512", "optimizer.lr=1e-3"])
+    assert (cfg.algo.num_steps, cfg.optimizer.lr) == (512, 1e-3)
+
+
+def test_registered_env_without_yaml_file(compose_cfg):
+    cfg = compose_cfg(["env=FrozenLake-v1"])
+    assert (cfg.env.id, cfg.env.family) == ("FrozenLake-v1", "other")
+    cfg = compose_cfg(["env=Pusher-v5"])  # registered, no yaml: gets the mujoco preset
+    assert cfg.env.family == "mujoco" and cfg.algo.num_steps == 2048
+
+
+def test_logger_combination(compose_cfg):
+    cfg = compose_cfg(["logger=[tensorboard,wandb]"])
+    assert cfg.logger.tensorboard and cfg.logger.wandb and cfg.logger.jsonl
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("optimizer.lr=-1", "optimizer.lr"),
+        ("algo.clip_coef=0", "algo.clip_coef"),
+        ("algo.gamma=1.5", "algo.gamma"),
+        ("algo.gamma=0", "algo.gamma"),
+        ("env.num_envs=0", "env.num_envs"),
+        ("total_timesteps=0", "total_timesteps"),
+        ("device=tpu", "device"),
+        ("optimizer.schedule=cosine", "optimizer.schedule"),
+        ("network.activation=sigmoid", "network.activation"),
+    ],
+)
+def test_invalid_values_are_refused(compose_cfg, override, fragment):
+    with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
+        compose_cfg([override])
+
+
+@pytest.mark.parametrize("override", ["total_timesteps=abc", "algo.num_steps=1.5", "algo.no_such_key=1", "seed=[1]"])
+def test_wrong_types_and_unknown_keys_are_refused(compose_cfg, override):
+    with pytest.raises(Exception):
+        compose_cfg([override])

@@ -1,0 +1,61 @@
+"""Vector envs: final observations, normalisation, evaluation quotas."""
+
+import numpy as np
+import torch
+
+from rlrun.config import EnvConfig
+from rlrun.envs.factory import make_vec_env
+from rlrun.envs.normalize import RunningMeanStd
+from rlrun.evaluation import EvalResult, evaluate
+
+
+def test_final_obs_is_the_real_last_observation_on_truncation():
+    envs = make_vec_env(EnvConfig(id="CartPole-v1", max_episode_steps=5), 2)
+    obs = envs.reset(seed=0)
+    for t in range(5):
+        step = envs.step(np.zeros(2, dtype=np.int64) + t % 2)
+    assert step.truncations.all() and not step.terminations.any()
+    assert not np.allclose(step.final_obs, step.obs)  # obs is already the next episode's first
+    assert list(step.episode_lengths) == [5, 5] and list(step.episode_returns) == [5.0, 5.0]
+    envs.close()
+
+
+def test_running_mean_std_matches_numpy():
+    rms = RunningMeanStd((3,), epsilon=0.0)
+    data = np.random.default_rng(0).normal(2.0, 3.0, size=(1000, 3))
+    for chunk in np.split(data, 10):
+        rms.update(chunk)
+    np.testing.assert_allclose(rms.mean, data.mean(0), rtol=1e-10)
+    np.testing.assert_allclose(rms.var, data.var(0), rtol=1e-10)
+
+
+def test_observation_normalisation_is_frozen_in_eval_envs():
+    cfg = EnvConfig(id="Pendulum-v1", normalize_obs=True, normalize_reward=True)
+    train = make_vec_env(cfg, 2, training=True)
+    train.reset(seed=0)
+    for _ in range(50):
+        train.step(np.zeros((2, 1), np.float32))
+    evaluation = make_vec_env(cfg, 2, training=False, obs_normalizer=train.obs_normalizer)
+    count = train.obs_normalizer.rms.count
+    evaluation.reset(seed=1)
+    for _ in range(10):
+        evaluation.step(np.zeros((2, 1), np.float32))
+    assert train.obs_normalizer.rms.count == count
+    assert evaluation.reward_normalizer is None
+
+
+class Constant(torch.nn.Module):
+    def act(self, obs, deterministic=True):
+        return torch.zeros(len(obs), dtype=torch.long)
+
+
+def test_evaluate_runs_exactly_the_requested_episodes():
+    envs = make_vec_env(EnvConfig(id="CartPole-v1"), 3, training=False)
+    result = evaluate(Constant(), envs, 7, seed=0, device=torch.device("cpu"))
+    assert len(result.returns) == 7 and (result.returns > 0).all()
+    np.testing.assert_array_equal(result.returns, result.lengths)
+
+
+def test_iqm():
+    result = EvalResult(np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 100.0]), np.ones(8))
+    assert result.iqm == 3.5  # mean of 2, 3, 4, 5

@@ -1,0 +1,79 @@
+"""PPO: the loss on a hand example, smoke runs, and a learning test."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from rlrun.algos.ppo import PPOConfig, ppo_loss
+
+
+def test_ppo_loss_on_a_hand_example():
+    algo = PPOConfig(clip_coef=0.2, clip_vloss=True, vf_coef=0.5, ent_coef=0.01)
+    old = torch.zeros(3)
+    new = torch.log(torch.tensor([1.5, 0.5, 1.1]))  # ratios 1.5, 0.5, 1.1
+    adv = torch.tensor([1.0, 1.0, -2.0])
+    # min(r A, clip(r) A): 1.5 -> min(1.5, 1.2) = 1.2 ; 0.5 -> min(0.5, 0.8) = 0.5 ; 1.1, A=-2 -> min(-2.2, -2.2) = -2.2
+    expected_policy = -(1.2 + 0.5 - 2.2) / 3
+    new_v, old_v, ret = torch.tensor([1.0, 0.0, 3.0]), torch.tensor([0.5, 0.0, 2.0]), torch.tensor([2.0, 1.0, 2.0])
+    # unclipped errors: 1, 1, 1 ; clipped values: 0.7, 0.0, 2.2 -> errors 1.69, 1, 0.04 ; max: 1.69, 1, 1
+    expected_value = 0.5 * (1.69 + 1.0 + 1.0) / 3
+    entropy = torch.tensor([0.5, 0.7, 0.9])
+    loss, stats = ppo_loss(new, old, adv, new_v, old_v, ret, entropy, algo)
+    assert math.isclose(float(stats["policy_loss"]), expected_policy, rel_tol=1e-5)
+    assert math.isclose(float(stats["value_loss"]), expected_value, rel_tol=1e-5)
+    assert math.isclose(float(loss), expected_policy + 0.5 * expected_value - 0.01 * 0.7, rel_tol=1e-5)
+    assert math.isclose(float(stats["clip_frac"]), 2 / 3, rel_tol=1e-6)
+    expected_kl = sum((r - 1) - math.log(r) for r in (1.5, 0.5, 1.1)) / 3
+    assert math.isclose(float(stats["approx_kl"]), expected_kl, rel_tol=1e-5)
+
+
+def read_metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+TINY = ["eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]
+
+
+@pytest.mark.parametrize(
+    "env, extra",
+    [
+        ("CartPole-v1", ["algo.num_steps=32", "total_timesteps=256"]),
+        ("Pendulum-v1", ["algo.num_steps=64", "total_timesteps=512"]),
+        ("Hopper-v4", ["algo.num_steps=64", "algo.num_minibatches=4", "total_timesteps=128"]),
+        ("FrozenLake-v1", ["algo.num_steps=32", "total_timesteps=64"]),
+    ],
+)
+def test_ppo_smoke(train_run, tmp_path, env, extra):
+    result = train_run([f"env={env}", *TINY, *extra], tmp_path)
+    assert result.global_step >= int(extra[-1].split("=")[1])
+    assert math.isfinite(result.final_eval_return)
+    metrics = read_metrics(tmp_path)
+    keys = set().union(*metrics)
+    for key in ("train/policy_loss", "train/value_loss", "train/approx_kl", "train/clip_frac", "train/entropy",
+                "train/explained_variance", "train/grad_norm", "train/lr", "time/sps", "eval/return_mean",
+                "eval/return_std"):
+        assert key in keys, key
+    assert (tmp_path / "checkpoints" / "last.pt").is_file()
+    assert (tmp_path / "checkpoints" / "best.pt").is_file()
+
+
+def test_target_kl_stops_epochs_early(train_run, tmp_path):
+    train_run(["algo.target_kl=1e-9", "algo.num_steps=64", "total_timesteps=512", *TINY], tmp_path)
+    updates = [m["train/updates"] for m in read_metrics(tmp_path) if "train/updates" in m]
+    assert updates and all(u < 16 for u in updates)  # 4 epochs x 4 minibatches without the stop
+
+
+def test_same_seed_same_metrics(train_run, tmp_path):
+    overrides = ["algo.num_steps=32", "total_timesteps=512", *TINY]
+    train_run(overrides, tmp_path / "a")
+    train_run(overrides, tmp_path / "b")
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time")} for r in rows]  # noqa: E731
+    assert strip(read_metrics(tmp_path / "a")) == strip(read_metrics(tmp_path / "b"))
+
+
+@pytest.mark.slow
+def test_ppo_learns_cartpole(train_run, tmp_path):
+    result = train_run(["total_timesteps=200000", "eval.every_steps=0", "eval.episodes=10"], tmp_path)
+    assert result.final_eval_return >= 475, result.final_eval_return
