@@ -36,6 +36,16 @@ class Policy(Protocol):
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor: ...
 
 
+class Scalars(dict):
+    """Named numbers an algorithm adapts while training (e.g. a KL coefficient), checkpointed."""
+
+    def state_dict(self) -> dict[str, float]:
+        return dict(self)
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.update(state)
+
+
 @dataclass
 class TrainResult:
     final_eval_return: float

@@ -12,14 +12,16 @@ observation/reward normalisation, linear learning-rate annealing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 from rlrun.config import AlgoConfig, ConfigError, TrainConfig, check, check_discount
+from rlrun.data.rollout import RolloutBuffer, collect_rollout
 from rlrun.networks.actor_critic import ActorCritic
+from rlrun.ops.distributions import Distribution
 from rlrun.ops.optim import clip_grad_norm, make_optimizer, scheduled_lr, set_lr
 from rlrun.ops.returns import explained_variance, gae
 from rlrun.registry import AlgoSpec
@@ -104,112 +106,111 @@ def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space)
     return ActorCritic(cfg.network, obs_space, action_space)
 
 
+@dataclass
+class Batch:
+    """A flattened rollout with its advantage estimates."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    logprobs: torch.Tensor
+    values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+    @classmethod
+    def from_rollout(cls, buffer: RolloutBuffer, gamma: float, gae_lambda: float) -> Batch:
+        with torch.no_grad():
+            advantages, returns = gae(
+                buffer.rewards, buffer.values, buffer.next_values, buffer.terminations,
+                buffer.episode_ends, gamma, gae_lambda,
+            )
+        return cls(buffer.flat_obs(), buffer.flat_actions(), buffer.logprobs.reshape(-1),
+                   buffer.values.reshape(-1), advantages.reshape(-1), returns.reshape(-1))
+
+
+LossFn = Callable[[Distribution, torch.Tensor, Batch, torch.Tensor, torch.Tensor],
+                  tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+def clipped_loss(algo: PPOConfig) -> LossFn:
+    """The clipped-surrogate loss of one minibatch `mb` (indices into `batch`)."""
+
+    def loss_fn(dist, new_values, batch, mb, mb_advantages):
+        return ppo_loss(dist.log_prob(batch.actions[mb]), batch.logprobs[mb], mb_advantages, new_values,
+                        batch.values[mb], batch.returns[mb], dist.entropy(), algo)
+
+    return loss_fn
+
+
+def update(
+    agent: ActorCritic,
+    optimizer: torch.optim.Optimizer,
+    batch: Batch,
+    algo: PPOConfig,
+    loss_fn: LossFn,
+) -> dict[str, float]:
+    """Epochs of shuffled minibatch gradient steps on `loss_fn`, with the KL early stop."""
+    batch_size = len(batch.advantages)
+    minibatch_size = batch_size // algo.num_minibatches
+    params = list(agent.parameters())
+    stats_sum: dict[str, torch.Tensor] = {}
+    grad_norm_sum, updates, early_stop = 0.0, 0, False
+    for _ in range(algo.num_epochs):
+        permutation = torch.randperm(batch_size, device=batch.advantages.device)
+        for start in range(0, batch_size - minibatch_size + 1, minibatch_size):
+            mb = permutation[start : start + minibatch_size]
+            dist, new_values = agent.dist_and_value(batch.obs[mb])
+            mb_advantages = batch.advantages[mb]
+            if algo.norm_adv and minibatch_size > 1:
+                mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+            loss, stats = loss_fn(dist, new_values, batch, mb, mb_advantages)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm_sum += clip_grad_norm(params, algo.max_grad_norm)
+            optimizer.step()
+            updates += 1
+            for key, value in stats.items():
+                stats_sum[key] = stats_sum.get(key, 0.0) + value
+            if algo.target_kl is not None and stats["approx_kl"] > algo.target_kl:
+                early_stop = True
+                break
+        if early_stop:
+            break
+    metrics = {f"train/{key}": float(value) / updates for key, value in stats_sum.items()}
+    metrics["train/grad_norm"] = grad_norm_sum / updates
+    metrics["train/explained_variance"] = explained_variance(batch.values, batch.returns)
+    metrics["train/updates"] = float(updates)
+    metrics["train/early_stop"] = float(early_stop)
+    return metrics
+
+
+def check_minibatches(algo: PPOConfig, batch_size: int) -> None:
+    if batch_size // algo.num_minibatches < 1:
+        raise ConfigError(
+            f"algo.num_minibatches={algo.num_minibatches} exceeds the rollout batch of {batch_size} "
+            "(env.num_envs * algo.num_steps); lower algo.num_minibatches"
+        )
+
+
 def train(cfg: TrainConfig, run: Run) -> TrainResult:
     algo: PPOConfig = cfg.algo
     envs = run.make_envs(gamma=algo.gamma)
-    num_envs, num_steps = envs.num_envs, algo.num_steps
-    batch_size = num_envs * num_steps
-    minibatch_size = batch_size // algo.num_minibatches
-    if minibatch_size < 1:
-        raise ConfigError(
-            f"algo.num_minibatches={algo.num_minibatches} exceeds the rollout batch of {batch_size} "
-            f"(env.num_envs * algo.num_steps); lower algo.num_minibatches"
-        )
-    device = run.device
-    agent = make_policy(cfg, envs.single_observation_space, envs.single_action_space).to(device)
+    check_minibatches(algo, envs.num_envs * algo.num_steps)
+    agent = make_policy(cfg, envs.single_observation_space, envs.single_action_space).to(run.device)
     optimizer = make_optimizer(agent.parameters(), cfg.optimizer)
-    params = list(agent.parameters())
     run.track(agent=agent, optimizer=optimizer, envs=envs)
     global_step = run.restore()
-
-    # Rollout storage, time-major [T, N, ...], preallocated on the device.
-    obs_space, action_space = envs.single_observation_space, envs.single_action_space
-    obs_dtype = torch.uint8 if obs_space.dtype == np.uint8 else torch.float32
-    b_obs = torch.zeros((num_steps, num_envs, *obs_space.shape), dtype=obs_dtype, device=device)
-    b_actions = torch.zeros((num_steps, num_envs, *action_space.shape), device=device)
-    b_logprobs, b_rewards, b_values, b_terminations, b_episode_ends = (
-        torch.zeros((num_steps, num_envs), device=device) for _ in range(5)
-    )
-    b_next_values = torch.zeros((num_steps, num_envs), device=device)
-
-    obs = torch.as_tensor(envs.reset(seed=run.env_seed), device=device)
+    buffer = RolloutBuffer(algo.num_steps, envs.num_envs, envs.single_observation_space,
+                           envs.single_action_space, run.device)
+    loss_fn = clipped_loss(algo)
+    obs = torch.as_tensor(envs.reset(seed=run.env_seed), device=run.device)
     while global_step < cfg.total_timesteps and not run.should_stop:
         lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
         set_lr(optimizer, lr)
-
-        # ----- collect a rollout ----------------------------------------------------------
-        truncated_rows: list[tuple[int, np.ndarray, np.ndarray]] = []
-        with torch.no_grad():
-            for t in range(num_steps):
-                dist, value = agent.dist_and_value(obs)
-                action = dist.sample()
-                b_obs[t] = obs
-                b_actions[t] = action
-                b_logprobs[t] = dist.log_prob(action)
-                b_values[t] = value
-                step = envs.step(action.cpu().numpy())
-                run.record_episodes(step)
-                b_rewards[t] = torch.from_numpy(step.rewards)
-                b_terminations[t] = torch.from_numpy(step.terminations)
-                b_episode_ends[t] = torch.from_numpy(step.terminations | step.truncations)
-                truncated = np.flatnonzero(step.truncations & ~step.terminations)
-                if len(truncated):
-                    truncated_rows.append((t, truncated, step.final_obs[truncated]))
-                obs = torch.as_tensor(step.obs, device=device)
-            global_step += batch_size
-
-            # V(s_{t+1}): the next row's value, or the value of the real final observation
-            # where the episode was truncated (never bootstrapped through a termination).
-            b_next_values[:-1] = b_values[1:]
-            b_next_values[-1] = agent.value(obs)
-            for t, rows, final_obs in truncated_rows:
-                b_next_values[t, rows] = agent.value(torch.as_tensor(final_obs, device=device))
-            b_advantages, b_returns = gae(
-                b_rewards, b_values, b_next_values, b_terminations, b_episode_ends,
-                algo.gamma, algo.gae_lambda,
-            )
-
-        # ----- update -----------------------------------------------------------------------
-        f_obs = b_obs.reshape(batch_size, *obs_space.shape)
-        f_actions = b_actions.reshape(batch_size, *action_space.shape)
-        f_logprobs, f_advantages = b_logprobs.reshape(-1), b_advantages.reshape(-1)
-        f_returns, f_values = b_returns.reshape(-1), b_values.reshape(-1)
-        stats_sum: dict[str, torch.Tensor] = {}
-        grad_norms: list[float] = []
-        updates = 0
-        early_stop = False
-        for _ in range(algo.num_epochs):
-            permutation = torch.randperm(batch_size, device=device)
-            for start in range(0, batch_size - minibatch_size + 1, minibatch_size):
-                mb = permutation[start : start + minibatch_size]
-                dist, new_values = agent.dist_and_value(f_obs[mb])
-                mb_advantages = f_advantages[mb]
-                if algo.norm_adv and len(mb) > 1:
-                    mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
-                loss, stats = ppo_loss(
-                    dist.log_prob(f_actions[mb]), f_logprobs[mb], mb_advantages,
-                    new_values, f_values[mb], f_returns[mb], dist.entropy(), algo,
-                )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norms.append(clip_grad_norm(params, algo.max_grad_norm))
-                optimizer.step()
-                updates += 1
-                for key, value in stats.items():
-                    stats_sum[key] = stats_sum.get(key, 0.0) + value
-                if algo.target_kl is not None and stats["approx_kl"] > algo.target_kl:
-                    early_stop = True
-                    break
-            if early_stop:
-                break
-
-        metrics = {f"train/{key}": float(value) / updates for key, value in stats_sum.items()}
-        metrics["train/grad_norm"] = float(np.mean(grad_norms))
-        metrics["train/lr"] = lr
-        metrics["train/explained_variance"] = explained_variance(f_values, f_returns)
-        metrics["train/updates"] = float(updates)
-        metrics["train/early_stop"] = float(early_stop)
-        run.log(metrics, global_step)
+        obs = collect_rollout(agent, envs, buffer, obs, run)
+        global_step += buffer.batch_size
+        metrics = update(agent, optimizer, Batch.from_rollout(buffer, algo.gamma, algo.gae_lambda), algo, loss_fn)
+        run.log({**metrics, "train/lr": lr}, global_step)
         run.maybe_evaluate(agent, global_step)
         run.maybe_checkpoint(global_step)
     return run.finish(agent, global_step)
