@@ -77,7 +77,8 @@ def _explain(error: Exception, config_name: str) -> str:
     unknown = re.search(r"Could not override '(.+?)'", text) or re.search(r"Key '(.+?)' not in", text)
     if unknown:
         key = unknown.group(1)
-        return f"unknown key '{key}'; check the spelling (`rlrun --cfg job` lists every key)"
+        return (f"unknown key '{key}'; check the spelling (`rlrun --cfg job` lists every key), "
+                f"or add a new key with +{key}=...")
     cause = error.__cause__ or error
     merging = re.search(r"Error merging override (\S+)", text)
     detail = str(cause).strip().splitlines()[0]
@@ -129,10 +130,13 @@ def compose_checked(config_name: str, overrides: list[str]) -> DictConfig:
 
 
 def validate_train(cfg: TrainConfig) -> None:
-    """Checks that span groups (beyond each schema's own)."""
-    from rlrun.envs.factory import check_env_id
+    """Checks that span groups: the env exists and builds, and the algorithm can act in it."""
+    from rlrun.envs.factory import env_spaces
 
-    check_env_id(cfg.env.id)
+    obs_space, action_space = env_spaces(cfg.env)
+    spec = algorithms()[cfg.algo.name]
+    if spec.check_spaces is not None:
+        spec.check_spaces(obs_space, action_space)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")

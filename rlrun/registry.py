@@ -1,9 +1,15 @@
-"""Algorithm registry: `algo=<name>` -> its config schema, training loop and policy builder."""
+"""Algorithm registry: `algo=<name>` -> its config schema, training loop and policy builder.
+
+Every module in `rlrun/algos/` that defines `SPEC = AlgoSpec(...)` is registered.
+"""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING
 
 import gymnasium as gym
@@ -26,10 +32,19 @@ class AlgoSpec:
     """Builds the acting network (with `act(obs, deterministic)`) for evaluation and export."""
     policy_key: str
     """Name under which the acting network is tracked in checkpoints."""
+    check_spaces: Callable[[gym.Space, gym.Space], None] | None = None
+    """Raises ConfigError (one line: why, and what to use instead) for spaces it cannot handle."""
 
 
+@cache
 def algorithms() -> dict[str, AlgoSpec]:
     """All registered algorithms by name."""
-    from rlrun.algos import ppo
+    import rlrun.algos
 
-    return {spec.name: spec for spec in (ppo.SPEC,)}
+    specs = {}
+    for module_info in pkgutil.iter_modules(rlrun.algos.__path__):
+        module = importlib.import_module(f"rlrun.algos.{module_info.name}")
+        spec = getattr(module, "SPEC", None)
+        if isinstance(spec, AlgoSpec):
+            specs[spec.name] = spec
+    return dict(sorted(specs.items()))

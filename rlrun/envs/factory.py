@@ -136,6 +136,20 @@ def check_env_id(env_id: str) -> None:
         raise ConfigError(f"unknown env '{env_id}': {hint}")
 
 
+def env_spaces(cfg: EnvConfig) -> tuple[gym.Space, gym.Space]:
+    """Observation and action space of one env, refusing unknown or unbuildable ids."""
+    check_env_id(cfg.id)
+    try:
+        env = _env_fn(cfg, None)()
+    except gym.error.DependencyNotInstalled as error:
+        raise ConfigError(f"env {cfg.id} needs packages that are not installed: {str(error).splitlines()[0]}") from None
+    except (gym.error.Error, TypeError, ValueError) as error:
+        raise ConfigError(f"cannot build env {cfg.id}: {str(error).splitlines()[0]}; check env.kwargs") from None
+    spaces = env.observation_space, env.action_space
+    env.close()
+    return spaces
+
+
 def make_vec_env(
     cfg: EnvConfig,
     num_envs: int,
