@@ -22,7 +22,7 @@ from rlrun.config import AlgoConfig, ConfigError, TrainConfig, check, check_disc
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.distributions import Distribution
-from rlrun.ops.optim import clip_grad_norm, make_optimizer, scheduled_lr, set_lr
+from rlrun.ops.optim import FlatOptimizer, make_optimizer, scheduled_lr, set_lr
 from rlrun.ops.returns import explained_variance, gae
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
@@ -69,6 +69,17 @@ class PPOConfig(AlgoConfig):
         check(self.target_kl is None or self.target_kl > 0, f"algo.target_kl={self.target_kl} must be > 0 or null")
 
 
+def clipped_value_loss(
+    new_values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, algo: PPOConfig
+) -> torch.Tensor:
+    """0.5 E[(V - R)^2], with V kept within clip_coef of the old values when `algo.clip_vloss`."""
+    value_error = (new_values - returns).square()
+    if algo.clip_vloss:
+        clipped = old_values + (new_values - old_values).clamp(-algo.clip_coef, algo.clip_coef)
+        value_error = torch.max(value_error, (clipped - returns).square())
+    return 0.5 * value_error.mean()
+
+
 def ppo_loss(
     new_logprobs: torch.Tensor,
     old_logprobs: torch.Tensor,
@@ -84,11 +95,7 @@ def ppo_loss(
     ratio = log_ratio.exp()
     surrogate = torch.min(ratio * advantages, ratio.clamp(1 - algo.clip_coef, 1 + algo.clip_coef) * advantages)
     policy_loss = -surrogate.mean()
-    value_error = (new_values - returns).square()
-    if algo.clip_vloss:
-        clipped = old_values + (new_values - old_values).clamp(-algo.clip_coef, algo.clip_coef)
-        value_error = torch.max(value_error, (clipped - returns).square())
-    value_loss = 0.5 * value_error.mean()
+    value_loss = clipped_value_loss(new_values, old_values, returns, algo)
     entropy_mean = entropy.mean()
     loss = policy_loss + algo.vf_coef * value_loss - algo.ent_coef * entropy_mean
     with torch.no_grad():
@@ -144,7 +151,7 @@ def clipped_loss(algo: PPOConfig) -> LossFn:
 
 def update(
     agent: ActorCritic,
-    optimizer: torch.optim.Optimizer,
+    optimizer: FlatOptimizer,
     batch: Batch,
     algo: PPOConfig,
     loss_fn: LossFn,
@@ -152,7 +159,6 @@ def update(
     """Epochs of shuffled minibatch gradient steps on `loss_fn`, with the KL early stop."""
     batch_size = len(batch.advantages)
     minibatch_size = batch_size // algo.num_minibatches
-    params = list(agent.parameters())
     stats_sum: dict[str, torch.Tensor] = {}
     grad_norm_sum, updates, early_stop = 0.0, 0, False
     for _ in range(algo.num_epochs):
@@ -164,9 +170,9 @@ def update(
             if algo.norm_adv and minibatch_size > 1:
                 mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
             loss, stats = loss_fn(dist, new_values, batch, mb, mb_advantages)
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             loss.backward()
-            grad_norm_sum += clip_grad_norm(params, algo.max_grad_norm)
+            grad_norm_sum += optimizer.clip_grad_norm(algo.max_grad_norm)
             optimizer.step()
             updates += 1
             for key, value in stats.items():
@@ -177,7 +183,7 @@ def update(
         if early_stop:
             break
     metrics = {f"train/{key}": float(value) / updates for key, value in stats_sum.items()}
-    metrics["train/grad_norm"] = grad_norm_sum / updates
+    metrics["train/grad_norm"] = float(grad_norm_sum) / updates
     metrics["train/explained_variance"] = explained_variance(batch.values, batch.returns)
     metrics["train/updates"] = float(updates)
     metrics["train/early_stop"] = float(early_stop)

@@ -58,10 +58,10 @@ def collect_rollout(
     truncated_rows: list[tuple[int, np.ndarray, np.ndarray]] = []
     for t in range(buffer.num_steps):
         dist, value = agent.dist_and_value(obs)
-        action = dist.sample()
+        action, logprob = dist.sample_and_log_prob()
         buffer.obs[t] = obs
         buffer.actions[t] = action
-        buffer.logprobs[t] = dist.log_prob(action)
+        buffer.logprobs[t] = logprob
         buffer.values[t] = value
         step = envs.step(action.cpu().numpy())
         run.record_episodes(step)

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from rlrun.config import ConfigError, EnvConfig
 from rlrun.envs.normalize import ObsNormalizer, RewardNormalizer
+from rlrun.envs.vector import SerialVectorEnv, SubprocessVectorEnv
 
 
 @dataclass
@@ -33,12 +33,16 @@ class Step:
     """Lengths (env steps) of the episodes that ended this step."""
 
 
+_NO_RETURNS = np.zeros(0, np.float64)
+_NO_LENGTHS = np.zeros(0, np.int64)
+
+
 class VecEnv:
-    """Gymnasium vector env (same-step autoreset) with vectorised normalisation and statistics."""
+    """Vector env (same-step autoreset) with vectorised normalisation and episode statistics."""
 
     def __init__(
         self,
-        envs: gym.vector.VectorEnv,
+        envs: SerialVectorEnv | SubprocessVectorEnv,
         obs_normalizer: ObsNormalizer | None,
         reward_normalizer: RewardNormalizer | None,
         training: bool,
@@ -47,6 +51,8 @@ class VecEnv:
         self.num_envs = envs.num_envs
         self.single_observation_space = envs.single_observation_space
         self.single_action_space = envs.single_action_space
+        self.action_space = envs.action_space
+        """Batched action space (seeded by Run) for uniformly random actions."""
         self.obs_normalizer = obs_normalizer
         self.reward_normalizer = reward_normalizer
         self.training = training
@@ -62,33 +68,35 @@ class VecEnv:
         return obs.astype(np.float32) if obs.dtype == np.float64 else obs
 
     def reset(self, seed: int | None = None) -> np.ndarray:
-        obs, _ = self.envs.reset(seed=seed)
+        obs = self.envs.reset(seed=seed)
         self._returns[:] = 0.0
         self._lengths[:] = 0
         return self._process(obs, update=self.training)
 
     def step(self, actions: np.ndarray) -> Step:
         if self._action_bounds is not None:
-            actions = np.clip(actions, *self._action_bounds)
-        obs, rewards, terminations, truncations, infos = self.envs.step(actions)
+            low, high = self._action_bounds
+            actions = np.minimum(np.maximum(actions, low), high)
+        obs, rewards, terminations, truncations, final_rows = self.envs.step(actions)
         ended = terminations | truncations
         self._returns += rewards
         self._lengths += 1
-        episode_returns = self._returns[ended].copy()
-        episode_lengths = self._lengths[ended].copy()
-        self._returns[ended] = 0.0
-        self._lengths[ended] = 0
         processed = self._process(obs, update=self.training)
         final_obs = processed
-        if ended.any():
+        if final_rows:
+            episode_returns = self._returns[ended]
+            episode_lengths = self._lengths[ended]
+            self._returns[ended] = 0.0
+            self._lengths[ended] = 0
             raw_final = obs.copy()
-            for i in np.flatnonzero(ended):
-                raw_final[i] = infos["final_obs"][i]
+            for i, row in final_rows.items():
+                raw_final[i] = row
             final_obs = self._process(raw_final, update=False)
-        obs = processed
+        else:
+            episode_returns, episode_lengths = _NO_RETURNS, _NO_LENGTHS
         if self.reward_normalizer is not None and self.training:
             rewards = self.reward_normalizer(rewards, ended)
-        return Step(obs, rewards.astype(np.float32), terminations, truncations, final_obs,
+        return Step(processed, rewards.astype(np.float32), terminations, truncations, final_obs,
                     episode_returns, episode_lengths)
 
     def state_dict(self) -> dict:
@@ -110,11 +118,18 @@ class VecEnv:
         self.envs.close()
 
 
-def _env_fn(cfg: EnvConfig, render_mode: str | None) -> Callable[[], gym.Env]:
+def _env_fn(cfg: EnvConfig, render_mode: str | None, training: bool = True) -> Callable[[], gym.Env]:
+    """A factory of one env; Atari envs get the standard preprocessing (rlrun.envs.atari)."""
+
     def make() -> gym.Env:
         kwargs = dict(cfg.kwargs)
         if cfg.max_episode_steps is not None:
             kwargs["max_episode_steps"] = cfg.max_episode_steps
+        if cfg.family == "atari":
+            from rlrun.envs.atari import wrap_atari  # registers the ALE ids
+
+            kwargs["frameskip"] = 1  # wrap_atari skips frames, max-pooling the last two
+            return wrap_atari(gym.make(cfg.id, render_mode=render_mode, **kwargs), training)
         env = gym.make(cfg.id, render_mode=render_mode, **kwargs)
         if isinstance(env.observation_space, gym.spaces.Dict):
             env = gym.wrappers.FlattenObservation(env)
@@ -164,9 +179,8 @@ def make_vec_env(
     Training envs create their own normalisers from the config; evaluation envs
     (`training=False`) reuse the training `obs_normalizer` frozen and never scale rewards.
     """
-    fns = [_env_fn(cfg, render_mode) for _ in range(num_envs)]
-    vector_cls = AsyncVectorEnv if cfg.vectorization == "async" else SyncVectorEnv
-    envs = vector_cls(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    fns = [_env_fn(cfg, render_mode, training) for _ in range(num_envs)]
+    envs = (SubprocessVectorEnv if cfg.vectorization == "async" else SerialVectorEnv)(fns)
     obs_space = envs.single_observation_space
     normalizable = isinstance(obs_space, gym.spaces.Box) and obs_space.dtype != np.uint8
     if training and cfg.normalize_obs and normalizable:

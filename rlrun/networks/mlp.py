@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU,
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": torch.tanh, "relu": F.relu, "elu": F.elu, "gelu": F.gelu, "silu": F.silu,
 }
 
 HIDDEN_GAIN = math.sqrt(2.0)
@@ -22,18 +24,33 @@ def layer_init(layer: nn.Linear | nn.Conv2d, gain: float, orthogonal: bool = Tru
     return layer
 
 
-def mlp(
-    in_dim: int,
-    hidden_sizes: list[int],
-    activation: str,
-    orthogonal: bool = True,
-) -> nn.Sequential:
-    """Hidden layers only: Linear + activation per size; the output width is hidden_sizes[-1]."""
-    layers: list[nn.Module] = []
-    for size in hidden_sizes:
-        layers += [layer_init(nn.Linear(in_dim, size), HIDDEN_GAIN, orthogonal), ACTIVATIONS[activation]()]
-        in_dim = size
-    return nn.Sequential(*layers)
+class MLP(nn.Module):
+    """Hidden layers (Linear + activation per size); input is flattened past the batch axis.
+
+    The forward pass calls the functional ops directly: one module call per MLP instead of
+    one per layer, which matters when acting on a single observation per step.
+    """
+
+    def __init__(self, in_dim: int, hidden_sizes: list[int], activation: str, orthogonal: bool = True) -> None:
+        super().__init__()
+        sizes = [in_dim, *hidden_sizes]
+        self.layers = nn.ModuleList(
+            layer_init(nn.Linear(a, b), HIDDEN_GAIN, orthogonal) for a, b in zip(sizes[:-1], sizes[1:])
+        )
+        self.activation = ACTIVATIONS[activation]
+        self.out_dim = sizes[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() > 2:
+            x = x.flatten(1)
+        for layer in self.layers:
+            x = self.activation(F.linear(x, layer.weight, layer.bias))
+        return x
+
+
+def mlp(in_dim: int, hidden_sizes: list[int], activation: str, orthogonal: bool = True) -> MLP:
+    """Shorthand for MLP(...); the output width is hidden_sizes[-1] (`.out_dim`)."""
+    return MLP(in_dim, hidden_sizes, activation, orthogonal)
 
 
 def flat_dim(shape: tuple[int, ...]) -> int:

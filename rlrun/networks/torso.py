@@ -29,7 +29,7 @@ def make_torso(cfg: NetworkConfig, obs_space: gym.Space) -> tuple[nn.Module, int
     body = mlp(in_dim, list(cfg.hidden_sizes), cfg.activation, orthogonal)
     if isinstance(obs_space, gym.spaces.Discrete):
         return nn.Sequential(_OneHot(obs_space.n), body), cfg.hidden_sizes[-1]
-    return nn.Sequential(nn.Flatten(), body), cfg.hidden_sizes[-1]
+    return body, cfg.hidden_sizes[-1]
 
 
 class _OneHot(nn.Module):

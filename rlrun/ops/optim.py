@@ -1,35 +1,135 @@
-"""Optimizers and learning-rate schedules built from the `optimizer` config group."""
+"""Optimizers and learning-rate schedules built from the `optimizer` config group.
+
+`make_optimizer` packs the parameters it is given into one contiguous tensor (each parameter
+and its gradient become views into a flat buffer). A step of a fused optimizer, gradient
+clipping and zeroing then cost one kernel each instead of one per parameter tensor: on the
+small networks of RL that makes an update several times faster.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from typing import Any
 
 import torch
+from torch import nn
 
 from rlrun.config import OptimizerConfig
 
 
-def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
-    """Build the configured optimizer (foreach kernels: one fused launch per step)."""
-    params = list(params)
-    if cfg.name == "adam":
-        return torch.optim.Adam(
-            params, lr=cfg.lr, eps=cfg.eps, betas=tuple(cfg.betas),
-            weight_decay=cfg.weight_decay, foreach=True,
-        )
-    if cfg.name == "adamw":
-        return torch.optim.AdamW(
-            params, lr=cfg.lr, eps=cfg.eps, betas=tuple(cfg.betas),
-            weight_decay=cfg.weight_decay, foreach=True,
-        )
+class FlatOptimizer:
+    """A torch optimizer over one flat parameter that backs a list of parameters.
+
+    Use it like a torch optimizer: `zero_grad()`, `loss.backward()`, `clip_grad_norm(max)`,
+    `step()`; `param_groups`, `state_dict()` and `load_state_dict()` behave as usual. Build
+    it after the networks are on their device (moving them later would unlink the views).
+    """
+
+    def __init__(self, params: Iterable[nn.Parameter], cfg: OptimizerConfig) -> None:
+        self.params = _unique(params)
+        if any(getattr(p, "_rlrun_flat", False) for p in self.params):
+            raise ValueError("a parameter is already owned by another optimizer")
+        first = self.params[0]
+        self.flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in self.params]))
+        self.flat.grad = torch.zeros_like(self.flat)
+        offset = 0
+        for p in self.params:
+            n = p.numel()
+            p.data = self.flat.data[offset : offset + n].view_as(p)
+            p.grad = self.flat.grad[offset : offset + n].view_as(p)
+            p._rlrun_flat = True
+            offset += n
+        self.optimizer = _torch_optimizer(self.flat, cfg, first.device)
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.optimizer.param_groups
+
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """Zero the flat gradient in place (gradients must stay views; `set_to_none` is ignored)."""
+        self.flat.grad.zero_()
+
+    def clip_grad_norm(self, max_norm: float) -> torch.Tensor:
+        """Scale the gradient to global L2 norm ≤ max_norm (0: no clipping); returns the norm before."""
+        norm = torch.linalg.vector_norm(self.flat.grad)
+        if max_norm > 0:
+            self.flat.grad.mul_((max_norm / (norm + 1e-6)).clamp(max=1.0))
+        return norm
+
+    def step(self) -> None:
+        self.optimizer.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state)
+
+
+def _unique(params: Iterable[nn.Parameter]) -> list[nn.Parameter]:
+    seen: dict[int, nn.Parameter] = {}
+    for p in params:
+        seen.setdefault(id(p), p)
+    return list(seen.values())
+
+
+class FlatAdam:
+    """Adam (Kingma & Ba 2015) on one flat tensor; `decoupled=True` gives AdamW.
+
+    Same update as torch.optim.Adam/AdamW, in six in-place ops and without torch.optim's
+    per-step machinery (or its 1.5 s first-use import of the compiler stack).
+    """
+
+    def __init__(self, flat: nn.Parameter, cfg: OptimizerConfig, decoupled: bool) -> None:
+        self.flat = flat
+        self.decoupled = decoupled
+        self.param_groups = [{"lr": cfg.lr, "betas": tuple(cfg.betas), "eps": cfg.eps,
+                              "weight_decay": cfg.weight_decay}]
+        self.steps = 0
+        self.exp_avg = torch.zeros_like(flat)
+        self.exp_avg_sq = torch.zeros_like(flat)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        group = self.param_groups[0]
+        lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        param, grad = self.flat.data, self.flat.grad
+        self.steps += 1
+        if decay and self.decoupled:
+            param.mul_(1.0 - lr * decay)
+        elif decay:
+            grad = grad.add(param, alpha=decay)
+        self.exp_avg.lerp_(grad, 1.0 - beta1)
+        self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+        bias_correction1 = 1.0 - beta1**self.steps
+        bias_correction2 = 1.0 - beta2**self.steps
+        denom = (self.exp_avg_sq.sqrt() / math.sqrt(bias_correction2)).add_(eps)
+        param.addcdiv_(self.exp_avg, denom, value=-lr / bias_correction1)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps, "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq,
+                "lr": self.param_groups[0]["lr"]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps = int(state["steps"])
+        self.exp_avg.copy_(state["exp_avg"])
+        self.exp_avg_sq.copy_(state["exp_avg_sq"])
+        self.param_groups[0]["lr"] = float(state["lr"])
+
+
+def _torch_optimizer(flat: nn.Parameter, cfg: OptimizerConfig, device: torch.device) -> FlatAdam | torch.optim.Optimizer:
+    if cfg.name in ("adam", "adamw"):
+        return FlatAdam(flat, cfg, decoupled=cfg.name == "adamw")
     if cfg.name == "rmsprop":
-        return torch.optim.RMSprop(
-            params, lr=cfg.lr, eps=cfg.eps, alpha=cfg.alpha, momentum=cfg.momentum,
-            weight_decay=cfg.weight_decay, foreach=True,
-        )
-    return torch.optim.SGD(
-        params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True
-    )
+        return torch.optim.RMSprop([flat], lr=cfg.lr, eps=cfg.eps, alpha=cfg.alpha, momentum=cfg.momentum,
+                                   weight_decay=cfg.weight_decay, foreach=True)
+    return torch.optim.SGD([flat], lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=True)
+
+
+def make_optimizer(params: Iterable[nn.Parameter], cfg: OptimizerConfig) -> FlatOptimizer:
+    """The configured optimizer over `params` (packed into one flat tensor, see FlatOptimizer)."""
+    return FlatOptimizer(params, cfg)
 
 
 def scheduled_lr(cfg: OptimizerConfig, step: int, total_steps: int) -> float:
@@ -39,14 +139,17 @@ def scheduled_lr(cfg: OptimizerConfig, step: int, total_steps: int) -> float:
     return cfg.lr
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+def set_lr(optimizer: FlatOptimizer | torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
 
 
-def clip_grad_norm(params: list[torch.nn.Parameter], max_norm: float) -> float:
-    """Clip the global gradient norm to max_norm (0 disables) and return the norm before."""
-    if max_norm > 0:
-        return float(torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True))
+def clip_grad_norm(params: list[nn.Parameter], max_norm: float) -> float:
+    """Clip the global gradient norm of `params` to max_norm (0 disables); returns the norm before."""
     grads = [p.grad for p in params if p.grad is not None]
-    return float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))) if grads else 0.0
+    if not grads:
+        return 0.0
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    if max_norm > 0:
+        torch._foreach_mul_(grads, (max_norm / (norm + 1e-6)).clamp(max=1.0))
+    return float(norm)
