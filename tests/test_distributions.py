@@ -36,3 +36,9 @@ def test_gaussian_matches_torch():
     torch.testing.assert_close(
         ours.kl(DiagGaussian(other_mean, other_log_std)), kl_divergence(ref, other).sum(-1)
     )
+
+
+def test_sample_and_log_prob_agree_with_log_prob():
+    for dist in (Categorical(torch.randn(6, 4)), DiagGaussian(torch.randn(6, 3), torch.randn(1, 3))):
+        actions, logprobs = dist.sample_and_log_prob()
+        torch.testing.assert_close(logprobs, dist.log_prob(actions))
