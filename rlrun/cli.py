@@ -10,6 +10,7 @@ import difflib
 import json
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
@@ -44,6 +45,8 @@ def _run_dir(resume: str | None, default: str) -> str:
 
 
 def _setup() -> None:
+    # Gymnasium warns on every make() of an older version (Hopper-v4): the user chose it.
+    warnings.filterwarnings("ignore", message=".*is out of date.*")
     Plugins.instance().register(GymRegistryConfigSource)
     register_schemas({name: spec.config for name, spec in algorithms().items()})
     if not OmegaConf.has_resolver("rlrun_run_dir"):
