@@ -1,0 +1,141 @@
+"""Proximal Policy Optimization with the adaptive KL penalty (Schulman et al. 2017, section 4).
+
+Follows the lecture "Proximal Policy Optimization" (advanced-policy-optimization-lecture.txt)
+and the book's ch. 8 (PPO optimises the constrained surrogate of eq. 7.41 by minibatch SGD):
+- penalised surrogate L^KLPEN = E_t[ρ_t Â_t] - β E_t[KL(π_old(·|s_t) || π_θ(·|s_t))],
+  ρ_t = π_θ(a_t|s_t) / π_old(a_t|s_t), with the exact KL of the two action distributions;
+- `num_epochs` epochs of shuffled minibatches on -L^KLPEN + c_v L^V - c_e H (the minibatch loop,
+  advantage normalisation, grad-norm clip and the optional early stop at `target_kl`, Alg. 8.1,
+  are PPO's own `rlrun.algos.ppo.update`);
+- after each update phase d = E_t[KL(π_old || π_θ)] over the whole batch, then
+  β ← β/2 if d < d_targ/1.5, β ← 2β if d > 1.5 d_targ (lecture; `adapt_kl_coef`),
+  d_targ = `kl_target`; β starts at `beta_init` and is checkpointed;
+- advantages by GAE(γ, λ) (book ch. 5). `clip_coef` only bounds the value update here (with
+  `clip_vloss`); the policy ratio is not clipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rlrun.algos.ppo import (
+    Batch,
+    LossFn,
+    PPOConfig,
+    check_minibatches,
+    clipped_value_loss,
+    make_policy,
+    update,
+)
+from rlrun.config import TrainConfig, check
+from rlrun.data.rollout import RolloutBuffer, collect_rollout
+from rlrun.ops.distributions import Categorical, DiagGaussian, Distribution, frozen
+from rlrun.ops.optim import make_optimizer, scheduled_lr, set_lr
+from rlrun.registry import AlgoSpec
+from rlrun.run import Run, Scalars, TrainResult
+
+
+@dataclass
+class PPOKLConfig(PPOConfig):
+    name: str = "ppo_kl"
+    kl_target: float = 0.01
+    """Target mean KL(π_old || π) per update phase, d_targ (nats)."""
+    beta_init: float = 1.0
+    """Initial KL penalty coefficient β (loss units per nat)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.kl_target > 0, f"algo.kl_target={self.kl_target} must be > 0; e.g. algo.kl_target=0.01")
+        check(self.beta_init > 0, f"algo.beta_init={self.beta_init} must be > 0; e.g. algo.beta_init=1.0")
+
+
+def adapt_kl_coef(beta: float, kl: float, kl_target: float) -> float:
+    """The lecture's rule: β/2 if kl < kl_target/1.5, 2β if kl > 1.5 kl_target, else β."""
+    if kl < kl_target / 1.5:
+        return beta / 2.0
+    if kl > kl_target * 1.5:
+        return beta * 2.0
+    return beta
+
+
+def kl_penalty_loss(
+    dist: Distribution,
+    old_dist: Distribution,
+    new_logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    new_values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    beta: float,
+    algo: PPOKLConfig,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss -E[ρA] + β E[KL(old || new)] + c_v L^V - c_e H and its parts."""
+    ratio = (new_logprobs - old_logprobs).exp()
+    surrogate = (ratio * advantages).mean()
+    kl = old_dist.kl(dist).mean()
+    policy_loss = -surrogate + beta * kl
+    value_loss = clipped_value_loss(new_values, old_values, returns, algo)
+    entropy = dist.entropy().mean()
+    loss = policy_loss + algo.vf_coef * value_loss - algo.ent_coef * entropy
+    stats = {
+        "policy_loss": policy_loss.detach(),
+        "surrogate": surrogate.detach(),
+        "value_loss": value_loss.detach(),
+        "entropy": entropy.detach(),
+        "approx_kl": kl.detach(),  # the minibatch KL before its step: drives the target_kl stop
+    }
+    return loss, stats
+
+
+def rows(dist: Distribution, index: torch.Tensor) -> Distribution:
+    """The distributions of the batch rows `index`."""
+    if isinstance(dist, Categorical):
+        return Categorical(dist.logits[index])
+    return DiagGaussian(dist.mean[index], dist.log_std[index])
+
+
+def penalty_loss(algo: PPOKLConfig, old_dist: Distribution, beta: float) -> LossFn:
+    """The KL-penalty loss of one minibatch `mb` (indices into `batch`), old policy `old_dist`."""
+
+    def loss_fn(dist, new_values, batch, mb, mb_advantages):
+        return kl_penalty_loss(dist, rows(old_dist, mb), dist.log_prob(batch.actions[mb]), batch.logprobs[mb],
+                               mb_advantages, new_values, batch.values[mb], batch.returns[mb], beta, algo)
+
+    return loss_fn
+
+
+def train(cfg: TrainConfig, run: Run) -> TrainResult:
+    algo: PPOKLConfig = cfg.algo
+    envs = run.make_envs(gamma=algo.gamma)
+    check_minibatches(algo, envs.num_envs * algo.num_steps)
+    agent = make_policy(cfg, envs.single_observation_space, envs.single_action_space).to(run.device)
+    optimizer = make_optimizer(agent.parameters(), cfg.optimizer)
+    coefs = Scalars(beta=algo.beta_init)
+    run.track(agent=agent, optimizer=optimizer, envs=envs, coefs=coefs)
+    global_step = run.restore()
+    buffer = RolloutBuffer(algo.num_steps, envs.num_envs, envs.single_observation_space,
+                           envs.single_action_space, run.device)
+    obs = torch.as_tensor(envs.reset(seed=run.env_seed), device=run.device)
+    while global_step < cfg.total_timesteps and not run.should_stop:
+        lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
+        set_lr(optimizer, lr)
+        obs = collect_rollout(agent, envs, buffer, obs, run)
+        global_step += buffer.batch_size
+        batch = Batch.from_rollout(buffer, algo.gamma, algo.gae_lambda)
+        with torch.no_grad():
+            old_dist = frozen(agent.dist(batch.obs))
+        beta = coefs["beta"]
+        metrics = update(agent, optimizer, batch, algo, penalty_loss(algo, old_dist, beta))
+        with torch.no_grad():
+            kl = float(old_dist.kl(agent.dist(batch.obs)).mean())
+        coefs["beta"] = adapt_kl_coef(beta, kl, algo.kl_target)
+        run.log({**metrics, "train/kl": kl, "train/beta": beta, "train/lr": lr}, global_step)
+        run.maybe_evaluate(agent, global_step)
+        run.maybe_checkpoint(global_step)
+    return run.finish(agent, global_step)
+
+
+SPEC = AlgoSpec(name="ppo_kl", config=PPOKLConfig, train=train, make_policy=make_policy, policy_key="agent")
