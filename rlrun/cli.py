@@ -10,8 +10,10 @@ import difflib
 import json
 import re
 import sys
+import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra import compose, initialize_config_dir
@@ -26,6 +28,11 @@ from rlrun.checkpoint import load_checkpoint, resolve_checkpoint, run_dir_of
 from rlrun.config import ConfigError, EvalRunConfig, TrainConfig, register_schemas
 from rlrun.envs.config_source import GymRegistryConfigSource, registered_env_ids
 from rlrun.registry import algorithms
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from rlrun.envs.factory import VecEnv
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 USAGE_EXIT = 2
@@ -179,16 +186,18 @@ def evaluate() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from rlrun.envs.factory import make_vec_env
+    from rlrun.envs.factory import VideoSpec, make_vec_env
     from rlrun.evaluation import evaluate as run_evaluation
     from rlrun.run import resolve_device
 
     _setup()
     overrides, _ = _overrides(sys.argv[1:])
     if any(arg in ("--help", "-h") for arg in sys.argv[1:]):
-        print("usage: rlrun-eval checkpoint=PATH [eval.episodes=10] [eval.deterministic=true] [device=auto] [seed=0]")
+        print("usage: rlrun-eval checkpoint=PATH [eval.episodes=10] [eval.deterministic=true] [device=auto] [seed=0]\n"
+              "                  [eval.video=false] [eval.video_episodes=1] [eval.export=torchscript|onnx]")
         return
     options: EvalRunConfig = OmegaConf.to_object(compose_checked("eval", overrides))
+    started = time.time()
     try:
         torch.set_num_threads(options.torch_threads)
         device = resolve_device(options.device)
@@ -200,7 +209,11 @@ def evaluate() -> None:
         train_cfg: TrainConfig = OmegaConf.to_object(
             OmegaConf.merge(OmegaConf.structured(TrainConfig(algo=spec.config())), OmegaConf.create(state["config"]))
         )
-        envs = make_vec_env(train_cfg.env, options.eval.num_envs, training=False)
+        video = None
+        if options.eval.video:
+            video = VideoSpec(run_dir_of(path) / "eval", options.eval.video_episodes,
+                              f"{path.stem}-step{state['global_step']}")
+        envs = make_vec_env(train_cfg.env, options.eval.num_envs, training=False, video=video)
         train_envs_state = state["modules"].get("envs", {})
         if "obs_rms" in train_envs_state:
             from rlrun.envs.normalize import ObsNormalizer
@@ -213,6 +226,8 @@ def evaluate() -> None:
         except RuntimeError as error:
             _fail(f"{path}: network shapes do not match its config ({str(error).splitlines()[0]})")
         policy.eval()
+        if options.eval.export is not None:
+            _export(options.eval.export, policy, envs, path, state, train_cfg)
         result = run_evaluation(
             policy, envs, options.eval.episodes, options.seed + options.eval.seed_offset, device,
             options.eval.deterministic,
@@ -235,3 +250,44 @@ def evaluate() -> None:
     out = path.with_name(f"{path.stem}.eval.json")
     out.write_text(json.dumps(report, indent=2))
     print(f"wrote {out}")
+    if video is not None:
+        for file in sorted(video.folder.glob(f"{video.prefix}-env*.mp4")):
+            if file.stat().st_mtime >= started:
+                print(f"wrote {file}")
+
+
+def _export(
+    fmt: str, policy: nn.Module, envs: VecEnv, path: Path, state: dict[str, Any], train_cfg: TrainConfig
+) -> None:
+    """Write the self-contained policy file beside the checkpoint (rlrun.export) and say so."""
+    from rlrun.export import export_policy
+
+    metadata = {"algo": state["algo"], "env": train_cfg.env.id, "global_step": str(state["global_step"]),
+                "observation_space": str(envs.single_observation_space),
+                "action_space": str(envs.single_action_space)}
+    out, difference = export_policy(policy, envs.single_observation_space, envs.single_action_space,
+                                    envs.obs_normalizer, fmt, path, metadata)
+    print(f"wrote {out} (max |action difference| from the checkpoint's policy: {difference:.3g})")
+
+
+def report() -> None:
+    """`rlrun-report PATH... [--out DIR]`: tables, learning curves and report.md for run or sweep dirs."""
+    import argparse
+
+    from rlrun.report import RESAMPLES, write_report
+
+    parser = argparse.ArgumentParser(
+        prog="rlrun-report",
+        description="Aggregate run dirs (or sweep dirs holding them) into a table, learning-curve PNGs "
+                    "and report.md; seeds are the replicates.",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, help="run dirs or dirs that hold run dirs")
+    parser.add_argument("--out", type=Path, default=None, help="output dir (default: <first PATH>/report)")
+    parser.add_argument("--resamples", type=int, default=RESAMPLES,
+                        help="bootstrap resamples (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default %(default)s)")
+    args = parser.parse_args()
+    try:
+        write_report(args.paths, args.out or args.paths[0] / "report", args.resamples, args.seed)
+    except ConfigError as error:
+        _fail(str(error))

@@ -166,11 +166,25 @@ class EvalConfig:
     """Parallel evaluation environments (count)."""
     seed_offset: int = 1_000_003
     """Evaluation envs are seeded with seed + seed_offset, apart from training envs."""
+    video: bool = False
+    """rlrun-eval only: record evaluation episodes to MP4 files in the run's eval/ dir."""
+    video_episodes: int = 1
+    """Episodes recorded when `video` is on (count, at most `episodes`)."""
+    export: str | None = None
+    """rlrun-eval only: write the policy beside the checkpoint as torchscript or onnx (null: no export)."""
 
     def __post_init__(self) -> None:
         check(self.episodes >= 1, f"eval.episodes={self.episodes} must be >= 1")
         check(self.every_steps >= 0, f"eval.every_steps={self.every_steps} must be >= 0")
         check(self.num_envs >= 1, f"eval.num_envs={self.num_envs} must be >= 1")
+        check(
+            1 <= self.video_episodes <= self.episodes,
+            f"eval.video_episodes={self.video_episodes} must be in [1, eval.episodes={self.episodes}]",
+        )
+        check(
+            self.export in (None, "torchscript", "onnx"),
+            f"eval.export={self.export!r} must be torchscript, onnx or null",
+        )
 
 
 @dataclass
@@ -229,6 +243,11 @@ class TrainConfig:
         )
         check(self.torch_threads >= 1, f"torch_threads={self.torch_threads} must be >= 1")
         check(self.seed >= 0, f"seed={self.seed} must be >= 0")
+        check(
+            not self.eval.video and self.eval.export is None,
+            "eval.video and eval.export apply to rlrun-eval only; after training run "
+            "`rlrun-eval checkpoint=<run dir> eval.video=true` (or eval.export=torchscript|onnx)",
+        )
 
 
 @dataclass

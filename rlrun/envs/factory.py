@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -138,6 +142,29 @@ def _env_fn(cfg: EnvConfig, render_mode: str | None, training: bool = True) -> C
     return make
 
 
+@dataclass(frozen=True)
+class VideoSpec:
+    """Record the first `episodes` episodes, spread over the envs like evaluation quotas, to MP4."""
+
+    folder: Path
+    """Directory of the video files."""
+    episodes: int
+    """Episodes recorded over all envs (count)."""
+    prefix: str
+    """File name prefix; files are `<prefix>-env<i>-episode-<k>.mp4`."""
+
+
+def _recording(make: Callable[[], gym.Env], video: VideoSpec, index: int, num_envs: int) -> gym.Env:
+    """Env `index` of `num_envs`, wrapped in Gymnasium's RecordVideo (which needs moviepy)."""
+    count = video.episodes // num_envs + (index < video.episodes % num_envs)
+    with warnings.catch_warnings():  # file names differ per checkpoint; a re-run replaces its own
+        warnings.filterwarnings("ignore", message=".*Overwriting existing videos.*")
+        return gym.wrappers.RecordVideo(
+            make(), str(video.folder), episode_trigger=lambda episode: episode < count,
+            name_prefix=f"{video.prefix}-env{index}",
+        )
+
+
 def check_env_id(env_id: str) -> None:
     """Refuse an id that Gymnasium does not know, naming close matches."""
     import difflib
@@ -173,13 +200,25 @@ def make_vec_env(
     training: bool = True,
     obs_normalizer: ObsNormalizer | None = None,
     render_mode: str | None = None,
+    video: VideoSpec | None = None,
 ) -> VecEnv:
     """Build `num_envs` copies of the configured env as one VecEnv.
 
     Training envs create their own normalisers from the config; evaluation envs
     (`training=False`) reuse the training `obs_normalizer` frozen and never scale rewards.
+    With `video`, the envs render rgb_array frames and record episodes as `video` says;
+    without a display, MuJoCo renders through EGL and pygame (classic control) off-screen,
+    unless MUJOCO_GL or SDL_VIDEODRIVER says otherwise.
     """
+    if video is not None:
+        render_mode = "rgb_array"
+        if "DISPLAY" not in os.environ:
+            os.environ.setdefault("MUJOCO_GL", "egl")
+            os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+            os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     fns = [_env_fn(cfg, render_mode, training) for _ in range(num_envs)]
+    if video is not None:
+        fns = [partial(_recording, fn, video, i, num_envs) for i, fn in enumerate(fns)]
     envs = (SubprocessVectorEnv if cfg.vectorization == "async" else SerialVectorEnv)(fns)
     obs_space = envs.single_observation_space
     normalizable = isinstance(obs_space, gym.spaces.Box) and obs_space.dtype != np.uint8

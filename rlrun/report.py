@@ -1,0 +1,387 @@
+"""Results a researcher can look at: a table, learning curves with confidence intervals, report.md.
+
+`rlrun-report PATH...` finds every run dir under the PATHs (a dir holding `metrics.jsonl`,
+`.hydra/config.yaml` and `.hydra/overrides.yaml`), reads the numbers from `metrics.jsonl` only
+and groups the runs by env, algorithm and every command-line override whose value differs
+across runs; seeds are the replicates. Overrides that do not change what is learned (seed,
+hydra.*, resume, device, torch_threads, logger, checkpoint.*) never group.
+
+Statistics, in the manner of Agarwal et al. (2021), "Deep RL at the Edge of the Statistical
+Precipice" (the rliable protocol), implemented here with numpy:
+
+- the final return of a run is its last `eval/return_mean` event;
+- IQM, the interquartile mean: the mean of the runs left after dropping the floor(n/4) lowest
+  and the floor(n/4) highest (scipy.stats.trim_mean(x, 0.25));
+- 95% confidence intervals: percentile bootstrap over runs, `RESAMPLES` resamples drawn with
+  `numpy.random.default_rng(seed)` (the same draws for every group, so a group's interval
+  does not depend on which other runs are in the report). Each group is one task, so the
+  stratified bootstrap (runs resampled within each task) is this bootstrap over runs;
+- learning curves: each run's `eval/return_mean` events are interpolated linearly onto the
+  group's grid (the union of its runs' evaluation steps within the step range all of them
+  cover), then the IQM and its bootstrap interval are taken at every grid step, resampling
+  whole runs.
+
+Outputs in the `--out` dir: `report.md` (the table and the plots), one `<env>.png` per env
+with the groups overlaid, and `runs.csv` (one row per run).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+from rich.console import Console
+from rich.table import Table
+
+from rlrun.config import ConfigError
+
+RESAMPLES = 2000
+"""Bootstrap resamples per confidence interval (count)."""
+CONFIDENCE = 0.95
+"""Coverage of the confidence intervals."""
+MAX_CURVE_POINTS = 200
+"""Most grid steps of a learning curve (count); a denser union of eval steps is thinned evenly."""
+NOT_GROUPING = ("seed", "resume", "device", "torch_threads", "logger", "checkpoint")
+"""Override keys (and key prefixes before a dot) that never make a group."""
+
+Statistic = Callable[[np.ndarray, int], np.ndarray]
+
+
+# ----- statistics ---------------------------------------------------------------------------
+def mean(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Arithmetic mean along `axis`."""
+    return np.mean(values, axis=axis)
+
+
+def iqm(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Interquartile mean along `axis`: drop floor(n/4) values at each end, average the rest."""
+    n = values.shape[axis]
+    cut = n // 4
+    return np.take(np.sort(values, axis=axis), np.arange(cut, n - cut), axis=axis).mean(axis=axis)
+
+
+def bootstrap_ci(
+    values: np.ndarray, statistic: Statistic, resamples: int = RESAMPLES, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap interval of `statistic` over the runs on axis 0 of `values`.
+
+    Args:
+        values: Shape (runs,) or (runs, steps); whole rows (runs) are resampled with replacement.
+        statistic: `statistic(samples, axis)` reduces the runs axis.
+        resamples: Bootstrap resamples (count).
+        seed: Seed of the numpy generator that draws the resamples.
+
+    Returns:
+        The lower and upper ends of the CONFIDENCE interval, of shape values.shape[1:].
+    """
+    n = values.shape[0]
+    draws = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    estimates = statistic(values[draws], 1)
+    tail = 100.0 * (1.0 - CONFIDENCE) / 2.0
+    low, high = np.percentile(estimates, [tail, 100.0 - tail], axis=0)
+    return low, high
+
+
+# ----- reading runs -------------------------------------------------------------------------
+@dataclass
+class RunRecord:
+    """The numbers of one run dir."""
+
+    path: Path
+    """The run dir."""
+    algo: str
+    """Algorithm name (config `algo.name`)."""
+    env: str
+    """Gymnasium id (config `env.id`)."""
+    seed: int
+    """Config `seed`."""
+    overrides: dict[str, str]
+    """Command-line overrides (`key=value` of .hydra/overrides.yaml)."""
+    config: dict
+    """The composed config (.hydra/config.yaml): the values of the grouping keys."""
+    eval_steps: np.ndarray
+    """Env steps of the evaluations (increasing)."""
+    eval_returns: np.ndarray
+    """`eval/return_mean` at those steps (raw return)."""
+    steps: int
+    """Largest env step in metrics.jsonl."""
+    wall: float
+    """Wall time at the last metrics event, summed over resumed segments (s)."""
+    sps: float
+    """Last `time/sps` (env steps per second of the last training segment); nan if none."""
+
+    @property
+    def final_return(self) -> float:
+        """The last `eval/return_mean`."""
+        return float(self.eval_returns[-1])
+
+    def value(self, key: str) -> str:
+        """The value of `key` in this run: the composed config's, or the override of a group choice."""
+        found = OmegaConf.select(OmegaConf.create(self.config), key, default=None)
+        if found is not None and not OmegaConf.is_config(found):
+            return str(found)
+        return self.overrides.get(key, "default")
+
+
+def find_run_dirs(paths: Iterable[Path]) -> list[Path]:
+    """Run dirs at or under `paths`: dirs that hold metrics.jsonl and .hydra/{config,overrides}.yaml."""
+    found: set[Path] = set()
+    for path in paths:
+        if not Path(path).is_dir():
+            raise ConfigError(f"{path} is not a directory; pass run dirs or dirs that hold them")
+        for metrics in Path(path).rglob("metrics.jsonl"):
+            run_dir = metrics.parent
+            if all((run_dir / ".hydra" / name).is_file() for name in ("config.yaml", "overrides.yaml")):
+                found.add(run_dir.resolve())
+    return sorted(found)
+
+
+def parse_overrides(lines: Iterable[str]) -> dict[str, str]:
+    """`key=value` override strings as a dict (`+`, `++` and `~` prefixes dropped)."""
+    parsed = {}
+    for line in lines:
+        key, equals, value = str(line).partition("=")
+        parsed[key.lstrip("+~")] = value if equals else "<deleted>"
+    return parsed
+
+
+def read_run(run_dir: Path) -> RunRecord | None:
+    """The numbers of one run dir; None when its metrics.jsonl has no evaluation yet."""
+    config = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), resolve=False)
+    overrides = parse_overrides(OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")))
+    evals: dict[int, float] = {}
+    steps, wall, sps = 0, 0.0, math.nan
+    with (run_dir / "metrics.jsonl").open() as lines:
+        for line in lines:
+            try:
+                record = json.loads(line)
+                step = int(record["step"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a crash mid-write
+            steps = max(steps, step)
+            wall = float(record.get("time", wall))
+            sps = float(record.get("time/sps", sps))
+            if "eval/return_mean" in record:
+                evals[step] = float(record["eval/return_mean"])  # the later of two at one step wins
+    if not evals:
+        return None
+    eval_steps = np.array(sorted(evals))
+    return RunRecord(
+        path=run_dir, algo=str(config["algo"]["name"]), env=str(config["env"]["id"]),
+        seed=int(config.get("seed", 0)), overrides=overrides, config=config, eval_steps=eval_steps,
+        eval_returns=np.array([evals[s] for s in eval_steps]), steps=steps, wall=wall, sps=sps,
+    )
+
+
+def grouping_keys(runs: list[RunRecord]) -> list[str]:
+    """Override keys whose value differs across runs (besides algo and env, which always group)."""
+    keys = sorted(set().union(*(run.overrides for run in runs)) - {"algo", "env"})
+    keys = [key for key in keys if key.split(".")[0] not in NOT_GROUPING and not key.startswith("hydra")]
+    return [key for key in keys if len({run.value(key) for run in runs}) > 1]
+
+
+# ----- aggregation --------------------------------------------------------------------------
+@dataclass
+class Group:
+    """The runs of one (env, algo, varying overrides) and their summary."""
+
+    env: str
+    """Gymnasium id."""
+    algo: str
+    """Algorithm name."""
+    setting: tuple[tuple[str, str], ...]
+    """(key, value) of each grouping override."""
+    runs: list[RunRecord]
+    """The replicates (one per seed)."""
+    mean: float
+    """Mean final return over runs."""
+    mean_ci: tuple[float, float]
+    """Bootstrap CI of the mean."""
+    iqm: float
+    """IQM of the final returns."""
+    iqm_ci: tuple[float, float]
+    """Bootstrap CI of the IQM."""
+
+    @property
+    def label(self) -> str:
+        return " ".join([self.algo, *(f"{key}={value}" for key, value in self.setting)])
+
+    @property
+    def seeds(self) -> list[int]:
+        return [run.seed for run in self.runs]
+
+
+def summarize(runs: list[RunRecord], keys: list[str], resamples: int, seed: int) -> list[Group]:
+    """One Group per (env, algo, values of `keys`), sorted by env then label."""
+    buckets: dict[tuple, list[RunRecord]] = {}
+    for run in runs:
+        setting = tuple((key, run.value(key)) for key in keys)
+        buckets.setdefault((run.env, run.algo, setting), []).append(run)
+    groups = []
+    for (env, algo, setting), members in sorted(buckets.items()):
+        finals = np.array([run.final_return for run in members])
+        mean_ci = bootstrap_ci(finals, mean, resamples, seed)
+        iqm_ci = bootstrap_ci(finals, iqm, resamples, seed)
+        groups.append(Group(
+            env, algo, setting, members, float(mean(finals)), (float(mean_ci[0]), float(mean_ci[1])),
+            float(iqm(finals)), (float(iqm_ci[0]), float(iqm_ci[1])),
+        ))
+    return groups
+
+
+def curve_grid(runs: list[RunRecord]) -> np.ndarray:
+    """Steps where every run's curve is compared: the union of eval steps inside their common range.
+
+    When the runs share no range (e.g. one evaluation each at different steps), the grid is the
+    last step of the shortest run and the others are held at their nearest evaluation.
+    """
+    start = max(run.eval_steps[0] for run in runs)
+    end = min(run.eval_steps[-1] for run in runs)
+    if start > end:
+        return np.array([end])
+    union = np.unique(np.concatenate([run.eval_steps for run in runs]))
+    grid = union[(union >= start) & (union <= end)]
+    return np.linspace(start, end, MAX_CURVE_POINTS) if len(grid) > MAX_CURVE_POINTS else grid
+
+
+def learning_curve(
+    runs: list[RunRecord], resamples: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(grid steps, IQM over runs, CI low, CI high) of the runs' eval/return_mean curves."""
+    grid = curve_grid(runs)
+    curves = np.stack([np.interp(grid, run.eval_steps, run.eval_returns) for run in runs])
+    low, high = bootstrap_ci(curves, iqm, resamples, seed)
+    return grid, iqm(curves, 0), low, high
+
+
+# ----- outputs ------------------------------------------------------------------------------
+def _file_name(env: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", env) + ".png"
+
+
+def plot_env(groups: list[Group], path: Path, resamples: int, seed: int) -> None:
+    """One PNG: the learning curve (IQM and its 95% CI band) of each group of one env."""
+    from matplotlib.figure import Figure  # Agg canvas, no display or pyplot state
+
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    axes = figure.subplots()
+    for group in groups:
+        steps, centre, low, high = learning_curve(group.runs, resamples, seed)
+        label = f"{group.label} (n={len(group.runs)})"
+        if len(steps) == 1:
+            axes.errorbar(steps, centre, yerr=[centre - low, high - centre], fmt="o", capsize=4, label=label)
+        else:
+            (line,) = axes.plot(steps, centre, label=label)
+            axes.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    axes.set_title(groups[0].env)
+    axes.set_xlabel("env steps")
+    axes.set_ylabel(f"eval return (IQM, {CONFIDENCE:.0%} bootstrap CI over seeds)")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    figure.savefig(path, dpi=120)
+
+
+def _rows(groups: list[Group], keys: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Table header and rows shared by the console table and report.md."""
+    header = ["env", "algo", *keys, "runs", "return mean", "95% CI", "IQM", "95% CI",
+              "steps", "wall (s)", "SPS"]
+    rows = []
+    for group in groups:
+        values = dict(group.setting)
+        rows.append([
+            group.env, group.algo, *(values[key] for key in keys), str(len(group.runs)),
+            f"{group.mean:.2f}", f"[{group.mean_ci[0]:.2f}, {group.mean_ci[1]:.2f}]",
+            f"{group.iqm:.2f}", f"[{group.iqm_ci[0]:.2f}, {group.iqm_ci[1]:.2f}]",
+            f"{np.mean([run.steps for run in group.runs]):.0f}",
+            f"{np.mean([run.wall for run in group.runs]):.1f}",
+            f"{np.mean([run.sps for run in group.runs]):.0f}",
+        ])
+    return header, rows
+
+
+def _markdown(groups: list[Group], keys: list[str], images: dict[str, str], resamples: int, seed: int) -> str:
+    header, rows = _rows(groups, keys)
+    lines = [
+        "# rlrun report", "",
+        f"{sum(len(g.runs) for g in groups)} runs in {len(groups)} groups"
+        f" (grouped by env, algo{''.join(', ' + key for key in keys)}; seeds are the replicates).", "",
+        f"Final return: the last `eval/return_mean` of each run. IQM: mean of the middle 50% of runs. "
+        f"{CONFIDENCE:.0%} CI: percentile bootstrap over runs ({resamples} resamples, seed {seed}). "
+        "Steps, wall time and SPS: means over runs.", "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" if i < 2 + len(keys) else "---:" for i in range(len(header))) + "|",
+        *("| " + " | ".join(row) + " |" for row in rows), "",
+        "## Learning curves", "",
+        "IQM over seeds of the evaluation return, with its bootstrap CI band.", "",
+        *(f"![{env}]({name})\n" for env, name in images.items()),
+        "## Runs", "",
+        *(f"- {g.label} on {g.env}: seeds {', '.join(map(str, g.seeds))} — "
+          + ", ".join(f"`{run.path}`" for run in g.runs) for g in groups),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _write_runs_csv(groups: list[Group], keys: list[str], path: Path) -> None:
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["run_dir", "env", "algo", *keys, "seed", "final_return", "steps", "wall_s", "sps"])
+        for group in groups:
+            for run in group.runs:
+                writer.writerow([run.path, run.env, run.algo, *(run.value(key) for key in keys), run.seed,
+                                 run.final_return, run.steps, run.wall, run.sps])
+
+
+def write_report(paths: list[Path], out: Path, resamples: int = RESAMPLES, seed: int = 0) -> list[Group]:
+    """Read the runs under `paths`; print the table; write report.md, PNGs and runs.csv to `out`.
+
+    Raises:
+        ConfigError: a path is not a dir, no run dir with an evaluation is found, or resamples < 1.
+    """
+    if resamples < 1:
+        raise ConfigError(f"--resamples={resamples} must be >= 1; e.g. --resamples {RESAMPLES}")
+    console = Console()
+    run_dirs = find_run_dirs(paths)
+    runs = []
+    for run_dir in run_dirs:
+        run = read_run(run_dir)
+        if run is None:
+            console.print(f"skipped {run_dir}: no eval/return_mean in its metrics.jsonl yet",
+                          markup=False, soft_wrap=True)
+        else:
+            runs.append(run)
+    if not runs:
+        raise ConfigError(
+            f"no run dirs with evaluations under {', '.join(map(str, paths))}; a run dir holds "
+            "metrics.jsonl and .hydra/config.yaml (every rlrun training run writes them)"
+        )
+    keys = grouping_keys(runs)
+    groups = summarize(runs, keys, resamples, seed)
+    for group in groups:
+        if len(set(group.seeds)) < len(group.seeds):
+            console.print(f"note: {group.label} on {group.env} has runs with the same seed: {group.seeds}",
+                          markup=False, soft_wrap=True)
+    header, rows = _rows(groups, keys)
+    table = Table(title=f"{len(runs)} runs, {len(groups)} groups (final eval return; 95% bootstrap CIs)")
+    for i, column in enumerate(header):
+        table.add_column(column, justify="left" if i < 2 + len(keys) else "right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    out.mkdir(parents=True, exist_ok=True)
+    images = {}
+    for env in sorted({group.env for group in groups}):
+        images[env] = _file_name(env)
+        plot_env([group for group in groups if group.env == env], out / images[env], resamples, seed)
+    (out / "report.md").write_text(_markdown(groups, keys, images, resamples, seed))
+    _write_runs_csv(groups, keys, out / "runs.csv")
+    console.print(f"wrote {out / 'report.md'}, {len(images)} plot(s) and runs.csv",
+                  markup=False, soft_wrap=True)
+    return groups

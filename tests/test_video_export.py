@@ -1,0 +1,140 @@
+"""rlrun-eval eval.video (MP4 of evaluation episodes) and eval.export (self-contained policy files)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from rlrun import cli
+from rlrun.checkpoint import load_checkpoint
+from rlrun.config import ConfigError, TrainConfig
+from rlrun.envs.normalize import ObsNormalizer
+from rlrun.export import ExportedPolicy
+from rlrun.registry import algorithms
+
+TINY = ["eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]
+
+
+def rlrun_eval(monkeypatch, *args):
+    """`rlrun-eval ARGS` in this process."""
+    monkeypatch.setattr(sys, "argv", ["rlrun-eval", *map(str, args)])
+    cli.evaluate()
+
+
+def checkpoint_policy(run_dir):
+    """The acting network, observation normaliser and spaces of run_dir's last.pt, built from the file."""
+    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    spec = algorithms()[state["algo"]]
+    cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig(algo=spec.config())),
+                                              OmegaConf.create(state["config"])))
+    env = gym.make(cfg.env.id)
+    policy = spec.make_policy(cfg, env.observation_space, env.action_space)
+    policy.load_state_dict(state["modules"][spec.policy_key])
+    normalizer = None
+    if "obs_rms" in state["modules"].get("envs", {}):
+        normalizer = ObsNormalizer(env.observation_space.shape, cfg.env.clip_obs)
+        normalizer.rms.load_state_dict(state["modules"]["envs"]["obs_rms"])
+    return policy.eval(), normalizer, env
+
+
+def test_training_refuses_eval_only_options(compose_cfg):
+    for override in ("eval.video=true", "eval.export=onnx"):
+        with pytest.raises(ConfigError, match="rlrun-eval"):
+            compose_cfg([override])
+    with pytest.raises(ConfigError, match="eval.export"):
+        compose_cfg(["eval.export=tflite"])
+    with pytest.raises(ConfigError, match="eval.video_episodes"):
+        compose_cfg(["eval.episodes=2", "eval.video_episodes=3"])
+
+
+def test_eval_video_records_the_evaluated_episodes(train_run, tmp_path, monkeypatch):
+    pytest.importorskip("moviepy", reason="eval.video needs moviepy: pip install -e '.[video]'")
+    pytest.importorskip("pygame", reason="CartPole renders with pygame: pip install -e '.[video]'")
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="comes with moviepy")
+    train_run(["env=CartPole-v1", "algo.num_steps=32", "total_timesteps=128", *TINY], tmp_path)
+    rlrun_eval(monkeypatch, f"checkpoint={tmp_path}", "eval.video=true", "eval.episodes=3", "eval.num_envs=2",
+               "eval.video_episodes=2", "device=cpu")
+    videos = sorted((tmp_path / "eval").glob("*.mp4"))
+    # 2 of the 3 episodes, one per env (env 0 runs 2 episodes, env 1 one): the first of each env.
+    assert [v.name for v in videos] == ["last-step128-env0-episode-0.mp4", "last-step128-env1-episode-0.mp4"]
+    frames = [imageio_ffmpeg.count_frames_and_secs(str(v))[0] for v in videos]
+    lengths = json.loads((tmp_path / "checkpoints" / "last.eval.json").read_text())["lengths"]
+    # One frame after the reset and one per step: each video is one whole evaluated episode.
+    assert all(f - 1 in lengths for f in frames), (frames, lengths)
+
+
+@pytest.mark.parametrize(
+    "env, extra",
+    [
+        ("CartPole-v1", ["algo.num_steps=32", "total_timesteps=128"]),
+        ("Pendulum-v1", ["algo.num_steps=64", "total_timesteps=256", "env.normalize_obs=true"]),
+    ],
+)
+def test_torchscript_export_acts_like_the_checkpoint(train_run, tmp_path, monkeypatch, env, extra):
+    train_run([f"env={env}", *TINY, *extra], tmp_path)
+    rlrun_eval(monkeypatch, f"checkpoint={tmp_path}", "eval.export=torchscript", "eval.episodes=1",
+               "eval.num_envs=1", "device=cpu")
+    path = tmp_path / "checkpoints" / "last.policy.pt"
+    extra_files = {"rlrun.json": ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        exported = torch.jit.load(str(path), _extra_files=extra_files)
+    assert json.loads(extra_files["rlrun.json"])["env"] == env
+    policy, normalizer, gym_env = checkpoint_policy(tmp_path)
+    gym_env.observation_space.seed(123)
+    for batch in (1, 7):
+        obs = np.stack([gym_env.observation_space.sample() for _ in range(batch)])
+        inputs = normalizer(obs, update=False) if normalizer else obs
+        with torch.no_grad():
+            expected = policy.act(torch.as_tensor(inputs), deterministic=True)
+            actions = exported(torch.as_tensor(obs))
+        if isinstance(gym_env.action_space, gym.spaces.Box):
+            low, high = torch.as_tensor(gym_env.action_space.low), torch.as_tensor(gym_env.action_space.high)
+            torch.testing.assert_close(actions, torch.minimum(torch.maximum(expected, low), high))
+        else:
+            assert torch.equal(actions, expected)
+    if normalizer is not None:  # the normalisation is in the file: raw inputs give other actions
+        with torch.no_grad():
+            assert not torch.allclose(policy.act(torch.as_tensor(obs), deterministic=True), expected)
+
+
+def test_onnx_export_acts_like_the_checkpoint(train_run, tmp_path, monkeypatch):
+    onnxruntime = pytest.importorskip("onnxruntime", reason="eval.export=onnx needs pip install -e '.[export]'")
+    pytest.importorskip("onnxscript", reason="eval.export=onnx needs pip install -e '.[export]'")
+    train_run(["env=Pendulum-v1", "algo.num_steps=64", "total_timesteps=256", "env.normalize_obs=true", *TINY],
+              tmp_path)
+    rlrun_eval(monkeypatch, f"checkpoint={tmp_path}", "eval.export=onnx", "eval.episodes=1", "eval.num_envs=1",
+               "device=cpu")
+    session = onnxruntime.InferenceSession(str(tmp_path / "checkpoints" / "last.policy.onnx"))
+    policy, normalizer, gym_env = checkpoint_policy(tmp_path)
+    gym_env.observation_space.seed(5)
+    obs = np.stack([gym_env.observation_space.sample() for _ in range(9)])
+    with torch.no_grad():
+        expected = policy.act(torch.as_tensor(normalizer(obs, update=False)), deterministic=True).numpy()
+    np.testing.assert_allclose(session.run(None, {"obs": obs})[0], np.clip(expected, -2.0, 2.0), atol=1e-5)
+
+
+class Amplifier(torch.nn.Module):
+    """A stand-in policy: act(obs) = 100 obs, far outside the action bounds."""
+
+    def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        return 100.0 * obs
+
+
+def test_exported_policy_normalises_clips_and_bounds_by_hand():
+    obs_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+    action_space = gym.spaces.Box(np.array([-2.0, -1.0], np.float32), np.array([2.0, 1.0], np.float32))
+    normalizer = ObsNormalizer((2,), clip=3.0, epsilon=0.0)
+    normalizer.rms.mean, normalizer.rms.var = np.array([1.0, -1.0]), np.array([4.0, 0.25])
+    module = ExportedPolicy(Amplifier(), obs_space, action_space, normalizer)
+    obs = torch.tensor([[1.0, -1.0], [1.02, -1.005], [100.0, -100.0]])
+    # (obs - mean) / std: [0, 0], [0.01, -0.01], [49.5 -> clip 3, -198 -> clip -3]; x100; clip to bounds.
+    expected = torch.tensor([[0.0, 0.0], [1.0, -1.0], [2.0, -1.0]])
+    torch.testing.assert_close(module(obs), expected)
