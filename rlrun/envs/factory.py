@@ -11,6 +11,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from rlrun.config import ConfigError, EnvConfig
 from rlrun.envs.normalize import ObsNormalizer, RewardNormalizer
@@ -64,6 +65,10 @@ class VecEnv:
         self._action_bounds = (space.low, space.high) if isinstance(space, gym.spaces.Box) else None
         self._returns = np.zeros(self.num_envs, np.float64)
         self._lengths = np.zeros(self.num_envs, np.int64)
+        self._obs = np.zeros(0)
+        self._pending_restore: dict | None = None
+        self.notify: Callable[[str], None] = print
+        """Where one-line notices go (Run points it at its logger)."""
 
     def _process(self, obs: np.ndarray, update: bool) -> np.ndarray:
         """Normalise (updating the statistics if asked) or cast float64 to float32."""
@@ -72,10 +77,33 @@ class VecEnv:
         return obs.astype(np.float32) if obs.dtype == np.float64 else obs
 
     def reset(self, seed: int | None = None) -> np.ndarray:
+        """Start fresh episodes seeded with seed, seed+1, ... — or, right after
+        `load_state_dict`, rebuild the checkpointed episodes exactly where they were."""
+        if self._pending_restore is not None:
+            state, self._pending_restore = self._pending_restore, None
+            if self._restore(state):
+                return self._obs
         obs = self.envs.reset(seed=seed)
         self._returns[:] = 0.0
         self._lengths[:] = 0
-        return self._process(obs, update=self.training)
+        self._obs = self._process(obs, update=self.training)
+        return self._obs
+
+    def _restore(self, state: dict) -> bool:
+        if not isinstance(self.envs, SerialVectorEnv):
+            self.notify("Resume: env.vectorization=async envs cannot be rebuilt; continuing with fresh episodes")
+            return False
+        mismatched = self.envs.restore(state["episodes"])
+        if mismatched:
+            self.notify(f"Resume: replaying the episodes of envs {mismatched} did not reproduce their "
+                        "observations (the simulator is not replayable); continuing with fresh episodes")
+            return False
+        self._returns[:] = state["returns"].numpy()
+        self._lengths[:] = state["lengths"].numpy()
+        if self.reward_normalizer is not None:
+            self.reward_normalizer.returns[:] = state["discounted_returns"].numpy()
+        self._obs = state["obs"].numpy()
+        return True
 
     def step(self, actions: np.ndarray) -> Step:
         if self._action_bounds is not None:
@@ -100,23 +128,34 @@ class VecEnv:
             episode_returns, episode_lengths = _NO_RETURNS, _NO_LENGTHS
         if self.reward_normalizer is not None and self.training:
             rewards = self.reward_normalizer(rewards, ended)
+        self._obs = processed
         return Step(processed, rewards.astype(np.float32), terminations, truncations, final_obs,
                     episode_returns, episode_lengths)
 
     def state_dict(self) -> dict:
-        """Normaliser statistics (tensors and floats only)."""
-        state = {}
+        """Normaliser statistics and the running episodes (tensors and plain data only)."""
+        state: dict = {
+            "returns": torch.as_tensor(self._returns.copy()),
+            "lengths": torch.as_tensor(self._lengths.copy()),
+            "obs": torch.as_tensor(np.array(self._obs)),
+        }
+        if isinstance(self.envs, SerialVectorEnv):
+            state["episodes"] = self.envs.state_dict()
         if self.obs_normalizer is not None:
             state["obs_rms"] = self.obs_normalizer.rms.state_dict()
         if self.reward_normalizer is not None:
             state["return_rms"] = self.reward_normalizer.rms.state_dict()
+            state["discounted_returns"] = torch.as_tensor(self.reward_normalizer.returns.copy())
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore normaliser statistics now, and the running episodes at the next `reset`."""
         if self.obs_normalizer is not None and "obs_rms" in state:
             self.obs_normalizer.rms.load_state_dict(state["obs_rms"])
         if self.reward_normalizer is not None and "return_rms" in state:
             self.reward_normalizer.rms.load_state_dict(state["return_rms"])
+        if "episodes" in state or "obs" in state:
+            self._pending_restore = state
 
     def close(self) -> None:
         self.envs.close()

@@ -2,6 +2,13 @@
 
 Gymnasium's SyncVectorEnv merges every info dict on every step; rlrun needs none of them
 except the final observation of an ended episode, which this returns directly.
+
+Exact resume: simulator states (MuJoCo, classic control, Atari) are not portable data, so
+`SerialVectorEnv` captures each env as the way to rebuild it: how its current episode was
+reset (the explicit seed, or the env's RNG state just before an autoreset) and the actions
+taken since. `restore` replays them and checks that the replayed observation equals the
+saved one bit for bit; an env whose replay differs (a simulator with hidden randomness)
+is reported and the run continues with fresh episodes.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 from gymnasium.vector.utils import batch_space
 
@@ -28,22 +36,62 @@ class SerialVectorEnv:
         self._rewards = np.zeros(self.num_envs, np.float64)
         self._terminations = np.zeros(self.num_envs, bool)
         self._truncations = np.zeros(self.num_envs, bool)
+        self._episode_starts: list[dict] = [{} for _ in self.envs]
+        self._episode_actions: list[list[np.ndarray]] = [[] for _ in self.envs]
+
+    def _reset_env(self, i: int, seed: int | None) -> np.ndarray:
+        env = self.envs[i]
+        if seed is None:
+            self._episode_starts[i] = {"rng": env.unwrapped.np_random.bit_generator.state}
+        else:
+            self._episode_starts[i] = {"seed": seed}
+        self._episode_actions[i] = []
+        return env.reset(seed=seed)[0]
 
     def reset(self, seed: int | None = None) -> np.ndarray:
-        for i, env in enumerate(self.envs):
-            self._obs[i] = env.reset(seed=None if seed is None else seed + i)[0]
+        for i in range(self.num_envs):
+            self._obs[i] = self._reset_env(i, None if seed is None else seed + i)
         return self._obs.copy()
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[int, np.ndarray]]:
         """Returns (obs, rewards, terminations, truncations, {env index: final obs of its ended episode})."""
         final_obs = {}
         for i, env in enumerate(self.envs):
+            self._episode_actions[i].append(actions[i])
             obs, self._rewards[i], self._terminations[i], self._truncations[i], _ = env.step(actions[i])
             if self._terminations[i] or self._truncations[i]:
                 final_obs[i] = obs
-                obs = env.reset()[0]
+                obs = self._reset_env(i, None)
             self._obs[i] = obs
         return self._obs.copy(), self._rewards.copy(), self._terminations.copy(), self._truncations.copy(), final_obs
+
+    def state_dict(self) -> dict:
+        """How to rebuild every env's current episode: its reset and the actions since."""
+        return {
+            "episode_starts": [dict(start) for start in self._episode_starts],
+            "episode_actions": [torch.as_tensor(np.array(actions)) for actions in self._episode_actions],
+            "obs": torch.as_tensor(self._obs.copy()),
+            "action_space_rng": self.action_space.np_random.bit_generator.state,
+        }
+
+    def restore(self, state: dict) -> list[int]:
+        """Rebuild the envs of `state` by replay; returns the indices whose replay differed."""
+        self.action_space.np_random.bit_generator.state = state["action_space_rng"]
+        saved_obs = state["obs"].numpy()
+        mismatched = []
+        for i, env in enumerate(self.envs):
+            start = state["episode_starts"][i]
+            if "rng" in start:
+                env.unwrapped.np_random.bit_generator.state = start["rng"]
+            self._obs[i] = self._reset_env(i, start.get("seed"))
+            for action in state["episode_actions"][i].numpy():
+                self._episode_actions[i].append(action)
+                self._obs[i], _, terminated, truncated, _ = env.step(action)
+                if terminated or truncated:
+                    break
+            if not np.array_equal(self._obs[i], saved_obs[i]):
+                mismatched.append(i)
+        return mismatched
 
     def close(self) -> None:
         for env in self.envs:
