@@ -68,7 +68,8 @@ class EnvConfig:
 @dataclass
 class NetworkConfig:
     name: str = "mlp"
-    """Torso kind: mlp (vector observations) or cnn (Nature CNN for image observations)."""
+    """Torso kind: mlp (vector observations), cnn (Nature CNN for image observations), lm (causal
+    transformer for the language task env=lm) or hf_lm (a local Hugging Face causal LM at `path`)."""
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
     """Hidden layer widths of each MLP (units)."""
     activation: str = "tanh"
@@ -79,9 +80,25 @@ class NetworkConfig:
     """Share one torso between actor and critic (separate networks if false)."""
     log_std_init: float = 0.0
     """Initial log standard deviation of Gaussian policies (nats)."""
+    layers: int = 2
+    """Transformer blocks of network=lm (count)."""
+    width: int = 64
+    """Residual stream width of network=lm (units per token)."""
+    heads: int = 4
+    """Attention heads of network=lm (count; must divide `width`)."""
+    path: str | None = None
+    """Local Hugging Face model directory for network=hf_lm (loaded with local_files_only; null otherwise)."""
 
     def __post_init__(self) -> None:
-        check(self.name in ("mlp", "cnn"), f"network.name={self.name!r} must be mlp or cnn")
+        check(
+            self.name in ("mlp", "cnn", "lm", "hf_lm"),
+            f"network.name={self.name!r} must be mlp, cnn, lm or hf_lm",
+        )
+        check(self.layers >= 1, f"network.layers={self.layers} must be >= 1")
+        check(
+            self.heads >= 1 and self.width % self.heads == 0,
+            f"network.heads={self.heads} must be >= 1 and divide network.width={self.width}",
+        )
         check(
             all(size > 0 for size in self.hidden_sizes),
             f"network.hidden_sizes={list(self.hidden_sizes)} must all be > 0",
@@ -200,6 +217,18 @@ class CheckpointConfig:
 
 
 @dataclass
+class HparamsSearchConfig:
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    """Seeds every trial trains with (count = runs per trial); its objective is the mean final eval return."""
+
+    def __post_init__(self) -> None:
+        check(
+            len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds) and min(self.seeds) >= 0,
+            f"hparams_search.seeds={list(self.seeds)} must be distinct seeds >= 0, e.g. [0,1,2]",
+        )
+
+
+@dataclass
 class AlgoConfig:
     name: str = MISSING
     """Registered algorithm name (group choice `algo=<name>`)."""
@@ -231,6 +260,10 @@ class TrainConfig:
     """Run dir or checkpoint file to continue from; null starts fresh (or resumes this run dir)."""
     torch_threads: int = 1
     """Torch intra-op CPU threads (1 is fastest for small MLPs on shared cores)."""
+    deterministic: bool = False
+    """Bitwise-repeatable runs and resumes: deterministic torch kernels, in-process envs."""
+    hparams_search: HparamsSearchConfig | None = None
+    """Set by `hparams_search=<name>`: each trial trains once per seed in <job dir>/seed_<k>; null trains once."""
 
     def __post_init__(self) -> None:
         check(
@@ -242,6 +275,10 @@ class TrainConfig:
             f"device={self.device!r} must be auto, cpu or cuda",
         )
         check(self.torch_threads >= 1, f"torch_threads={self.torch_threads} must be >= 1")
+        check(
+            not (self.deterministic and self.env.vectorization == "async"),
+            "deterministic=true needs in-process envs; set env.vectorization=sync",
+        )
         check(self.seed >= 0, f"seed={self.seed} must be >= 0")
         check(
             not self.eval.video and self.eval.export is None,

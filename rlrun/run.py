@@ -1,8 +1,9 @@
 """Run: the services every algorithm uses, written once.
 
 Output dirs, thread count, seeding, device, training and evaluation envs, the metrics
-logger, checkpoints (save, keep, resume) and Ctrl-C/SIGTERM handling. An algorithm owns its
-loop and calls these services; it never builds envs, writes files or seeds anything itself.
+logger, checkpoints (save, keep, resume) and signal handling (Ctrl-C, SIGTERM, and the
+SIGUSR1/SIGUSR2 that cluster schedulers send before a time limit or preemption). An algorithm
+owns its loop and calls these services; it never builds envs, writes files or seeds anything itself.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -19,7 +21,9 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from rlrun.checkpoint import FORMAT, CheckpointError, Checkpointer, load_checkpoint, resolve_checkpoint
+from rlrun.checkpoint import (
+    FORMAT, CheckpointError, Checkpointer, load_checkpoint, resolve_checkpoint, save_atomic,
+)
 from rlrun.config import ConfigError, TrainConfig
 from rlrun.envs.factory import Step, VecEnv, make_vec_env
 from rlrun.evaluation import EvalResult, evaluate
@@ -46,6 +50,20 @@ class Scalars(dict):
         self.update(state)
 
 
+class SideFile:
+    """Marks a tracked object whose state is too large for the checkpoint file (a replay buffer).
+
+    `run.track(replay=SideFile(buffer))` writes the state to `checkpoints/<name>.pt` beside
+    each checkpoint (atomically, before `last.pt`), with the same format marker and
+    `weights_only` loading; the checkpoint itself holds only the file name and step. Numbered
+    checkpoints and `best.pt` share the one side file, so resuming from them continues with
+    the newest side-file state.
+    """
+
+    def __init__(self, obj: Stateful) -> None:
+        self.obj = obj
+
+
 @dataclass
 class TrainResult:
     final_eval_return: float
@@ -56,12 +74,41 @@ class TrainResult:
     """Where the run's files are."""
 
 
-class RunInterrupted(Exception):
-    """Training stopped on a signal after writing a checkpoint; carries the exit code."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+"""Signals that end training after the current iteration with a checkpoint."""
 
-    def __init__(self, message: str, exit_code: int) -> None:
+
+class RunInterrupted(Exception):
+    """Training stopped on signal `signum` after writing a checkpoint; exit code 128 + signum."""
+
+    def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+    def pass_on(self) -> None:
+        """Re-deliver SIGUSR1/SIGUSR2 to the handler installed before Run's, if there was one.
+
+        Under submitit that handler requeues the job, which then resumes from the checkpoint.
+        """
+        if self.signum in (signal.SIGUSR1, signal.SIGUSR2) and callable(signal.getsignal(self.signum)):
+            signal.raise_signal(self.signum)
+
+
+def finished_result(cfg: TrainConfig, run_dir: Path) -> TrainResult | None:
+    """The recorded result when `run_dir` holds a finished run of at least `cfg.total_timesteps`.
+
+    A run is finished when its checkpoints/last.pt was written by `Run.finish` after the final
+    evaluation (it holds `final_eval_return`) at a step >= `cfg.total_timesteps`; None otherwise.
+    """
+    path = Path(run_dir) / "checkpoints" / "last.pt"
+    if not path.is_file():
+        return None
+    state = load_checkpoint(path)
+    final = state.get("final_eval_return")
+    if final is None or state["global_step"] < cfg.total_timesteps:
+        return None
+    return TrainResult(float(final), int(state["global_step"]), Path(run_dir))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -109,6 +156,7 @@ class Run:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         torch.set_num_threads(cfg.torch_threads)
+        torch.use_deterministic_algorithms(cfg.deterministic)
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
         self.checkpointer = Checkpointer(self.run_dir / "checkpoints", cfg.checkpoint.keep)
@@ -117,6 +165,7 @@ class Run:
         self.best_eval_return: float | None = (
             self._resume_state.get("best_eval_return") if self._resume_state else None
         )
+        self.final_eval_return: float | None = None
         config_dict = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
         self.logger = Logger(
             cfg.logger, self.run_dir, cfg.total_timesteps, config_dict,
@@ -127,6 +176,7 @@ class Run:
         self._tracked: dict[str, Stateful] = {}
         self._train_envs: VecEnv | None = None
         self._eval_envs: VecEnv | None = None
+        self._evaluator: Callable[[Policy], EvalResult] | None = None
         self._next_eval = self._next_multiple(start_step, cfg.eval.every_steps)
         self._next_checkpoint = self._next_multiple(start_step, cfg.checkpoint.every_steps)
         self._next_console = self._next_multiple(start_step, cfg.logger.every_steps)
@@ -135,9 +185,7 @@ class Run:
         self._start_time = time.perf_counter()
         self._start_step = start_step
         self._signal: int | None = None
-        self._previous_handlers = {
-            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
-        }
+        self._previous_handlers = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         if self._resume_state:
             self.logger.message(f"Resuming from {self._resume_path} at step {start_step}")
 
@@ -153,10 +201,16 @@ class Run:
         self._resume_path = resolve_checkpoint(self.cfg.resume) if self.cfg.resume else own
         return load_checkpoint(self._resume_path, map_location=self.device)
 
-    def make_envs(self, gamma: float = 0.99) -> VecEnv:
-        """The training envs (seeded from `seed`; reward normalisation discounts with `gamma`)."""
-        self._train_envs = make_vec_env(self.cfg.env, self.cfg.env.num_envs, gamma=gamma, training=True)
-        self._train_envs.envs.action_space.seed(self.cfg.seed)
+    def make_envs(self, gamma: float = 0.99, num_envs: int | None = None) -> VecEnv:
+        """The training envs (seeded from `seed`; reward normalisation discounts with `gamma`).
+
+        `num_envs` overrides `env.num_envs` for algorithms whose env count is set by their own
+        config (e.g. one env per CEM candidate).
+        """
+        count = self.cfg.env.num_envs if num_envs is None else num_envs
+        self._train_envs = make_vec_env(self.cfg.env, count, gamma=gamma, training=True)
+        self._train_envs.action_space.seed(self.cfg.seed)
+        self._train_envs.notify = self.logger.message
         return self._train_envs
 
     @property
@@ -164,8 +218,11 @@ class Run:
         """Seed for the first reset of the training envs (shifted on resume for fresh episodes)."""
         return self.cfg.seed + self._start_step
 
-    def track(self, **objects: Stateful) -> None:
-        """Register objects whose state_dict goes into every checkpoint under these names."""
+    def track(self, **objects: Stateful | SideFile) -> None:
+        """Register objects whose state_dict goes into every checkpoint under these names.
+
+        Wrap an object in `SideFile` to write its state to `checkpoints/<name>.pt` instead.
+        """
         self._tracked.update(objects)
 
     def restore(self) -> int:
@@ -180,14 +237,38 @@ class Run:
                 f"({state.get('algo')}); resume it with algo={state.get('algo')}"
             )
         for name, obj in self._tracked.items():
-            obj.load_state_dict(state["modules"][name])
+            if isinstance(obj, SideFile):
+                obj.obj.load_state_dict(self._load_side_file(state["modules"][name], int(state["global_step"])))
+            else:
+                obj.load_state_dict(state["modules"][name])
         set_rng_state(state["rng"])
         return int(state["global_step"])
+
+    def _load_side_file(self, entry: dict[str, Any], step: int) -> dict[str, Any]:
+        path = self._resume_path.parent / entry["side_file"]
+        if not path.is_file():
+            raise CheckpointError(
+                f"{self._resume_path} needs {path.name} beside it, which is missing; resume from "
+                "the checkpoints dir that holds both"
+            )
+        side = load_checkpoint(path, map_location="cpu")
+        if side["global_step"] != step:
+            self.logger.message(
+                f"{path.name} is from step {side['global_step']}, the checkpoint from step {step}: "
+                f"continuing with the state of step {side['global_step']}"
+            )
+        return side["state"]
+
+    def _save_side_file(self, name: str, obj: Stateful, step: int) -> dict[str, Any]:
+        path = self.checkpointer.directory / f"{name}.pt"
+        save_atomic({"format": FORMAT, "global_step": int(step), "state": obj.state_dict()}, path)
+        self.logger.message(f"Wrote {name} state to {path} ({path.stat().st_size / 2**20:.1f} MB)")
+        return {"side_file": path.name, "global_step": int(step)}
 
     # ----- during training ----------------------------------------------------------------
     @property
     def should_stop(self) -> bool:
-        """True once SIGINT or SIGTERM arrived: the loop ends after the current iteration."""
+        """True once a STOP_SIGNALS signal arrived: the loop ends after the current iteration."""
         return self._signal is not None
 
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -216,8 +297,15 @@ class Run:
         self.logger.log(metrics, step)
         self.logger.progress(step)
 
+    def use_evaluator(self, evaluator: Callable[[Policy], EvalResult]) -> None:
+        """Evaluate with `evaluator(policy)` instead of Gymnasium eval envs, in `maybe_evaluate` and
+        `finish` alike (algorithms on an in-process task, e.g. ppo_lm on env=lm)."""
+        self._evaluator = evaluator
+
     def evaluate(self, policy: Policy) -> EvalResult:
         """Evaluate with the eval protocol on separate envs (frozen training normalisation)."""
+        if self._evaluator is not None:
+            return self._evaluator(policy)
         if self._eval_envs is None:
             obs_normalizer = self._train_envs.obs_normalizer if self._train_envs else None
             self._eval_envs = make_vec_env(
@@ -228,7 +316,7 @@ class Run:
             self.device, self.cfg.eval.deterministic,
         )
 
-    def _evaluate_and_log(self, policy: Policy, step: int) -> EvalResult:
+    def _evaluate_and_log(self, policy: Policy, step: int, final: bool = False) -> EvalResult:
         if isinstance(policy, nn.Module):
             policy.eval()
         result = self.evaluate(policy)
@@ -238,6 +326,8 @@ class Run:
         improved = self.best_eval_return is None or result.mean > self.best_eval_return
         if improved:
             self.best_eval_return = result.mean
+        if final:
+            self.final_eval_return = result.mean
         self.save_checkpoint(step, best=improved)
         return result
 
@@ -261,8 +351,12 @@ class Run:
             "config": OmegaConf.to_yaml(OmegaConf.structured(self.cfg)),
             "global_step": int(step),
             "best_eval_return": self.best_eval_return,
+            "final_eval_return": self.final_eval_return,
             "wandb_id": self.logger.wandb_id,
-            "modules": {name: obj.state_dict() for name, obj in self._tracked.items()},
+            "modules": {
+                name: self._save_side_file(name, obj.obj, step) if isinstance(obj, SideFile) else obj.state_dict()
+                for name, obj in self._tracked.items()
+            },
             "rng": rng_state(),
         }
         self.checkpointer.save(state, step, best=best)
@@ -280,9 +374,9 @@ class Run:
                 raise RunInterrupted(
                     f"{name} at step {step}: checkpoint saved in {self.run_dir}. Resume by re-running "
                     f"the same command with hydra.run.dir={self.run_dir}, or with resume={self.run_dir}",
-                    128 + self._signal,
+                    self._signal,
                 )
-            result = self._evaluate_and_log(policy, step)
+            result = self._evaluate_and_log(policy, step, final=True)
             self.logger.message(
                 f"Finished at step {step}: eval return {result.mean:.2f} ± {result.std:.2f} "
                 f"over {len(result.returns)} episodes; run dir {self.run_dir}"

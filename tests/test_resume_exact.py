@@ -1,0 +1,68 @@
+"""With deterministic=true, a run killed with SIGKILL and resumed ends bit for bit where the
+uninterrupted run ends: every tensor of the final checkpoint is equal."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from rlrun.checkpoint import load_checkpoint
+
+RLRUN = str(Path(sys.executable).parent / "rlrun")
+COMMON = ["deterministic=true", "logger.console=false", "eval.episodes=2", "eval.num_envs=2", "torch_threads=1"]
+
+FAMILIES = {
+    "ppo": ["algo=ppo", "env=CartPole-v1", "algo.num_steps=64", "total_timesteps=6144",
+            "checkpoint.every_steps=512", "eval.every_steps=2048"],
+    "ppo_continuous": ["algo=ppo", "env=Pendulum-v1", "algo.num_steps=64", "total_timesteps=6144",
+                       "checkpoint.every_steps=512", "eval.every_steps=2048"],
+}
+
+
+def run(args: list[str], run_dir: Path) -> subprocess.Popen:
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    return subprocess.Popen([RLRUN, *args, *COMMON, f"hydra.run.dir={run_dir}"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def assert_same(a, b, path="checkpoint"):
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), path
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for key in a:
+            assert_same(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, path
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, family):
+    args = FAMILIES[family]
+    straight = run(args, tmp_path / "straight")
+    killed = run(args, tmp_path / "killed")
+    first = tmp_path / "killed" / "checkpoints" / "last.pt"
+    deadline = time.time() + 120
+    while not first.exists() and killed.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert killed.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    stopped_at = load_checkpoint(first)["global_step"]
+    resumed = run(args, tmp_path / "killed")  # the same command in the same dir resumes
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    assert straight.wait(timeout=300) == 0, straight.stderr.read()
+    a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
+    b = load_checkpoint(first)
+    assert 0 < stopped_at < a["global_step"] == b["global_step"]
+    assert_same(a["modules"], b["modules"])
+    assert_same(a["rng"], b["rng"])
