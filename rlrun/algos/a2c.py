@@ -1,0 +1,88 @@
+"""Advantage Actor-Critic, the synchronous variant of A3C (Mnih et al. 2016).
+
+Follows book ch. 3.6: the policy gradient of eq. 3.29 with Φ_t the bootstrapped advantage of
+eqs. 3.32-3.33 (k-step returns minus the baseline V_ψ(s_t)), Alg. 3.3 with rewards-to-go
+replaced by bootstrapped n-step returns; the critic regresses on those returns (eq. 3.31).
+Rollouts of `num_steps` steps from every vector env (the k of eq. 3.32 is at most
+`num_steps`), advantages by GAE(γ, λ) (book ch. 5; λ = 1 gives the n-step returns of
+eq. 3.28 minus V_ψ(s_t)), one gradient step per rollout on
+-mean(log π · A) + vf_coef · mean((V - R)²) - ent_coef · H. Defaults follow Stable-Baselines3's
+A2C; its RMSprop (lr 7e-4, α 0.99, eps 1e-5) is set by the presets `conf/preset/a2c_*.yaml`
+(families without a preset use the optimizer group's default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import torch
+
+from rlrun.algos.ppo import Batch
+from rlrun.config import AlgoConfig, TrainConfig, check, check_discount
+from rlrun.data.rollout import RolloutBuffer, collect_rollout
+from rlrun.networks.actor_critic import ActorCritic
+from rlrun.ops.optim import make_optimizer, scheduled_lr, set_lr
+from rlrun.ops.policy_gradient import actor_critic_step
+from rlrun.registry import AlgoSpec
+from rlrun.run import Run, TrainResult
+
+
+@dataclass
+class A2CConfig(AlgoConfig):
+    name: str = "a2c"
+    num_steps: int = 5
+    """Rollout length per environment between updates (env steps)."""
+    gamma: float = 0.99
+    """Discount factor per env step."""
+    gae_lambda: float = 1.0
+    """GAE lambda (1 gives n-step returns minus the baseline)."""
+    ent_coef: float = 0.0
+    """Entropy bonus coefficient (loss units per nat)."""
+    vf_coef: float = 0.5
+    """Value loss coefficient (loss units per squared return unit; the value loss is the MSE)."""
+    max_grad_norm: float = 0.5
+    """Global gradient norm clip (L2 norm); 0 disables clipping."""
+    norm_adv: bool = False
+    """Normalise advantages per rollout to zero mean, unit std."""
+
+    def __post_init__(self) -> None:
+        check(self.num_steps >= 1, f"algo.num_steps={self.num_steps} must be >= 1")
+        check_discount("algo.gamma", self.gamma)
+        check(0.0 <= self.gae_lambda <= 1.0, f"algo.gae_lambda={self.gae_lambda} must be in [0, 1]")
+        check(self.ent_coef >= 0, f"algo.ent_coef={self.ent_coef} must be >= 0")
+        check(self.vf_coef >= 0, f"algo.vf_coef={self.vf_coef} must be >= 0")
+        check(self.max_grad_norm >= 0, f"algo.max_grad_norm={self.max_grad_norm} must be >= 0")
+
+
+def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> ActorCritic:
+    return ActorCritic(cfg.network, obs_space, action_space)
+
+
+def train(cfg: TrainConfig, run: Run) -> TrainResult:
+    algo: A2CConfig = cfg.algo
+    envs = run.make_envs(gamma=algo.gamma)
+    agent = make_policy(cfg, envs.single_observation_space, envs.single_action_space).to(run.device)
+    optimizer = make_optimizer(agent.parameters(), cfg.optimizer)
+    run.track(agent=agent, optimizer=optimizer, envs=envs)
+    global_step = run.restore()
+    buffer = RolloutBuffer(algo.num_steps, envs.num_envs, envs.single_observation_space,
+                           envs.single_action_space, run.device)
+    obs = torch.as_tensor(envs.reset(seed=run.env_seed), device=run.device)
+    while global_step < cfg.total_timesteps and not run.should_stop:
+        lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
+        set_lr(optimizer, lr)
+        obs = collect_rollout(agent, envs, buffer, obs, run)
+        global_step += buffer.batch_size
+        batch = Batch.from_rollout(buffer, algo.gamma, algo.gae_lambda)
+        metrics = actor_critic_step(
+            agent, optimizer, batch.obs, batch.actions, batch.advantages, batch.returns, batch.values,
+            vf_coef=algo.vf_coef, ent_coef=algo.ent_coef, max_grad_norm=algo.max_grad_norm, norm_adv=algo.norm_adv,
+        )
+        run.log({**metrics, "train/lr": lr}, global_step)
+        run.maybe_evaluate(agent, global_step)
+        run.maybe_checkpoint(global_step)
+    return run.finish(agent, global_step)
+
+
+SPEC = AlgoSpec(name="a2c", config=A2CConfig, train=train, make_policy=make_policy, policy_key="agent")

@@ -1,0 +1,183 @@
+"""Cross-entropy method over the policy's parameters (Rubinstein 1999; noisy CEM, Szita & Lőrincz 2006).
+
+Follows the lecture "Policy Gradient", section "1. Zeroth-Order Optimization" (Cross Entropy:
+population ← sample(d); elite ← m with highest U(θ); d ← fit(elite)), with U(θ) the Monte Carlo
+utility of the same lecture, the mean raw return of `episodes_per_candidate` episodes:
+- d is a diagonal Gaussian N(μ, diag σ²) over the flat parameter vector θ of the policy network;
+  μ starts at the network's initial weights, σ at `init_std`;
+- each iteration samples `population` candidates θ_i = μ + σ ⊙ ε_i and runs them in parallel,
+  one training env per candidate, with one batched forward pass of all candidates
+  (`torch.func.functional_call` under `torch.vmap`); a candidate acts with the mode of its
+  policy (argmax or Gaussian mean) when `deterministic`, else samples its policy;
+- fit: μ, σ² ← the maximum-likelihood mean and variance of the m = round(elite_frac · population)
+  best candidates, plus Szita & Lőrincz's extra noise: σ² += (noise_floor · noise_decay^k)² at
+  iteration k, which keeps σ from collapsing before the elite stops improving.
+The policy that is evaluated and checkpointed is the network loaded with μ. The env count is
+`algo.population` (env.num_envs is not used). Steps of an env after its candidate's episodes
+(the vector env steps all envs together) are discarded and not counted in the global step.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from functools import partial
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from rlrun.config import AlgoConfig, TrainConfig, check
+from rlrun.data.episodes import collect_episodes
+from rlrun.networks.heads import make_policy_head
+from rlrun.networks.torso import make_torso
+from rlrun.ops.distributions import Distribution
+from rlrun.ops.trust_region import flat_params, set_flat_params
+from rlrun.registry import AlgoSpec
+from rlrun.run import Run, TrainResult
+
+
+@dataclass
+class CEMConfig(AlgoConfig):
+    name: str = "cem"
+    population: int = 32
+    """Candidate parameter vectors per iteration, one training env each (count)."""
+    elite_frac: float = 0.2
+    """Fraction of the population refitted as the elite (fraction of candidates)."""
+    episodes_per_candidate: int = 1
+    """Episodes averaged into each candidate's score (count)."""
+    init_std: float = 0.1
+    """Initial standard deviation of every parameter (parameter units)."""
+    noise_floor: float = 0.05
+    """Extra standard deviation added to the elite's at each refit (parameter units)."""
+    noise_decay: float = 1.0
+    """Factor applied to the extra standard deviation after every iteration (1 keeps it constant)."""
+    deterministic: bool = True
+    """Candidates act with their mode (argmax or mean action); false samples their policy."""
+
+    def __post_init__(self) -> None:
+        check(self.population >= 2, f"algo.population={self.population} must be >= 2")
+        check(0.0 < self.elite_frac <= 1.0, f"algo.elite_frac={self.elite_frac} must be in (0, 1]")
+        check(self.episodes_per_candidate >= 1,
+              f"algo.episodes_per_candidate={self.episodes_per_candidate} must be >= 1")
+        check(self.init_std > 0, f"algo.init_std={self.init_std} must be > 0")
+        check(self.noise_floor >= 0, f"algo.noise_floor={self.noise_floor} must be >= 0")
+        check(0.0 < self.noise_decay <= 1.0, f"algo.noise_decay={self.noise_decay} must be in (0, 1]")
+
+    @property
+    def num_elite(self) -> int:
+        return max(1, round(self.elite_frac * self.population))
+
+
+class Actor(nn.Module):
+    """The policy network alone: torso and policy head, no critic."""
+
+    def __init__(self, cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> None:
+        super().__init__()
+        self.torso, features = make_torso(cfg.network, obs_space)
+        self.policy_head = make_policy_head(cfg.network, features, action_space)
+
+    def dist(self, obs: torch.Tensor) -> Distribution:
+        return self.policy_head(self.torso(obs))
+
+    def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        dist = self.dist(obs)
+        return dist.mode() if deterministic else dist.sample()
+
+    forward = act
+
+
+def fit_elite(
+    candidates: torch.Tensor, scores: torch.Tensor, num_elite: int, extra_std: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std of the `num_elite` best rows of `candidates` [P, D] by `scores` [P].
+
+    The variance is the maximum-likelihood one (divided by the elite count) plus extra_std².
+    """
+    elite = candidates[scores.topk(num_elite).indices]
+    mean = elite.mean(0)
+    var = (elite - mean).square().mean(0)
+    return mean, (var + extra_std**2).sqrt()
+
+
+class GaussianSearch:
+    """The search distribution N(mean, diag std²) and the iteration count, checkpointed."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.mean, self.std, self.iteration = mean, std, 0
+
+    def sample(self, count: int) -> torch.Tensor:
+        return self.mean + self.std * torch.randn(count, self.mean.numel(), device=self.mean.device)
+
+    def state_dict(self) -> dict[str, torch.Tensor | int]:
+        return {"mean": self.mean, "std": self.std, "iteration": self.iteration}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor | int]) -> None:
+        self.mean, self.std, self.iteration = state["mean"], state["std"], int(state["iteration"])
+
+
+def unflatten(actor: nn.Module, candidates: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Rows of flat parameter vectors [P, D] as a dict of stacked parameters [P, *shape]."""
+    params, offset = {}, 0
+    for name, param in actor.named_parameters():
+        params[name] = candidates[:, offset : offset + param.numel()].reshape(-1, *param.shape)
+        offset += param.numel()
+    return params
+
+
+def batched_act(actor: Actor, params: dict[str, torch.Tensor], obs: torch.Tensor,
+                deterministic: bool) -> torch.Tensor:
+    """Row i of `obs` acted on by candidate i's parameters, in one vectorised forward pass."""
+
+    def act_one(candidate: dict[str, torch.Tensor], one_obs: torch.Tensor) -> torch.Tensor:
+        return functional_call(actor, candidate, (one_obs.unsqueeze(0), deterministic)).squeeze(0)
+
+    with warnings.catch_warnings():  # sampling's in-place clamp has no batching rule: a slower, correct path
+        warnings.filterwarnings("ignore", message="There is a performance drop")
+        return torch.vmap(act_one, randomness="different")(params, obs)
+
+
+def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> Actor:
+    return Actor(cfg, obs_space, action_space)
+
+
+def train(cfg: TrainConfig, run: Run) -> TrainResult:
+    algo: CEMConfig = cfg.algo
+    envs = run.make_envs(num_envs=algo.population)
+    actor = make_policy(cfg, envs.single_observation_space, envs.single_action_space).to(run.device)
+    actor.requires_grad_(False)
+    mean = flat_params(actor.parameters())
+    search = GaussianSearch(mean, torch.full_like(mean, algo.init_std))
+    run.track(policy=actor, search=search, envs=envs)
+    global_step = run.restore()
+    quotas = np.full(algo.population, algo.episodes_per_candidate)
+    seed = run.env_seed
+    while global_step < cfg.total_timesteps and not run.should_stop:
+        candidates = search.sample(algo.population)
+        act = partial(batched_act, actor, unflatten(actor, candidates), deterministic=algo.deterministic)
+        batch = collect_episodes(act, envs, quotas, run, run.device, seed=seed, store_transitions=False)
+        seed = None  # later iterations continue the envs' own random streams
+        global_step += batch.num_steps
+        scores = batch.env_returns
+        extra_std = algo.noise_floor * algo.noise_decay**search.iteration
+        search.mean, search.std = fit_elite(candidates, scores, algo.num_elite, extra_std)
+        search.iteration += 1
+        set_flat_params(actor.parameters(), search.mean)
+        elite_scores = scores.topk(algo.num_elite).values
+        run.log({
+            "train/return_mean": float(scores.mean()),
+            "train/return_max": float(elite_scores[0]),
+            "train/elite_return_mean": float(elite_scores.mean()),
+            "train/elite_threshold": float(elite_scores[-1]),
+            "train/std_mean": float(search.std.mean()),
+            "train/extra_std": extra_std,
+            "train/iteration": float(search.iteration),
+        }, global_step)
+        run.maybe_evaluate(actor, global_step)
+        run.maybe_checkpoint(global_step)
+    return run.finish(actor, global_step)
+
+
+SPEC = AlgoSpec(name="cem", config=CEMConfig, train=train, make_policy=make_policy, policy_key="policy")

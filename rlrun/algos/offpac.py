@@ -1,0 +1,134 @@
+"""Off-policy actor-critic with truncated per-action importance weights (Degris et al. 2012, Off-PAC).
+
+Follows book ch. 4 (eqs. 4.7-4.8 and 4.15-4.16, Alg. 4.1) and the slides' "Off policy":
+∇J ≈ E_{s~d_μ, a~μ}[ρ ∇log π(a|s) Q(s, a)], ρ = π(a|s) / μ(a|s), with the slides'
+"off-policy + baseline" form Q - V. The behaviour policy μ is a lagged copy of the target
+policy π, refreshed every `behaviour_lag` updates (lag 1 makes μ = π: on-policy A2C); it
+samples every action of the `num_steps`-step rollouts of all vector envs.
+- Policy: one gradient step per rollout on -mean(ρ̄_t log π(a_t|s_t) A_t) with ρ̄_t =
+  min(max_is_weight, ρ_t) (ACER/IMPALA truncation) and A_t = r_t + γ v_{t+1} - V(s_t).
+- Critic: regresses V(s_t) on the V-trace targets v_t (Espeholt et al. 2018), the
+  importance-weighted n-step targets of Retrace's state-value form: TD errors weighted by ρ̄_t,
+  traces cut by c_t = λ min(1, ρ_t) (see `rlrun.ops.importance`), with λ = `gae_lambda`.
+Values come from the current critic; truncated episodes bootstrap with the critic's value of
+the real final observation, terminated ones never.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import torch
+
+from rlrun.config import AlgoConfig, TrainConfig, check, check_discount
+from rlrun.data.rollout import RolloutBuffer, collect_rollout
+from rlrun.networks.actor_critic import ActorCritic
+from rlrun.ops.distributions import Distribution
+from rlrun.ops.importance import truncated_importance_weights, vtrace
+from rlrun.ops.optim import make_optimizer, scheduled_lr, set_lr
+from rlrun.ops.policy_gradient import actor_critic_step
+from rlrun.ops.targets import hard_update
+from rlrun.registry import AlgoSpec
+from rlrun.run import Run, Scalars, TrainResult
+
+
+@dataclass
+class OffPACConfig(AlgoConfig):
+    name: str = "offpac"
+    num_steps: int = 8
+    """Rollout length per environment between updates (env steps)."""
+    gamma: float = 0.99
+    """Discount factor per env step."""
+    gae_lambda: float = 1.0
+    """Trace coefficient λ of the V-trace targets (c_t = λ min(1, ρ_t)); 1 gives n-step targets."""
+    behaviour_lag: int = 4
+    """Updates between copies of the target policy into the behaviour policy (count; 1: on-policy)."""
+    max_is_weight: float = 1.0
+    """Truncation level of the importance weights ρ̄ = min(max_is_weight, ρ) (ratio units)."""
+    ent_coef: float = 0.01
+    """Entropy bonus coefficient of the target policy (loss units per nat)."""
+    vf_coef: float = 0.5
+    """Value loss coefficient (loss units per squared return unit; the value loss is the MSE)."""
+    max_grad_norm: float = 0.5
+    """Global gradient norm clip (L2 norm); 0 disables clipping."""
+    norm_adv: bool = False
+    """Normalise advantages per rollout to zero mean, unit std (before the importance weights)."""
+
+    def __post_init__(self) -> None:
+        check(self.num_steps >= 1, f"algo.num_steps={self.num_steps} must be >= 1")
+        check_discount("algo.gamma", self.gamma)
+        check(0.0 <= self.gae_lambda <= 1.0, f"algo.gae_lambda={self.gae_lambda} must be in [0, 1]")
+        check(self.behaviour_lag >= 1, f"algo.behaviour_lag={self.behaviour_lag} must be >= 1")
+        check(self.max_is_weight > 0, f"algo.max_is_weight={self.max_is_weight} must be > 0; e.g. 1.0")
+        check(self.ent_coef >= 0, f"algo.ent_coef={self.ent_coef} must be >= 0")
+        check(self.vf_coef >= 0, f"algo.vf_coef={self.vf_coef} must be >= 0")
+        check(self.max_grad_norm >= 0, f"algo.max_grad_norm={self.max_grad_norm} must be >= 0")
+
+
+class BehaviourSampler:
+    """Acts with the behaviour policy μ and values states with the current critic (for collect_rollout)."""
+
+    def __init__(self, behaviour: ActorCritic, agent: ActorCritic) -> None:
+        self.behaviour, self.agent = behaviour, agent
+
+    def dist_and_value(self, obs: torch.Tensor) -> tuple[Distribution, torch.Tensor]:
+        return self.behaviour.dist(obs), self.agent.value(obs)
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.agent.value(obs)
+
+
+def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> ActorCritic:
+    return ActorCritic(cfg.network, obs_space, action_space)
+
+
+def train(cfg: TrainConfig, run: Run) -> TrainResult:
+    algo: OffPACConfig = cfg.algo
+    envs = run.make_envs(gamma=algo.gamma)
+    agent = make_policy(cfg, envs.single_observation_space, envs.single_action_space).to(run.device)
+    behaviour = make_policy(cfg, envs.single_observation_space, envs.single_action_space).to(run.device)
+    behaviour.requires_grad_(False)
+    hard_update(behaviour, agent)
+    optimizer = make_optimizer(agent.parameters(), cfg.optimizer)
+    counters = Scalars(updates=0.0)
+    run.track(agent=agent, behaviour=behaviour, optimizer=optimizer, envs=envs, counters=counters)
+    global_step = run.restore()
+    buffer = RolloutBuffer(algo.num_steps, envs.num_envs, envs.single_observation_space,
+                           envs.single_action_space, run.device)
+    sampler = BehaviourSampler(behaviour, agent)
+    obs = torch.as_tensor(envs.reset(seed=run.env_seed), device=run.device)
+    while global_step < cfg.total_timesteps and not run.should_stop:
+        lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
+        set_lr(optimizer, lr)
+        obs = collect_rollout(sampler, envs, buffer, obs, run)
+        global_step += buffer.batch_size
+        b_obs, b_actions = buffer.flat_obs(), buffer.flat_actions()
+        with torch.no_grad():
+            target_logprobs = agent.dist(b_obs).log_prob(b_actions).view_as(buffer.logprobs)
+            rhos, rhos_truncated = truncated_importance_weights(target_logprobs, buffer.logprobs, algo.max_is_weight)
+            targets, advantages = vtrace(
+                buffer.rewards, buffer.values, buffer.next_values, buffer.terminations, buffer.episode_ends,
+                rhos_truncated, algo.gae_lambda * rhos.clamp(max=1.0), algo.gamma,
+            )
+        metrics = actor_critic_step(
+            agent, optimizer, b_obs, b_actions, advantages.reshape(-1), targets.reshape(-1),
+            buffer.values.reshape(-1), vf_coef=algo.vf_coef, ent_coef=algo.ent_coef,
+            max_grad_norm=algo.max_grad_norm, norm_adv=algo.norm_adv, weights=rhos_truncated.reshape(-1),
+        )
+        counters["updates"] += 1
+        if counters["updates"] % algo.behaviour_lag == 0:
+            hard_update(behaviour, agent)
+        metrics.update({
+            "train/lr": lr,
+            "train/is_weight_mean": float(rhos.mean()),
+            "train/is_weight_max": float(rhos.max()),
+            "train/is_weight_truncated_frac": float((rhos > algo.max_is_weight).float().mean()),
+        })
+        run.log(metrics, global_step)
+        run.maybe_evaluate(agent, global_step)
+        run.maybe_checkpoint(global_step)
+    return run.finish(agent, global_step)
+
+
+SPEC = AlgoSpec(name="offpac", config=OffPACConfig, train=train, make_policy=make_policy, policy_key="agent")
