@@ -102,8 +102,10 @@ def test_collect_episodes_keeps_each_envs_quota(tmp_path, compose_cfg):
     envs = run.make_envs()
     quotas = np.array([3, 1, 2])
     try:
-        batch = collect_episodes(lambda obs: torch.randint(0, 2, (len(obs),)), envs, quotas, run,
-                                 torch.device("cpu"), seed=0)
+        first_obs = torch.as_tensor(envs.reset(seed=0))
+        batch, next_obs = collect_episodes(lambda obs: torch.randint(0, 2, (len(obs),)), envs, first_obs,
+                                           quotas, run, torch.device("cpu"))
+        assert next_obs.shape == first_obs.shape
     finally:
         run.close()
     valid_ends = batch.episode_ends * batch.valid

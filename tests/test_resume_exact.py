@@ -17,9 +17,11 @@ RLRUN = str(Path(sys.executable).parent / "rlrun")
 COMMON = ["deterministic=true", "logger.console=false", "eval.episodes=2", "eval.num_envs=2", "torch_threads=1"]
 
 FAMILIES = {
-    "ppo": ["algo=ppo", "env=CartPole-v1", "algo.num_steps=64", "total_timesteps=6144",
+    "ppo": ["algo=ppo", "env=CartPole-v1", "algo.num_steps=64", "total_timesteps=4096",
             "checkpoint.every_steps=512", "eval.every_steps=2048"],
-    "ppo_continuous": ["algo=ppo", "env=Pendulum-v1", "algo.num_steps=64", "total_timesteps=6144",
+    "cem": ["algo=cem", "env=CartPole-v1", "algo.population=8", "total_timesteps=12000",
+            "checkpoint.every_steps=2000", "eval.every_steps=10000"],
+    "ppo_continuous": ["algo=ppo", "env=Pendulum-v1", "algo.num_steps=64", "total_timesteps=4096",
                        "checkpoint.every_steps=512", "eval.every_steps=2048"],
 }
 

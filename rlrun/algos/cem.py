@@ -153,12 +153,11 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     run.track(policy=actor, search=search, envs=envs)
     global_step = run.restore()
     quotas = np.full(algo.population, algo.episodes_per_candidate)
-    seed = run.env_seed
+    obs = torch.as_tensor(envs.reset(seed=run.env_seed), device=run.device)
     while global_step < cfg.total_timesteps and not run.should_stop:
         candidates = search.sample(algo.population)
         act = partial(batched_act, actor, unflatten(actor, candidates), deterministic=algo.deterministic)
-        batch = collect_episodes(act, envs, quotas, run, run.device, seed=seed, store_transitions=False)
-        seed = None  # later iterations continue the envs' own random streams
+        batch, obs = collect_episodes(act, envs, obs, quotas, run, run.device, store_transitions=False)
         global_step += batch.num_steps
         scores = batch.env_returns
         extra_std = algo.noise_floor * algo.noise_decay**search.iteration

@@ -115,15 +115,14 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
                                          value_optimizer_cfg)
         run.track(value_optimizer=value_optimizer)
     global_step = run.restore()
-    seed = run.env_seed
+    obs = torch.as_tensor(envs.reset(seed=run.env_seed), device=run.device)
     sample = lambda obs: agent.dist(obs).sample()
     while global_step < cfg.total_timesteps and not run.should_stop:
         lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
         set_lr(optimizer, lr)
         if algo.baseline:
             set_lr(value_optimizer, scheduled_lr(value_optimizer_cfg, global_step, cfg.total_timesteps))
-        batch = collect_episodes(sample, envs, quotas, run, run.device, seed=seed)
-        seed = None  # later batches continue the envs' own random streams
+        batch, obs = collect_episodes(sample, envs, obs, quotas, run, run.device)
         global_step += batch.num_steps
         valid = batch.valid
         b_obs, b_actions = batch.obs[valid], batch.actions[valid]

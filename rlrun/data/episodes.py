@@ -56,17 +56,19 @@ def episode_quotas(episodes: int, num_envs: int) -> np.ndarray:
 def collect_episodes(
     act: Callable[[torch.Tensor], torch.Tensor],
     envs: VecEnv,
+    obs: torch.Tensor,
     quotas: np.ndarray,
     run: Run,
     device: torch.device,
-    seed: int | None = None,
     store_transitions: bool = True,
-) -> EpisodeBatch:
-    """Reset `envs` (with `seed`) and act with `act(obs) -> actions` until every quota is met.
+) -> tuple[EpisodeBatch, torch.Tensor]:
+    """Act with `act(obs) -> actions` from the first observations `obs` of fresh episodes until
+    every quota is met; returns the batch and the first observations of the next batch.
 
+    The envs are reset at the end of a batch, not at the start of the next, so that a
+    checkpoint taken between batches holds envs at the start of their next episodes.
     Finished training episodes (quota or not) are reported to `run` for the `rollout/` metrics.
     """
-    obs = torch.as_tensor(envs.reset(seed=seed), device=device)
     done = np.zeros(envs.num_envs, np.int64)
     return_sums = np.zeros(envs.num_envs, np.float64)
     active = done < quotas
@@ -99,6 +101,7 @@ def collect_episodes(
     def stack(rows: list[np.ndarray], dtype: torch.dtype) -> torch.Tensor:
         return torch.as_tensor(np.stack(rows), dtype=dtype, device=device)
 
+    next_obs = torch.as_tensor(envs.reset(), device=device)  # continues each env's random stream
     return EpisodeBatch(
         obs=torch.stack(obs_rows) if store_transitions else None,
         actions=torch.stack(action_rows) if store_transitions else None,
@@ -108,4 +111,4 @@ def collect_episodes(
         valid=stack(valid, torch.bool),
         truncated=truncated,
         env_returns=torch.as_tensor(return_sums / np.maximum(quotas, 1), dtype=torch.float32, device=device),
-    )
+    ), next_obs

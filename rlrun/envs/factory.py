@@ -86,6 +86,8 @@ class VecEnv:
         obs = self.envs.reset(seed=seed)
         self._returns[:] = 0.0
         self._lengths[:] = 0
+        if self.reward_normalizer is not None:
+            self.reward_normalizer.returns[:] = 0.0
         self._obs = self._process(obs, update=self.training)
         return self._obs
 
@@ -217,8 +219,17 @@ def check_env_id(env_id: str) -> None:
         raise ConfigError(f"unknown env '{env_id}': {hint}")
 
 
+def refuse_in_process_task(cfg: EnvConfig) -> None:
+    """Refuse env=lm, the in-process language task, for algorithms that need Gymnasium envs."""
+    if cfg.family == "lm":
+        raise ConfigError(
+            f"env={cfg.id} is the in-process language-model task of algo=ppo_lm and algo=grpo, not a Gymnasium env"
+        )
+
+
 def env_spaces(cfg: EnvConfig) -> tuple[gym.Space, gym.Space]:
     """Observation and action space of one env, refusing unknown or unbuildable ids."""
+    refuse_in_process_task(cfg)
     check_env_id(cfg.id)
     try:
         env = _env_fn(cfg, None)()
@@ -249,6 +260,7 @@ def make_vec_env(
     without a display, MuJoCo renders through EGL and pygame (classic control) off-screen,
     unless MUJOCO_GL or SDL_VIDEODRIVER says otherwise.
     """
+    refuse_in_process_task(cfg)
     if video is not None:
         render_mode = "rgb_array"
         if "DISPLAY" not in os.environ:
