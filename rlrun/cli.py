@@ -7,8 +7,11 @@ traceback: overrides are composed and validated once before Hydra takes over.
 from __future__ import annotations
 
 import difflib
+import importlib.util
+import itertools
 import json
 import re
+import statistics
 import sys
 import time
 import warnings
@@ -19,15 +22,18 @@ import hydra
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import IntervalSweep
 from hydra.core.plugins import Plugins
 from hydra.errors import ConfigCompositionException, MissingConfigException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from rlrun.checkpoint import load_checkpoint, resolve_checkpoint, run_dir_of
+from rlrun.checkpoint import run_dir_of
 from rlrun.config import ConfigError, EvalRunConfig, TrainConfig, register_schemas
 from rlrun.envs.config_source import GymRegistryConfigSource, registered_env_ids
 from rlrun.registry import algorithms
+from rlrun.sweep import assign_gpu, job_dir_name, seed_runs
 
 if TYPE_CHECKING:
     from torch import nn
@@ -41,6 +47,10 @@ USAGE_EXIT = 2
 _FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
                      "--config-dir", "-cd", "--info", "-i", "--experimental-rerun"}
 _NO_CHECK_FLAGS = {"--help", "-h", "--hydra-help", "--version", "--shell-completion", "-sc", "--info", "-i"}
+# The Hydra plugin package (the [sweep] extra) that each launcher or sweeper choice needs.
+_PLUGINS = {"joblib": "hydra-joblib-launcher", "submitit_local": "hydra-submitit-launcher",
+            "submitit_slurm": "hydra-submitit-launcher", "ray": "hydra-ray-launcher",
+            "optuna": "hydra-optuna-sweeper"}
 
 
 def _run_dir(resume: str | None, default: str) -> str:
@@ -51,14 +61,29 @@ def _run_dir(resume: str | None, default: str) -> str:
     return str(path if path.is_dir() else run_dir_of(path))
 
 
-def _setup() -> None:
+def _quiet_warnings() -> None:
+    """Silence warnings about choices the user made on purpose.
+
+    Also run on import: sweep worker processes (joblib, submitit) import this module, to unpickle
+    the task function, before they compose their job's config.
+    """
     # Gymnasium warns on every make() of an older version (Hopper-v4): the user chose it.
     warnings.filterwarnings("ignore", message=".*is out of date.*")
+    # conf/hydra/launcher/submitit_*.yaml set values over the plugin's schema of the same name.
+    warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema with the same name")
+
+
+_quiet_warnings()
+
+
+def _setup() -> None:
+    _quiet_warnings()
     Plugins.instance().register(GymRegistryConfigSource)
     register_schemas({name: spec.config for name, spec in algorithms().items()})
     if not OmegaConf.has_resolver("rlrun_run_dir"):
         OmegaConf.register_new_resolver("rlrun_run_dir", _run_dir)
         OmegaConf.register_new_resolver("rlrun_algos", lambda: " | ".join(sorted(algorithms())))
+        OmegaConf.register_new_resolver("rlrun_job_dir", job_dir_name)
 
 
 def _fail(message: str) -> None:
@@ -97,8 +122,13 @@ def _explain(error: Exception, config_name: str) -> str:
     return detail or f"invalid {config_name} config ({type(error).__name__})"
 
 
-def _overrides(argv: list[str]) -> tuple[list[str], bool]:
-    """The key=value overrides in argv (first value of each sweep) and whether to check them."""
+def _overrides(argv: list[str]) -> tuple[list[list[str]], bool]:
+    """The override lists to validate before Hydra runs, and whether to check them.
+
+    A sweep is checked at its first value (an interval at its start), except a sweep of a group
+    choice (`algo=ppo,a2c`, `env=...`): every combination of those values is checked, so a typo
+    in any of them fails before the first job starts.
+    """
     overrides, skip_next, check_args = [], False, True
     for arg in argv:
         if skip_next:
@@ -114,14 +144,32 @@ def _overrides(argv: list[str]) -> tuple[list[str], bool]:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception as error:  # Hydra's grammar errors
         _fail(f"cannot parse overrides: {str(error).strip().splitlines()[0]}")
-    firsts = []
+    options = []
     for override in parsed:
-        if override.is_sweep_override():
-            first = next(iter(override.sweep_string_iterator()))
-            firsts.append(f"{override.get_key_element()}={first}")
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            options.append([override.input_line])
+        elif isinstance(override.value(), IntervalSweep):
+            options.append([f"{key}={override.value().start}"])
         else:
-            firsts.append(override.input_line)
-    return firsts, check_args
+            values = [f"{key}={value}" for value in override.sweep_string_iterator()]
+            options.append(values if _is_group(key) else values[:1])
+    return [list(combination) for combination in itertools.product(*options)], check_args
+
+
+def _is_group(key: str) -> bool:
+    return key == "env" or (Path(CONF_DIR) / key).is_dir()
+
+
+def _check_plugins(overrides: list[str]) -> None:
+    """Exit with the install command when a launcher or sweeper's Hydra plugin is missing."""
+    for line in overrides:
+        key, _, choice = line.partition("=")
+        choice = "optuna" if key == "hparams_search" and choice != "null" else choice
+        if key in ("hydra/launcher", "hydra/sweeper", "hparams_search") and choice in _PLUGINS:
+            module = "hydra_plugins." + _PLUGINS[choice].replace("-", "_")
+            if importlib.util.find_spec(module) is None:
+                _fail(f"{line} needs the {_PLUGINS[choice]} package: pip install -e '.[sweep]'")
 
 
 def compose_checked(config_name: str, overrides: list[str]) -> DictConfig:
@@ -143,40 +191,63 @@ def validate_train(cfg: TrainConfig) -> None:
     """Checks that span groups: the env exists and builds, and the algorithm can act in it."""
     from rlrun.envs.factory import env_spaces
 
-    obs_space, action_space = env_spaces(cfg.env)
     spec = algorithms()[cfg.algo.name]
+    if spec.check_task is not None:  # an in-process task (env=lm), not a Gymnasium env
+        spec.check_task(cfg)
+        return
+    obs_space, action_space = env_spaces(cfg.env)
     if spec.check_spaces is not None:
         spec.check_spaces(obs_space, action_space)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _train_app(cfg: DictConfig) -> float:
+    """One job: train (once per seed under hparams_search); returns the final eval return (mean over seeds)."""
     try:
         typed: TrainConfig = OmegaConf.to_object(cfg)
         validate_train(typed)
-        from rlrun.run import Run, RunInterrupted
-
-        spec = algorithms()[typed.algo.name]
-        run = Run(typed, Path(HydraConfig.get().runtime.output_dir))
-        try:
-            result = spec.train(typed, run)
-        except RunInterrupted as interrupted:
-            print(f"rlrun: {interrupted}", file=sys.stderr)
-            raise SystemExit(interrupted.exit_code) from None
-        except BaseException:
-            run.close()
-            raise
-        return result.final_eval_return
+        hydra_cfg = HydraConfig.get()
+        job_dir = Path(hydra_cfg.runtime.output_dir)
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            assign_gpu(typed.device, hydra_cfg.runtime.choices.get("hydra/launcher"), hydra_cfg.job.num)
+        if typed.hparams_search is None:
+            return _train_run(typed, job_dir)
+        runs = seed_runs(typed, cfg, list(hydra_cfg.overrides.task), job_dir)
+        return statistics.fmean(_train_run(seed_cfg, run_dir) for seed_cfg, run_dir in runs)
     except ConfigError as error:
         _fail(str(error))
 
 
+def _train_run(cfg: TrainConfig, run_dir: Path) -> float:
+    """Train one run in `run_dir` and return its final eval return; a finished run is not retrained."""
+    from rlrun.run import Run, RunInterrupted, finished_result
+
+    done = finished_result(cfg, run_dir)
+    if done is not None:
+        print(f"rlrun: {run_dir} already finished at step {done.global_step}; its recorded final "
+              f"eval return is {done.final_eval_return:.2f} (not retrained)")
+        return done.final_eval_return
+    spec = algorithms()[cfg.algo.name]
+    run = Run(cfg, run_dir)
+    try:
+        return spec.train(cfg, run).final_eval_return
+    except RunInterrupted as interrupted:
+        print(f"rlrun: {interrupted}", file=sys.stderr)
+        interrupted.pass_on()  # under submitit: requeue the job, which resumes from the checkpoint
+        raise SystemExit(interrupted.exit_code) from None
+    except BaseException:
+        run.close()
+        raise
+
+
 def train() -> None:
-    """`rlrun [overrides]`: validate the overrides, then run the Hydra app."""
+    """`rlrun [overrides]`: validate the overrides (every group choice of a sweep), then run the Hydra app."""
     _setup()
-    overrides, check_args = _overrides(sys.argv[1:])
+    override_lists, check_args = _overrides(sys.argv[1:])
     if check_args:
-        compose_checked("train", overrides)
+        _check_plugins(override_lists[0])
+        for overrides in override_lists:
+            compose_checked("train", overrides)
     _train_app()
 
 
@@ -188,10 +259,11 @@ def evaluate() -> None:
 
     from rlrun.envs.factory import VideoSpec, make_vec_env
     from rlrun.evaluation import evaluate as run_evaluation
+    from rlrun.policy_io import load_policy
     from rlrun.run import resolve_device
 
     _setup()
-    overrides, _ = _overrides(sys.argv[1:])
+    overrides = _overrides(sys.argv[1:])[0][0]
     if any(arg in ("--help", "-h") for arg in sys.argv[1:]):
         print("usage: rlrun-eval checkpoint=PATH [eval.episodes=10] [eval.deterministic=true] [device=auto] [seed=0]\n"
               "                  [eval.video=false] [eval.video_episodes=1] [eval.export=torchscript|onnx]")
@@ -201,31 +273,15 @@ def evaluate() -> None:
     try:
         torch.set_num_threads(options.torch_threads)
         device = resolve_device(options.device)
-        path = resolve_checkpoint(options.checkpoint)
-        state = load_checkpoint(path, map_location=device)
-        spec = algorithms().get(state["algo"])
-        if spec is None:
-            _fail(f"{path} was written by algo '{state['algo']}', which this rlrun does not have")
-        train_cfg: TrainConfig = OmegaConf.to_object(
-            OmegaConf.merge(OmegaConf.structured(TrainConfig(algo=spec.config())), OmegaConf.create(state["config"]))
-        )
+        loaded = load_policy(options.checkpoint, device)
+        path, policy, train_cfg = loaded.path, loaded.policy, loaded.train_cfg
+        state = {"algo": loaded.algo, "global_step": loaded.global_step}
         video = None
         if options.eval.video:
             video = VideoSpec(run_dir_of(path) / "eval", options.eval.video_episodes,
                               f"{path.stem}-step{state['global_step']}")
         envs = make_vec_env(train_cfg.env, options.eval.num_envs, training=False, video=video)
-        train_envs_state = state["modules"].get("envs", {})
-        if "obs_rms" in train_envs_state:
-            from rlrun.envs.normalize import ObsNormalizer
-
-            envs.obs_normalizer = ObsNormalizer(envs.single_observation_space.shape, train_cfg.env.clip_obs)
-            envs.obs_normalizer.rms.load_state_dict(train_envs_state["obs_rms"])
-        policy = spec.make_policy(train_cfg, envs.single_observation_space, envs.single_action_space).to(device)
-        try:
-            policy.load_state_dict(state["modules"][spec.policy_key])
-        except RuntimeError as error:
-            _fail(f"{path}: network shapes do not match its config ({str(error).splitlines()[0]})")
-        policy.eval()
+        envs.obs_normalizer = loaded.obs_normalizer(envs.single_observation_space)
         if options.eval.export is not None:
             _export(options.eval.export, policy, envs, path, state, train_cfg)
         result = run_evaluation(

@@ -26,7 +26,7 @@ def test_every_algo_and_env_file_composes(compose_cfg, algo, env):
     cfg = compose_cfg([f"algo={algo}", f"env={env}"])
     assert cfg.algo.name == algo
     assert cfg.env.id == env
-    assert cfg.env.family in ("classic", "mujoco")
+    assert cfg.env.family in ("classic", "mujoco", "lm")
 
 
 @pytest.mark.parametrize("group", ["network", "optimizer", "logger"])

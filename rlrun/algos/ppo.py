@@ -80,6 +80,23 @@ def clipped_value_loss(
     return 0.5 * value_error.mean()
 
 
+def clipped_policy_loss(
+    new_logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor, clip_coef: float
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """-L^CLIP = -E[min(ρA, clip(ρ, 1-ε, 1+ε)A)], with approx_kl and clip_frac of the ratios ρ."""
+    log_ratio = new_logprobs - old_logprobs
+    ratio = log_ratio.exp()
+    surrogate = torch.min(ratio * advantages, ratio.clamp(1 - clip_coef, 1 + clip_coef) * advantages)
+    policy_loss = -surrogate.mean()
+    with torch.no_grad():
+        stats = {
+            "policy_loss": policy_loss.detach(),
+            "approx_kl": ((ratio - 1) - log_ratio).mean(),
+            "clip_frac": ((ratio - 1).abs() > clip_coef).float().mean(),
+        }
+    return policy_loss, stats
+
+
 def ppo_loss(
     new_logprobs: torch.Tensor,
     old_logprobs: torch.Tensor,
@@ -91,21 +108,11 @@ def ppo_loss(
     algo: PPOConfig,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total loss -L^CLIP + c_v L^V - c_e H and its parts (advantages already normalised)."""
-    log_ratio = new_logprobs - old_logprobs
-    ratio = log_ratio.exp()
-    surrogate = torch.min(ratio * advantages, ratio.clamp(1 - algo.clip_coef, 1 + algo.clip_coef) * advantages)
-    policy_loss = -surrogate.mean()
+    policy_loss, stats = clipped_policy_loss(new_logprobs, old_logprobs, advantages, algo.clip_coef)
     value_loss = clipped_value_loss(new_values, old_values, returns, algo)
     entropy_mean = entropy.mean()
     loss = policy_loss + algo.vf_coef * value_loss - algo.ent_coef * entropy_mean
-    with torch.no_grad():
-        stats = {
-            "policy_loss": policy_loss.detach(),
-            "value_loss": value_loss.detach(),
-            "entropy": entropy_mean.detach(),
-            "approx_kl": ((ratio - 1) - log_ratio).mean(),
-            "clip_frac": ((ratio - 1).abs() > algo.clip_coef).float().mean(),
-        }
+    stats.update(value_loss=value_loss.detach(), entropy=entropy_mean.detach())
     return loss, stats
 
 

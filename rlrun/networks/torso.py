@@ -16,6 +16,10 @@ def make_torso(cfg: NetworkConfig, obs_space: gym.Space) -> tuple[nn.Module, int
         raise ConfigError(
             f"observation space {obs_space} is not supported; use an env with Box or Discrete observations"
         )
+    if cfg.name in ("lm", "hf_lm"):
+        raise ConfigError(
+            f"network={cfg.name} is the language-model network of env=lm (algo=ppo_lm or grpo); use network=mlp or cnn"
+        )
     orthogonal = cfg.init == "orthogonal"
     if cfg.name == "cnn":
         if len(obs_space.shape) != 3:

@@ -1,0 +1,119 @@
+"""PPO for language models with a learnt reward and a per-token KL penalty (RLHF; Ziegler et al. 2019,
+Stiennon et al. 2020, Ouyang et al. 2022).
+
+Follows book ch. 15.2 on the synthetic task env=lm, after the pretraining, SFT and
+Bradley-Terry reward-model stages of `rlrun.lm.pipeline` (book 15.1, 15.2.7, eq. 15.4):
+- a token is an action and prompt + emitted tokens the state (eq. 15.1); responses are sampled
+  from softmax(logits / `temperature`) (15.2.9);
+- per-token rewards r_k = -β log(π^RL(w_k)/π^SFT(w_k)), plus r̂(x, y) on the last token
+  (eqs. 15.7-15.9, β = `kl_coef`, constant or adapted towards `kl_target` per response with
+  Ziegler et al.'s controller when `adaptive_kl`), against the frozen SFT reference;
+- r̂ is normalised by the running mean and std of all scores so far (`normalize_reward`; the
+  book's N(0, 1) reward normalisation of 15.2.9);
+- advantages by GAE(γ, λ) over the response (book ch. 5) with γ = 1 by default, so that with
+  λ = 1 the returns are the reward-to-go of eq. 15.11; whitened over the batch (`norm_adv`);
+- value network V(s_t) on every response position (eq. 15.6), initialised as a copy of the
+  reward model (15.2.4), regressed on the returns with the clipped value loss;
+- PPO's clipped surrogate and value loss (`rlrun.algos.ppo.ppo_loss`; book ch. 8, Alg. 8.1)
+  over `num_epochs` epochs of `num_minibatches` minibatches of whole responses, plus the
+  PPO-ptx term `ptx_coef` × pretraining NLL (eq. 15.12).
+Global step: generated response tokens (`rlrun.lm.pipeline`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rlrun.algos.ppo import ppo_loss
+from rlrun.config import TrainConfig, check, check_discount
+from rlrun.envs.normalize import RunningMeanStd
+from rlrun.lm.pipeline import (
+    LMConfig,
+    LossFn,
+    Rollout,
+    check_task,
+    collect,
+    end_iteration,
+    make_policy,
+    prepare,
+    response_values,
+    update,
+)
+from rlrun.ops.optim import scheduled_lr, set_lr
+from rlrun.ops.returns import explained_variance
+from rlrun.ops.rlhf import kl_shaped_rewards, response_advantages
+from rlrun.registry import AlgoSpec
+from rlrun.run import Run, TrainResult
+
+
+@dataclass
+class PPOLMConfig(LMConfig):
+    name: str = "ppo_lm"
+    gamma: float = 1.0
+    """Discount factor per response token (1 in the book's eq. 15.11)."""
+    gae_lambda: float = 0.95
+    """GAE lambda over the response tokens (1 gives the reward-to-go minus the value)."""
+    vf_coef: float = 0.1
+    """Value loss coefficient (loss units)."""
+    clip_vloss: bool = True
+    """Clip value updates to clip_coef around the values at sampling time."""
+    norm_adv: bool = True
+    """Whiten advantages over each batch to zero mean, unit std."""
+    normalize_reward: bool = True
+    """Normalise reward-model scores by their running mean and std."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_discount("algo.gamma", self.gamma)
+        check(0.0 <= self.gae_lambda <= 1.0, f"algo.gae_lambda={self.gae_lambda} must be in [0, 1]")
+        check(self.vf_coef >= 0, f"algo.vf_coef={self.vf_coef} must be >= 0")
+
+
+def clipped_loss(algo: PPOLMConfig, rollout: Rollout, values: torch.Tensor, advantages: torch.Tensor,
+                 returns: torch.Tensor) -> LossFn:
+    """PPO's clipped loss over the response tokens of minibatch `mb` (rows of the rollout)."""
+
+    def loss_fn(mb, new_logprobs, entropy, new_values):
+        return ppo_loss(new_logprobs, rollout.logprobs[mb], advantages[mb], new_values, values[mb], returns[mb],
+                        entropy, algo)
+
+    return loss_fn
+
+
+def normalized_scores(scores: torch.Tensor, rms: RunningMeanStd) -> torch.Tensor:
+    """(r̂ - mean) / std with the running statistics, updated with `scores` first."""
+    rms.update(scores.double().cpu().numpy())
+    return (scores - float(rms.mean)) / float(np.sqrt(rms.var + 1e-8))
+
+
+def train(cfg: TrainConfig, run: Run) -> TrainResult:
+    algo: PPOLMConfig = cfg.algo
+    task = check_task(cfg)
+    score_rms = RunningMeanStd()
+    models, coefs, global_step = prepare(cfg, run, task, with_value=True, score_rms=score_rms)
+    n = task.prompt_length
+    while global_step < cfg.total_timesteps and not run.should_stop:
+        lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
+        for optimizer in models.optimizers:
+            set_lr(optimizer, lr)
+        rollout = collect(models, task, task.prompts(algo.prompts_per_batch).to(run.device), algo.temperature)
+        scores = normalized_scores(rollout.scores, score_rms) if algo.normalize_reward else rollout.scores
+        rewards = kl_shaped_rewards(rollout.logprobs, rollout.ref_logprobs, scores, coefs["beta"])
+        with torch.no_grad():
+            values = response_values(models.value, rollout.tokens, n)
+        advantages, returns = response_advantages(rewards, values, algo.gamma, algo.gae_lambda)
+        if algo.norm_adv:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        metrics = update(models, rollout, task, algo, clipped_loss(algo, rollout, values, advantages, returns))
+        metrics["train/explained_variance"] = explained_variance(values, returns)
+        metrics["train/lr"] = lr
+        global_step += rollout.tokens.shape[0] * task.response_length
+        end_iteration(cfg, run, task, models, coefs, rollout, metrics, global_step)
+    return run.finish(models.policy, global_step)
+
+
+SPEC = AlgoSpec(name="ppo_lm", config=PPOLMConfig, train=train, make_policy=make_policy, policy_key="policy",
+                check_task=check_task)

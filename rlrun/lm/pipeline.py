@@ -1,0 +1,447 @@
+"""The pipeline of RL for language models shared by algo=ppo_lm and algo=grpo (book ch. 14-15).
+
+On a fresh run, before RL, the three stages of book 15.1 and 15.2.7 run on env=lm
+(rlrun/lm/task.py); a resumed run loads their results from the checkpoint instead:
+1. pretraining: next-token cross-entropy on the synthetic corpus (`pretrain_steps`);
+2. supervised fine-tuning on prompt -> response demonstrations, the loss on the response
+   tokens only (`sft_steps`). The result is π^SFT: the frozen reference of the per-token KL
+   penalty (15.2.5) and the start of π^RL (15.2.7, step 5). RL then starts with fresh
+   optimizer moments at `optimizer.lr`;
+3. reward model r̂(x, y): the SFT torso with a scalar head (15.2.3), trained with the
+   Bradley-Terry loss of eq. 15.4 on pairs of responses to one prompt (15.2.7, steps 2-4).
+   Responses are SFT samples at `temperature` or random skewed ones, half and half; the
+   synthetic annotator labels each pair, ties are dropped (no "equal" in LLM preferences,
+   15.2.2). A quarter as many pairs again are held out for `train/rm_accuracy`. The value
+   network of ppo_lm starts as a copy of r̂ (15.2.4).
+Then the algorithm's RL loop uses the helpers below: `collect` samples responses at
+`temperature` (15.2.9) and scores them, `update` runs epochs of minibatch steps on the
+algorithm's loss plus the optional PPO-ptx term `ptx_coef` × pretraining NLL (eq. 15.12, a
+mean per token), `end_iteration` adapts β, logs, writes samples, evaluates and checkpoints.
+
+Global step: generated response tokens of the RL stage (each token is one action, eq. 15.1);
+`total_timesteps` budgets them. Stages 1-3 log their results at step 0, with
+`train/sft_true_reward`, the SFT policy measured like `eval/return_mean`.
+Evaluation (`run.use_evaluator`): the mean true reward of responses to `eval.episodes`
+held-out prompts (seeded by the task seed + `eval.seed_offset`, one response each), greedy
+with `eval.deterministic`, else sampled at `temperature` with the same random numbers each time.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from rlrun.config import AlgoConfig, ConfigError, TrainConfig, check
+from rlrun.evaluation import EvalResult
+from rlrun.lm.task import LMTask, LMTaskConfig
+from rlrun.networks.lm import (
+    TokenPolicy,
+    TokenScorer,
+    generate,
+    make_token_policy,
+    make_token_scorer,
+    response_logits,
+)
+from rlrun.ops.optim import FlatOptimizer, make_optimizer, set_lr
+from rlrun.ops.preferences import bradley_terry_loss, preference_accuracy, preference_probability
+from rlrun.ops.rlhf import adaptive_kl_coef
+from rlrun.run import Run, Scalars, Stateful
+
+
+@dataclass
+class LMConfig(AlgoConfig):
+    """Fields shared by ppo_lm and grpo: stages 1-3, sampling, the clipped update, the KL penalty."""
+
+    pretrain_steps: int = 500
+    """Gradient steps of next-token pretraining on the synthetic corpus (stage 1; 0 skips it)."""
+    sft_steps: int = 300
+    """Gradient steps of supervised fine-tuning on demonstrations (stage 2; 0 skips it)."""
+    supervised_batch_size: int = 64
+    """Sequences per gradient step of pretraining, SFT and the PPO-ptx term (count)."""
+    supervised_lr: float = 3e-3
+    """Learning rate of pretraining and SFT (per gradient step)."""
+    rm_pairs: int = 2048
+    """Preference pairs made to train the reward model, before dropping ties (count)."""
+    rm_steps: int = 400
+    """Gradient steps of Bradley-Terry reward-model training (stage 3)."""
+    rm_batch_size: int = 64
+    """Preference pairs per reward-model gradient step (count)."""
+    rm_lr: float = 1e-3
+    """Learning rate of reward-model training (per gradient step)."""
+    prompts_per_batch: int = 64
+    """Prompts sampled per RL iteration (count)."""
+    num_epochs: int = 4
+    """Passes over each RL batch (count)."""
+    num_minibatches: int = 4
+    """Minibatches per epoch (count); each holds responses / num_minibatches whole responses."""
+    clip_coef: float = 0.2
+    """Policy ratio clip range epsilon (ratio units)."""
+    ent_coef: float = 0.0
+    """Entropy bonus coefficient (loss units per nat)."""
+    max_grad_norm: float = 1.0
+    """Global gradient norm clip per network (L2 norm); 0 disables clipping."""
+    target_kl: float | None = None
+    """Stop the epoch loop when the approx KL to the sampling policy exceeds this (nats per token); null: never."""
+    temperature: float = 1.0
+    """Sampling temperature: tokens are drawn from softmax(logits / temperature) (book 15.2.9)."""
+    kl_coef: float = 0.1
+    """β of the KL penalty to the reference (reward units per nat); the start value when adaptive."""
+    adaptive_kl: bool = False
+    """Adapt β after each iteration towards `kl_target` (Ziegler et al. 2019's controller)."""
+    kl_target: float = 2.0
+    """Target KL to the reference per response for adaptive β (nats per response)."""
+    ptx_coef: float = 0.0
+    """PPO-ptx: weight of the pretraining NLL in the RL loss (eq. 15.12; 0 disables)."""
+    sample_every: int = 10
+    """RL iterations between sample generations on the console and in samples.txt (count; 0: never)."""
+
+    def __post_init__(self) -> None:
+        for name in ("pretrain_steps", "sft_steps", "rm_steps"):
+            check(getattr(self, name) >= 0, f"algo.{name}={getattr(self, name)} must be >= 0")
+        for name in ("supervised_batch_size", "rm_pairs", "rm_batch_size", "prompts_per_batch", "num_epochs",
+                     "num_minibatches"):
+            check(getattr(self, name) >= 1, f"algo.{name}={getattr(self, name)} must be >= 1")
+        for name in ("supervised_lr", "rm_lr", "clip_coef", "temperature", "kl_target"):
+            check(getattr(self, name) > 0, f"algo.{name}={getattr(self, name)} must be > 0")
+        for name in ("ent_coef", "max_grad_norm", "kl_coef", "ptx_coef", "sample_every"):
+            check(getattr(self, name) >= 0, f"algo.{name}={getattr(self, name)} must be >= 0")
+        check(self.target_kl is None or self.target_kl > 0, f"algo.target_kl={self.target_kl} must be > 0 or null")
+        check(not self.adaptive_kl or self.kl_coef > 0,
+              "algo.adaptive_kl=true scales algo.kl_coef, which is 0; set algo.kl_coef > 0")
+
+
+# ----- set-up ---------------------------------------------------------------------------------
+def check_task(cfg: TrainConfig, responses_per_prompt: int = 1) -> LMTask:
+    """Refuse configs the LM pipeline cannot run (one line naming the fix); returns the task."""
+    name = cfg.algo.name
+    if cfg.env.family != "lm":
+        raise ConfigError(f"algo={name} trains language models on the in-process task env=lm, not on "
+                          f"env={cfg.env.id}; use env=lm")
+    if cfg.network.name not in ("lm", "hf_lm"):
+        raise ConfigError(f"algo={name} needs network=lm or network=hf_lm, not network={cfg.network.name}")
+    if cfg.network.name == "hf_lm" and not (cfg.network.path and Path(cfg.network.path).is_dir()):
+        raise ConfigError(f"network=hf_lm needs network.path=<local Hugging Face model dir>, got {cfg.network.path}")
+    responses = cfg.algo.prompts_per_batch * responses_per_prompt
+    if responses // cfg.algo.num_minibatches < 1:
+        raise ConfigError(f"algo.num_minibatches={cfg.algo.num_minibatches} exceeds the {responses} responses "
+                          "per iteration; lower it or raise algo.prompts_per_batch")
+    return LMTask(LMTaskConfig.from_kwargs(cfg.env.kwargs))
+
+
+def make_policy(cfg: TrainConfig, obs_space: gym.Space | None = None, action_space: gym.Space | None = None
+                ) -> TokenPolicy:
+    """The policy network for `cfg` (the spaces are unused: the task sets vocabulary and context)."""
+    task = LMTask(LMTaskConfig.from_kwargs(cfg.env.kwargs))
+    return make_token_policy(cfg.network, task.vocab_size, task.context_length, cfg.algo.temperature)
+
+
+@dataclass
+class LMModels:
+    """The networks of the RL stage and their optimizers."""
+
+    policy: TokenPolicy
+    """π^RL, trained."""
+    reference: TokenPolicy
+    """π^SFT, frozen: the reference of the KL penalty."""
+    reward_model: TokenScorer
+    """r̂(x, y), frozen after stage 3."""
+    value: TokenScorer | None
+    """V(s_t) (ppo_lm), or None (grpo)."""
+    optimizers: list[FlatOptimizer]
+    """The policy's optimizer, then the value network's if any."""
+
+
+def prepare(
+    cfg: TrainConfig, run: Run, task: LMTask, with_value: bool, **extra: Stateful
+) -> tuple[LMModels, Scalars, int]:
+    """Build and track the networks (and `extra` state), restore or run stages 1-3; returns the step.
+
+    Tracked under: policy, reference, reward_model, value, policy_optimizer, value_optimizer,
+    coefs (β), and the names in `extra`.
+    """
+    algo: LMConfig = cfg.algo
+    device = run.device
+    sizes = (task.vocab_size, task.context_length)
+    policy = make_token_policy(cfg.network, *sizes, algo.temperature).to(device)
+    reference = make_token_policy(cfg.network, *sizes, algo.temperature).to(device).requires_grad_(False)
+    reward_model = make_token_scorer(cfg.network, *sizes).to(device)
+    value = make_token_scorer(cfg.network, *sizes).to(device) if with_value else None
+    optimizers = [make_optimizer(policy.parameters(), cfg.optimizer)]
+    coefs = Scalars(beta=algo.kl_coef)
+    run.track(policy=policy, reference=reference, reward_model=reward_model, policy_optimizer=optimizers[0],
+              coefs=coefs, **extra)
+    if value is not None:
+        optimizers.append(make_optimizer(value.parameters(), cfg.optimizer))
+        run.track(value=value, value_optimizer=optimizers[1])
+    models = LMModels(policy, reference, reward_model, value, optimizers)
+    global_step = run.restore()
+    run.use_evaluator(make_evaluator(cfg, task, device))
+    if global_step == 0:
+        run.log(run_stages(cfg, run, task, models), 0)
+    reference.eval()
+    reward_model.requires_grad_(False).eval()
+    return models, coefs, global_step
+
+
+# ----- stages 1-3 -------------------------------------------------------------------------------
+def lm_loss(policy: TokenPolicy, tokens: torch.Tensor, start: int = 0) -> torch.Tensor:
+    """Mean next-token cross-entropy of tokens[:, start + 1:] given their prefixes (nats per token)."""
+    logits = policy(tokens[:, :-1])[:, start:]
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, start + 1 :].reshape(-1))
+
+
+def fit(optimizer: FlatOptimizer, steps: int, loss_fn: Callable[[], torch.Tensor], max_grad_norm: float) -> float:
+    """`steps` gradient steps on `loss_fn()`; returns the mean loss of the last tenth of them."""
+    losses = []
+    for _ in range(steps):
+        loss = loss_fn()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.clip_grad_norm(max_grad_norm)
+        optimizer.step()
+        losses.append(loss.detach())
+    return float(torch.stack(losses[-max(1, steps // 10) :]).mean())
+
+
+@dataclass
+class PreferencePairs:
+    """Prompt + response token sequences y0 and y1 with labels b (1: y1 preferred), eq. 15.4."""
+
+    tokens0: torch.Tensor
+    tokens1: torch.Tensor
+    labels: torch.Tensor
+
+    def split(self, count: int) -> tuple[PreferencePairs, PreferencePairs]:
+        """The first `count` pairs and the rest."""
+        head = PreferencePairs(self.tokens0[:count], self.tokens1[:count], self.labels[:count])
+        return head, PreferencePairs(self.tokens0[count:], self.tokens1[count:], self.labels[count:])
+
+
+def preference_pairs(
+    task: LMTask, policy: TokenPolicy, count: int, temperature: float, device: torch.device
+) -> PreferencePairs:
+    """`count` prompts, two responses each (a policy sample or a random skewed one, half and half),
+    labelled by the synthetic annotator; tied pairs are dropped."""
+    prompts = task.prompts(count).to(device)
+
+    def responses() -> torch.Tensor:
+        sampled = generate(policy, prompts, task.response_length, temperature)
+        random = task.random_responses(count).to(device)
+        return torch.where(torch.rand(count, 1, device=device) < 0.5, sampled, random)
+
+    responses0, responses1 = responses(), responses()
+    rewards0, rewards1 = task.true_reward(responses0), task.true_reward(responses1)
+    keep = rewards0 != rewards1
+    return PreferencePairs(torch.cat([prompts, responses0], 1)[keep], torch.cat([prompts, responses1], 1)[keep],
+                           (rewards1 > rewards0).float()[keep])
+
+
+def train_reward_model(
+    reward_model: TokenScorer, optimizer: FlatOptimizer, pairs: PreferencePairs, steps: int, batch_size: int,
+    max_grad_norm: float,
+) -> float:
+    """Bradley-Terry training (eq. 15.4) on random minibatches of `pairs`; returns the final loss.
+
+    Eq. 15.4 is eq. 14.7 with whole responses for segments: σ¹ = y1, R¹ = r̂(x, y1), μ(1) = b.
+    """
+
+    def loss_fn() -> torch.Tensor:
+        mb = torch.randint(len(pairs.labels), (batch_size,), device=pairs.labels.device)
+        return bradley_terry_loss(reward_model.score(pairs.tokens1[mb]), reward_model.score(pairs.tokens0[mb]),
+                                  pairs.labels[mb])
+
+    return fit(optimizer, steps, loss_fn, max_grad_norm)
+
+
+@torch.no_grad()
+def reward_model_accuracy(reward_model: TokenScorer, pairs: PreferencePairs) -> float:
+    """Share of pairs whose preferred response r̂ scores higher."""
+    probabilities = preference_probability(reward_model.score(pairs.tokens1), reward_model.score(pairs.tokens0))
+    return float(preference_accuracy(probabilities, pairs.labels))
+
+
+def run_stages(cfg: TrainConfig, run: Run, task: LMTask, models: LMModels) -> dict[str, float]:
+    """Stages 1-3 on a fresh run; returns their metrics (logged at step 0)."""
+    algo: LMConfig = cfg.algo
+    policy, device, batch = models.policy, run.device, algo.supervised_batch_size
+    policy_optimizer = models.optimizers[0]
+    fresh_state = copy.deepcopy(policy_optimizer.state_dict())
+    set_lr(policy_optimizer, algo.supervised_lr)
+    metrics = {}
+    if algo.pretrain_steps:
+        metrics["train/pretrain_loss"] = fit(
+            policy_optimizer, algo.pretrain_steps,
+            lambda: lm_loss(policy, task.text(batch, task.context_length).to(device)), algo.max_grad_norm)
+    if algo.sft_steps:
+        metrics["train/sft_loss"] = fit(
+            policy_optimizer, algo.sft_steps,
+            lambda: lm_loss(policy, task.demonstrations(batch).to(device), task.prompt_length - 1),
+            algo.max_grad_norm)
+    policy_optimizer.load_state_dict(fresh_state)
+    models.reference.load_state_dict(policy.state_dict())
+
+    reward_model = models.reward_model
+    reward_model.torso.load_state_dict(policy.torso.state_dict())
+    pairs = preference_pairs(task, policy, algo.rm_pairs + algo.rm_pairs // 4, algo.temperature, device)
+    train_pairs, held_out = pairs.split(len(pairs.labels) * 4 // 5)
+    rm_optimizer = make_optimizer(reward_model.parameters(), replace(cfg.optimizer, lr=algo.rm_lr))
+    metrics["train/rm_loss"] = train_reward_model(reward_model, rm_optimizer, train_pairs, algo.rm_steps,
+                                                  algo.rm_batch_size, algo.max_grad_norm)
+    metrics["train/rm_accuracy"] = reward_model_accuracy(reward_model, held_out)
+    if models.value is not None:
+        models.value.load_state_dict(reward_model.state_dict())
+    metrics["train/sft_true_reward"] = run.evaluate(policy).mean
+    run.logger.message(
+        "stages 1-3: " + ", ".join(f"{key.removeprefix('train/')} {value:.3f}" for key, value in metrics.items())
+    )
+    return metrics
+
+
+# ----- RL stage -------------------------------------------------------------------------------
+@dataclass
+class Rollout:
+    """Responses to a batch of prompts, as sampled, with what RL needs of them."""
+
+    tokens: torch.Tensor
+    """Prompt and response tokens, [B, n + m]."""
+    logprobs: torch.Tensor
+    """log π^RL of the response tokens at the sampling temperature, [B, m]."""
+    ref_logprobs: torch.Tensor
+    """log π^SFT of the same tokens at the same temperature, [B, m]."""
+    scores: torch.Tensor
+    """Reward-model scores r̂(x, y), [B]."""
+    true_rewards: torch.Tensor
+    """The synthetic property of each response (never shown to RL), [B]."""
+
+    @property
+    def kl_ref(self) -> torch.Tensor:
+        """Σ_t log(π^RL/π^SFT) per response [B]: a sample of KL(π^RL || π^SFT) in nats per response."""
+        return (self.logprobs - self.ref_logprobs).sum(1)
+
+
+def token_logprobs(
+    policy: TokenPolicy, tokens: torch.Tensor, prompt_length: int, temperature: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """log softmax(logits / T) of the response tokens and the entropy of that distribution, each [B, m]."""
+    log_probs = F.log_softmax(response_logits(policy, tokens, prompt_length) / temperature, -1)
+    logprobs = log_probs.gather(-1, tokens[:, prompt_length:].unsqueeze(-1)).squeeze(-1)
+    return logprobs, -(log_probs.exp() * log_probs).sum(-1)
+
+
+def response_values(value: TokenScorer, tokens: torch.Tensor, prompt_length: int) -> torch.Tensor:
+    """V(s_t) [B, m] of the states before each response token, s_t = prompt + t response tokens."""
+    return value(tokens[:, :-1])[:, prompt_length - 1 :]
+
+
+@torch.no_grad()
+def collect(models: LMModels, task: LMTask, prompts: torch.Tensor, temperature: float) -> Rollout:
+    """Sample one response per prompt row at `temperature` and score it."""
+    responses = generate(models.policy, prompts, task.response_length, temperature)
+    tokens = torch.cat([prompts, responses], 1)
+    logprobs, _ = token_logprobs(models.policy, tokens, task.prompt_length, temperature)
+    ref_logprobs, _ = token_logprobs(models.reference, tokens, task.prompt_length, temperature)
+    return Rollout(tokens, logprobs, ref_logprobs, models.reward_model.score(tokens), task.true_reward(responses))
+
+
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None],
+                  tuple[torch.Tensor, dict[str, torch.Tensor]]]
+"""(minibatch rows, new log-probs [mb, m], entropy [mb, m], new values [mb, m] or None) -> (loss, stats)."""
+
+
+def update(models: LMModels, rollout: Rollout, task: LMTask, algo: LMConfig, loss_fn: LossFn) -> dict[str, float]:
+    """Epochs of shuffled minibatch steps on `loss_fn` (+ the PPO-ptx term), with the KL early stop."""
+    batch_size = rollout.tokens.shape[0]
+    minibatch_size = batch_size // algo.num_minibatches
+    n, device = task.prompt_length, rollout.tokens.device
+    stats_sum: dict[str, torch.Tensor] = {}
+    grad_norms = torch.zeros(len(models.optimizers), device=device)
+    updates, early_stop = 0, False
+    for _ in range(algo.num_epochs):
+        permutation = torch.randperm(batch_size, device=device)
+        for start in range(0, batch_size - minibatch_size + 1, minibatch_size):
+            mb = permutation[start : start + minibatch_size]
+            tokens = rollout.tokens[mb]
+            new_logprobs, entropy = token_logprobs(models.policy, tokens, n, algo.temperature)
+            new_values = response_values(models.value, tokens, n) if models.value is not None else None
+            loss, stats = loss_fn(mb, new_logprobs, entropy, new_values)
+            if algo.ptx_coef > 0:
+                text = task.text(algo.supervised_batch_size, task.context_length).to(device)
+                stats["ptx_loss"] = lm_loss(models.policy, text)
+                loss = loss + algo.ptx_coef * stats["ptx_loss"]
+            for optimizer in models.optimizers:
+                optimizer.zero_grad()
+            loss.backward()
+            for i, optimizer in enumerate(models.optimizers):
+                grad_norms[i] += optimizer.clip_grad_norm(algo.max_grad_norm)
+                optimizer.step()
+            updates += 1
+            for key, value in stats.items():
+                stats_sum[key] = stats_sum.get(key, 0.0) + value.detach()
+            if algo.target_kl is not None and stats["approx_kl"] > algo.target_kl:
+                early_stop = True
+                break
+        if early_stop:
+            break
+    metrics = {f"train/{key}": float(value) / updates for key, value in stats_sum.items()}
+    metrics["train/grad_norm"] = float(grad_norms[0]) / updates
+    if len(models.optimizers) > 1:
+        metrics["train/value_grad_norm"] = float(grad_norms[1]) / updates
+    metrics["train/updates"] = float(updates)
+    metrics["train/early_stop"] = float(early_stop)
+    return metrics
+
+
+def end_iteration(
+    cfg: TrainConfig, run: Run, task: LMTask, models: LMModels, coefs: Scalars, rollout: Rollout,
+    metrics: dict[str, float], global_step: int,
+) -> None:
+    """Log the iteration, adapt β, write samples every `sample_every` iterations, evaluate, checkpoint."""
+    algo: LMConfig = cfg.algo
+    kl_ref = float(rollout.kl_ref.mean())
+    metrics.update({
+        "train/reward": float(rollout.scores.mean()),
+        "train/true_reward": float(rollout.true_rewards.mean()),
+        "train/kl_ref": kl_ref,
+        "train/beta": coefs["beta"],
+    })
+    if algo.adaptive_kl:
+        coefs["beta"] = adaptive_kl_coef(coefs["beta"], kl_ref, algo.kl_target)
+    run.log(metrics, global_step)
+    iteration = global_step // (len(rollout.tokens) * task.response_length)
+    if algo.sample_every and iteration % algo.sample_every == 0:
+        write_samples(run, task, rollout, global_step)
+    run.maybe_evaluate(models.policy, global_step)
+    run.maybe_checkpoint(global_step)
+
+
+def write_samples(run: Run, task: LMTask, rollout: Rollout, global_step: int, count: int = 4) -> None:
+    """The first `count` generations with their true reward and r̂, on the console and in samples.txt."""
+    lines = [f"  {task.render(tokens)}  true {true:.2f}  rm {score:+.2f}"
+             for tokens, true, score in zip(rollout.tokens[:count].cpu(), rollout.true_rewards.tolist(),
+                                            rollout.scores.tolist())]
+    text = f"samples at step {global_step} (prompt|response):\n" + "\n".join(lines)
+    run.logger.message(text)
+    with open(run.run_dir / "samples.txt", "a") as file:
+        file.write(text + "\n")
+
+
+def make_evaluator(cfg: TrainConfig, task: LMTask, device: torch.device) -> Callable[[TokenPolicy], EvalResult]:
+    """The eval protocol of env=lm: true rewards of responses to fixed held-out prompts."""
+    seed = task.cfg.seed + cfg.eval.seed_offset
+    prompts = task.prompts(cfg.eval.episodes, torch.Generator().manual_seed(seed)).to(device)
+    lengths = np.full(cfg.eval.episodes, task.response_length)
+
+    def evaluate(policy: TokenPolicy) -> EvalResult:
+        generator = torch.Generator(device=device).manual_seed(seed)
+        responses = generate(policy, prompts, task.response_length, policy.temperature,
+                             greedy=cfg.eval.deterministic, generator=generator)
+        return EvalResult(task.true_reward(responses).double().cpu().numpy(), lengths)
+
+    return evaluate
