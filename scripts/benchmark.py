@@ -30,11 +30,18 @@ class Workload:
     env_id: str
     num_envs: int
     rlrun_args: tuple[str, ...]
+    peer: str = "sb3_peer.py"
+    """Script in scripts/ that runs the SB3 side: `peer WORKLOAD STEPS`."""
 
 
 WORKLOADS = [
     Workload("ppo_hopper", 20_480, "Hopper-v4", 1, ("algo=ppo", "env=Hopper-v4")),
     Workload("ppo_cartpole", 100_000, "CartPole-v1", 4, ("algo=ppo", "env=CartPole-v1")),
+    # Off-policy: 1,000 random steps, then one update per env step (the update phase dominates).
+    Workload("sac_hopper", 4_000, "Hopper-v4", 1, ("algo=sac", "env=Hopper-v4", "algo.learning_starts=1000"),
+             "sb3_offpolicy_peer.py"),
+    Workload("td3_hopper", 4_000, "Hopper-v4", 1, ("algo=td3", "env=Hopper-v4", "algo.learning_starts=1000"),
+             "sb3_offpolicy_peer.py"),
 ]
 
 ENV_ONLY = """
@@ -58,7 +65,7 @@ def timed(command: list[str], cwd: Path) -> float:
 def measure(workload: Workload, repeats: int, out_dir: Path) -> dict[str, float]:
     times: dict[str, list[float]] = {"sb3": [], "rlrun": [], "env": []}
     for repeat in range(repeats):
-        times["sb3"].append(timed([PYTHON, str(ROOT / "scripts" / "sb3_peer.py"), workload.name, str(workload.steps)], ROOT))
+        times["sb3"].append(timed([PYTHON, str(ROOT / "scripts" / workload.peer), workload.name, str(workload.steps)], ROOT))
         run_dir = out_dir / f"{workload.name}_{repeat}"
         times["rlrun"].append(timed([RLRUN, *workload.rlrun_args, f"total_timesteps={workload.steps}",
                                      f"hydra.run.dir={run_dir}", "eval.every_steps=0"], ROOT))

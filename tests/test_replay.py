@@ -242,3 +242,15 @@ def test_load_state_dict_rejects_other_capacity() -> None:
     _add(buffer, [0, 1], [1, 2])
     with pytest.raises(ValueError):
         _buffer(8, 2).load_state_dict(buffer.state_dict())
+
+
+def test_loaded_buffer_keeps_next_obs_when_new_episodes_follow() -> None:
+    """After a resume the envs are reset: the next row's obs is not the stored row's next obs."""
+    buffer = _buffer(12, 2, optimize_memory=True)
+    _add(buffer, [0, 1], [10, 11])
+    _add(buffer, [10, 11], [20, 21], terminations=[0, 1])
+    restored = _round_trip(buffer, optimize_memory=True)
+    _add(restored, [500, 501], [510, 511])  # freshly reset envs
+    batch = _sample_all(restored)
+    pairs = set(zip(batch.obs.flatten(1)[:, 0].tolist(), batch.next_obs.flatten(1)[:, 0].tolist()))
+    assert pairs == {(0, 10), (1, 11), (10, 20), (11, 21), (500, 510), (501, 511)}

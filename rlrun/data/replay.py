@@ -187,7 +187,11 @@ class ReplayBuffer:
         return state
 
     def load_state_dict(self, state: dict[str, Tensor | int]) -> None:
-        """Restore a ``state_dict`` taken from a buffer with the same configuration."""
+        """Restore a ``state_dict`` taken from a buffer with the same configuration.
+
+        The next ``add`` may start new episodes (environments are reset on resume): with
+        ``optimize_memory`` the newest row's next observations are kept as final observations.
+        """
         if state["capacity"] != self.capacity:
             raise ValueError(f"state has capacity {state['capacity']}, buffer {self.capacity}")
         self._pos, self._full = int(state["pos"]), bool(state["full"])
@@ -199,6 +203,8 @@ class ReplayBuffer:
             self._place_final_obs(final_obs, max(len(final_obs), self.num_envs))
         for name, t in self._rows.items():
             t[: len(state[name])].copy_(state[name])
+        if self.optimize_memory and self.size:
+            self._seal_newest_row()
 
     def _next_obs(self, rows: Tensor, envs: Tensor) -> Tensor:
         """Rebuild next observations in ``optimize_memory`` mode without host syncs."""
@@ -215,7 +221,18 @@ class ReplayBuffer:
         # Rows are overwritten in the order they were written, so the final observations
         # of the row being overwritten are the oldest in the side store.
         self._final_head += int((seq >= 0).sum())
-        final_obs = next_obs[ended]
+        new_seq = self._append_final_obs(next_obs[ended])
+        seq.fill_(-1)
+        seq[ended] = new_seq
+
+    def _seal_newest_row(self) -> None:
+        """Move the newest row's pending next observations into the side store, as if ended."""
+        seq = self._rows["final_seq"][(self._pos - 1) % self.num_rows]
+        pending = seq < 0
+        seq[pending] = self._append_final_obs(self._last_next_obs[pending])
+
+    def _append_final_obs(self, final_obs: Tensor) -> Tensor:
+        """Add final observations to the side store, growing it if needed; returns their numbers."""
         live = self._final_next - self._final_head + len(final_obs)
         if live > len(self._final_obs):
             slots = min(max(live, 2 * len(self._final_obs)), self.capacity)
@@ -225,8 +242,7 @@ class ReplayBuffer:
         )
         self._final_obs[new_seq % len(self._final_obs)] = final_obs
         self._final_next += len(final_obs)
-        seq.fill_(-1)
-        seq[ended] = new_seq
+        return new_seq
 
     def _live_final_obs(self) -> Tensor:
         """Side-store contents from the oldest to the newest final observation."""

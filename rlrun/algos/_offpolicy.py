@@ -1,0 +1,229 @@
+"""The off-policy actor-critic loop shared by DDPG, TD3 and SAC.
+
+The outer loop of book Alg. 9.4, 10.1 and 11.1 (and of the lecture's DDPG, TD3 and SAC
+boxes), written once: act with the behaviour policy (uniform random actions for the first
+`learning_starts` env steps), store each transition <s, a, r, s', terminated> in the replay
+buffer with the real final observation where an episode ended, and every `train_every` env
+steps run `gradient_steps` updates on minibatches drawn with a seeded generator.
+Each algorithm module supplies a `Learner`: its networks, behaviour policy and update.
+
+Actions are handled in [-1, 1] everywhere (replay, critics, noise) and scaled to the env's
+bounds only when stepping the env. Resuming restores the replay buffer (written beside the
+checkpoint, `checkpoints/replay.pt`), the sampling generator and the update counter, and every
+schedule is a function of the global env step, so training continues where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from rlrun.config import AlgoConfig, ConfigError, OptimizerConfig, TrainConfig, check, check_discount
+from rlrun.data.replay import ReplayBatch, ReplayBuffer
+from rlrun.envs.factory import VecEnv
+from rlrun.networks.continuous import ActionScaler
+from rlrun.ops.optim import FlatOptimizer, make_optimizer, scheduled_lr
+from rlrun.run import Run, Scalars, SideFile, Stateful, TrainResult
+
+
+@dataclass
+class OffPolicyConfig(AlgoConfig):
+    gamma: float = 0.99
+    """Discount factor per env step."""
+    tau: float = 0.005
+    """Polyak coefficient of each target-network update (fraction of the online weights mixed in)."""
+    buffer_size: int = 1_000_000
+    """Replay buffer capacity (transitions)."""
+    batch_size: int = 256
+    """Minibatch size of each gradient step (transitions)."""
+    learning_starts: int = 5_000
+    """Env steps of uniform random actions before the first update (env steps)."""
+    train_every: int = 1
+    """Env steps between update phases (env steps, summed over envs)."""
+    gradient_steps: int = 1
+    """Gradient steps per update phase (count)."""
+    actor_lr: float | None = None
+    """Actor learning rate (per gradient step); null uses optimizer.lr."""
+    critic_lr: float | None = None
+    """Critic learning rate (per gradient step); null uses optimizer.lr."""
+    log_every: int = 1_000
+    """Log the averaged train/ metrics every this many env steps."""
+
+    def __post_init__(self) -> None:
+        check_discount("algo.gamma", self.gamma)
+        check(0.0 < self.tau <= 1.0, f"algo.tau={self.tau} must be in (0, 1]; e.g. algo.tau=0.005")
+        check(self.buffer_size >= 1, f"algo.buffer_size={self.buffer_size} must be >= 1")
+        check(self.batch_size >= 1, f"algo.batch_size={self.batch_size} must be >= 1")
+        check(self.learning_starts >= 0, f"algo.learning_starts={self.learning_starts} must be >= 0")
+        check(self.train_every >= 1, f"algo.train_every={self.train_every} must be >= 1")
+        check(self.gradient_steps >= 1, f"algo.gradient_steps={self.gradient_steps} must be >= 1")
+        for key in ("actor_lr", "critic_lr"):
+            value = getattr(self, key)
+            check(value is None or value > 0,
+                  f"algo.{key}={value} must be > 0 or null (null uses optimizer.lr)")
+        check(self.log_every >= 1, f"algo.log_every={self.log_every} must be >= 1")
+
+
+def optimizer_with_lr(
+    params: Iterable[nn.Parameter], cfg: OptimizerConfig, lr: float | None
+) -> FlatOptimizer:
+    """The configured optimizer with learning rate `lr` (optimizer.lr when None)."""
+    return make_optimizer(params, cfg if lr is None else replace(cfg, lr=lr))
+
+
+def require_continuous_actions(algo: str) -> Callable[..., None]:
+    """The `check_spaces` of an algorithm that needs vector observations and bounded Box actions."""
+
+    def check_spaces(obs_space: gym.Space, action_space: gym.Space, env_id: str = "this env") -> None:
+        if not isinstance(action_space, gym.spaces.Box):
+            instead = "algo=dqn or ppo" if isinstance(action_space, gym.spaces.Discrete) else "algo=ppo"
+            raise ConfigError(
+                f"algo={algo} needs continuous (Box) actions; {env_id} has {type(action_space).__name__} "
+                f"actions: use {instead}"
+            )
+        if len(action_space.shape) != 1:
+            raise ConfigError(f"algo={algo} needs 1-D Box actions; {env_id} has shape {action_space.shape}")
+        if not (np.isfinite(action_space.low).all() and np.isfinite(action_space.high).all()):
+            raise ConfigError(
+                f"algo={algo} scales tanh outputs to the action bounds, but {env_id} has unbounded actions: "
+                "use algo=ppo"
+            )
+        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+            raise ConfigError(
+                f"algo={algo} needs vector (1-D Box) observations; {env_id} has {obs_space}: use algo=ppo"
+            )
+
+    return check_spaces
+
+
+class Learner(Protocol):
+    """What an off-policy algorithm plugs into the shared loop."""
+
+    actor: nn.Module
+    """The acting network: `act(obs, deterministic)` gives env actions (checkpointed as `actor`)."""
+    optimizers: list[FlatOptimizer]
+    """Every optimizer, for the learning-rate schedule."""
+
+    def tracked(self) -> dict[str, Stateful]:
+        """Objects with state to checkpoint, by name (networks, optimizers, noise, temperature)."""
+        ...
+
+    def explore(self, obs: torch.Tensor) -> torch.Tensor:
+        """Behaviour-policy actions in [-1, 1] for a batch of observations (called without grad)."""
+        ...
+
+    def end_episodes(self, ended: np.ndarray) -> None:
+        """Told which envs (boolean mask) finished an episode this step."""
+        ...
+
+    def update(self, batch: ReplayBatch, update: int) -> dict[str, torch.Tensor]:
+        """One gradient step on `batch` (`update` counts earlier steps); returns detached statistics."""
+        ...
+
+
+class SampleGenerator:
+    """The torch.Generator that draws replay minibatches, seeded from `seed`, with checkpointable state."""
+
+    def __init__(self, seed: int) -> None:
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"state": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.generator.set_state(state["state"])
+
+
+class _Means:
+    """Averages of the per-update statistics between two logs."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[torch.Tensor]] = {}
+
+    def add(self, stats: dict[str, torch.Tensor]) -> None:
+        for key, value in stats.items():
+            self.values.setdefault(key, []).append(value)
+
+    def pop(self) -> dict[str, float]:
+        means = {f"train/{key}": float(torch.stack(values).mean()) for key, values in self.values.items()}
+        self.values.clear()
+        return means
+
+
+def _crossed(before: int, after: int, every: int) -> bool:
+    """Whether a multiple of `every` lies in (before, after]: schedules in env steps."""
+    return after // every > before // every
+
+
+def _anneal(optimizers: list[FlatOptimizer], cfg: OptimizerConfig, step: int, total: int) -> None:
+    """Scale every learning rate by the `optimizer.schedule` factor at `step`."""
+    factor = scheduled_lr(cfg, step, total) / cfg.lr
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor
+
+
+def train_off_policy(
+    cfg: TrainConfig,
+    run: Run,
+    check_spaces: Callable[..., None],
+    make_learner: Callable[[gym.spaces.Box, gym.spaces.Box, int], Learner],
+) -> TrainResult:
+    """Train the learner built by `make_learner(obs_space, action_space, num_envs)` on the training envs."""
+    algo: OffPolicyConfig = cfg.algo
+    envs: VecEnv = run.make_envs(gamma=algo.gamma)
+    obs_space, action_space = envs.single_observation_space, envs.single_action_space
+    check_spaces(obs_space, action_space, cfg.env.id)
+    num_envs, device = envs.num_envs, run.device
+    if algo.buffer_size < num_envs:
+        raise ConfigError(
+            f"algo.buffer_size={algo.buffer_size} is smaller than env.num_envs={num_envs}; raise it"
+        )
+    learner = make_learner(obs_space, action_space, num_envs)
+    for optimizer in learner.optimizers:
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+    replay = ReplayBuffer(algo.buffer_size, obs_space.shape, action_space.shape, num_envs, device=device)
+    sampler = SampleGenerator(cfg.seed)
+    progress = Scalars(updates=0)
+    run.track(**learner.tracked(), envs=envs, replay=SideFile(replay), sampler=sampler, progress=progress)
+    global_step = run.restore()
+
+    scaler = ActionScaler(action_space).to(device)
+    random_shape = (num_envs, action_space.shape[0])
+    means = _Means()
+    obs = torch.as_tensor(envs.reset(seed=run.env_seed), device=device)
+    while global_step < cfg.total_timesteps and not run.should_stop:
+        with torch.no_grad():
+            if global_step < algo.learning_starts:
+                actions = torch.rand(random_shape, device=device) * 2.0 - 1.0
+            else:
+                actions = learner.explore(obs)
+            step = envs.step(scaler.to_env(actions).cpu().numpy())
+        run.record_episodes(step)
+        replay.add(obs, step.final_obs, actions, step.rewards, step.terminations, step.truncations)
+        ended = step.terminations | step.truncations
+        if ended.any():
+            learner.end_episodes(ended)
+        obs = torch.as_tensor(step.obs, device=device)
+        previous, global_step = global_step, global_step + num_envs
+
+        if global_step > algo.learning_starts and _crossed(previous, global_step, algo.train_every):
+            if cfg.optimizer.schedule != "constant":
+                _anneal(learner.optimizers, cfg.optimizer, global_step, cfg.total_timesteps)
+            for _ in range(algo.gradient_steps):
+                batch = replay.sample(algo.batch_size, sampler.generator)
+                means.add(learner.update(batch, int(progress["updates"])))
+                progress["updates"] += 1
+        if _crossed(previous, global_step, algo.log_every) or global_step >= cfg.total_timesteps:
+            run.log({**means.pop(), "train/updates": float(progress["updates"]),
+                     "train/buffer_size": float(len(replay))}, global_step)
+        run.maybe_evaluate(learner.actor, global_step)
+        run.maybe_checkpoint(global_step)
+    return run.finish(learner.actor, global_step)

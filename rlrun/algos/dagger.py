@@ -1,0 +1,129 @@
+"""DAgger, dataset aggregation (Ross et al. 2011; book ch. 13.2).
+
+Round 0 is behavioral cloning on the expert's episodes (`rlrun.algos.bc`: same policy, loss,
+held-out split and epoch loop). Each of the `algo.rounds` rounds i = 1..rounds then
+1. rolls out the mixture π_i = β_i π* + (1 - β_i) π̂_i for `algo.episodes_per_round` episodes:
+   at every step each env executes the expert's action with probability β_i, else the
+   learner's deterministic action (per-step mixing);
+2. labels every visited state with the expert's action (the expert "creates new optimal
+   examples starting from these states", ch. 13.2);
+3. aggregates them into the dataset D ← D ∪ D_i and retrains π̂ for `algo.epochs` epochs on D
+   (continuing from the current weights, input statistics refitted on D).
+β_i follows `algo.beta_schedule`: exponential β_i = beta0^i (Ross et al.'s β_i = p^{i-1}, with
+their expert-only first iteration being round 0), linear β_i = beta0 (1 - (i-1)/rounds), or
+zero β_i = 0.
+
+global_step counts supervised samples as in bc. train/dataset_size is the number of expert
+labels so far (initial transitions plus labelled rollout states); train/rollout_return is the
+true return of the round's mixture rollouts. After each round's training the learner is
+evaluated with the eval protocol (train/round_eval_return, logged with the next round's data;
+the last round's is the final eval/return_mean).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rlrun.algos.bc import (
+    Actor, BCConfig, check_spaces, fit, initial_demos, make_policy, setup,
+)
+from rlrun.config import TrainConfig, check
+from rlrun.data.demos import Demos, Expert, collect_demos
+from rlrun.envs.factory import VecEnv
+from rlrun.registry import AlgoSpec
+from rlrun.run import Run, TrainResult
+
+
+@dataclass
+class DAggerConfig(BCConfig):
+    name: str = "dagger"
+    rounds: int = 10
+    """Aggregation rounds after the initial behavioral cloning (count)."""
+    episodes_per_round: int = 5
+    """Episodes rolled out and labelled by the expert per round (count)."""
+    beta_schedule: str = "exponential"
+    """Probability β_i of executing the expert's action in round i: exponential, linear or zero."""
+    beta0: float = 0.5
+    """Base of the β schedule (probability): beta0^i, or beta0 decayed linearly."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.rounds >= 0, f"algo.rounds={self.rounds} must be >= 0")
+        check(self.episodes_per_round >= 1, f"algo.episodes_per_round={self.episodes_per_round} must be >= 1")
+        check(
+            self.beta_schedule in ("exponential", "linear", "zero"),
+            f"algo.beta_schedule={self.beta_schedule!r} must be exponential, linear or zero",
+        )
+        check(0.0 <= self.beta0 <= 1.0, f"algo.beta0={self.beta0} must be in [0, 1]")
+
+
+def mixing_beta(schedule: str, beta0: float, round_index: int, rounds: int) -> float:
+    """β_i of round `round_index` (1-based) out of `rounds`."""
+    if schedule == "exponential":
+        return beta0**round_index
+    if schedule == "linear":
+        return beta0 * (1.0 - (round_index - 1) / rounds)
+    return 0.0
+
+
+def mixed_policy(actor: Actor, expert: Expert, beta: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """obs -> actions: per env and step the expert's action with probability β, else the learner's."""
+
+    @torch.no_grad()
+    def act(obs: torch.Tensor) -> torch.Tensor:
+        learner = actor.act(obs, deterministic=True)
+        if beta <= 0.0:
+            return learner
+        use_expert = torch.rand(len(obs), device=obs.device) < beta
+        mask = use_expert.reshape(-1, *([1] * (learner.dim() - 1)))
+        return torch.where(mask, expert.act(obs).to(learner.dtype), learner)
+
+    return act
+
+
+def run_round(actor: Actor, expert: Expert, envs: VecEnv, cfg: TrainConfig, run: Run, round_index: int,
+              beta: float) -> Demos:
+    """Roll out the β-mixture and return the expert-labelled episodes."""
+    actor.eval()
+    demos = collect_demos(mixed_policy(actor, expert, beta), expert.act, envs, cfg.algo.episodes_per_round, run,
+                          seed=run.env_seed + 7919 * round_index)
+    actor.train()
+    return demos
+
+
+def train(cfg: TrainConfig, run: Run) -> TrainResult:
+    algo: DAggerConfig = cfg.algo
+    envs, expert, actor, optimizer, demos, progress = setup(cfg, run, expert_required=True)
+    global_step = run.restore()
+    if len(demos) == 0:
+        demos.extend(initial_demos(cfg, run, envs, expert))
+        actor.fit_normalization(demos.obs)
+    while True:
+        global_step = fit(actor, optimizer, demos, cfg, run, progress, global_step,
+                          {"train/round": float(progress["round"])})
+        if progress["epochs"] < algo.epochs or progress["round"] >= algo.rounds:
+            break  # budget spent, signal, or the last round trained (run.finish evaluates it)
+        round_eval = run.evaluate(actor)
+        round_index = int(progress["round"]) + 1
+        beta = mixing_beta(algo.beta_schedule, algo.beta0, round_index, algo.rounds)
+        labelled = run_round(actor, expert, envs, cfg, run, round_index, beta)
+        demos.extend(labelled)
+        actor.fit_normalization(demos.obs)
+        progress.update(round=round_index, epochs=0)
+        run.log({
+            "train/round_eval_return": round_eval.mean,
+            "train/round": float(round_index),
+            "train/beta": beta,
+            "train/dataset_size": float(len(demos)),
+            "train/round_labels": float(len(labelled)),
+            "train/rollout_return": float(np.mean(labelled.episode_returns())),
+        }, global_step)
+    return run.finish(actor, global_step)
+
+
+SPEC = AlgoSpec(name="dagger", config=DAggerConfig, train=train, make_policy=make_policy, policy_key="actor",
+                check_spaces=check_spaces)

@@ -1,0 +1,234 @@
+"""Deep Q-Network (Mnih et al. 2015) with the Double DQN target (van Hasselt et al. 2016).
+
+Follows book ch. 2: the Q-learning target y = r + γ max_a' Q'(s', a') (eq. 2.3) regressed with
+a semi-gradient TD loss (eq. 2.5/2.6) on minibatches (ch. 2.2) drawn uniformly from a replay
+buffer (ch. 2.3), against a target network Q' copied every `target_update_every` env steps
+(Alg. 2.2) or Polyak-averaged after every gradient step (ch. 2.6, eq. 2.8, Alg. 2.3, with
+τ = 1 - ς); `double_q` lets the online network pick the next action and the target network
+value it (ch. 2.8, Alg. 2.6 in its Double DQN form). Behaviour is ε-greedy (ch. 2.1) with ε
+annealed linearly over `exploration_fraction` of the budget, then held at `eps_end`.
+
+Every schedule (ε, learning starts, training phases, target copies) is a function of the
+global env step, so a resumed run continues them exactly; the replay buffer is written
+beside each checkpoint (`checkpoints/replay.pt`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlrun.config import AlgoConfig, ConfigError, TrainConfig, check, check_discount
+from rlrun.data.replay import ReplayBatch, ReplayBuffer
+from rlrun.envs.factory import VecEnv
+from rlrun.networks.q import QNetwork
+from rlrun.ops.optim import FlatOptimizer, make_optimizer, scheduled_lr, set_lr
+from rlrun.ops.targets import hard_update, soft_update
+from rlrun.ops.td import LOSSES, double_q_target, epsilon_greedy, linear_schedule, q_learning_target, td_loss
+from rlrun.registry import AlgoSpec
+from rlrun.run import Run, SideFile, TrainResult
+
+
+@dataclass
+class TDControlConfig(AlgoConfig):
+    """Settings shared by the value-based algorithms (DQN, SARSA)."""
+
+    gamma: float = 0.99
+    """Discount factor per env step."""
+    loss: str = "huber"
+    """TD loss: huber (δ=1, Mnih et al. 2015) or mse (eq. 2.5)."""
+    max_grad_norm: float = 10.0
+    """Global gradient norm clip (L2 norm); 0 disables clipping."""
+    eps_start: float = 1.0
+    """Exploration probability ε at step 0 (probability)."""
+    eps_end: float = 0.05
+    """Exploration probability ε after the decay (probability)."""
+    exploration_fraction: float = 0.1
+    """Fraction of total_timesteps over which ε decays linearly from eps_start to eps_end."""
+    log_every: int = 1000
+    """Log training metrics every this many env steps."""
+
+    def __post_init__(self) -> None:
+        check_discount("algo.gamma", self.gamma)
+        check(self.loss in LOSSES, f"algo.loss={self.loss!r} must be {' or '.join(LOSSES)}")
+        check(self.max_grad_norm >= 0, f"algo.max_grad_norm={self.max_grad_norm} must be >= 0")
+        for key in ("eps_start", "eps_end", "exploration_fraction"):
+            value = getattr(self, key)
+            check(0.0 <= value <= 1.0, f"algo.{key}={value} must be in [0, 1]")
+        check(self.log_every >= 1, f"algo.log_every={self.log_every} must be >= 1")
+
+    def epsilon(self, step: int, total_timesteps: int) -> float:
+        """ε at global env step `step`: a pure function of the step, so resuming needs no state."""
+        return linear_schedule(self.eps_start, self.eps_end, self.exploration_fraction * total_timesteps, step)
+
+
+@dataclass
+class DQNConfig(TDControlConfig):
+    name: str = "dqn"
+    buffer_size: int = 1_000_000
+    """Replay buffer capacity (transitions; rounded down to a multiple of env.num_envs)."""
+    learning_starts: int = 10_000
+    """Env steps collected before the first gradient step."""
+    batch_size: int = 32
+    """Transitions per minibatch (count)."""
+    train_every: int = 4
+    """Env steps between training phases."""
+    gradient_steps: int = 1
+    """Gradient steps per training phase (count)."""
+    target_update_every: int = 1000
+    """Env steps between hard target-network copies (used when tau = 1)."""
+    tau: float = 1.0
+    """Polyak coefficient: 1 copies every target_update_every env steps; < 1 soft-updates after each gradient step."""
+    double_q: bool = False
+    """Double DQN target: the online network picks argmax_a' Q(s', a'), the target network values it."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.buffer_size >= 1, f"algo.buffer_size={self.buffer_size} must be >= 1")
+        check(self.learning_starts >= 0, f"algo.learning_starts={self.learning_starts} must be >= 0")
+        check(self.batch_size >= 1, f"algo.batch_size={self.batch_size} must be >= 1")
+        check(self.train_every >= 1, f"algo.train_every={self.train_every} must be >= 1")
+        check(self.gradient_steps >= 1, f"algo.gradient_steps={self.gradient_steps} must be >= 1")
+        check(self.target_update_every >= 1, f"algo.target_update_every={self.target_update_every} must be >= 1")
+        check(0.0 < self.tau <= 1.0, f"algo.tau={self.tau} must be in (0, 1]; 1 means hard copies")
+
+
+def require_discrete_actions(algo: str) -> Callable[..., None]:
+    """A `check_spaces` that refuses every action space but Discrete, naming what to use instead."""
+
+    def check_spaces(obs_space: gym.Space, action_space: gym.Space, env_id: str = "this env") -> None:
+        if isinstance(action_space, gym.spaces.Discrete):
+            return
+        if isinstance(action_space, gym.spaces.Box):
+            raise ConfigError(
+                f"algo={algo} needs Discrete actions; {env_id} has continuous (Box) actions: "
+                "use algo=sac, td3 or ddpg (or ppo)"
+            )
+        raise ConfigError(
+            f"algo={algo} needs Discrete actions; {env_id} has {type(action_space).__name__} actions: use algo=ppo"
+        )
+
+    return check_spaces
+
+
+def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> QNetwork:
+    return QNetwork(cfg.network, obs_space, action_space)
+
+
+def make_replay(capacity: int, envs: VecEnv, device: torch.device) -> ReplayBuffer:
+    """Replay buffer for these envs; uint8 frames are stored once (`optimize_memory`)."""
+    if capacity < envs.num_envs:
+        raise ConfigError(f"algo.buffer_size={capacity} is smaller than env.num_envs={envs.num_envs}; raise it")
+    obs_space = envs.single_observation_space
+    frames = obs_space.dtype == np.uint8
+    return ReplayBuffer(
+        capacity, obs_space.shape, (), envs.num_envs,
+        obs_dtype=torch.uint8 if frames else torch.float32, action_dtype=torch.int64,
+        device=device, optimize_memory=frames,
+    )
+
+
+def crossed(before: int, after: int, every: int) -> bool:
+    """Whether a multiple of `every` lies in (before, after]: schedules in env steps."""
+    return after // every > before // every
+
+
+def td_update(
+    optimizer: FlatOptimizer,
+    q_values: torch.Tensor,
+    targets: torch.Tensor,
+    loss_kind: str,
+    max_grad_norm: float,
+) -> dict[str, torch.Tensor]:
+    """One semi-gradient step on the TD loss of Q(s, a) (`q_values`) towards fixed `targets`."""
+    loss = td_loss(q_values, targets, loss_kind)
+    optimizer.zero_grad()
+    loss.backward()
+    grad_norm = optimizer.clip_grad_norm(max_grad_norm)
+    optimizer.step()
+    return {"loss": loss.detach(), "q_values": q_values.detach().mean(), "grad_norm": grad_norm}
+
+
+def dqn_targets(q_network: QNetwork, target_network: QNetwork, batch: ReplayBatch, algo: DQNConfig) -> torch.Tensor:
+    """Q-learning targets (eq. 2.3) from the target network, or Double DQN targets."""
+    with torch.no_grad():
+        next_q_target = target_network(batch.next_obs)
+        if algo.double_q:
+            return double_q_target(batch.rewards, q_network(batch.next_obs), next_q_target, batch.dones, algo.gamma)
+        return q_learning_target(batch.rewards, next_q_target, batch.dones, algo.gamma)
+
+
+class MeanStats:
+    """Running sums of per-step statistics (tensors, summed without host syncs) until logged."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, stats: dict[str, torch.Tensor]) -> None:
+        for key, value in stats.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.count += 1
+
+    def pop(self) -> dict[str, float]:
+        """Means as `train/<key>` floats (empty before any step), then reset."""
+        means = {f"train/{key}": float(value) / self.count for key, value in self.sums.items()}
+        self.sums, self.count = {}, 0
+        return means
+
+
+def train(cfg: TrainConfig, run: Run) -> TrainResult:
+    algo: DQNConfig = cfg.algo
+    envs = run.make_envs(gamma=algo.gamma)
+    obs_space, action_space = envs.single_observation_space, envs.single_action_space
+    check_spaces(obs_space, action_space, cfg.env.id)
+    q_network = make_policy(cfg, obs_space, action_space).to(run.device)
+    target_network = make_policy(cfg, obs_space, action_space).to(run.device).requires_grad_(False)
+    hard_update(target_network, q_network)
+    optimizer = make_optimizer(q_network.parameters(), cfg.optimizer)
+    buffer = make_replay(algo.buffer_size, envs, run.device)
+    run.track(q_network=q_network, target_network=target_network, optimizer=optimizer, envs=envs,
+              replay=SideFile(buffer))
+    global_step = run.restore()  # minibatches and ε draws use the global torch RNG, restored with it
+    stats = MeanStats()
+    obs = envs.reset(seed=run.env_seed)
+    while global_step < cfg.total_timesteps and not run.should_stop:
+        epsilon = algo.epsilon(global_step, cfg.total_timesteps)
+        with torch.no_grad():
+            actions = epsilon_greedy(q_network(torch.as_tensor(obs, device=run.device)), epsilon).cpu().numpy()
+        step = envs.step(actions)
+        run.record_episodes(step)
+        buffer.add(obs, step.final_obs, actions, step.rewards, step.terminations, step.truncations)
+        obs = step.obs
+        previous, global_step = global_step, global_step + envs.num_envs
+
+        if algo.tau == 1.0 and crossed(previous, global_step, algo.target_update_every):
+            hard_update(target_network, q_network)
+        if global_step > algo.learning_starts and crossed(previous, global_step, algo.train_every):
+            set_lr(optimizer, scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps))
+            for _ in range(algo.gradient_steps):
+                batch = buffer.sample(algo.batch_size)
+                targets = dqn_targets(q_network, target_network, batch, algo)
+                q_taken = q_network(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
+                stats.add(td_update(optimizer, q_taken, targets, algo.loss, algo.max_grad_norm))
+                if algo.tau < 1.0:
+                    soft_update(target_network, q_network, algo.tau)
+        if crossed(previous, global_step, algo.log_every) or global_step >= cfg.total_timesteps:
+            lr = optimizer.param_groups[0]["lr"]
+            run.log({**stats.pop(), "train/epsilon": epsilon, "train/lr": lr,
+                     "train/buffer_size": float(len(buffer))}, global_step)
+        run.maybe_evaluate(q_network, global_step)
+        run.maybe_checkpoint(global_step)
+    return run.finish(q_network, global_step)
+
+
+check_spaces = require_discrete_actions("dqn")
+
+SPEC = AlgoSpec(
+    name="dqn", config=DQNConfig, train=train, make_policy=make_policy, policy_key="q_network",
+    check_spaces=check_spaces,
+)

@@ -1,0 +1,362 @@
+"""Reinforcement learning from preferences (Christiano et al. 2017; book ch. 14).
+
+The environment's reward is hidden from the policy: PPO (`algo.base=ppo`: the rollout,
+GAE and clipped-surrogate update of `rlrun.algos.ppo`) optimises a learned reward r̂(s, a)
+instead, written into the rollout buffer in place of the env's rewards before GAE. Following
+book ch. 14.2-14.3, after each rollout
+1. trajectory segments σ = (s_0, a_0, ..., s_{k-1}, a_{k-1}) of `segment_len` = k steps
+   (eq. 14.2) are cut from the rollout, starting anywhere; a segment whose episode terminates
+   continues in an absorbing state of reward 0 (mask 0), a segment cut by the time limit
+   before its end is not used;
+2. `annotations_per_iteration` pairs are chosen, at random or (`pair_selection=disagreement`)
+   as those of `candidate_pairs` random pairs on which the ensemble's P(σ¹ ≻ σ²) varies most;
+3. a synthetic annotator, standing in for people, labels them by the true returns
+   (μ of eq. 14.4: the higher true return wins, ties within `tie_margin` get 0.5; noise by label
+   flips or Boltzmann rationality, `rlrun.ops.preferences.synthetic_preferences`);
+4. the reward-model ensemble (`ensemble` MLPs r̂(s, a)) is trained on all comparisons with the
+   Bradley-Terry cross-entropy (eqs. 14.5-14.7, `rlrun.ops.preferences`). As in Christiano et
+   al., each member sees a bootstrap resample of the comparisons, here online: each comparison
+   carries a Poisson(1) count per member, its weight in that member's loss (Oza & Russell 2001).
+   A share `val_fraction` of the comparisons is held out (train/rm_accuracy);
+5. the rollout's rewards become r̃ = (r̂ - m) / s, the ensemble mean normalised by the running
+   mean m and std s of r̂ over all rollouts. The absorbing state after a termination (r̂ = 0 by
+   the segment model) is normalised alike: its discounted tail γ(0 - m)/(s(1 - γ)) is added to
+   the reward of the terminating step, so PPO's zero value after a termination stays exact.
+Annotation stops at `total_annotations`; the model is retrained only when new comparisons
+arrive. train/rm_true_return_corr is the correlation of learned and true returns over the
+held-out segments; the evaluation (eval/) reports true returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from rlrun.algos.ppo import Batch, PPOConfig, check_minibatches, clipped_loss, make_policy, update
+from rlrun.config import ConfigError, TrainConfig, check
+from rlrun.data.rollout import RolloutBuffer, collect_rollout
+from rlrun.envs.normalize import RunningMeanStd
+from rlrun.networks.mlp import flat_dim, mlp
+from rlrun.ops.optim import FlatOptimizer, make_optimizer, scheduled_lr, set_lr
+from rlrun.ops.preferences import (
+    bradley_terry_loss, ensemble_disagreement, pearson_correlation, preference_accuracy,
+    preference_probability, segment_returns, synthetic_preferences,
+)
+from rlrun.registry import AlgoSpec
+from rlrun.run import Run, TrainResult
+
+
+@dataclass
+class RLHFConfig(PPOConfig):
+    name: str = "rlhf"
+    base: str = "ppo"
+    """Policy optimiser on the learned reward: ppo (rlrun.algos.ppo, with all of its algo.* fields)."""
+    segment_len: int = 25
+    """Length k of each trajectory segment (env steps)."""
+    annotations_per_iteration: int = 16
+    """Pairs of segments annotated after each rollout while the budget lasts (count)."""
+    total_annotations: int = 500
+    """Annotation budget of the run (pairs)."""
+    pair_selection: str = "disagreement"
+    """How pairs are chosen: random, or disagreement (highest variance of the members' P(σ¹ ≻ σ²))."""
+    candidate_pairs: int = 256
+    """Random pairs among which `disagreement` picks the ones to annotate (count)."""
+    annotator: str = "flip"
+    """Synthetic annotator: flip (higher true return wins, flipped at random) or boltzmann."""
+    annotator_noise: float = 0.0
+    """Flip probability (flip) or temperature in true-return units (boltzmann); 0 is noiseless."""
+    tie_margin: float = 0.0
+    """True-return difference up to which a pair is labelled a tie, μ = 0.5 (return units)."""
+    ensemble: int = 3
+    """Reward-model members (count)."""
+    rm_hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden layer widths of each reward-model MLP (units)."""
+    rm_lr: float = 1e-3
+    """Reward-model learning rate (per gradient step)."""
+    rm_weight_decay: float = 1e-4
+    """Reward-model L2 weight decay coefficient."""
+    rm_epochs: int = 3
+    """Passes over the comparisons after each batch of new annotations (count)."""
+    rm_batch_size: int = 32
+    """Comparisons per reward-model minibatch (count)."""
+    val_fraction: float = 0.2
+    """Share of the comparisons held out to measure the reward model (probability per comparison)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.base == "ppo", f"algo.base={self.base!r}: only ppo is supported; use algo.base=ppo")
+        check(self.segment_len >= 1, f"algo.segment_len={self.segment_len} must be >= 1")
+        check(self.segment_len <= self.num_steps,
+              f"algo.segment_len={self.segment_len} exceeds algo.num_steps={self.num_steps}; lower it")
+        check(self.annotations_per_iteration >= 1,
+              f"algo.annotations_per_iteration={self.annotations_per_iteration} must be >= 1")
+        check(self.total_annotations >= 2, f"algo.total_annotations={self.total_annotations} must be >= 2")
+        check(self.pair_selection in ("random", "disagreement"),
+              f"algo.pair_selection={self.pair_selection!r} must be random or disagreement")
+        check(self.candidate_pairs >= self.annotations_per_iteration,
+              f"algo.candidate_pairs={self.candidate_pairs} must be >= algo.annotations_per_iteration")
+        check(self.annotator in ("flip", "boltzmann"), f"algo.annotator={self.annotator!r} must be flip or boltzmann")
+        check(self.annotator_noise >= 0, f"algo.annotator_noise={self.annotator_noise} must be >= 0")
+        check(self.annotator != "flip" or self.annotator_noise <= 0.5,
+              f"algo.annotator_noise={self.annotator_noise} is a flip probability here; use a value in [0, 0.5]")
+        check(self.tie_margin >= 0, f"algo.tie_margin={self.tie_margin} must be >= 0")
+        check(self.ensemble >= 1, f"algo.ensemble={self.ensemble} must be >= 1")
+        check(all(size > 0 for size in self.rm_hidden_sizes),
+              f"algo.rm_hidden_sizes={list(self.rm_hidden_sizes)} must all be > 0")
+        check(self.rm_lr > 0, f"algo.rm_lr={self.rm_lr} must be > 0")
+        check(self.rm_weight_decay >= 0, f"algo.rm_weight_decay={self.rm_weight_decay} must be >= 0")
+        check(self.rm_epochs >= 1, f"algo.rm_epochs={self.rm_epochs} must be >= 1")
+        check(self.rm_batch_size >= 1, f"algo.rm_batch_size={self.rm_batch_size} must be >= 1")
+        check(0.0 <= self.val_fraction < 1.0, f"algo.val_fraction={self.val_fraction} must be in [0, 1)")
+
+
+def check_spaces(obs_space: gym.Space, action_space: gym.Space) -> None:
+    if not isinstance(obs_space, (gym.spaces.Box, gym.spaces.Discrete)) or len(obs_space.shape) > 1:
+        raise ConfigError(f"algo=rlhf's reward model needs vector or Discrete observations, this env has {obs_space}")
+    if not isinstance(action_space, (gym.spaces.Box, gym.spaces.Discrete)) or len(action_space.shape) > 1:
+        raise ConfigError(f"algo=rlhf needs Discrete or 1-D Box actions, this env has {action_space}")
+
+
+def _width(space: gym.Space) -> int:
+    return int(space.n) if isinstance(space, gym.spaces.Discrete) else flat_dim(space.shape)
+
+
+def _features(x: torch.Tensor, space: gym.Space) -> torch.Tensor:
+    """One-hot for Discrete spaces, float otherwise."""
+    if isinstance(space, gym.spaces.Discrete):
+        return F.one_hot(x.long(), int(space.n)).float()
+    return x.float()
+
+
+class RewardEnsemble(nn.Module):
+    """`members` independent MLPs r̂_e(s, a) on concat(obs, action)."""
+
+    def __init__(self, obs_space: gym.Space, action_space: gym.Space, members: int, hidden_sizes: list[int],
+                 activation: str) -> None:
+        super().__init__()
+        self.obs_space, self.action_space = obs_space, action_space
+        in_dim = _width(obs_space) + _width(action_space)
+        self.members = nn.ModuleList(
+            nn.Sequential(mlp(in_dim, list(hidden_sizes), activation), nn.Linear(hidden_sizes[-1], 1))
+            for _ in range(members)
+        )
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Rewards of every member for a batch [...] of (obs, action): shape [members, ...]."""
+        x = torch.cat([_features(obs, self.obs_space), _features(actions, self.action_space)], -1)
+        flat = x.reshape(-1, x.shape[-1])
+        return torch.stack([member(flat).squeeze(-1) for member in self.members]).reshape(-1, *x.shape[:-1])
+
+
+class PreferenceDataset:
+    """Annotated segment pairs (σ¹, σ², μ) (eq. 14.4), preallocated for `capacity` pairs.
+
+    Holds per pair: obs and actions [2, k, ...], masks [2, k] (0 on absorbing steps), μ(1),
+    the true segment returns (for diagnostics only), a held-out flag and the Poisson(1)
+    bootstrap counts of the ensemble members. Its state is tensors only.
+    """
+
+    def __init__(self, capacity: int, segment_len: int, obs_space: gym.Space, action_space: gym.Space,
+                 members: int, device: torch.device) -> None:
+        obs_dtype = torch.long if isinstance(obs_space, gym.spaces.Discrete) else torch.float32
+        action_dtype = torch.long if isinstance(action_space, gym.spaces.Discrete) else torch.float32
+        shape = (capacity, 2, segment_len)
+        self.obs = torch.zeros((*shape, *obs_space.shape), dtype=obs_dtype, device=device)
+        self.actions = torch.zeros((*shape, *action_space.shape), dtype=action_dtype, device=device)
+        self.masks = torch.zeros(shape, device=device)
+        self.mu1 = torch.zeros(capacity, device=device)
+        self.true_returns = torch.zeros(capacity, 2, device=device)
+        self.held_out = torch.zeros(capacity, dtype=torch.bool, device=device)
+        self.weights = torch.zeros(capacity, members, device=device)
+        self.size = 0
+
+    @property
+    def capacity(self) -> int:
+        return len(self.mu1)
+
+    def add(self, obs: torch.Tensor, actions: torch.Tensor, masks: torch.Tensor, mu1: torch.Tensor,
+            true_returns: torch.Tensor, val_fraction: float) -> None:
+        """Append pairs (leading axis) and draw their held-out flags and bootstrap counts."""
+        n = min(len(mu1), self.capacity - self.size)
+        rows = slice(self.size, self.size + n)
+        self.obs[rows], self.actions[rows], self.masks[rows] = obs[:n], actions[:n], masks[:n]
+        self.mu1[rows], self.true_returns[rows] = mu1[:n], true_returns[:n]
+        self.held_out[rows] = torch.rand(n, device=self.mu1.device) < val_fraction
+        self.weights[rows] = torch.poisson(torch.ones(n, self.weights.shape[1], device=self.mu1.device))
+        self.size += n
+
+    def indices(self, held_out: bool) -> torch.Tensor:
+        return torch.nonzero(self.held_out[: self.size] == held_out).squeeze(-1)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"obs": self.obs, "actions": self.actions, "masks": self.masks, "mu1": self.mu1,
+                "true_returns": self.true_returns, "held_out": self.held_out, "weights": self.weights,
+                "size": torch.tensor(self.size)}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for name in ("obs", "actions", "masks", "mu1", "true_returns", "held_out", "weights"):
+            getattr(self, name).copy_(state[name])
+        self.size = int(state["size"])
+
+
+def sample_segments(buffer: RolloutBuffer, count: int, segment_len: int) -> dict[str, torch.Tensor]:
+    """Up to `count` random segments of the rollout (obs, actions, masks, true_returns; leading axis).
+
+    A segment starts at a random step and env; steps after its episode's termination are
+    masked (absorbing, reward 0); segments cut by a truncation before their last step are dropped.
+    """
+    device = buffer.rewards.device
+    starts = torch.randint(0, buffer.num_steps - segment_len + 1, (count,), device=device)
+    envs = torch.randint(0, buffer.num_envs, (count,), device=device)
+    steps = starts[:, None] + torch.arange(segment_len, device=device)
+    ends = buffer.episode_ends[steps, envs[:, None]]
+    masks = (ends.cumsum(1) - ends == 0).float()
+    cut = ((ends - buffer.terminations[steps, envs[:, None]]) * masks)[:, :-1].sum(1) > 0
+    keep = ~cut
+    steps, envs, masks = steps[keep], envs[keep], masks[keep]
+    return {
+        "obs": buffer.obs[steps, envs[:, None]],
+        "actions": buffer.actions[steps, envs[:, None]],
+        "masks": masks,
+        "true_returns": segment_returns(buffer.rewards[steps, envs[:, None]], masks),
+    }
+
+
+@torch.no_grad()
+def member_returns(reward_model: RewardEnsemble, obs: torch.Tensor, actions: torch.Tensor,
+                   masks: torch.Tensor) -> torch.Tensor:
+    """Each member's segment returns, shape [members, *masks.shape[:-1]]."""
+    return segment_returns(reward_model(obs, actions), masks)
+
+
+def select_pairs(segments: dict[str, torch.Tensor], reward_model: RewardEnsemble, algo: RLHFConfig
+                 ) -> dict[str, torch.Tensor]:
+    """Pair up the segments and keep `annotations_per_iteration` pairs (random or most disputed).
+
+    Returns the pairs' obs, actions and masks [P, 2, k, ...] and true returns [P, 2].
+    """
+    pairs = len(segments["masks"]) // 2
+    paired = {name: value[: 2 * pairs].reshape(pairs, 2, *value.shape[1:]) for name, value in segments.items()}
+    wanted = min(algo.annotations_per_iteration, pairs)
+    if algo.pair_selection == "disagreement" and len(reward_model.members) > 1:
+        returns = member_returns(reward_model, paired["obs"], paired["actions"], paired["masks"])
+        chosen = ensemble_disagreement(returns[:, :, 0], returns[:, :, 1]).topk(wanted).indices
+    else:
+        chosen = torch.arange(wanted, device=paired["masks"].device)  # segments are in random order
+    return {name: value[chosen] for name, value in paired.items()}
+
+
+def train_reward_model(reward_model: RewardEnsemble, optimizer: FlatOptimizer, data: PreferenceDataset,
+                       algo: RLHFConfig) -> dict[str, float]:
+    """`rm_epochs` passes of Bradley-Terry minibatch steps over the training comparisons.
+
+    Returns train/rm_loss, the mean loss of the members over the steps (none without training pairs).
+    """
+    train_idx = data.indices(held_out=False)
+    losses = []
+    for _ in range(algo.rm_epochs):
+        permutation = train_idx[torch.randperm(len(train_idx), device=train_idx.device)]
+        for start in range(0, len(permutation), algo.rm_batch_size):
+            mb = permutation[start : start + algo.rm_batch_size]
+            returns = segment_returns(reward_model(data.obs[mb], data.actions[mb]), data.masks[mb])
+            member_losses = torch.stack([
+                bradley_terry_loss(returns[e, :, 0], returns[e, :, 1], data.mu1[mb], data.weights[mb, e])
+                for e in range(len(returns))
+            ])
+            loss = member_losses.sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(member_losses.mean().detach())
+    return {"train/rm_loss": float(torch.stack(losses).mean())} if losses else {}
+
+
+@torch.no_grad()
+def reward_model_metrics(reward_model: RewardEnsemble, data: PreferenceDataset) -> dict[str, float]:
+    """Held-out accuracy on strict preferences and learned-vs-true return correlation."""
+    val_idx = data.indices(held_out=True)
+    if len(val_idx) == 0:
+        return {}
+    returns = member_returns(reward_model, data.obs[val_idx], data.actions[val_idx], data.masks[val_idx]).mean(0)
+    metrics = {}
+    if (data.mu1[val_idx] != 0.5).any():
+        probabilities = preference_probability(returns[:, 0], returns[:, 1])
+        metrics["train/rm_accuracy"] = float(preference_accuracy(probabilities, data.mu1[val_idx]))
+    true_returns = data.true_returns[val_idx].reshape(-1)
+    if len(true_returns) > 2 and true_returns.std() > 0:
+        metrics["train/rm_true_return_corr"] = float(pearson_correlation(returns.reshape(-1), true_returns))
+    return metrics
+
+
+@torch.no_grad()
+def relabel_rewards(buffer: RolloutBuffer, reward_model: RewardEnsemble, reward_rms: RunningMeanStd,
+                    gamma: float) -> float:
+    """Replace the buffer's env rewards with the normalised learned reward; returns mean r̂."""
+    rewards = reward_model(buffer.obs, buffer.actions).mean(0)
+    reward_rms.update(rewards.reshape(-1).cpu().numpy().astype(np.float64))
+    mean, std = float(reward_rms.mean), float(np.sqrt(reward_rms.var + 1e-8))
+    absorbing_tail = gamma / (1.0 - gamma) * (0.0 - mean) / std if gamma < 1.0 else 0.0
+    buffer.rewards.copy_((rewards - mean) / std + absorbing_tail * buffer.terminations)
+    return float(rewards.mean())
+
+
+def check_env_rewards(cfg: TrainConfig) -> None:
+    if cfg.env.normalize_reward:
+        raise ConfigError(
+            "algo=rlhf replaces the env reward by its learned reward (normalised by the reward model); "
+            "set env.normalize_reward=false"
+        )
+
+
+def train(cfg: TrainConfig, run: Run) -> TrainResult:
+    algo: RLHFConfig = cfg.algo
+    check_env_rewards(cfg)
+    envs = run.make_envs(gamma=algo.gamma)
+    check_minibatches(algo, envs.num_envs * algo.num_steps)
+    obs_space, action_space = envs.single_observation_space, envs.single_action_space
+    agent = make_policy(cfg, obs_space, action_space).to(run.device)
+    optimizer = make_optimizer(agent.parameters(), cfg.optimizer)
+    reward_model = RewardEnsemble(obs_space, action_space, algo.ensemble, algo.rm_hidden_sizes,
+                                  cfg.network.activation).to(run.device)
+    rm_optimizer = make_optimizer(reward_model.parameters(), replace(
+        cfg.optimizer, name="adamw", lr=algo.rm_lr, weight_decay=algo.rm_weight_decay, schedule="constant"))
+    preferences = PreferenceDataset(algo.total_annotations, algo.segment_len, obs_space, action_space,
+                                    algo.ensemble, run.device)
+    reward_rms = RunningMeanStd(())
+    run.track(agent=agent, optimizer=optimizer, envs=envs, reward_model=reward_model,
+              reward_optimizer=rm_optimizer, preferences=preferences, reward_rms=reward_rms)
+    global_step = run.restore()
+    buffer = RolloutBuffer(algo.num_steps, envs.num_envs, obs_space, action_space, run.device)
+    loss_fn = clipped_loss(algo)
+    obs = torch.as_tensor(envs.reset(seed=run.env_seed), device=run.device)
+    while global_step < cfg.total_timesteps and not run.should_stop:
+        lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
+        set_lr(optimizer, lr)
+        obs = collect_rollout(agent, envs, buffer, obs, run)
+        global_step += buffer.batch_size
+        metrics: dict[str, float] = {}
+        if preferences.size < preferences.capacity:
+            segments = sample_segments(buffer, 2 * algo.candidate_pairs, algo.segment_len)
+            pairs = select_pairs(segments, reward_model, algo)
+            mu1 = synthetic_preferences(pairs["true_returns"][:, 0], pairs["true_returns"][:, 1], algo.annotator,
+                                        algo.annotator_noise, algo.tie_margin)
+            preferences.add(pairs["obs"], pairs["actions"], pairs["masks"], mu1, pairs["true_returns"],
+                            algo.val_fraction)
+            metrics.update(train_reward_model(reward_model, rm_optimizer, preferences, algo))
+        metrics.update(reward_model_metrics(reward_model, preferences))
+        metrics["train/learned_reward_mean"] = relabel_rewards(buffer, reward_model, reward_rms, algo.gamma)
+        metrics.update(update(agent, optimizer, Batch.from_rollout(buffer, algo.gamma, algo.gae_lambda), algo,
+                              loss_fn))
+        run.log({**metrics, "train/annotations": float(preferences.size), "train/lr": lr}, global_step)
+        run.maybe_evaluate(agent, global_step)
+        run.maybe_checkpoint(global_step)
+    return run.finish(agent, global_step)
+
+
+SPEC = AlgoSpec(name="rlhf", config=RLHFConfig, train=train, make_policy=make_policy, policy_key="agent",
+                check_spaces=check_spaces)

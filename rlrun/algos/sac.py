@@ -1,0 +1,164 @@
+"""Soft Actor-Critic with automatic entropy tuning (Haarnoja et al. 2018a, 2018b).
+
+Follows book ch. 11 (eqs. 11.2-11.8, Alg. 11.1) and the lecture's "Soft Actor-Critic" box
+(Algorithm 1), in the second version without a state-value network (2018b):
+- squashed Gaussian actor ã = tanh(μ_θ(s) + σ_θ(s) ⊙ ε) (eqs. 11.6, 11.8), reparameterised,
+  with log π(ã|s) = log N(u) - Σ log(1 - tanh(u)²) computed stably as
+  2(log 2 - u - softplus(-2u)) (`rlrun.ops.distributions.TanhGaussian`);
+- twin critics on the soft Bellman target (eq. 11.5)
+  y = r + γ (1 - terminated) (min_i Q_ψi'(s', a') - α log π(a'|s')), a' ~ π(·|s'), with
+  Polyak-averaged target critics and no target actor. Alg. 11.1 prints +u log π and mixes an
+  online critic into the minimum; this follows eq. 11.5 and the paper (−α log π, both targets);
+- actor minimises E[α log π(ã|s) - min_i Q_ψi(s, ã)] (eq. 11.7);
+- temperature: fixed α (`autotune=false`), or α = exp(log α) tuned by gradient descent on
+  -log α (log π(ã|s) + H̄) toward the target entropy H̄ = -|A| (2018b, §5; the book's closing
+  note on an adaptive entropy multiplier), with its own optimizer and `alpha_lr`.
+Discrete action spaces are refused by `check_spaces`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from rlrun.algos._offpolicy import (
+    OffPolicyConfig, optimizer_with_lr, require_continuous_actions, train_off_policy,
+)
+from rlrun.config import TrainConfig, check
+from rlrun.data.replay import ReplayBatch
+from rlrun.networks.continuous import QEnsemble, TanhGaussianActor
+from rlrun.ops.targets import soft_update
+from rlrun.registry import AlgoSpec
+from rlrun.run import Run, Stateful, TrainResult
+
+
+@dataclass
+class SACConfig(OffPolicyConfig):
+    name: str = "sac"
+    autotune: bool = True
+    """Tune the entropy temperature α toward target_entropy; false keeps α fixed at `alpha`."""
+    alpha: float = 0.2
+    """Fixed entropy temperature α when autotune=false (reward units per nat)."""
+    alpha_init: float = 1.0
+    """Initial entropy temperature α when autotune=true (reward units per nat)."""
+    target_entropy: float | None = None
+    """Target policy entropy of the tuning (nats); null uses -(action dimensions)."""
+    alpha_lr: float | None = None
+    """Learning rate of log α (per gradient step); null uses optimizer.lr."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.alpha >= 0, f"algo.alpha={self.alpha} must be >= 0; e.g. algo.alpha=0.2")
+        check(self.alpha_init > 0, f"algo.alpha_init={self.alpha_init} must be > 0; e.g. algo.alpha_init=1.0")
+        check(self.alpha_lr is None or self.alpha_lr > 0,
+              f"algo.alpha_lr={self.alpha_lr} must be > 0 or null (null uses optimizer.lr)")
+
+
+class Temperature(nn.Module):
+    """The entropy temperature α = exp(log α), learnable or fixed."""
+
+    def __init__(self, alpha: float, learnable: bool) -> None:
+        super().__init__()
+        log_alpha = math.log(alpha) if alpha > 0 else -math.inf
+        self.log_alpha = nn.Parameter(torch.tensor(log_alpha), requires_grad=learnable)
+
+
+class SACLearner:
+    """Squashed Gaussian actor, twin critics with target copies, and the temperature."""
+
+    def __init__(self, cfg: TrainConfig, obs_space: gym.spaces.Box, action_space: gym.spaces.Box,
+                 device: torch.device) -> None:
+        algo: SACConfig = cfg.algo
+        self.gamma, self.tau = algo.gamma, algo.tau
+        self.actor = TanhGaussianActor(cfg.network, obs_space, action_space).to(device)
+        self.critic = QEnsemble(cfg.network, obs_space, action_space, num_critics=2).to(device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        initial_alpha = algo.alpha_init if algo.autotune else algo.alpha
+        self.temperature = Temperature(initial_alpha, learnable=algo.autotune).to(device)
+        self.target_entropy = (
+            -float(action_space.shape[0]) if algo.target_entropy is None else algo.target_entropy
+        )
+        self.actor_params = list(self.actor.parameters())
+        self.actor_optimizer = optimizer_with_lr(self.actor_params, cfg.optimizer, algo.actor_lr)
+        self.critic_optimizer = optimizer_with_lr(self.critic.parameters(), cfg.optimizer, algo.critic_lr)
+        self.optimizers = [self.actor_optimizer, self.critic_optimizer]
+        self.alpha_optimizer = None
+        if algo.autotune:
+            self.alpha_optimizer = optimizer_with_lr(
+                self.temperature.parameters(), cfg.optimizer, algo.alpha_lr
+            )
+            self.optimizers.append(self.alpha_optimizer)
+
+    def tracked(self) -> dict[str, Stateful]:
+        tracked = {
+            "actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
+            "temperature": self.temperature, "actor_optimizer": self.actor_optimizer,
+            "critic_optimizer": self.critic_optimizer,
+        }
+        if self.alpha_optimizer is not None:
+            tracked["alpha_optimizer"] = self.alpha_optimizer
+        return tracked
+
+    def explore(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.actor.dist(obs).rsample()[0]
+
+    def end_episodes(self, ended: np.ndarray) -> None:
+        """The stochastic policy explores by itself: nothing to reset."""
+
+    def update(self, batch: ReplayBatch, update: int) -> dict[str, torch.Tensor]:
+        log_alpha = self.temperature.log_alpha
+        alpha = log_alpha.detach().exp()
+        with torch.no_grad():
+            next_actions, next_logprobs = self.actor.dist(batch.next_obs).rsample()
+            next_q = self.critic_target(batch.next_obs, next_actions).min(0).values - alpha * next_logprobs
+            targets = batch.rewards + self.gamma * (1.0 - batch.dones) * next_q
+        q = self.critic(batch.obs, batch.actions)
+        critic_loss = (q - targets).square().mean(1).sum()
+        self.critic_optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic_optimizer.step()
+
+        actions, logprobs = self.actor.dist(batch.obs).rsample()
+        actor_loss = (alpha * logprobs - self.critic(batch.obs, actions).min(0).values).mean()
+        self.actor_optimizer.zero_grad()
+        actor_loss.backward(inputs=self.actor_params)  # no gradients for the critics' weights
+        self.actor_optimizer.step()
+        logprobs = logprobs.detach()
+        stats = {
+            "critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(),
+            "q_mean": q.detach().mean(), "alpha": alpha, "entropy": -logprobs.mean(),
+        }
+        if self.alpha_optimizer is not None:
+            alpha_loss = -log_alpha * (logprobs.mean() + self.target_entropy)
+            self.alpha_optimizer.zero_grad()
+            alpha_loss.backward()
+            self.alpha_optimizer.step()
+            stats["alpha_loss"] = alpha_loss.detach()
+        soft_update(self.critic_target, self.critic, self.tau)
+        return stats
+
+
+check_spaces = require_continuous_actions("sac")
+
+
+def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> TanhGaussianActor:
+    return TanhGaussianActor(cfg.network, obs_space, action_space)
+
+
+def train(cfg: TrainConfig, run: Run) -> TrainResult:
+    def make_learner(obs_space: gym.spaces.Box, action_space: gym.spaces.Box, num_envs: int) -> SACLearner:
+        return SACLearner(cfg, obs_space, action_space, run.device)
+
+    return train_off_policy(cfg, run, check_spaces, make_learner)
+
+
+SPEC = AlgoSpec(
+    name="sac", config=SACConfig, train=train, make_policy=make_policy, policy_key="actor",
+    check_spaces=check_spaces,
+)

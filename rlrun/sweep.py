@@ -1,0 +1,104 @@
+"""What a job of a Hydra multirun (`rlrun -m ...`) needs beyond a single run.
+
+- `job_dir_name`: a job's run dir name, made from its overrides (resolver `rlrun_job_dir`, used
+  by `hydra.sweep.subdir`), so re-launching a sweep maps every job to the same dir again.
+- `assign_gpu`: under a local parallel launcher (joblib, submitit_local) on a machine with several
+  GPUs, each job sees one GPU: GPU = job number % GPU count.
+- `seed_runs`: an `hparams_search` trial trains once per seed, in `<job dir>/seed_<k>`.
+- `MakeSweepDir`: a Hydra callback that creates the sweep dir when a multirun starts, before the
+  Optuna sweeper opens its study storage (`<sweep dir>/optuna.db`) there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from rlrun.config import TrainConfig
+
+MAX_DIR_NAME = 160
+"""Longest run dir name kept whole (bytes; file systems allow 255)."""
+LOCAL_PARALLEL_LAUNCHERS = ("joblib", "submitit_local")
+"""`hydra/launcher` choices that run several jobs at once on this machine."""
+
+
+def job_dir_name(override_dirname: str) -> str:
+    """A job's run dir name from `hydra.job.override_dirname`, safe as one path component.
+
+    `/` (as in env=ALE/Pong-v5) becomes `_`. A name longer than MAX_DIR_NAME bytes is cut and
+    ends with `-` and 8 hex digits of the SHA-1 of the whole name, so it stays unique.
+    """
+    name = override_dirname.replace("/", "_")
+    encoded = name.encode()
+    if len(encoded) <= MAX_DIR_NAME:
+        return name
+    digest = hashlib.sha1(encoded).hexdigest()[:8]
+    return encoded[: MAX_DIR_NAME - 9].decode(errors="ignore") + "-" + digest
+
+
+def gpu_for_job(job_num: int, visible: list[str]) -> str | None:
+    """The one GPU (an entry of `visible`) job `job_num` should see; None when fewer than two are visible."""
+    if len(visible) < 2:
+        return None
+    return visible[job_num % len(visible)]
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use: CUDA_VISIBLE_DEVICES when set, else every GPU (counted via NVML)."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [gpu.strip() for gpu in listed.split(",") if gpu.strip()]
+    import torch
+
+    return [str(index) for index in range(torch.cuda.device_count())]
+
+
+def assign_gpu(device: str, launcher: str | None, job_num: int) -> str | None:
+    """Narrow CUDA_VISIBLE_DEVICES to `gpu_for_job` for a GPU job of a local parallel launcher.
+
+    Must run before CUDA is initialised in this process (it has no effect after, so it then
+    leaves things alone). A reused worker process keeps the GPU its first job chose. Returns the
+    GPU chosen, or None when nothing changed.
+    """
+    import torch
+
+    if device not in ("auto", "cuda") or launcher not in LOCAL_PARALLEL_LAUNCHERS or torch.cuda.is_initialized():
+        return None
+    gpu = gpu_for_job(job_num, visible_gpus())
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    return gpu
+
+
+def seed_runs(
+    typed: TrainConfig, cfg: DictConfig, overrides: list[str], job_dir: Path
+) -> list[tuple[TrainConfig, Path]]:
+    """The runs of one `hparams_search` trial: (config with `seed=k`, `<job_dir>/seed_<k>`) per seed.
+
+    Each seed dir gets its own `.hydra/config.yaml` and `.hydra/overrides.yaml` (the job's, with
+    `seed=k`), so that rlrun-report reads it as a run dir with the trial's overrides.
+    """
+    assert typed.hparams_search is not None
+    runs = []
+    for seed in typed.hparams_search.seeds:
+        run_dir = job_dir / f"seed_{seed}"
+        hydra_dir = run_dir / ".hydra"
+        hydra_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(OmegaConf.merge(cfg, {"seed": seed}), hydra_dir / "config.yaml")
+        seed_overrides = [line for line in overrides if not line.startswith("seed=")] + [f"seed={seed}"]
+        OmegaConf.save(OmegaConf.create(seed_overrides), hydra_dir / "overrides.yaml")
+        runs.append((dataclasses.replace(typed, seed=seed), run_dir))
+    return runs
+
+
+class MakeSweepDir(Callback):
+    """Creates `hydra.sweep.dir` when a multirun starts (the Optuna sweeper keeps its study there)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,51 @@
+"""Stable-Baselines3 SAC and TD3 at rlrun's MuJoCo preset settings, for side-by-side speed runs.
+
+Usage: python scripts/sb3_offpolicy_peer.py WORKLOAD STEPS [LEARNING_STARTS]   (run by scripts/benchmark.py)
+
+Both use 256-256 ReLU networks, batch 256, a 1M buffer, one gradient step per env step
+(train_freq 1, gradient_steps 1), tau 0.005, gamma 0.99 and no normalisation, as rlrun's
+sac_mujoco and td3_mujoco presets; LEARNING_STARTS (default 1000) is set on both sides.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3 import SAC, TD3
+from stable_baselines3.common.noise import NormalActionNoise
+
+NET = dict(net_arch=[256, 256], activation_fn=torch.nn.ReLU)
+
+
+def sac_hopper(steps: int, learning_starts: int) -> None:
+    """rlrun's sac_mujoco preset: lr 3e-4 for actor, critics and the entropy temperature (auto)."""
+    model = SAC(
+        "MlpPolicy", "Hopper-v4", learning_rate=3e-4, buffer_size=1_000_000, learning_starts=learning_starts,
+        batch_size=256, tau=0.005, gamma=0.99, train_freq=1, gradient_steps=1, ent_coef="auto",
+        policy_kwargs=NET, seed=0, verbose=0, device="cpu",
+    )
+    model.learn(total_timesteps=steps)
+
+
+def td3_hopper(steps: int, learning_starts: int) -> None:
+    """rlrun's td3_mujoco preset: lr 1e-3, exploration noise 0.1, target noise 0.2 clipped at 0.5, delay 2."""
+    env = gym.make("Hopper-v4")
+    action_dim = env.action_space.shape[0]
+    model = TD3(
+        "MlpPolicy", env, learning_rate=1e-3, buffer_size=1_000_000, learning_starts=learning_starts,
+        batch_size=256, tau=0.005, gamma=0.99, train_freq=1, gradient_steps=1, policy_delay=2,
+        target_policy_noise=0.2, target_noise_clip=0.5,
+        action_noise=NormalActionNoise(np.zeros(action_dim), 0.1 * np.ones(action_dim)),
+        policy_kwargs=NET, seed=0, verbose=0, device="cpu",
+    )
+    model.learn(total_timesteps=steps)
+
+
+WORKLOADS = {"sac_hopper": sac_hopper, "td3_hopper": td3_hopper}
+
+if __name__ == "__main__":
+    gym.logger.min_level = 40
+    WORKLOADS[sys.argv[1]](int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 1_000)
