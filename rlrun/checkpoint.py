@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -37,27 +38,44 @@ def run_dir_of(checkpoint: Path) -> Path:
     return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
 
 
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint could not be written (disk full, unwritable dir); the previous one is intact."""
+
+
 def save_atomic(state: dict[str, Any], path: Path) -> None:
-    """torch.save to a temp file in the same dir, fsync, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """torch.save to a temp file in the same dir, fsync, then rename over `path`.
+
+    Raises CheckpointWriteError when writing fails; `path` then still holds the previous file.
+    """
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as error:  # torch.save reports a failed write as RuntimeError
+        tmp.unlink(missing_ok=True)
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0]
+        kept = "the previous checkpoint is intact" if path.is_file() else "no checkpoint was written"
+        raise CheckpointWriteError(
+            f"cannot write {path} ({reason}); {kept}. Free disk space or make the dir writable, "
+            "then re-run the same command to resume"
+        ) from None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load an rlrun checkpoint with `weights_only=True`: pickled code is refused, never run."""
     path = resolve_checkpoint(path)
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        first = str(error).strip().splitlines()[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on the pickle protocol of a foreign file
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
         raise CheckpointError(
-            f"refused to load {path}: it holds objects other than tensors and plain data ({first}); "
-            "only rlrun checkpoints can be loaded"
+            f"refused to load {path}: it holds objects other than tensors and plain data (code is "
+            "never run from a checkpoint); only rlrun checkpoints can be loaded"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
         raise CheckpointError(
@@ -91,9 +109,16 @@ class Checkpointer:
     def _link(source: Path, target: Path) -> None:
         """Atomically point `target` at `source`'s content (hard link, or a copy)."""
         tmp = target.with_name(f".{target.name}.tmp")
-        tmp.unlink(missing_ok=True)
         try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+            tmp.unlink(missing_ok=True)
+            try:
+                os.link(source, tmp)
+            except OSError:
+                shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        except OSError as error:
+            tmp.unlink(missing_ok=True)
+            raise CheckpointWriteError(
+                f"cannot write {target} ({error.strerror}); {source.name} beside it is complete. "
+                "Free disk space or make the dir writable, then re-run the same command to resume"
+            ) from None

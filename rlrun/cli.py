@@ -70,7 +70,9 @@ def _quiet_warnings() -> None:
     # Gymnasium warns on every make() of an older version (Hopper-v4): the user chose it.
     warnings.filterwarnings("ignore", message=".*is out of date.*")
     # conf/hydra/launcher/submitit_*.yaml set values over the plugin's schema of the same name.
-    warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema with the same name")
+    warnings.filterwarnings(
+        "ignore", message=r"(?s).*is validated against ConfigStore schema with the same name"
+    )
 
 
 _quiet_warnings()
@@ -187,6 +189,20 @@ def compose_checked(config_name: str, overrides: list[str]) -> DictConfig:
     return cfg
 
 
+def _check_output_dir(overrides: list[str], multirun: bool) -> None:
+    """Exit with one line when the run (or sweep) dir cannot be created or written."""
+    import os
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="train"):
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    target = Path(OmegaConf.select(cfg, key)).expanduser().absolute()
+    existing = next(p for p in (target, *target.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        problem = "is not a directory" if not existing.is_dir() else "is not writable"
+        _fail(f"cannot create the output dir {target}: {existing} {problem}; set {key}=<writable dir>")
+
+
 def validate_train(cfg: TrainConfig) -> None:
     """Checks that span groups: the env exists and builds, and the algorithm can act in it."""
     from rlrun.envs.factory import env_spaces
@@ -202,14 +218,15 @@ def validate_train(cfg: TrainConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _train_app(cfg: DictConfig) -> float:
-    """One job: train (once per seed under hparams_search); returns the final eval return (mean over seeds)."""
+    """One job: train (once per seed under hparams_search); the final eval return (seed mean)."""
     try:
         typed: TrainConfig = OmegaConf.to_object(cfg)
         validate_train(typed)
         hydra_cfg = HydraConfig.get()
         job_dir = Path(hydra_cfg.runtime.output_dir)
         if hydra_cfg.mode == RunMode.MULTIRUN:
-            assign_gpu(typed.device, hydra_cfg.runtime.choices.get("hydra/launcher"), hydra_cfg.job.num)
+            launcher = hydra_cfg.runtime.choices.get("hydra/launcher")
+            assign_gpu(typed.device, launcher, hydra_cfg.job.num)
         if typed.hparams_search is None:
             return _train_run(typed, job_dir)
         runs = seed_runs(typed, cfg, list(hydra_cfg.overrides.task), job_dir)
@@ -219,7 +236,8 @@ def _train_app(cfg: DictConfig) -> float:
 
 
 def _train_run(cfg: TrainConfig, run_dir: Path) -> float:
-    """Train one run in `run_dir` and return its final eval return; a finished run is not retrained."""
+    """Train one run in `run_dir`; its final eval return (a finished run is not trained again)."""
+    from rlrun.ops.optim import NonFiniteError
     from rlrun.run import Run, RunInterrupted, finished_result
 
     done = finished_result(cfg, run_dir)
@@ -235,19 +253,32 @@ def _train_run(cfg: TrainConfig, run_dir: Path) -> float:
         print(f"rlrun: {interrupted}", file=sys.stderr)
         interrupted.pass_on()  # under submitit: requeue the job, which resumes from the checkpoint
         raise SystemExit(interrupted.exit_code) from None
+    except NonFiniteError as error:
+        run.close()
+        print(f"rlrun: {run.divergence_message(error)}", file=sys.stderr)
+        raise SystemExit(1) from None
     except BaseException:
         run.close()
         raise
 
 
+def _resume_alias(arg: str) -> str:
+    """`resume=<path>` is short for `resume.path=<path>` (the `resume` node also holds
+    `allow_config_change`)."""
+    match = re.fullmatch(r"\+{0,2}resume=(.*)", arg, flags=re.DOTALL)
+    return f"resume.path={match.group(1)}" if match else arg
+
+
 def train() -> None:
-    """`rlrun [overrides]`: validate the overrides (every group choice of a sweep), then run the Hydra app."""
+    """`rlrun [overrides]`: validate the overrides (each group choice of a sweep), then run Hydra."""
     _setup()
+    sys.argv[1:] = [_resume_alias(arg) for arg in sys.argv[1:]]
     override_lists, check_args = _overrides(sys.argv[1:])
     if check_args:
         _check_plugins(override_lists[0])
         for overrides in override_lists:
             compose_checked("train", overrides)
+        _check_output_dir(override_lists[0], multirun=bool({"-m", "--multirun"} & set(sys.argv[1:])))
     _train_app()
 
 

@@ -217,9 +217,30 @@ class CheckpointConfig:
 
 
 @dataclass
+class ResumeConfig:
+    path: str | None = None
+    """Run dir or checkpoint file to continue from (`resume=<path>` sets it); null starts fresh,
+    or resumes the run dir's own checkpoint when it has one."""
+    allow_config_change: bool = False
+    """Resume although the config differs from the checkpoint's (the differing keys are printed)."""
+
+
+@dataclass
+class GuardConfig:
+    on_nan: str = "stop"
+    """On a non-finite gradient: stop (exit 1, last good checkpoint kept) or skip_update (count it)."""
+
+    def __post_init__(self) -> None:
+        check(
+            self.on_nan in ("stop", "skip_update"),
+            f"train.on_nan={self.on_nan!r} must be stop or skip_update",
+        )
+
+
+@dataclass
 class HparamsSearchConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    """Seeds every trial trains with (count = runs per trial); its objective is the mean final eval return."""
+    """Seeds each trial trains with (one run per seed); its objective is their mean final eval return."""
 
     def __post_init__(self) -> None:
         check(
@@ -256,14 +277,16 @@ class TrainConfig:
     """Compute device: auto (cuda when available), cpu or cuda (or cuda:N)."""
     total_timesteps: int = 1_000_000
     """Training budget (env steps summed over all training envs)."""
-    resume: str | None = None
-    """Run dir or checkpoint file to continue from; null starts fresh (or resumes this run dir)."""
+    resume: ResumeConfig = field(default_factory=ResumeConfig)
+    """Where to continue from (`resume=<run dir or checkpoint>`) and whether the config may change."""
+    train: GuardConfig = field(default_factory=GuardConfig)
+    """What to do when training diverges (non-finite gradients)."""
     torch_threads: int = 1
     """Torch intra-op CPU threads (1 is fastest for small MLPs on shared cores)."""
     deterministic: bool = False
     """Bitwise-repeatable runs and resumes: deterministic torch kernels, in-process envs."""
     hparams_search: HparamsSearchConfig | None = None
-    """Set by `hparams_search=<name>`: each trial trains once per seed in <job dir>/seed_<k>; null trains once."""
+    """Set by `hparams_search=<name>`: a job trains once per seed, in <job dir>/seed_<k>; null: once."""
 
     def __post_init__(self) -> None:
         check(

@@ -66,8 +66,10 @@ def load_policy(checkpoint: str | Path, device: torch.device | str = "cpu") -> L
     spec = algorithms().get(state["algo"])
     if spec is None:
         raise CheckpointError(f"{path} was written by algo '{state['algo']}', which this rlrun does not have")
+    stored = OmegaConf.create(state["config"])
+    stored.pop("resume", None)  # where the run came from; not needed to rebuild its policy
     train_cfg: TrainConfig = OmegaConf.to_object(
-        OmegaConf.merge(OmegaConf.structured(TrainConfig(algo=spec.config())), OmegaConf.create(state["config"]))
+        OmegaConf.merge(OmegaConf.structured(TrainConfig(algo=spec.config())), stored)
     )
     obs_space, action_space = env_spaces(train_cfg.env)
     policy = spec.make_policy(train_cfg, obs_space, action_space).to(device)

@@ -28,6 +28,12 @@ from rlrun.config import ConfigError, TrainConfig
 from rlrun.envs.factory import Step, VecEnv, make_vec_env
 from rlrun.evaluation import EvalResult, evaluate
 from rlrun.logger import Logger
+from rlrun.ops.optim import FlatOptimizer, NonFiniteError
+
+IGNORED_ON_RESUME = ("resume", "device", "torch_threads", "logger", "checkpoint", "hparams_search")
+"""Config keys (and sections) that may change when a run is resumed: they do not shape training.
+A changed `total_timesteps` (extending a run) is accepted and reported; any other change needs
+`resume.allow_config_change=true`."""
 
 
 class Stateful(Protocol):
@@ -91,12 +97,14 @@ class RunInterrupted(Exception):
 
         Under submitit that handler requeues the job, which then resumes from the checkpoint.
         """
-        if self.signum in (signal.SIGUSR1, signal.SIGUSR2) and callable(signal.getsignal(self.signum)):
+        handler = signal.getsignal(self.signum)
+        if self.signum in (signal.SIGUSR1, signal.SIGUSR2) and callable(handler):
             signal.raise_signal(self.signum)
 
 
 def finished_result(cfg: TrainConfig, run_dir: Path) -> TrainResult | None:
-    """The recorded result when `run_dir` holds a finished run of at least `cfg.total_timesteps`.
+    """The recorded result when `run_dir` holds a finished run of at least `cfg.total_timesteps`
+    with this config.
 
     A run is finished when its checkpoints/last.pt was written by `Run.finish` after the final
     evaluation (it holds `final_eval_return`) at a step >= `cfg.total_timesteps`; None otherwise.
@@ -106,8 +114,8 @@ def finished_result(cfg: TrainConfig, run_dir: Path) -> TrainResult | None:
         return None
     state = load_checkpoint(path)
     final = state.get("final_eval_return")
-    if final is None or state["global_step"] < cfg.total_timesteps:
-        return None
+    if final is None or state["global_step"] < cfg.total_timesteps or config_changes(state["config"], cfg):
+        return None  # unfinished, or a changed config that Run refuses (or accepts) with a message
     return TrainResult(float(final), int(state["global_step"]), Path(run_dir))
 
 
@@ -149,6 +157,35 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        items: dict[str, Any] = {}
+        for key, value in node.items():
+            items.update(_flatten(value, f"{prefix}{key}."))
+        return items
+    return {prefix[:-1]: node}
+
+
+def config_changes(stored_yaml: str, cfg: TrainConfig) -> list[str]:
+    """`key: old -> new` for every config value that differs from the checkpoint's config."""
+    old = _flatten(OmegaConf.to_container(OmegaConf.create(stored_yaml), resolve=True))
+    new = _flatten(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
+    absent = "<absent>"
+    return [
+        f"{key}: {old.get(key, absent)} -> {new.get(key, absent)}"
+        for key in sorted(old.keys() | new.keys())
+        if key.split(".")[0] not in IGNORED_ON_RESUME and old.get(key, absent) != new.get(key, absent)
+    ]
+
+
+def _non_finite_tensor(state: dict[str, Any]) -> str | None:
+    """Name of the first floating-point tensor in `state` holding a NaN or infinity."""
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            return name
+    return None
+
+
 class Run:
     """One training run in `run_dir`, fresh or resumed from its checkpoint."""
 
@@ -162,6 +199,9 @@ class Run:
         self.checkpointer = Checkpointer(self.run_dir / "checkpoints", cfg.checkpoint.keep)
         self._resume_state = self._find_resume_state()
         start_step = self._resume_state["global_step"] if self._resume_state else 0
+        self._checkpoint_step = start_step if self._resume_state else None
+        self.step = start_step
+        """Latest global env step the algorithm reported (through log or maybe_checkpoint)."""
         self.best_eval_return: float | None = (
             self._resume_state.get("best_eval_return") if self._resume_state else None
         )
@@ -188,6 +228,8 @@ class Run:
         self._previous_handlers = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         if self._resume_state:
             self.logger.message(f"Resuming from {self._resume_path} at step {start_step}")
+            if self._config_changes:
+                self.logger.message(f"Resuming with a changed config: {'; '.join(self._config_changes)}")
 
     # ----- set-up -------------------------------------------------------------------------
     @staticmethod
@@ -195,11 +237,28 @@ class Run:
         return (step // every + 1) * every if every > 0 else None
 
     def _find_resume_state(self) -> dict[str, Any] | None:
+        """The checkpoint to resume from, refused when it belongs to another algorithm or config."""
         own = self.run_dir / "checkpoints" / "last.pt"
-        if self.cfg.resume is None and not own.is_file():
+        self._config_changes: list[str] = []
+        if self.cfg.resume.path is None and not own.is_file():
             return None
-        self._resume_path = resolve_checkpoint(self.cfg.resume) if self.cfg.resume else own
-        return load_checkpoint(self._resume_path, map_location=self.device)
+        path = resolve_checkpoint(self.cfg.resume.path) if self.cfg.resume.path else own
+        self._resume_path = path
+        state = load_checkpoint(path, map_location=self.device)
+        if state.get("algo") != self.cfg.algo.name:
+            raise CheckpointError(
+                f"{path} was written by algo={state.get('algo')}, not algo={self.cfg.algo.name}: "
+                f"resume it with algo={state.get('algo')}, or train algo={self.cfg.algo.name} in a new run dir"
+            )
+        self._config_changes = config_changes(state["config"], self.cfg)
+        refused = [change for change in self._config_changes if not change.startswith("total_timesteps:")]
+        if refused and not self.cfg.resume.allow_config_change:
+            shown = "; ".join(refused[:4]) + (" ..." if len(refused) > 4 else "")
+            raise CheckpointError(
+                f"{path} was trained with another config ({shown}): re-run with the checkpoint's "
+                "values, or add resume.allow_config_change=true to continue with the new ones"
+            )
+        return state
 
     def make_envs(self, gamma: float = 0.99, num_envs: int | None = None) -> VecEnv:
         """The training envs (seeded from `seed`; reward normalisation discounts with `gamma`).
@@ -224,6 +283,10 @@ class Run:
         Wrap an object in `SideFile` to write its state to `checkpoints/<name>.pt` instead.
         """
         self._tracked.update(objects)
+        for name, obj in objects.items():
+            if isinstance(obj, FlatOptimizer):
+                obj.name = name
+                obj.skip_nonfinite = self.cfg.train.on_nan == "skip_update"
 
     def restore(self) -> int:
         """Load the resume checkpoint into the tracked objects; returns its global step (0 if fresh)."""
@@ -233,14 +296,21 @@ class Run:
         missing = set(self._tracked) - set(state["modules"])
         if missing:
             raise CheckpointError(
-                f"{self._resume_path} lacks {sorted(missing)}: it was written by another algorithm "
-                f"({state.get('algo')}); resume it with algo={state.get('algo')}"
+                f"{self._resume_path} lacks {sorted(missing)}, which this config needs: resume with "
+                "the checkpoint's config, or train in a new run dir"
             )
         for name, obj in self._tracked.items():
-            if isinstance(obj, SideFile):
-                obj.obj.load_state_dict(self._load_side_file(state["modules"][name], int(state["global_step"])))
-            else:
-                obj.load_state_dict(state["modules"][name])
+            try:
+                if isinstance(obj, SideFile):
+                    obj.obj.load_state_dict(self._load_side_file(state["modules"][name], int(state["global_step"])))
+                else:
+                    obj.load_state_dict(state["modules"][name])
+            except (RuntimeError, KeyError, ValueError, IndexError) as error:
+                raise CheckpointError(
+                    f"{self._resume_path}: its {name} does not fit this config "
+                    f"({str(error).strip().splitlines()[0][:160]}); resume with the checkpoint's "
+                    "network and algo settings, or train in a new run dir"
+                ) from None
         set_rng_state(state["rng"])
         return int(state["global_step"])
 
@@ -285,6 +355,10 @@ class Run:
     def log(self, metrics: dict[str, float], step: int) -> None:
         """Log training metrics with rollout statistics and throughput at global step `step`."""
         metrics = dict(metrics)
+        self.step = step
+        skipped = sum(obj.skipped_steps for obj in self._tracked.values() if isinstance(obj, FlatOptimizer))
+        if skipped:
+            metrics["train/skipped_updates"] = float(skipped)
         if self._episode_returns:
             metrics["rollout/ep_return_mean"] = float(np.mean(self._episode_returns))
             metrics["rollout/ep_len_mean"] = float(np.mean(self._episode_lengths))
@@ -340,11 +414,19 @@ class Run:
 
     def maybe_checkpoint(self, step: int) -> None:
         """Checkpoint when `checkpoint.every_steps` is reached."""
+        self.step = step
         if step >= self._next_checkpoint:
             self.save_checkpoint(step)
 
     def save_checkpoint(self, step: int, best: bool = False) -> None:
-        """Write last.pt (and a numbered copy, and best.pt if `best`) with everything to resume."""
+        """Write last.pt (and a numbered copy, and best.pt if `best`) with everything to resume.
+
+        Raises NonFiniteError, writing nothing, when a tracked network holds a NaN or infinity.
+        """
+        self.step = step
+        for name, obj in self._tracked.items():
+            if isinstance(obj, nn.Module) and (tensor := _non_finite_tensor(obj.state_dict())):
+                raise NonFiniteError(f"non-finite parameter {name}.{tensor}")
         state = {
             "format": FORMAT,
             "algo": self.cfg.algo.name,
@@ -360,6 +442,7 @@ class Run:
             "rng": rng_state(),
         }
         self.checkpointer.save(state, step, best=best)
+        self._checkpoint_step = step
         self._next_checkpoint = self._next_multiple(step, self.cfg.checkpoint.every_steps)
 
     def finish(self, policy: Policy, step: int) -> TrainResult:
@@ -384,6 +467,18 @@ class Run:
             return TrainResult(result.mean, step, self.run_dir)
         finally:
             self.close()
+
+    def divergence_message(self, error: NonFiniteError) -> str:
+        """One line for a run stopped by NonFiniteError: step, what diverged, what was kept, the fix."""
+        kept = (
+            f"the last good checkpoint (step {self._checkpoint_step}) is kept in {self.checkpointer.directory}"
+            if self._checkpoint_step is not None
+            else "no checkpoint had been written yet"
+        )
+        return (
+            f"training diverged after step {self.step}: {error}; {kept}. Lower optimizer.lr (or clip "
+            "gradients harder), or set train.on_nan=skip_update to skip such updates"
+        )
 
     def close(self) -> None:
         for sig, handler in self._previous_handlers.items():

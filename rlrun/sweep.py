@@ -43,14 +43,14 @@ def job_dir_name(override_dirname: str) -> str:
 
 
 def gpu_for_job(job_num: int, visible: list[str]) -> str | None:
-    """The one GPU (an entry of `visible`) job `job_num` should see; None when fewer than two are visible."""
+    """The one GPU (an entry of `visible`) job `job_num` should see; None with fewer than two."""
     if len(visible) < 2:
         return None
     return visible[job_num % len(visible)]
 
 
 def visible_gpus() -> list[str]:
-    """The GPUs this process may use: CUDA_VISIBLE_DEVICES when set, else every GPU (counted via NVML)."""
+    """GPUs this process may use: CUDA_VISIBLE_DEVICES if set, else all (counted without CUDA init)."""
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
     if listed is not None:
         return [gpu.strip() for gpu in listed.split(",") if gpu.strip()]
@@ -68,7 +68,9 @@ def assign_gpu(device: str, launcher: str | None, job_num: int) -> str | None:
     """
     import torch
 
-    if device not in ("auto", "cuda") or launcher not in LOCAL_PARALLEL_LAUNCHERS or torch.cuda.is_initialized():
+    if device not in ("auto", "cuda") or launcher not in LOCAL_PARALLEL_LAUNCHERS:
+        return None
+    if torch.cuda.is_initialized():
         return None
     gpu = gpu_for_job(job_num, visible_gpus())
     if gpu is not None:
@@ -79,7 +81,7 @@ def assign_gpu(device: str, launcher: str | None, job_num: int) -> str | None:
 def seed_runs(
     typed: TrainConfig, cfg: DictConfig, overrides: list[str], job_dir: Path
 ) -> list[tuple[TrainConfig, Path]]:
-    """The runs of one `hparams_search` trial: (config with `seed=k`, `<job_dir>/seed_<k>`) per seed.
+    """The runs of one `hparams_search` trial: (config with `seed=k`, `<job_dir>/seed_<k>`) each.
 
     Each seed dir gets its own `.hydra/config.yaml` and `.hydra/overrides.yaml` (the job's, with
     `seed=k`), so that rlrun-report reads it as a run dir with the trial's overrides.
@@ -91,14 +93,15 @@ def seed_runs(
         hydra_dir = run_dir / ".hydra"
         hydra_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(OmegaConf.merge(cfg, {"seed": seed}), hydra_dir / "config.yaml")
-        seed_overrides = [line for line in overrides if not line.startswith("seed=")] + [f"seed={seed}"]
+        seed_overrides = [line for line in overrides if not line.startswith("seed=")]
+        seed_overrides.append(f"seed={seed}")
         OmegaConf.save(OmegaConf.create(seed_overrides), hydra_dir / "overrides.yaml")
         runs.append((dataclasses.replace(typed, seed=seed), run_dir))
     return runs
 
 
 class MakeSweepDir(Callback):
-    """Creates `hydra.sweep.dir` when a multirun starts (the Optuna sweeper keeps its study there)."""
+    """Creates `hydra.sweep.dir` as a multirun starts (the Optuna sweeper keeps its study there)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ SPACE_INVADERS = EnvConfig(id="ALE/SpaceInvaders-v5", family="atari")
 
 
 def _play(training: bool, episodes: int, seed: int = 0):
-    """Random play until `episodes` episodes end; returns the set of rewards seen and the returns."""
+    """Random play for `episodes` episodes; returns the set of rewards seen and the returns."""
     envs = make_vec_env(SPACE_INVADERS, 1, training=training)
     obs = envs.reset(seed=seed)
     assert obs.shape == (1, 4, 84, 84) and obs.dtype == np.uint8
@@ -54,10 +54,10 @@ def test_evaluation_envs_report_raw_scores_of_whole_games():
 
 
 def test_breakout_serves_the_ball_by_itself():
-    """FIRE is pressed at reset and after each life loss, so a standing policy still finishes games."""
+    """FIRE at reset and after each life loss: a standing policy still finishes games."""
     envs = make_vec_env(EnvConfig(id="ALE/Breakout-v5", family="atari"), 1, training=False)
     envs.reset(seed=0)
-    for t in range(3000):
+    for _ in range(3000):
         step = envs.step(np.zeros(1, np.int64))  # NOOP forever
         if len(step.episode_returns):
             break
@@ -69,9 +69,18 @@ def test_dqn_trains_on_breakout_with_frames_stored_once(train_run, tmp_path):
     from rlrun.checkpoint import load_checkpoint
 
     result = train_run(
-        ["algo=dqn", "env=ALE/Breakout-v5", "total_timesteps=240", "algo.learning_starts=200",
-         "algo.buffer_size=500", "algo.batch_size=8", "eval.episodes=1", "eval.num_envs=1",
-         "eval.every_steps=0"], tmp_path,
+        [
+            "algo=dqn",
+            "env=ALE/Breakout-v5",
+            "total_timesteps=240",
+            "algo.learning_starts=200",
+            "algo.buffer_size=500",
+            "algo.batch_size=8",
+            "eval.episodes=1",
+            "eval.num_envs=1",
+            "eval.every_steps=0",
+        ],
+        tmp_path,
     )
     assert result.global_step == 240
     replay = load_checkpoint(tmp_path / "checkpoints" / "replay.pt")["state"]

@@ -181,7 +181,7 @@ def test_bc_resumes_without_recollecting(train_run, tiny_expert, tmp_path):
     overrides = ["algo=bc", f"algo.expert={tiny_expert}", "algo.expert_episodes=2", *TINY]
     train_run([*overrides, "algo.epochs=2"], tmp_path)
     demos_before = load_checkpoint(tmp_path)["modules"]["demos"]["obs"]
-    result = train_run([*overrides, "algo.epochs=4"], tmp_path)
+    result = train_run([*overrides, "algo.epochs=4", "resume.allow_config_change=true"], tmp_path)
     state = load_checkpoint(tmp_path)
     assert state["modules"]["progress"]["epochs"] == 4
     assert torch.equal(state["modules"]["demos"]["obs"], demos_before)

@@ -228,6 +228,17 @@ def test_sac_fixed_alpha(train_run, tmp_path):
     assert "alpha_optimizer" not in load_checkpoint(tmp_path / "checkpoints" / "last.pt")["modules"]
 
 
+def test_linear_schedule_anneals_every_learning_rate(train_run, tmp_path):
+    overrides = ["algo=sac", *TINY, "total_timesteps=300", "optimizer.schedule=linear", "optimizer.lr=1e-3",
+                 "algo.actor_lr=2e-3", "checkpoint.every_steps=200"]
+    train_run(overrides, tmp_path)
+    modules = load_checkpoint(tmp_path / "checkpoints" / "step_000000000200.pt")["modules"]
+    factor = 1 - 200 / 300
+    assert modules["actor_optimizer"]["lr"] == pytest.approx(2e-3 * factor)
+    assert modules["critic_optimizer"]["lr"] == pytest.approx(1e-3 * factor)
+    assert modules["alpha_optimizer"]["lr"] == pytest.approx(1e-3 * factor)
+
+
 @pytest.mark.parametrize("algo", ALGOS)
 def test_discrete_actions_are_refused(train_run, tmp_path, algo):
     message = f"algo={algo} needs continuous (Box) actions; CartPole-v1 has Discrete actions: "

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from rlrun.config import OptimizerConfig
-from rlrun.ops.optim import clip_grad_norm, make_optimizer, scheduled_lr
+from rlrun.ops.optim import NonFiniteError, make_optimizer, scheduled_lr
 
 
 def twin_networks():
@@ -71,16 +71,41 @@ def test_flat_optimizer_state_round_trip_and_views():
         make_optimizer(net.parameters(), cfg)
 
 
-def test_clip_grad_norm_function_on_views():
+def test_clip_grad_norm_covers_exactly_the_optimizers_parameters():
     net, ref = twin_networks()
-    make_optimizer(net.parameters(), OptimizerConfig())
+    optimizer = make_optimizer(net[2].parameters(), OptimizerConfig())  # the last layer only
     for model in (net, ref):
         model(torch.randn(8, 3, generator=torch.Generator().manual_seed(1))).sum().backward()
-    assert clip_grad_norm(list(net.parameters()), 0.05) == pytest.approx(
-        float(torch.nn.utils.clip_grad_norm_(ref.parameters(), 0.05)), rel=1e-5)
+    expected = torch.nn.utils.clip_grad_norm_(ref[2].parameters(), 0.05)
+    assert float(optimizer.clip_grad_norm(0.05)) == pytest.approx(float(expected), rel=1e-5)
+    for mine, theirs in zip(net.parameters(), ref.parameters()):
+        assert torch.allclose(mine.grad, theirs.grad, rtol=1e-5)
 
 
 def test_linear_schedule():
     cfg = dataclasses.replace(OptimizerConfig(lr=1.0), schedule="linear")
     assert [scheduled_lr(cfg, s, 100) for s in (0, 25, 100, 150)] == [1.0, 0.75, 0.0, 0.0]
     assert scheduled_lr(OptimizerConfig(lr=1.0), 50, 100) == 1.0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_gradient_stops_or_is_skipped(bad):
+    net, _ = twin_networks()
+    optimizer = make_optimizer(net.parameters(), OptimizerConfig())
+    net(torch.ones(4, 3)).sum().backward()
+    optimizer.step()
+    params, moments = optimizer.flat.detach().clone(), optimizer.state_dict()["exp_avg"].clone()
+    optimizer.zero_grad()
+    (net(torch.ones(4, 3)).sum() * bad).backward()
+    optimizer.name = "critic_optimizer"
+    with pytest.raises(NonFiniteError, match="critic_optimizer"):
+        optimizer.step()
+    optimizer.skip_nonfinite = True
+    optimizer.step()
+    assert optimizer.skipped_steps == 1
+    assert torch.equal(optimizer.flat.detach(), params)
+    assert torch.equal(optimizer.state_dict()["exp_avg"], moments)
+    optimizer.zero_grad()
+    net(torch.ones(4, 3)).sum().backward()
+    optimizer.step()  # a finite gradient steps again
+    assert not torch.equal(optimizer.flat.detach(), params)

@@ -1,5 +1,10 @@
 """With deterministic=true, a run killed with SIGKILL and resumed ends bit for bit where the
-uninterrupted run ends: every tensor of the final checkpoint is equal."""
+uninterrupted run ends: every tensor of the final checkpoint is equal.
+
+One run per algorithm, each killed after its first checkpoint: schedules (lr annealing, ε,
+adaptive KL β, learned SAC temperature), replay buffers (DQN, SARSA, DDPG, TD3, SAC), population
+state (CEM), expert datasets and DAgger rounds, the RLHF reward model and the language-model
+pipeline (ppo_lm, grpo) all resume bit for bit."""
 
 import os
 import signal
@@ -16,11 +21,50 @@ from rlrun.checkpoint import load_checkpoint
 RLRUN = str(Path(sys.executable).parent / "rlrun")
 COMMON = ["deterministic=true", "logger.console=false", "eval.episodes=2", "eval.num_envs=2", "torch_threads=1"]
 
+EXPERT = Path(__file__).parent / "data" / "idp_ppo_expert.pt"
+LM = ["env=lm", "network.width=16", "network.layers=1", "network.heads=2", "algo.pretrain_steps=20",
+      "algo.sft_steps=20", "algo.rm_pairs=64", "algo.rm_steps=20", "eval.every_steps=0", "eval.episodes=16"]
+
 FAMILIES = {
     "ppo": ["algo=ppo", "env=CartPole-v1", "algo.num_steps=64", "total_timesteps=4096",
             "checkpoint.every_steps=512", "eval.every_steps=2048"],
     "cem": ["algo=cem", "env=CartPole-v1", "algo.population=8", "total_timesteps=12000",
             "checkpoint.every_steps=2000", "eval.every_steps=10000"],
+    "ppo_kl": ["algo=ppo_kl", "env=CartPole-v1", "algo.num_steps=64", "total_timesteps=4096",
+               "checkpoint.every_steps=512", "eval.every_steps=2048"],
+    "trpo": ["algo=trpo", "env=Pendulum-v1", "algo.num_steps=256", "total_timesteps=4096",
+             "checkpoint.every_steps=1024", "eval.every_steps=2048"],
+    "dqn": ["algo=dqn", "env=CartPole-v1", "algo.learning_starts=500", "algo.buffer_size=3000",
+            "algo.target_update_every=250", "total_timesteps=4000", "checkpoint.every_steps=500",
+            "eval.every_steps=2000"],
+    "sac": ["algo=sac", "env=Pendulum-v1", "algo.learning_starts=200", "algo.batch_size=64",
+            "network.hidden_sizes=[32,32]", "total_timesteps=1600", "checkpoint.every_steps=200",
+            "eval.every_steps=800"],
+    "a2c": ["algo=a2c", "env=CartPole-v1", "total_timesteps=3000", "checkpoint.every_steps=500",
+            "eval.every_steps=2000"],
+    "offpac": ["algo=offpac", "env=CartPole-v1", "total_timesteps=3000", "checkpoint.every_steps=500",
+               "eval.every_steps=2000"],
+    "npg": ["algo=npg", "env=CartPole-v1", "algo.num_steps=256", "total_timesteps=4096",
+            "checkpoint.every_steps=1024", "eval.every_steps=2048"],
+    "reinforce": ["algo=reinforce", "env=CartPole-v1", "total_timesteps=6000", "checkpoint.every_steps=1000",
+                  "eval.every_steps=3000"],
+    "td3": ["algo=td3", "env=Pendulum-v1", "algo.learning_starts=200", "algo.batch_size=64",
+            "network.hidden_sizes=[32,32]", "total_timesteps=1600", "checkpoint.every_steps=200",
+            "eval.every_steps=800"],
+    "ddpg": ["algo=ddpg", "env=Pendulum-v1", "algo.learning_starts=200", "algo.batch_size=64",
+             "network.hidden_sizes=[32,32]", "total_timesteps=1600", "checkpoint.every_steps=200",
+             "eval.every_steps=800"],
+    "sarsa": ["algo=sarsa", "env=CartPole-v1", "total_timesteps=4000", "checkpoint.every_steps=500",
+              "eval.every_steps=2000"],
+    "rlhf": ["algo=rlhf", "env=CartPole-v1", "total_timesteps=4096", "checkpoint.every_steps=512",
+             "eval.every_steps=2048"],
+    "bc": ["algo=bc", "env=InvertedDoublePendulum-v4", f"algo.expert={EXPERT}", "algo.expert_episodes=2",
+           "algo.epochs=6", "checkpoint.every_steps=2000", "eval.every_steps=0"],
+    "dagger": ["algo=dagger", "env=InvertedDoublePendulum-v4", f"algo.expert={EXPERT}", "algo.expert_episodes=1",
+               "algo.epochs=2", "algo.rounds=3", "algo.episodes_per_round=1", "checkpoint.every_steps=1000",
+               "eval.every_steps=0"],
+    "ppo_lm": [*LM, "algo=ppo_lm", "algo.prompts_per_batch=32", "total_timesteps=3200", "checkpoint.every_steps=640"],
+    "grpo": [*LM, "algo=grpo", "algo.prompts_per_batch=8", "total_timesteps=3200", "checkpoint.every_steps=640"],
     "ppo_continuous": ["algo=ppo", "env=Pendulum-v1", "algo.num_steps=64", "total_timesteps=4096",
                        "checkpoint.every_steps=512", "eval.every_steps=2048"],
 }

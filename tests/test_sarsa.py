@@ -17,15 +17,26 @@ from rlrun.algos import sarsa
 from rlrun.checkpoint import load_checkpoint
 from rlrun.config import ConfigError
 
-TINY = ["algo=sarsa", "env.num_envs=2", "algo.num_steps=4", "eval.episodes=2", "eval.num_envs=2",
-        "eval.every_steps=0", "algo.log_every=16"]
+TINY = [
+    "algo=sarsa",
+    "env.num_envs=2",
+    "algo.num_steps=4",
+    "eval.episodes=2",
+    "eval.num_envs=2",
+    "eval.every_steps=0",
+    "algo.log_every=16",
+]
 
 
 class LinearQ(torch.nn.Module):
-    """Q(s, ·) = [s_0, 2 s_0] for observations s."""
+    """Q(s, ·) = [a s_0, b s_0] for observations s."""
+
+    def __init__(self, a: float, b: float) -> None:
+        super().__init__()
+        self.a, self.b = a, b
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.stack([obs[:, 0], 2 * obs[:, 0]], dim=1)
+        return torch.stack([self.a * obs[:, 0], self.b * obs[:, 0]], dim=1)
 
 
 def _batch() -> sarsa.SarsaBatch:
@@ -37,27 +48,41 @@ def _batch() -> sarsa.SarsaBatch:
     return batch
 
 
-@pytest.mark.parametrize("expected, targets", [(False, [1.0 + 0.5 * 3.0, 2.0]),
-                                               (True, [1.0 + 0.5 * (0.1 * 3.0 + 0.9 * 6.0), 2.0])])
+@pytest.mark.parametrize(
+    "expected, targets",
+    [
+        # target net Q(s'=3) = [3, 6]; SARSA takes the next action a'=0 -> 3 ; row 2 terminated
+        (False, [1.0 + 0.5 * 3.0, 2.0]),
+        # the online net prefers action 0 ([6, 3]): with ε=0.2, π = [0.9, 0.1] weighs target values
+        (True, [1.0 + 0.5 * (0.9 * 3.0 + 0.1 * 6.0), 2.0]),
+    ],
+)
 def test_targets_bootstrap_with_the_next_action_or_its_expectation(expected, targets):
-    # Q(s'=3) = [3, 6]; SARSA takes a'=0 -> 3; expected SARSA with ε=0.2 weighs [0.1, 0.9]; row 2 terminated
     algo = sarsa.SarsaConfig(gamma=0.5, expected=expected)
-    assert torch.allclose(sarsa.sarsa_targets(LinearQ(), _batch(), algo, epsilon=0.2), torch.tensor(targets))
+    online, target = LinearQ(2.0, 1.0), LinearQ(1.0, 2.0)
+    result = sarsa.sarsa_targets(online, target, _batch(), algo, epsilon=0.2)
+    assert torch.allclose(result, torch.tensor(targets))
 
 
-def test_truncated_steps_bootstrap_from_the_real_final_observation(train_run, tmp_path, monkeypatch):
+def test_truncated_steps_bootstrap_from_the_real_final_observation(
+    train_run, tmp_path, monkeypatch
+):
     seen = []
     original = sarsa.sarsa_targets
 
-    def spy(target_network, batch, algo, epsilon):
-        seen.append({name: getattr(batch, name).clone() for name in ("obs", "next_obs", "terminations")})
-        return original(target_network, batch, algo, epsilon)
+    def spy(q_network, target_network, batch, algo, epsilon):
+        seen.append(
+            {name: getattr(batch, name).clone() for name in ("obs", "next_obs", "terminations")}
+        )
+        return original(q_network, target_network, batch, algo, epsilon)
 
     monkeypatch.setattr(sarsa, "sarsa_targets", spy)
-    train_run([*TINY, "env.max_episode_steps=5", "algo.num_steps=20", "total_timesteps=40"], tmp_path)
+    train_run(
+        [*TINY, "env.max_episode_steps=5", "algo.num_steps=20", "total_timesteps=40"], tmp_path
+    )
     batch = seen[0]
     follows = (batch["next_obs"][:-1] == batch["obs"][1:]).all(-1)  # [T-1, N]
-    # Episodes of 5 steps (or fewer when the pole falls): at t = 4 every env was truncated or terminated.
+    # Episodes of 5 steps (fewer if the pole falls): at t = 4 every env was truncated or terminated.
     assert not follows[4].any()
     ended = ~follows
     assert ended.sum() >= 6 and follows.sum() >= 20
@@ -78,30 +103,61 @@ def test_continuous_actions_are_refused(train_run, tmp_path):
 
 def test_cli_refuses_continuous_actions_with_one_line(tmp_path):
     exe = Path(sys.executable).parent / "rlrun"
-    result = subprocess.run([str(exe), "algo=sarsa", "env=MountainCarContinuous-v0"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120, env={**os.environ, "WANDB_MODE": "offline"})
+    result = subprocess.run(
+        [str(exe), "algo=sarsa", "env=MountainCarContinuous-v0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "WANDB_MODE": "offline"},
+    )
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("rlrun: algo=sarsa needs Discrete actions"), result.stderr
+    assert len(lines) == 1 and lines[0].startswith("rlrun: algo=sarsa needs Discrete actions"), (
+        result.stderr
+    )
 
 
-@pytest.mark.parametrize("variant, modules", [
-    ([], {"q_network", "target_network", "optimizer", "envs"}),
-    (["algo.expected=true", "algo.target_update_every=0"], {"q_network", "optimizer", "envs"}),
-])
+@pytest.mark.parametrize(
+    "variant, modules",
+    [
+        ([], {"q_network", "target_network", "optimizer", "envs", "next_actions"}),
+        (
+            ["algo.expected=true", "algo.target_update_every=0"],
+            {"q_network", "optimizer", "envs", "next_actions"},
+        ),
+    ],
+)
 def test_sarsa_smoke(train_run, tmp_path, variant, modules):
     result = train_run([*TINY, "total_timesteps=256", *variant], tmp_path)
     assert result.global_step == 256 and math.isfinite(result.final_eval_return)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     keys = set().union(*rows)
-    for key in ("train/loss", "train/q_values", "train/grad_norm", "train/epsilon", "train/lr", "eval/return_mean"):
+    for key in (
+        "train/loss",
+        "train/q_values",
+        "train/grad_norm",
+        "train/epsilon",
+        "train/lr",
+        "eval/return_mean",
+    ):
         assert key in keys, key
     assert set(load_checkpoint(tmp_path / "checkpoints" / "last.pt")["modules"]) == modules
 
 
 @pytest.mark.slow
-def test_sarsa_beats_random_on_cartpole(train_run, tmp_path):
-    # the classic preset, 100k steps; seeds 0-2 score 157, 159, 130 where a random policy scores about 22
-    result = train_run(["algo=sarsa", "eval.every_steps=0", "eval.episodes=10"], tmp_path)
+@pytest.mark.parametrize("expected", [False, True], ids=["sarsa", "expected_sarsa"])
+def test_sarsa_beats_random_on_cartpole(train_run, tmp_path, expected):
+    # the classic preset, 100k steps; seeds 0-2 score 157, 159, 130 (expected SARSA: 135, 174, 242)
+    # where a random policy scores about 22
+    result = train_run(
+        [
+            "algo=sarsa",
+            f"algo.expected={str(expected).lower()}",
+            "eval.every_steps=0",
+            "eval.episodes=10",
+        ],
+        tmp_path,
+    )
     assert result.global_step == 100_000
     assert result.final_eval_return >= 100, result.final_eval_return

@@ -17,17 +17,24 @@ from omegaconf import OmegaConf
 
 from rlrun.sweep import MAX_DIR_NAME, assign_gpu, gpu_for_job, job_dir_name
 
-TINY = ["total_timesteps=256", "algo.num_steps=32", "eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]
+TINY = ["total_timesteps=256", "algo.num_steps=32", "eval.episodes=2", "eval.num_envs=2",
+        "eval.every_steps=0"]
 
 
 def rlrun(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).parent / "rlrun"
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=env)
 
 
 def run_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(path.parent for path in sweep_dir.rglob("metrics.jsonl"))
+
+
+def files_of(run_dir: Path) -> tuple[str, int]:
+    """What training would change: the metrics and the last checkpoint's modification time."""
+    return (run_dir / "metrics.jsonl").read_text(), (run_dir / "checkpoints" / "last.pt").stat().st_mtime_ns
 
 
 def final_return(run_dir: Path) -> float:
@@ -161,8 +168,7 @@ def test_relaunching_a_finished_sweep_returns_the_recorded_results_without_train
     assert first.returncode == 0, first.stderr
     dirs = run_dirs(tmp_path / "sweep")
     assert [d.name for d in dirs] == [",".join(sorted(["algo=ppo", f"seed={s}", *TINY])) for s in (0, 1)]
-    before = {d: ((d / "metrics.jsonl").read_text(), (d / "checkpoints" / "last.pt").stat().st_mtime_ns)
-              for d in dirs}
+    before = {d: files_of(d) for d in dirs}
     started = time.perf_counter()
     second = rlrun(*args, cwd=tmp_path)
     second_s = time.perf_counter() - started
@@ -173,8 +179,7 @@ def test_relaunching_a_finished_sweep_returns_the_recorded_results_without_train
         assert f"rlrun: {run_dir} already finished at step 256; its recorded final eval return is " \
                f"{recorded:.2f}" in second.stdout
         assert f"eval return {recorded:.2f}" in first.stdout
-        assert ((run_dir / "metrics.jsonl").read_text(), (run_dir / "checkpoints" / "last.pt").stat().st_mtime_ns) \
-            == before[run_dir]
+        assert files_of(run_dir) == before[run_dir]
     print(f"first launch {first_s:.1f} s, re-launch {second_s:.1f} s")
 
 
@@ -215,8 +220,8 @@ def test_optuna_search_repeats_seeds_per_trial_and_continues_its_study(tmp_path,
     for job_dir in job_dirs:
         assert sorted(p.name for p in job_dir.glob("seed_*")) == ["seed_0", "seed_1"]
         assert OmegaConf.load(job_dir / "seed_1" / ".hydra" / "config.yaml").seed == 1
-    means = sorted(statistics.fmean(final_return(job_dir / f"seed_{s}") for s in (0, 1)) for job_dir in job_dirs)
-    assert sorted(trial.value for trial in study.trials) == pytest.approx(means)
+    means = [statistics.fmean(final_return(job_dir / f"seed_{s}") for s in (0, 1)) for job_dir in job_dirs]
+    assert sorted(trial.value for trial in study.trials) == pytest.approx(sorted(means))
 
     again = rlrun(*args, "hydra.sweeper.n_trials=1", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
@@ -239,7 +244,8 @@ def test_submitit_local_runs_a_two_job_sweep(tmp_path):
 def test_ray_launcher_runs_a_two_job_sweep_on_its_own_instance(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="the Ray launcher is the [ray] extra")
     sweep = tmp_path / "sweep"
-    result = rlrun("-m", "hydra/launcher=ray", "algo=ppo", "seed=0,1", *TINY, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    result = rlrun("-m", "hydra/launcher=ray", "algo=ppo", "seed=0,1", *TINY, f"hydra.sweep.dir={sweep}",
+                   cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert len(run_dirs(sweep)) == 2
 

@@ -36,7 +36,9 @@ def test_epsilon_zero_is_greedy_and_one_is_uniform():
     q = torch.tensor([[1.0, 3.0, 2.0], [5.0, -1.0, 0.0]])
     assert epsilon_greedy(q, 0.0).tolist() == [1, 0]
     many = q[torch.zeros(30_000, dtype=torch.long)]
-    counts = torch.bincount(epsilon_greedy(many, 1.0, torch.Generator().manual_seed(0)), minlength=3)
+    counts = torch.bincount(
+        epsilon_greedy(many, 1.0, torch.Generator().manual_seed(0)), minlength=3
+    )
     assert torch.allclose(counts / 30_000, torch.full((3,), 1 / 3), atol=0.01)
 
 
@@ -54,7 +56,9 @@ def test_q_learning_target_by_hand():
     next_q = torch.tensor([[1.0, 2.0], [3.0, -1.0], [0.0, 5.0]])
     dones = torch.tensor([0.0, 0.0, 1.0])
     # 1 + 0.9 * 2 ; 0.5 + 0.9 * 3 ; terminal: 2
-    assert torch.allclose(q_learning_target(rewards, next_q, dones, 0.9), torch.tensor([2.8, 3.2, 2.0]))
+    assert torch.allclose(
+        q_learning_target(rewards, next_q, dones, 0.9), torch.tensor([2.8, 3.2, 2.0])
+    )
 
 
 def test_truncated_transitions_bootstrap_and_terminated_do_not():
@@ -62,8 +66,14 @@ def test_truncated_transitions_bootstrap_and_terminated_do_not():
     buffer = ReplayBuffer(8, (1,), (), 2, action_dtype=torch.int64)
     obs = np.array([[0.0], [1.0]], np.float32)
     final_obs = np.array([[10.0], [20.0]], np.float32)  # env 0 truncated, env 1 terminated
-    buffer.add(obs, final_obs, np.array([0, 1]), np.array([1.0, 1.0], np.float32),
-               np.array([False, True]), np.array([True, False]))
+    buffer.add(
+        obs,
+        final_obs,
+        np.array([0, 1]),
+        np.array([1.0, 1.0], np.float32),
+        np.array([False, True]),
+        np.array([True, False]),
+    )
     batch = buffer.sample(64, torch.Generator().manual_seed(0))
     next_q = torch.cat([batch.next_obs, 2 * batch.next_obs], dim=1)  # Q(s', ·) = [s', 2 s']
     targets = q_learning_target(batch.rewards, next_q, batch.dones, 0.5)
@@ -81,7 +91,9 @@ def test_double_q_target_values_the_online_argmax_with_the_target_net():
     expected = torch.tensor([-1.5, 4.5, 3.0])
     assert torch.allclose(double_q_target(rewards, online, target, dones, 0.5), expected)
     # plain Q-learning takes the target net's own max: 0 + 5 and 1 + 4.5
-    assert torch.allclose(q_learning_target(rewards, target, dones, 0.5), torch.tensor([5.0, 5.5, 3.0]))
+    assert torch.allclose(
+        q_learning_target(rewards, target, dones, 0.5), torch.tensor([5.0, 5.5, 3.0])
+    )
 
 
 def test_sarsa_target_uses_the_next_action_taken():
@@ -89,18 +101,31 @@ def test_sarsa_target_uses_the_next_action_taken():
     next_q = torch.tensor([[1.0, 2.0], [3.0, 4.0], [8.0, 8.0]])
     next_actions = torch.tensor([0, 1, 1])
     # 1 + 0.9 * 1 ; 1 + 0.9 * 4 ; terminal: 1
-    assert torch.allclose(sarsa_target(rewards, next_q, next_actions, dones, 0.9), torch.tensor([1.9, 4.6, 1.0]))
+    assert torch.allclose(
+        sarsa_target(rewards, next_q, next_actions, dones, 0.9), torch.tensor([1.9, 4.6, 1.0])
+    )
 
 
 def test_expected_sarsa_target_by_hand():
     rewards, dones = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
     next_q = torch.tensor([[1.0, 3.0], [2.0, 6.0]])
     # ε = 0.2: π = [0.1, 0.9], Σ π Q = 0.1 + 2.7 = 2.8 ; y = 1 + 0.5 * 2.8 ; terminal: 0
-    assert torch.allclose(expected_sarsa_target(rewards, next_q, dones, 0.5, 0.2), torch.tensor([2.4, 0.0]))
+    assert torch.allclose(
+        expected_sarsa_target(rewards, next_q, dones, 0.5, 0.2), torch.tensor([2.4, 0.0])
+    )
     # ε = 0 is Q-learning; ε = 1 bootstraps with the mean over actions
-    assert torch.allclose(expected_sarsa_target(rewards, next_q, dones, 0.5, 0.0),
-                          q_learning_target(rewards, next_q, dones, 0.5))
-    assert torch.allclose(expected_sarsa_target(rewards, next_q, dones, 0.5, 1.0), torch.tensor([2.0, 0.0]))
+    assert torch.allclose(
+        expected_sarsa_target(rewards, next_q, dones, 0.5, 0.0),
+        q_learning_target(rewards, next_q, dones, 0.5),
+    )
+    assert torch.allclose(
+        expected_sarsa_target(rewards, next_q, dones, 0.5, 1.0), torch.tensor([2.0, 0.0])
+    )
+    # π from another network's Q (the acting one) that prefers action 0: Σ π Q = 0.9 + 0.3 = 1.2
+    policy_q = torch.tensor([[4.0, 0.0], [0.0, 1.0]])
+    assert torch.allclose(
+        expected_sarsa_target(rewards, next_q, dones, 0.5, 0.2, policy_q), torch.tensor([1.6, 0.0])
+    )
 
 
 def test_td_losses_by_hand_and_targets_get_no_gradient():

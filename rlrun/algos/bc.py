@@ -170,11 +170,11 @@ def fit(actor: Actor, optimizer: FlatOptimizer, demos: Demos, cfg: TrainConfig, 
     evaluates and checkpoints on schedule. Stops early at `total_timesteps` samples or a signal.
     """
     algo: BCConfig = cfg.algo
-    train_idx, val_idx = holdout_split(len(demos), algo.val_fraction, cfg.seed)
+    train_idx, val_idx = (idx.to(run.device) for idx in holdout_split(len(demos), algo.val_fraction, cfg.seed))
     obs = torch.as_tensor(demos.obs, device=run.device)
     actions = torch.as_tensor(demos.actions, device=run.device)
-    train_obs, train_actions = obs[train_idx.to(run.device)], actions[train_idx.to(run.device)]
-    val_obs, val_actions = obs[val_idx.to(run.device)], actions[val_idx.to(run.device)]
+    train_obs, train_actions = obs[train_idx], actions[train_idx]
+    val_obs, val_actions = obs[val_idx], actions[val_idx]
     while progress["epochs"] < algo.epochs and global_step < cfg.total_timesteps and not run.should_stop:
         lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
         set_lr(optimizer, lr)

@@ -90,7 +90,7 @@ def run_round(actor: Actor, expert: Expert, envs: VecEnv, cfg: TrainConfig, run:
     """Roll out the β-mixture and return the expert-labelled episodes."""
     actor.eval()
     demos = collect_demos(mixed_policy(actor, expert, beta), expert.act, envs, cfg.algo.episodes_per_round, run,
-                          seed=run.env_seed + 7919 * round_index)
+                          seed=cfg.seed + 7919 * round_index)  # a function of the round: exact on resume
     actor.train()
     return demos
 

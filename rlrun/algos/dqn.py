@@ -28,7 +28,14 @@ from rlrun.envs.factory import VecEnv
 from rlrun.networks.q import QNetwork
 from rlrun.ops.optim import FlatOptimizer, make_optimizer, scheduled_lr, set_lr
 from rlrun.ops.targets import hard_update, soft_update
-from rlrun.ops.td import LOSSES, double_q_target, epsilon_greedy, linear_schedule, q_learning_target, td_loss
+from rlrun.ops.td import (
+    LOSSES,
+    double_q_target,
+    epsilon_greedy,
+    linear_schedule,
+    q_learning_target,
+    td_loss,
+)
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, SideFile, TrainResult
 
@@ -63,7 +70,9 @@ class TDControlConfig(AlgoConfig):
 
     def epsilon(self, step: int, total_timesteps: int) -> float:
         """ε at global env step `step`: a pure function of the step, so resuming needs no state."""
-        return linear_schedule(self.eps_start, self.eps_end, self.exploration_fraction * total_timesteps, step)
+        return linear_schedule(
+            self.eps_start, self.eps_end, self.exploration_fraction * total_timesteps, step
+        )
 
 
 @dataclass
@@ -82,25 +91,32 @@ class DQNConfig(TDControlConfig):
     target_update_every: int = 1000
     """Env steps between hard target-network copies (used when tau = 1)."""
     tau: float = 1.0
-    """Polyak coefficient: 1 copies every target_update_every env steps; < 1 soft-updates after each gradient step."""
+    """Polyak τ after each gradient step when < 1; 1 copies every target_update_every env steps."""
     double_q: bool = False
-    """Double DQN target: the online network picks argmax_a' Q(s', a'), the target network values it."""
+    """Double DQN target: the online net picks argmax_a' Q(s', a'), the target net values it."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.buffer_size >= 1, f"algo.buffer_size={self.buffer_size} must be >= 1")
-        check(self.learning_starts >= 0, f"algo.learning_starts={self.learning_starts} must be >= 0")
+        check(
+            self.learning_starts >= 0, f"algo.learning_starts={self.learning_starts} must be >= 0"
+        )
         check(self.batch_size >= 1, f"algo.batch_size={self.batch_size} must be >= 1")
         check(self.train_every >= 1, f"algo.train_every={self.train_every} must be >= 1")
         check(self.gradient_steps >= 1, f"algo.gradient_steps={self.gradient_steps} must be >= 1")
-        check(self.target_update_every >= 1, f"algo.target_update_every={self.target_update_every} must be >= 1")
+        check(
+            self.target_update_every >= 1,
+            f"algo.target_update_every={self.target_update_every} must be >= 1",
+        )
         check(0.0 < self.tau <= 1.0, f"algo.tau={self.tau} must be in (0, 1]; 1 means hard copies")
 
 
 def require_discrete_actions(algo: str) -> Callable[..., None]:
     """A `check_spaces` that refuses every action space but Discrete, naming what to use instead."""
 
-    def check_spaces(obs_space: gym.Space, action_space: gym.Space, env_id: str = "this env") -> None:
+    def check_spaces(
+        obs_space: gym.Space, action_space: gym.Space, env_id: str = "this env"
+    ) -> None:
         if isinstance(action_space, gym.spaces.Discrete):
             return
         if isinstance(action_space, gym.spaces.Box):
@@ -109,7 +125,8 @@ def require_discrete_actions(algo: str) -> Callable[..., None]:
                 "use algo=sac, td3 or ddpg (or ppo)"
             )
         raise ConfigError(
-            f"algo={algo} needs Discrete actions; {env_id} has {type(action_space).__name__} actions: use algo=ppo"
+            f"algo={algo} needs Discrete actions; {env_id} has "
+            f"{type(action_space).__name__} actions: use algo=ppo"
         )
 
     return check_spaces
@@ -122,13 +139,20 @@ def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space)
 def make_replay(capacity: int, envs: VecEnv, device: torch.device) -> ReplayBuffer:
     """Replay buffer for these envs; uint8 frames are stored once (`optimize_memory`)."""
     if capacity < envs.num_envs:
-        raise ConfigError(f"algo.buffer_size={capacity} is smaller than env.num_envs={envs.num_envs}; raise it")
+        raise ConfigError(
+            f"algo.buffer_size={capacity} is smaller than env.num_envs={envs.num_envs}; raise it"
+        )
     obs_space = envs.single_observation_space
     frames = obs_space.dtype == np.uint8
     return ReplayBuffer(
-        capacity, obs_space.shape, (), envs.num_envs,
-        obs_dtype=torch.uint8 if frames else torch.float32, action_dtype=torch.int64,
-        device=device, optimize_memory=frames,
+        capacity,
+        obs_space.shape,
+        (),
+        envs.num_envs,
+        obs_dtype=torch.uint8 if frames else torch.float32,
+        action_dtype=torch.int64,
+        device=device,
+        optimize_memory=frames,
     )
 
 
@@ -153,12 +177,16 @@ def td_update(
     return {"loss": loss.detach(), "q_values": q_values.detach().mean(), "grad_norm": grad_norm}
 
 
-def dqn_targets(q_network: QNetwork, target_network: QNetwork, batch: ReplayBatch, algo: DQNConfig) -> torch.Tensor:
+def dqn_targets(
+    q_network: QNetwork, target_network: QNetwork, batch: ReplayBatch, algo: DQNConfig
+) -> torch.Tensor:
     """Q-learning targets (eq. 2.3) from the target network, or Double DQN targets."""
     with torch.no_grad():
         next_q_target = target_network(batch.next_obs)
         if algo.double_q:
-            return double_q_target(batch.rewards, q_network(batch.next_obs), next_q_target, batch.dones, algo.gamma)
+            return double_q_target(
+                batch.rewards, q_network(batch.next_obs), next_q_target, batch.dones, algo.gamma
+            )
         return q_learning_target(batch.rewards, next_q_target, batch.dones, algo.gamma)
 
 
@@ -191,15 +219,26 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     hard_update(target_network, q_network)
     optimizer = make_optimizer(q_network.parameters(), cfg.optimizer)
     buffer = make_replay(algo.buffer_size, envs, run.device)
-    run.track(q_network=q_network, target_network=target_network, optimizer=optimizer, envs=envs,
-              replay=SideFile(buffer))
-    global_step = run.restore()  # minibatches and ε draws use the global torch RNG, restored with it
+    run.track(
+        q_network=q_network,
+        target_network=target_network,
+        optimizer=optimizer,
+        envs=envs,
+        replay=SideFile(buffer),
+    )
+    global_step = (
+        run.restore()
+    )  # minibatches and ε draws use the global torch RNG, restored with it
     stats = MeanStats()
     obs = envs.reset(seed=run.env_seed)
     while global_step < cfg.total_timesteps and not run.should_stop:
         epsilon = algo.epsilon(global_step, cfg.total_timesteps)
         with torch.no_grad():
-            actions = epsilon_greedy(q_network(torch.as_tensor(obs, device=run.device)), epsilon).cpu().numpy()
+            actions = (
+                epsilon_greedy(q_network(torch.as_tensor(obs, device=run.device)), epsilon)
+                .cpu()
+                .numpy()
+            )
         step = envs.step(actions)
         run.record_episodes(step)
         buffer.add(obs, step.final_obs, actions, step.rewards, step.terminations, step.truncations)
@@ -219,8 +258,15 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
                     soft_update(target_network, q_network, algo.tau)
         if crossed(previous, global_step, algo.log_every) or global_step >= cfg.total_timesteps:
             lr = optimizer.param_groups[0]["lr"]
-            run.log({**stats.pop(), "train/epsilon": epsilon, "train/lr": lr,
-                     "train/buffer_size": float(len(buffer))}, global_step)
+            run.log(
+                {
+                    **stats.pop(),
+                    "train/epsilon": epsilon,
+                    "train/lr": lr,
+                    "train/buffer_size": float(len(buffer)),
+                },
+                global_step,
+            )
         run.maybe_evaluate(q_network, global_step)
         run.maybe_checkpoint(global_step)
     return run.finish(q_network, global_step)
@@ -229,6 +275,10 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
 check_spaces = require_discrete_actions("dqn")
 
 SPEC = AlgoSpec(
-    name="dqn", config=DQNConfig, train=train, make_policy=make_policy, policy_key="q_network",
+    name="dqn",
+    config=DQNConfig,
+    train=train,
+    make_policy=make_policy,
+    policy_key="q_network",
     check_spaces=check_spaces,
 )

@@ -79,7 +79,7 @@ class RLHFConfig(PPOConfig):
     rm_lr: float = 1e-3
     """Reward-model learning rate (per gradient step)."""
     rm_weight_decay: float = 1e-4
-    """Reward-model L2 weight decay coefficient."""
+    """Reward-model decoupled weight decay coefficient (AdamW, per step and unit of lr)."""
     rm_epochs: int = 3
     """Passes over the comparisons after each batch of new annotations (count)."""
     rm_batch_size: int = 32
@@ -134,7 +134,11 @@ def _features(x: torch.Tensor, space: gym.Space) -> torch.Tensor:
 
 
 class RewardEnsemble(nn.Module):
-    """`members` independent MLPs r̂_e(s, a) on concat(obs, action)."""
+    """`members` independent MLPs r̂_e(s, a) on concat(obs, action) (one-hot for Discrete spaces).
+
+    Hidden layers of `hidden_sizes` with `activation` (the run's network.activation), a linear
+    scalar output; members differ by their random initialisation and bootstrap weights.
+    """
 
     def __init__(self, obs_space: gym.Space, action_space: gym.Space, members: int, hidden_sizes: list[int],
                  activation: str) -> None:

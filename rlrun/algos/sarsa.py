@@ -9,6 +9,9 @@ online network as in the book's simple version diverges on CartPole (consecutive
 nearly identical, so raising Q(s, a) raises Q(s', a') with it); as in the one-step Sarsa of
 Mnih et al. (2016) the bootstrap values come from a target network copied every
 `target_update_every` env steps (ch. 2.5), and `target_update_every=0` gives the book's form.
+Expected SARSA weighs the target network's values with the acting policy, ε-greedy in the
+online network's Q(s', ·) (weighing with the target network's own greedy action instead
+scored below a random policy on CartPole-v1).
 
 No replay buffer: every `num_steps` steps of `env.num_envs` parallel envs form one short
 on-policy batch (the envs decorrelate the samples), used for `gradient_steps` updates and
@@ -24,7 +27,14 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlrun.algos.dqn import MeanStats, TDControlConfig, crossed, make_policy, require_discrete_actions, td_update
+from rlrun.algos.dqn import (
+    MeanStats,
+    TDControlConfig,
+    crossed,
+    make_policy,
+    require_discrete_actions,
+    td_update,
+)
 from rlrun.config import TrainConfig, check
 from rlrun.networks.q import QNetwork
 from rlrun.ops.optim import make_optimizer, scheduled_lr, set_lr
@@ -52,7 +62,10 @@ class SarsaConfig(TDControlConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.target_update_every >= 0, f"algo.target_update_every={self.target_update_every} must be >= 0")
+        check(
+            self.target_update_every >= 0,
+            f"algo.target_update_every={self.target_update_every} must be >= 0",
+        )
         check(self.num_steps >= 1, f"algo.num_steps={self.num_steps} must be >= 1")
         check(self.gradient_steps >= 1, f"algo.gradient_steps={self.gradient_steps} must be >= 1")
 
@@ -60,7 +73,9 @@ class SarsaConfig(TDControlConfig):
 class SarsaBatch:
     """Time-major storage `[T, N]` of <s, a, r, s', a', terminated>, preallocated on the device."""
 
-    def __init__(self, num_steps: int, num_envs: int, obs_space: gym.Space, device: torch.device) -> None:
+    def __init__(
+        self, num_steps: int, num_envs: int, obs_space: gym.Space, device: torch.device
+    ) -> None:
         shape = (num_steps, num_envs)
         obs_dtype = torch.uint8 if obs_space.dtype == np.uint8 else torch.float32
         self.obs = torch.zeros((*shape, *obs_space.shape), dtype=obs_dtype, device=device)
@@ -75,16 +90,42 @@ class SarsaBatch:
         return t.reshape(-1, *t.shape[2:])
 
 
-def sarsa_targets(target_network: QNetwork, batch: SarsaBatch, algo: SarsaConfig, epsilon: float) -> torch.Tensor:
-    """SARSA targets (eq. 2.9) or expected SARSA targets (eq. 2.12) from `target_network`'s Q.
+class NextActions:
+    """The actions already chosen for the current observations, taken at the next env step.
 
-    The expectation is under the ε-greedy policy of the bootstrapping network's own Q.
+    They are the a' of the last transitions of a batch, chosen before its update; they are
+    checkpointed so that a resumed run takes the very actions it bootstrapped with.
+    """
+
+    def __init__(self) -> None:
+        self.actions: torch.Tensor | None = None
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"actions": self.actions}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.actions = state["actions"]
+
+
+def sarsa_targets(
+    q_network: QNetwork,
+    target_network: QNetwork,
+    batch: SarsaBatch,
+    algo: SarsaConfig,
+    epsilon: float,
+) -> torch.Tensor:
+    """SARSA targets (eq. 2.9) or expected SARSA targets (eq. 2.12), valued by `target_network`.
+
+    The expectation is under the acting policy: ε-greedy in the online network's Q(s', ·).
     """
     with torch.no_grad():
-        next_q = target_network(batch.flat("next_obs"))
+        next_obs = batch.flat("next_obs")
+        next_q = target_network(next_obs)
         rewards, dones = batch.flat("rewards"), batch.flat("terminations")
         if algo.expected:
-            return expected_sarsa_target(rewards, next_q, dones, algo.gamma, epsilon)
+            return expected_sarsa_target(
+                rewards, next_q, dones, algo.gamma, epsilon, policy_q=q_network(next_obs)
+            )
         return sarsa_target(rewards, next_q, batch.flat("next_actions"), dones, algo.gamma)
 
 
@@ -96,11 +137,14 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     q_network = make_policy(cfg, obs_space, action_space).to(run.device)
     target_network = q_network
     if algo.target_update_every > 0:
-        target_network = make_policy(cfg, obs_space, action_space).to(run.device).requires_grad_(False)
+        target_network = (
+            make_policy(cfg, obs_space, action_space).to(run.device).requires_grad_(False)
+        )
         hard_update(target_network, q_network)
         run.track(target_network=target_network)
     optimizer = make_optimizer(q_network.parameters(), cfg.optimizer)
-    run.track(q_network=q_network, optimizer=optimizer, envs=envs)
+    next_actions = NextActions()
+    run.track(q_network=q_network, optimizer=optimizer, envs=envs, next_actions=next_actions)
     global_step = run.restore()
     batch = SarsaBatch(algo.num_steps, envs.num_envs, obs_space, run.device)
     stats = MeanStats()
@@ -110,7 +154,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
             return epsilon_greedy(q_network(obs), algo.epsilon(step, cfg.total_timesteps))
 
     obs = torch.as_tensor(envs.reset(seed=run.env_seed), device=run.device)
-    actions = policy(obs, global_step)
+    actions = policy(obs, global_step) if next_actions.actions is None else next_actions.actions
     while global_step < cfg.total_timesteps and not run.should_stop:
         previous = global_step
         for t in range(algo.num_steps):
@@ -128,19 +172,28 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
                 final_obs = torch.as_tensor(step.final_obs[truncated], device=run.device)
                 batch.next_obs[t, truncated] = final_obs
                 batch.next_actions[t, truncated] = policy(final_obs, global_step)
+        next_actions.actions = actions
 
-        if algo.target_update_every > 0 and crossed(previous, global_step, algo.target_update_every):
+        if algo.target_update_every > 0 and crossed(
+            previous, global_step, algo.target_update_every
+        ):
             hard_update(target_network, q_network)
         epsilon = algo.epsilon(global_step, cfg.total_timesteps)
         set_lr(optimizer, scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps))
         b_obs, b_actions = batch.flat("obs"), batch.flat("actions")
         for _ in range(algo.gradient_steps):
-            targets = sarsa_targets(target_network, batch, algo, epsilon)
+            targets = sarsa_targets(q_network, target_network, batch, algo, epsilon)
             q_taken = q_network(b_obs).gather(1, b_actions.unsqueeze(1)).squeeze(1)
             stats.add(td_update(optimizer, q_taken, targets, algo.loss, algo.max_grad_norm))
         if crossed(previous, global_step, algo.log_every) or global_step >= cfg.total_timesteps:
-            run.log({**stats.pop(), "train/epsilon": epsilon, "train/lr": optimizer.param_groups[0]["lr"]},
-                    global_step)
+            run.log(
+                {
+                    **stats.pop(),
+                    "train/epsilon": epsilon,
+                    "train/lr": optimizer.param_groups[0]["lr"],
+                },
+                global_step,
+            )
         run.maybe_evaluate(q_network, global_step)
         run.maybe_checkpoint(global_step)
     return run.finish(q_network, global_step)
@@ -149,6 +202,10 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
 check_spaces = require_discrete_actions("sarsa")
 
 SPEC = AlgoSpec(
-    name="sarsa", config=SarsaConfig, train=train, make_policy=make_policy, policy_key="q_network",
+    name="sarsa",
+    config=SarsaConfig,
+    train=train,
+    make_policy=make_policy,
+    policy_key="q_network",
     check_spaces=check_spaces,
 )

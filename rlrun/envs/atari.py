@@ -22,7 +22,9 @@ from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation, Transf
 try:
     import ale_py
 except ImportError as error:  # pragma: no cover - depends on the installed extras
-    raise gym.error.DependencyNotInstalled('Atari envs need ale-py: pip install "rlrun[atari]"') from error
+    raise gym.error.DependencyNotInstalled(
+        'Atari envs need ale-py: pip install "rlrun[atari]"'
+    ) from error
 
 gym.register_envs(ale_py)
 
@@ -74,7 +76,7 @@ class EpisodicLife(gym.Wrapper):
 
 
 class FireReset(gym.Wrapper):
-    """Presses FIRE (then action 2) at reset, and FIRE after a life loss that does not end the episode.
+    """Presses FIRE (then action 2) at reset, and FIRE after a life loss not ending the episode.
 
     Games such as Breakout wait for FIRE to serve; without the press after a life loss a
     greedy evaluation policy can stand still until the frame limit.
@@ -105,12 +107,16 @@ class FireReset(gym.Wrapper):
 def wrap_atari(env: gym.Env, training: bool) -> gym.Env:
     """The preprocessing chain; `training` adds life-loss episodes and reward clipping."""
     env = AtariPreprocessing(
-        env, noop_max=NOOP_MAX, frame_skip=FRAME_SKIP, screen_size=SCREEN_SIZE,
-        terminal_on_life_loss=False, grayscale_obs=True,
+        env,
+        noop_max=NOOP_MAX,
+        frame_skip=FRAME_SKIP,
+        screen_size=SCREEN_SIZE,
+        terminal_on_life_loss=False,
+        grayscale_obs=True,
     )
     if training:
         env = EpisodicLife(env)
-    if env.unwrapped.get_action_meanings()[FIRE:FIRE + 1] == ["FIRE"]:
+    if env.unwrapped.get_action_meanings()[FIRE : FIRE + 1] == ["FIRE"]:
         env = FireReset(env)
     if training:
         env = TransformReward(env, np.sign)

@@ -24,7 +24,9 @@ class QNetwork(nn.Module):
         if not isinstance(action_space, gym.spaces.Discrete):
             raise ConfigError(f"a Q-network needs Discrete actions, got {action_space}")
         self.torso, features = make_torso(cfg, obs_space)
-        self.head = layer_init(nn.Linear(features, int(action_space.n)), VALUE_GAIN, cfg.init == "orthogonal")
+        self.head = layer_init(
+            nn.Linear(features, int(action_space.n)), VALUE_GAIN, cfg.init == "orthogonal"
+        )
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Q(s, a) for every action, shape [B, A]."""

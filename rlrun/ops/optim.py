@@ -18,12 +18,20 @@ from torch import nn
 from rlrun.config import OptimizerConfig
 
 
+class NonFiniteError(RuntimeError):
+    """Training produced a NaN or infinite gradient or parameter."""
+
+
 class FlatOptimizer:
     """A torch optimizer over one flat parameter that backs a list of parameters.
 
     Use it like a torch optimizer: `zero_grad()`, `loss.backward()`, `clip_grad_norm(max)`,
     `step()`; `param_groups`, `state_dict()` and `load_state_dict()` behave as usual. Build
     it after the networks are on their device (moving them later would unlink the views).
+
+    `step()` refuses a gradient with a NaN or infinity: it raises NonFiniteError naming the
+    optimizer, or, with `skip_nonfinite`, leaves parameters and moments untouched and counts
+    the step in `skipped_steps` (`Run.track` sets both from `train.on_nan`).
     """
 
     def __init__(self, params: Iterable[nn.Parameter], cfg: OptimizerConfig) -> None:
@@ -41,6 +49,9 @@ class FlatOptimizer:
             p._rlrun_flat = True
             offset += n
         self.optimizer = _torch_optimizer(self.flat, cfg, first.device)
+        self.name = "optimizer"
+        self.skip_nonfinite = False
+        self.skipped_steps = 0
 
     @property
     def param_groups(self) -> list[dict[str, Any]]:
@@ -58,6 +69,11 @@ class FlatOptimizer:
         return norm
 
     def step(self) -> None:
+        if not bool(torch.isfinite(self.flat.grad).all()):
+            if not self.skip_nonfinite:
+                raise NonFiniteError(f"non-finite gradient in {self.name}")
+            self.skipped_steps += 1
+            return
         self.optimizer.step()
 
     def state_dict(self) -> dict[str, Any]:
@@ -142,14 +158,3 @@ def scheduled_lr(cfg: OptimizerConfig, step: int, total_steps: int) -> float:
 def set_lr(optimizer: FlatOptimizer | torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
-
-
-def clip_grad_norm(params: list[nn.Parameter], max_norm: float) -> float:
-    """Clip the global gradient norm of `params` to max_norm (0 disables); returns the norm before."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return 0.0
-    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    if max_norm > 0:
-        torch._foreach_mul_(grads, (max_norm / (norm + 1e-6)).clamp(max=1.0))
-    return float(norm)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from rlrun.networks.actor_critic import ActorCritic
-from rlrun.ops.optim import clip_grad_norm
+from rlrun.ops.optim import FlatOptimizer
 from rlrun.ops.returns import explained_variance
 
 
@@ -55,7 +55,7 @@ def normalize(advantages: torch.Tensor) -> torch.Tensor:
 
 def actor_critic_step(
     agent: ActorCritic,
-    optimizer: torch.optim.Optimizer,
+    optimizer: FlatOptimizer,
     obs: torch.Tensor,
     actions: torch.Tensor,
     advantages: torch.Tensor,
@@ -84,7 +84,7 @@ def actor_critic_step(
                                     vf_coef, ent_coef)
     optimizer.zero_grad()
     loss.backward()
-    grad_norm = clip_grad_norm(list(agent.parameters()), max_grad_norm)
+    grad_norm = float(optimizer.clip_grad_norm(max_grad_norm))
     optimizer.step()
     metrics = {f"train/{key}": float(value) for key, value in stats.items()}
     metrics["train/grad_norm"] = grad_norm
@@ -95,18 +95,17 @@ def actor_critic_step(
 
 def value_regression_steps(
     agent: ActorCritic,
-    optimizer: torch.optim.Optimizer,
+    optimizer: FlatOptimizer,
     obs: torch.Tensor,
     returns: torch.Tensor,
     steps: int,
     max_grad_norm: float,
 ) -> dict[str, float]:
     """`steps` full-batch gradient steps of the critic on mean((V(s_t) - target)²) (book Alg. 3.3)."""
-    params = list(agent.critic_torso.parameters()) + list(agent.value_head.parameters())
     for _ in range(steps):
         value_loss = (agent.value(obs) - returns).square().mean()
         optimizer.zero_grad()
         value_loss.backward()
-        grad_norm = clip_grad_norm(params, max_grad_norm)
+        grad_norm = float(optimizer.clip_grad_norm(max_grad_norm))
         optimizer.step()
     return {"train/value_loss": float(value_loss.detach()), "train/value_grad_norm": grad_norm}

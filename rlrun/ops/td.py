@@ -19,13 +19,15 @@ LOSSES = ("huber", "mse")
 
 
 def linear_schedule(start: float, end: float, duration: float, step: int) -> float:
-    """Value at ``step``: linear from ``start`` at step 0 to ``end`` at ``duration``, then ``end``."""
+    """Value at ``step``: linear from ``start`` (step 0) to ``end`` (``duration``), then ``end``."""
     if duration <= 0:
         return end
     return start + (end - start) * min(step / duration, 1.0)
 
 
-def epsilon_greedy(q_values: Tensor, epsilon: float, generator: torch.Generator | None = None) -> Tensor:
+def epsilon_greedy(
+    q_values: Tensor, epsilon: float, generator: torch.Generator | None = None
+) -> Tensor:
     """Actions of the ε-greedy policy: argmax_a Q(s, a) (eq. 2.7), uniform with probability ε.
 
     Args:
@@ -40,7 +42,9 @@ def epsilon_greedy(q_values: Tensor, epsilon: float, generator: torch.Generator 
     if epsilon <= 0.0:
         return greedy
     explore = torch.rand(greedy.shape, device=q_values.device, generator=generator) < epsilon
-    uniform = torch.randint(q_values.shape[-1], greedy.shape, device=q_values.device, generator=generator)
+    uniform = torch.randint(
+        q_values.shape[-1], greedy.shape, device=q_values.device, generator=generator
+    )
     return torch.where(explore, uniform, greedy)
 
 
@@ -68,15 +72,28 @@ def double_q_target(
     return rewards + gamma * (1.0 - dones) * next_q_target.gather(-1, best).squeeze(-1)
 
 
-def sarsa_target(rewards: Tensor, next_q: Tensor, next_actions: Tensor, dones: Tensor, gamma: float) -> Tensor:
+def sarsa_target(
+    rewards: Tensor, next_q: Tensor, next_actions: Tensor, dones: Tensor, gamma: float
+) -> Tensor:
     """y = r + γ (1 - done) Q(s', a') with a' the next action of the behaviour policy (eq. 2.9)."""
     next_value = next_q.gather(-1, next_actions.long().unsqueeze(-1)).squeeze(-1)
     return rewards + gamma * (1.0 - dones) * next_value
 
 
-def expected_sarsa_target(rewards: Tensor, next_q: Tensor, dones: Tensor, gamma: float, epsilon: float) -> Tensor:
-    """y = r + γ (1 - done) Σ_a π(a|s') Q(s', a) with π ε-greedy in Q (eq. 2.12)."""
-    next_value = (epsilon_greedy_probs(next_q, epsilon) * next_q).sum(-1)
+def expected_sarsa_target(
+    rewards: Tensor,
+    next_q: Tensor,
+    dones: Tensor,
+    gamma: float,
+    epsilon: float,
+    policy_q: Tensor | None = None,
+) -> Tensor:
+    """y = r + γ (1 - done) Σ_a π(a|s') Q(s', a) with π ε-greedy (eq. 2.12).
+
+    π is ε-greedy in `policy_q` (the acting network's Q(s', ·)) when given, else in `next_q`.
+    """
+    probs = epsilon_greedy_probs(next_q if policy_q is None else policy_q, epsilon)
+    next_value = (probs * next_q).sum(-1)
     return rewards + gamma * (1.0 - dones) * next_value
 
 

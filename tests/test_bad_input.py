@@ -1,0 +1,136 @@
+"""Bad input through the command line: one line naming the fix, a non-zero exit, no traceback,
+and nothing already written in the run dir lost."""
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from test_cli import TINY, rlrun
+
+from rlrun.checkpoint import load_checkpoint
+
+SMALL = ["total_timesteps=256", *TINY]
+
+
+def one_line_error(result, exit_code: int = 2) -> str:
+    assert result.returncode == exit_code, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("rlrun: "), result.stderr
+    return lines[0]
+
+
+def snapshot(run_dir: Path) -> dict[str, bytes]:
+    """Every file of a run dir and its bytes (the hydra dir is rewritten by each launch)."""
+    return {
+        str(path.relative_to(run_dir)): path.read_bytes()
+        for path in sorted(run_dir.rglob("*"))
+        if path.is_file() and ".hydra" not in path.parts and path.name != "train.log"
+    }
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished tiny PPO CartPole run: its dir and a snapshot of its files."""
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    result = rlrun(*SMALL, f"hydra.run.dir={run_dir}", cwd=run_dir.parent)
+    assert result.returncode == 0, result.stderr
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["algo=dqn", "env=Pendulum-v1"], "algo=sac"),
+        (["algo=sac", "env=CartPole-v1"], "Discrete"),
+        (["algo.clip_coef=0"], "algo.clip_coef"),
+        (["algo.gamma=1.5"], "algo.gamma"),
+        (["env.num_envs=0"], "env.num_envs"),
+        (["train.on_nan=ignore"], "train.on_nan"),
+        (["resume.allow_config_change=maybe"], "resume.allow_config_change"),
+        (["logger=nope"], "unknown logger"),
+    ],
+)
+def test_more_bad_values_get_one_line_and_exit_2(tmp_path, args, fragment):
+    assert fragment in one_line_error(rlrun(*args, cwd=tmp_path))
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_unwritable_output_dir(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    line = one_line_error(rlrun(*SMALL, f"hydra.run.dir={tmp_path}/a_file/run", cwd=tmp_path))
+    assert "not a directory" in line and "hydra.run.dir" in line
+
+
+@pytest.mark.parametrize("kind", ["truncated", "foreign", "malicious"])
+def test_bad_checkpoint_files_are_refused(tmp_path, finished_run, kind):
+    path = tmp_path / "given.pt"
+    if kind == "truncated":
+        path.write_bytes((finished_run / "checkpoints" / "last.pt").read_bytes()[:2000])
+    elif kind == "foreign":
+        torch.save({"state_dict": {"w": torch.zeros(2)}}, path)
+    else:
+        marker = tmp_path / "executed"
+
+        class Payload:
+            def __reduce__(self):
+                return (os.system, (f"touch {marker}",))
+
+        path.write_bytes(pickle.dumps({"format": "rlrun-checkpoint-1", "x": Payload()}))
+    line = one_line_error(rlrun(*SMALL, f"resume={path}", cwd=tmp_path))
+    expected = {"truncated": "truncated or corrupt", "foreign": "not an rlrun checkpoint", "malicious": "refused"}
+    assert expected[kind] in line
+    if kind == "malicious":
+        assert not marker.exists()
+
+
+def test_resume_with_a_changed_config_names_the_keys_and_keeps_the_run(finished_run, tmp_path):
+    before = snapshot(finished_run)
+    args = [*SMALL, f"hydra.run.dir={finished_run}"]
+    line = one_line_error(rlrun(*args, "algo.clip_coef=0.1", "algo.ent_coef=0.02", cwd=tmp_path))
+    assert "algo.clip_coef: 0.2 -> 0.1" in line and "algo.ent_coef: 0.01 -> 0.02" in line
+    assert "resume.allow_config_change=true" in line
+    assert snapshot(finished_run) == before
+
+    line = one_line_error(rlrun(*args, "algo=a2c", cwd=tmp_path))
+    assert "written by algo=ppo" in line
+    line = one_line_error(
+        rlrun(*args, "network.hidden_sizes=[32]", "resume.allow_config_change=true", cwd=tmp_path)
+    )
+    assert "does not fit this config" in line
+    assert snapshot(finished_run) == before
+
+
+def test_allowed_config_change_resumes_and_says_what_changed(finished_run, tmp_path):
+    copy = tmp_path / "run"
+    for name, data in snapshot(finished_run).items():
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        (copy / name).write_bytes(data)
+    args = ["total_timesteps=512", *TINY, f"hydra.run.dir={copy}", "algo.ent_coef=0.0"]
+    result = rlrun(*args, "resume.allow_config_change=true", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "algo.ent_coef: 0.01 -> 0.0" in result.stdout + result.stderr
+    assert load_checkpoint(copy)["global_step"] == 512
+
+
+def test_full_disk_keeps_the_previous_checkpoint(finished_run, tmp_path):
+    copy = tmp_path / "run"
+    for name, data in snapshot(finished_run).items():
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        (copy / name).write_bytes(data)
+    (copy / "checkpoints" / ".last.pt.tmp").symlink_to("/dev/full")  # every write: ENOSPC
+    result = rlrun("total_timesteps=512", *TINY, f"hydra.run.dir={copy}", cwd=tmp_path)
+    line = one_line_error(result)
+    assert "No space left on device" in line and "previous checkpoint is intact" in line
+    assert load_checkpoint(copy)["global_step"] == 256
+
+
+def test_diverging_training_stops_naming_step_and_optimizer(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["total_timesteps=2048", *TINY, "optimizer.name=sgd", "optimizer.lr=1e30", f"hydra.run.dir={run_dir}"]
+    line = one_line_error(rlrun(*args, cwd=tmp_path), exit_code=1)
+    assert "diverged after step" in line and "non-finite gradient in optimizer" in line
+    assert "train.on_nan=skip_update" in line
+    assert (run_dir / "metrics.jsonl").is_file()
