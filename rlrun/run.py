@@ -193,7 +193,8 @@ class Run:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         torch.set_num_threads(cfg.torch_threads)
-        torch.use_deterministic_algorithms(cfg.deterministic)
+        if cfg.deterministic != torch.are_deterministic_algorithms_enabled():
+            torch.use_deterministic_algorithms(cfg.deterministic)  # its first call imports for ~1.7 s
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
         self.checkpointer = Checkpointer(self.run_dir / "checkpoints", cfg.checkpoint.keep)

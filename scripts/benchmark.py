@@ -11,6 +11,7 @@ steps/s and ratios. Needs the `bench` extra (stable-baselines3).
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,6 +43,7 @@ WORKLOADS = [
              "sb3_offpolicy_peer.py"),
     Workload("td3_hopper", 4_000, "Hopper-v4", 1, ("algo=td3", "env=Hopper-v4", "algo.learning_starts=1000"),
              "sb3_offpolicy_peer.py"),
+    Workload("dqn_cartpole", 50_000, "CartPole-v1", 1, ("algo=dqn", "env=CartPole-v1"), "sb3_offpolicy_peer.py"),
 ]
 
 ENV_ONLY = """
@@ -58,7 +60,9 @@ for _ in range(steps // num_envs):
 
 def timed(command: list[str], cwd: Path) -> float:
     start = time.perf_counter()
-    subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    result = subprocess.run(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
     return time.perf_counter() - start
 
 
@@ -67,6 +71,7 @@ def measure(workload: Workload, repeats: int, out_dir: Path) -> dict[str, float]
     for repeat in range(repeats):
         times["sb3"].append(timed([PYTHON, str(ROOT / "scripts" / workload.peer), workload.name, str(workload.steps)], ROOT))
         run_dir = out_dir / f"{workload.name}_{repeat}"
+        shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run, not a resume of an earlier one
         times["rlrun"].append(timed([RLRUN, *workload.rlrun_args, f"total_timesteps={workload.steps}",
                                      f"hydra.run.dir={run_dir}", "eval.every_steps=0"], ROOT))
         times["env"].append(timed([PYTHON, "-c", ENV_ONLY, workload.env_id, str(workload.num_envs),

@@ -1,10 +1,12 @@
-"""Stable-Baselines3 SAC and TD3 at rlrun's MuJoCo preset settings, for side-by-side speed runs.
+"""Stable-Baselines3 SAC, TD3 (rlrun's MuJoCo presets) and DQN (rlrun's CartPole preset), for
+side-by-side speed runs.
 
 Usage: python scripts/sb3_offpolicy_peer.py WORKLOAD STEPS [LEARNING_STARTS]   (run by scripts/benchmark.py)
 
 Both use 256-256 ReLU networks, batch 256, a 1M buffer, one gradient step per env step
 (train_freq 1, gradient_steps 1), tau 0.005, gamma 0.99 and no normalisation, as rlrun's
-sac_mujoco and td3_mujoco presets; LEARNING_STARTS (default 1000) is set on both sides.
+sac_mujoco and td3_mujoco presets; LEARNING_STARTS (default 1000) is set on both sides. DQN
+uses rlrun's dqn_classic preset (SB3 Zoo's tuned CartPole settings) as it is.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3 import SAC, TD3
+from stable_baselines3 import DQN, SAC, TD3
 from stable_baselines3.common.noise import NormalActionNoise
 
 NET = dict(net_arch=[256, 256], activation_fn=torch.nn.ReLU)
@@ -44,7 +46,19 @@ def td3_hopper(steps: int, learning_starts: int) -> None:
     model.learn(total_timesteps=steps)
 
 
-WORKLOADS = {"sac_hopper": sac_hopper, "td3_hopper": td3_hopper}
+def dqn_cartpole(steps: int, learning_starts: int) -> None:
+    """rlrun's dqn_classic preset: 256-256 ReLU, lr 1e-3 linearly annealed, batch 64, buffer 100k,
+    64 gradient steps every 256 env steps, target copy every 10 steps, ε 1 -> 0.04 over 16%."""
+    model = DQN(
+        "MlpPolicy", "CartPole-v1", learning_rate=lambda progress: 1e-3 * progress, buffer_size=100_000,
+        learning_starts=learning_starts, batch_size=64, gamma=0.99, train_freq=256, gradient_steps=64,
+        target_update_interval=10, exploration_fraction=0.16, exploration_final_eps=0.04, max_grad_norm=10,
+        policy_kwargs=NET, seed=0, verbose=0, device="cpu",
+    )
+    model.learn(total_timesteps=steps)
+
+
+WORKLOADS = {"sac_hopper": sac_hopper, "td3_hopper": td3_hopper, "dqn_cartpole": dqn_cartpole}
 
 if __name__ == "__main__":
     gym.logger.min_level = 40
