@@ -22,7 +22,12 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from rlrun.checkpoint import (
-    FORMAT, CheckpointError, Checkpointer, load_checkpoint, resolve_checkpoint, save_atomic,
+    FORMAT,
+    Checkpointer,
+    CheckpointError,
+    load_checkpoint,
+    resolve_checkpoint,
+    save_atomic,
 )
 from rlrun.config import ConfigError, TrainConfig
 from rlrun.envs.factory import Step, VecEnv, make_vec_env

@@ -24,7 +24,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlrun.config import AlgoConfig, ConfigError, OptimizerConfig, TrainConfig, check, check_discount
+from rlrun.config import (
+    AlgoConfig,
+    ConfigError,
+    OptimizerConfig,
+    TrainConfig,
+    check,
+    check_discount,
+)
 from rlrun.data.replay import ReplayBatch, ReplayBuffer
 from rlrun.envs.factory import VecEnv
 from rlrun.networks.continuous import ActionScaler

@@ -29,7 +29,13 @@ import numpy as np
 import torch
 
 from rlrun.algos.bc import (
-    Actor, BCConfig, check_spaces, fit, initial_demos, make_policy, setup,
+    Actor,
+    BCConfig,
+    check_spaces,
+    fit,
+    initial_demos,
+    make_policy,
+    setup,
 )
 from rlrun.config import TrainConfig, check
 from rlrun.data.demos import Demos, Expert, collect_demos

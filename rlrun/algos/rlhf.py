@@ -44,8 +44,13 @@ from rlrun.envs.normalize import RunningMeanStd
 from rlrun.networks.mlp import flat_dim, mlp
 from rlrun.ops.optim import FlatOptimizer, make_optimizer, scheduled_lr, set_lr
 from rlrun.ops.preferences import (
-    bradley_terry_loss, ensemble_disagreement, pearson_correlation, preference_accuracy,
-    preference_probability, segment_returns, synthetic_preferences,
+    bradley_terry_loss,
+    ensemble_disagreement,
+    pearson_correlation,
+    preference_accuracy,
+    preference_probability,
+    segment_returns,
+    synthetic_preferences,
 )
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult

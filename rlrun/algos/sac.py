@@ -28,7 +28,10 @@ import torch
 from torch import nn
 
 from rlrun.algos._offpolicy import (
-    OffPolicyConfig, optimizer_with_lr, require_continuous_actions, train_off_policy,
+    OffPolicyConfig,
+    optimizer_with_lr,
+    require_continuous_actions,
+    train_off_policy,
 )
 from rlrun.config import TrainConfig, check
 from rlrun.data.replay import ReplayBatch

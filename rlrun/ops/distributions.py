@@ -49,7 +49,7 @@ class Categorical:
 class DiagGaussian:
     """Gaussian with diagonal covariance over the last dimension."""
 
-    __slots__ = ("mean", "log_std")
+    __slots__ = ("log_std", "mean")
 
     def __init__(self, mean: torch.Tensor, log_std: torch.Tensor) -> None:
         self.mean = mean
@@ -93,7 +93,7 @@ class TanhGaussian:
     of variables log π(a|s) = log N(u) - Σ_i log(1 - tanh(u_i)^2).
     """
 
-    __slots__ = ("mean", "log_std")
+    __slots__ = ("log_std", "mean")
 
     def __init__(self, mean: torch.Tensor, log_std: torch.Tensor) -> None:
         self.mean = mean
