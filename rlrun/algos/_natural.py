@@ -265,7 +265,7 @@ def train_loop(cfg: TrainConfig, run: Run, learner: Learner, policy_update: Poli
     envs, agent, buffer = learner.envs, learner.agent, learner.buffer
     run.track(agent=agent, value_optimizer=learner.value_optimizer, envs=envs)
     global_step = run.restore()
-    obs = torch.as_tensor(envs.reset(seed=run.env_seed), device=run.device)
+    obs = envs.reset(seed=run.env_seed)
     while global_step < cfg.total_timesteps and not run.should_stop:
         obs = collect_rollout(agent, envs, buffer, obs, run)
         batch = Batch.from_rollout(buffer, algo.gamma, algo.gae_lambda)

@@ -24,7 +24,6 @@ import torch
 from rlrun.config import AlgoConfig, TrainConfig, check, check_discount
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
 from rlrun.networks.actor_critic import ActorCritic
-from rlrun.ops.distributions import Distribution
 from rlrun.ops.importance import truncated_importance_weights, vtrace
 from rlrun.ops.optim import make_optimizer, scheduled_lr, set_lr
 from rlrun.ops.policy_gradient import actor_critic_step
@@ -66,19 +65,6 @@ class OffPACConfig(AlgoConfig):
         check(self.max_grad_norm >= 0, f"algo.max_grad_norm={self.max_grad_norm} must be >= 0")
 
 
-class BehaviourSampler:
-    """Acts with the behaviour policy μ and values states with the current critic (for collect_rollout)."""
-
-    def __init__(self, behaviour: ActorCritic, agent: ActorCritic) -> None:
-        self.behaviour, self.agent = behaviour, agent
-
-    def dist_and_value(self, obs: torch.Tensor) -> tuple[Distribution, torch.Tensor]:
-        return self.behaviour.dist(obs), self.agent.value(obs)
-
-    def value(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.agent.value(obs)
-
-
 def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> ActorCritic:
     return ActorCritic(cfg.network, obs_space, action_space)
 
@@ -96,12 +82,11 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     global_step = run.restore()
     buffer = RolloutBuffer(algo.num_steps, envs.num_envs, envs.single_observation_space,
                            envs.single_action_space, run.device)
-    sampler = BehaviourSampler(behaviour, agent)
-    obs = torch.as_tensor(envs.reset(seed=run.env_seed), device=run.device)
+    obs = envs.reset(seed=run.env_seed)
     while global_step < cfg.total_timesteps and not run.should_stop:
         lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
         set_lr(optimizer, lr)
-        obs = collect_rollout(sampler, envs, buffer, obs, run)
+        obs = collect_rollout(behaviour, envs, buffer, obs, run, critic=agent)
         global_step += buffer.batch_size
         b_obs, b_actions = buffer.flat_obs(), buffer.flat_actions()
         with torch.no_grad():

@@ -118,7 +118,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     global_step = run.restore()
     buffer = RolloutBuffer(algo.num_steps, envs.num_envs, envs.single_observation_space,
                            envs.single_action_space, run.device)
-    obs = torch.as_tensor(envs.reset(seed=run.env_seed), device=run.device)
+    obs = envs.reset(seed=run.env_seed)
     while global_step < cfg.total_timesteps and not run.should_stop:
         lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
         set_lr(optimizer, lr)

@@ -342,7 +342,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     global_step = run.restore()
     buffer = RolloutBuffer(algo.num_steps, envs.num_envs, obs_space, action_space, run.device)
     loss_fn = clipped_loss(algo)
-    obs = torch.as_tensor(envs.reset(seed=run.env_seed), device=run.device)
+    obs = envs.reset(seed=run.env_seed)
     while global_step < cfg.total_timesteps and not run.should_stop:
         lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
         set_lr(optimizer, lr)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import gymnasium as gym
 import numpy as np
 import torch
 
 from rlrun.envs.factory import VecEnv
+from rlrun.networks import numpy_acting
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.run import Run
+
+_COLUMNS = ("obs", "actions", "logprobs", "rewards", "values", "next_values", "terminations", "episode_ends")
 
 
 class RolloutBuffer:
@@ -39,6 +44,16 @@ class RolloutBuffer:
     def batch_size(self) -> int:
         return self.num_steps * self.num_envs
 
+    @property
+    def on_cpu(self) -> bool:
+        return self.obs.device.type == "cpu"
+
+    def columns(self, as_numpy: bool) -> SimpleNamespace:
+        """The storage to write step by step: the tensors, or numpy views of them on the CPU
+        (a numpy row write costs a fraction of a tensor one)."""
+        return SimpleNamespace(**{name: getattr(self, name).numpy() if as_numpy else getattr(self, name)
+                                  for name in _COLUMNS})
+
     def flat_obs(self) -> torch.Tensor:
         return self.obs.reshape(self.batch_size, *self.obs_shape)
 
@@ -46,34 +61,87 @@ class RolloutBuffer:
         return self.actions.reshape(self.batch_size, *self.action_shape)
 
 
+class TorchSampler:
+    """Acts with the torch modules on `device` (any network, any device)."""
+
+    def __init__(self, actor: ActorCritic, critic: ActorCritic, device: torch.device) -> None:
+        self.actor, self.critic, self.device = actor, critic, device
+
+    def columns(self, buffer: RolloutBuffer) -> SimpleNamespace:
+        return buffer.columns(as_numpy=False)
+
+    def put(self, array: np.ndarray) -> torch.Tensor:
+        """An env output in the form the storage columns and `act` take."""
+        return torch.as_tensor(array, device=self.device)
+
+    @staticmethod
+    def to_env(actions: torch.Tensor) -> np.ndarray:
+        return actions.cpu().numpy()
+
+    def act(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.actor is self.critic:
+            dist, values = self.actor.dist_and_value(obs)
+        else:
+            dist, values = self.actor.dist(obs), self.critic.value(obs)
+        actions, logprobs = dist.sample_and_log_prob()
+        return actions, logprobs, values
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.critic.value(obs)
+
+
+class NumpySampler(numpy_acting.NumpyActorCritic):
+    """Acts in numpy on CPU storage (small MLP actor-critics; see rlrun.networks.numpy_acting)."""
+
+    @staticmethod
+    def columns(buffer: RolloutBuffer) -> SimpleNamespace:
+        return buffer.columns(as_numpy=True)
+
+    @staticmethod
+    def put(array: np.ndarray) -> np.ndarray:
+        return array
+
+    @staticmethod
+    def to_env(actions: np.ndarray) -> np.ndarray:
+        return actions
+
+
+def make_sampler(actor: ActorCritic, critic: ActorCritic, buffer: RolloutBuffer) -> TorchSampler | NumpySampler:
+    """The fastest sampler that supports the networks and the buffer's device."""
+    if buffer.on_cpu and numpy_acting.supports(actor, critic, buffer.num_envs):
+        return NumpySampler(actor, critic)
+    return TorchSampler(actor, critic, buffer.obs.device)
+
+
 @torch.no_grad()
 def collect_rollout(
-    agent: ActorCritic, envs: VecEnv, buffer: RolloutBuffer, obs: torch.Tensor, run: Run
-) -> torch.Tensor:
-    """Fill `buffer` with `buffer.num_steps` steps of the sampling policy; returns the next obs.
+    agent: ActorCritic, envs: VecEnv, buffer: RolloutBuffer, obs: np.ndarray, run: Run,
+    critic: ActorCritic | None = None,
+) -> np.ndarray:
+    """Fill `buffer` with `buffer.num_steps` steps of `agent`'s sampling policy (values from
+    `critic`, by default `agent`); returns the next observations.
 
     Finished training episodes are reported to `run` for the `rollout/` metrics.
     """
-    device = buffer.obs.device
+    sampler = make_sampler(agent, critic or agent, buffer)
+    store, put = sampler.columns(buffer), sampler.put
     truncated_rows: list[tuple[int, np.ndarray, np.ndarray]] = []
+    obs = put(obs)
     for t in range(buffer.num_steps):
-        dist, value = agent.dist_and_value(obs)
-        action, logprob = dist.sample_and_log_prob()
-        buffer.obs[t] = obs
-        buffer.actions[t] = action
-        buffer.logprobs[t] = logprob
-        buffer.values[t] = value
-        step = envs.step(action.cpu().numpy())
+        actions, store.logprobs[t], store.values[t] = sampler.act(obs)
+        store.obs[t] = obs
+        store.actions[t] = actions
+        step = envs.step(sampler.to_env(actions))
         run.record_episodes(step)
-        buffer.rewards[t] = torch.from_numpy(step.rewards)
-        buffer.terminations[t] = torch.from_numpy(step.terminations)
-        buffer.episode_ends[t] = torch.from_numpy(step.terminations | step.truncations)
+        store.rewards[t] = put(step.rewards)
+        store.terminations[t] = put(step.terminations)
+        store.episode_ends[t] = put(step.terminations | step.truncations)
         truncated = np.flatnonzero(step.truncations & ~step.terminations)
         if len(truncated):
             truncated_rows.append((t, truncated, step.final_obs[truncated]))
-        obs = torch.as_tensor(step.obs, device=device)
-    buffer.next_values[:-1] = buffer.values[1:]
-    buffer.next_values[-1] = agent.value(obs)
+        obs = put(step.obs)
+    store.next_values[:-1] = store.values[1:]
+    store.next_values[-1] = sampler.value(obs)
     for t, rows, final_obs in truncated_rows:
-        buffer.next_values[t, rows] = agent.value(torch.as_tensor(final_obs, device=device))
-    return obs
+        store.next_values[t, rows] = sampler.value(put(final_obs))
+    return step.obs

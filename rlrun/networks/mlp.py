@@ -38,6 +38,7 @@ class MLP(nn.Module):
             layer_init(nn.Linear(a, b), HIDDEN_GAIN, orthogonal) for a, b in zip(sizes[:-1], sizes[1:])
         )
         self.activation = ACTIVATIONS[activation]
+        self.activation_name = activation
         self.out_dim = sizes[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
