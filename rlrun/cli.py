@@ -26,7 +26,7 @@ from hydra.core.override_parser.types import IntervalSweep
 from hydra.core.plugins import Plugins
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from rlrun.checkpoint import run_dir_of
@@ -174,11 +174,18 @@ def _check_plugins(overrides: list[str]) -> None:
                 _fail(f"{line} needs the {_PLUGINS[choice]} package: pip install -e '.[sweep]'")
 
 
-def compose_checked(config_name: str, overrides: list[str]) -> DictConfig:
-    """Compose and validate (types, unknown keys, values); exit 2 with one line on a mistake."""
+def compose_checked(config_name: str, overrides: list[str], output_dir_key: str | None = None) -> DictConfig:
+    """Compose and validate (types, unknown keys, values, and the output dir at `output_dir_key`,
+    e.g. hydra.run.dir, when given); exit 2 with one line on a mistake."""
     try:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name=config_name):
-            cfg = compose(config_name=config_name, overrides=overrides)
+            cfg = compose(config_name=config_name, overrides=overrides,
+                          return_hydra_config=output_dir_key is not None)
+        output_dir = None
+        if output_dir_key is not None:
+            output_dir = OmegaConf.select(cfg, output_dir_key)
+            with open_dict(cfg):
+                del cfg["hydra"]
         typed = OmegaConf.to_object(cfg)
         if config_name == "train":
             validate_train(typed)
@@ -186,17 +193,16 @@ def compose_checked(config_name: str, overrides: list[str]) -> DictConfig:
         _fail(str(error))
     except (ConfigCompositionException, MissingConfigException, OmegaConfBaseException) as error:
         _fail(_explain(error, config_name))
+    if output_dir is not None:
+        _check_output_dir(Path(output_dir), output_dir_key)
     return cfg
 
 
-def _check_output_dir(overrides: list[str], multirun: bool) -> None:
-    """Exit with one line when the run (or sweep) dir cannot be created or written."""
+def _check_output_dir(target: Path, key: str) -> None:
+    """Exit with one line when the run (or sweep) dir `target`, set by `key`, cannot be created or written."""
     import os
 
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="train"):
-        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
-    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    target = Path(OmegaConf.select(cfg, key)).expanduser().absolute()
+    target = target.expanduser().absolute()
     existing = next(p for p in (target, *target.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         problem = "is not a directory" if not existing.is_dir() else "is not writable"
@@ -276,9 +282,10 @@ def train() -> None:
     override_lists, check_args = _overrides(sys.argv[1:])
     if check_args:
         _check_plugins(override_lists[0])
-        for overrides in override_lists:
-            compose_checked("train", overrides)
-        _check_output_dir(override_lists[0], multirun=bool({"-m", "--multirun"} & set(sys.argv[1:])))
+        multirun = bool({"-m", "--multirun"} & set(sys.argv[1:]))
+        output_dir_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+        for i, overrides in enumerate(override_lists):
+            compose_checked("train", overrides, output_dir_key if i == 0 else None)
     _train_app()
 
 

@@ -283,6 +283,9 @@ class TrainConfig:
     """What to do when training diverges (non-finite gradients)."""
     torch_threads: int = 1
     """Torch intra-op CPU threads (1 is fastest for small MLPs on shared cores)."""
+    numpy_acting: bool = True
+    """Sample rollout actions in numpy when the policy is an MLP on the CPU acting for <= 64 envs
+    (a quarter of torch's per-step cost there); false always acts with torch."""
     deterministic: bool = False
     """Bitwise-repeatable runs and resumes: deterministic torch kernels, in-process envs."""
     hparams_search: HparamsSearchConfig | None = None

@@ -25,6 +25,7 @@ import torch
 from rlrun.config import AlgoConfig, ConfigError, TrainConfig, check, check_discount
 from rlrun.data.replay import ReplayBatch, ReplayBuffer
 from rlrun.envs.factory import VecEnv
+from rlrun.networks import numpy_acting
 from rlrun.networks.q import QNetwork
 from rlrun.ops.optim import FlatOptimizer, make_optimizer, scheduled_lr, set_lr
 from rlrun.ops.targets import hard_update, soft_update
@@ -32,6 +33,7 @@ from rlrun.ops.td import (
     LOSSES,
     double_q_target,
     epsilon_greedy,
+    epsilon_greedy_numpy,
     linear_schedule,
     q_learning_target,
     td_loss,
@@ -190,6 +192,20 @@ def dqn_targets(
         return q_learning_target(batch.rewards, next_q_target, batch.dones, algo.gamma)
 
 
+def exploration_policy(q_network: QNetwork, run: Run, num_envs: int) -> Callable[[np.ndarray, float], np.ndarray]:
+    """ε-greedy actions for a batch of observations, computed in numpy where the Q-network
+    allows (`numpy_acting`, see rlrun.networks.numpy_acting) and with torch otherwise."""
+    if run.cfg.numpy_acting and numpy_acting.supports_q(q_network, num_envs):
+        numpy_q = numpy_acting.NumpyQNetwork(q_network)
+        return lambda obs, epsilon: epsilon_greedy_numpy(numpy_q(obs), epsilon)
+
+    @torch.no_grad()
+    def explore(obs: np.ndarray, epsilon: float) -> np.ndarray:
+        return epsilon_greedy(q_network(torch.as_tensor(obs, device=run.device)), epsilon).cpu().numpy()
+
+    return explore
+
+
 class MeanStats:
     """Running sums of per-step statistics (tensors, summed without host syncs) until logged."""
 
@@ -230,15 +246,11 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
         run.restore()
     )  # minibatches and ε draws use the global torch RNG, restored with it
     stats = MeanStats()
+    explore = exploration_policy(q_network, run, envs.num_envs)
     obs = envs.reset(seed=run.env_seed)
     while global_step < cfg.total_timesteps and not run.should_stop:
         epsilon = algo.epsilon(global_step, cfg.total_timesteps)
-        with torch.no_grad():
-            actions = (
-                epsilon_greedy(q_network(torch.as_tensor(obs, device=run.device)), epsilon)
-                .cpu()
-                .numpy()
-            )
+        actions = explore(obs, epsilon)
         step = envs.step(actions)
         run.record_episodes(step)
         buffer.add(obs, step.final_obs, actions, step.rewards, step.terminations, step.truncations)

@@ -33,6 +33,10 @@ def _where(mask: Tensor, a: Tensor, b: Tensor) -> Tensor:
     return torch.where(mask.view(-1, *[1] * (a.dim() - 1)), a, b)
 
 
+def _host_array(value: ArrayLike) -> np.ndarray:
+    return value.detach().cpu().numpy() if isinstance(value, Tensor) else np.asarray(value)
+
+
 class ReplayBuffer:
     """Circular buffer of transitions collected from ``num_envs`` parallel environments.
 
@@ -92,6 +96,10 @@ class ReplayBuffer:
             self._final_next = 0  # sequence number of the next one
         else:
             self._rows["next_obs"] = empty((*grid, *obs_shape), obs_dtype)
+        self._columns: dict[str, np.ndarray | Tensor] = (
+            {name: t.numpy() for name, t in self._rows.items()} if self.storage_device.type == "cpu" else self._rows
+        )
+        """Where `add` writes: numpy views of CPU storage (a row write costs a fraction of a tensor copy)."""
 
     @property
     def size(self) -> int:
@@ -134,18 +142,18 @@ class ReplayBuffer:
         For environments whose episode ended at this step ``next_obs`` must hold the true
         final observation, not the first observation after the automatic reset.
         """
-        row = {name: t[self._pos] for name, t in self._rows.items()}
-        row["obs"].copy_(torch.as_tensor(obs))
-        row["actions"].copy_(torch.as_tensor(actions))
-        row["rewards"].copy_(torch.as_tensor(rewards))
-        row["terminations"].copy_(torch.as_tensor(terminations))
-        row["truncations"].copy_(torch.as_tensor(truncations))
+        pos = self._pos
+        to_storage = _host_array if self.storage_device.type == "cpu" else torch.as_tensor
+        columns = {"obs": obs, "actions": actions, "rewards": rewards, "terminations": terminations,
+                   "truncations": truncations}
+        if not self.optimize_memory:
+            columns["next_obs"] = next_obs
+        for name, value in columns.items():
+            self._columns[name][pos] = to_storage(value)
         if self.optimize_memory:
             next_obs = torch.as_tensor(next_obs, device=self.storage_device)
             self._last_next_obs.copy_(next_obs)
-            self._store_final_obs(next_obs, row["terminations"] | row["truncations"])
-        else:
-            row["next_obs"].copy_(torch.as_tensor(next_obs))
+            self._store_final_obs(next_obs, self._rows["terminations"][pos] | self._rows["truncations"][pos])
         self._pos = (self._pos + 1) % self.num_rows
         self._full = self._full or self._pos == 0
 

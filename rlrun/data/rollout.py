@@ -106,9 +106,10 @@ class NumpySampler(numpy_acting.NumpyActorCritic):
         return actions
 
 
-def make_sampler(actor: ActorCritic, critic: ActorCritic, buffer: RolloutBuffer) -> TorchSampler | NumpySampler:
+def make_sampler(actor: ActorCritic, critic: ActorCritic, buffer: RolloutBuffer,
+                 allow_numpy: bool = True) -> TorchSampler | NumpySampler:
     """The fastest sampler that supports the networks and the buffer's device."""
-    if buffer.on_cpu and numpy_acting.supports(actor, critic, buffer.num_envs):
+    if allow_numpy and buffer.on_cpu and numpy_acting.supports(actor, critic, buffer.num_envs):
         return NumpySampler(actor, critic)
     return TorchSampler(actor, critic, buffer.obs.device)
 
@@ -123,7 +124,7 @@ def collect_rollout(
 
     Finished training episodes are reported to `run` for the `rollout/` metrics.
     """
-    sampler = make_sampler(agent, critic or agent, buffer)
+    sampler = make_sampler(agent, critic or agent, buffer, run.cfg.numpy_acting)
     store, put = sampler.columns(buffer), sampler.put
     truncated_rows: list[tuple[int, np.ndarray, np.ndarray]] = []
     obs = put(obs)

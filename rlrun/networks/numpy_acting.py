@@ -1,4 +1,4 @@
-"""Numpy forward passes of MLP actor-critics, for acting on a few observations per env step.
+"""Numpy forward passes of MLP policies, for acting on a few observations per env step.
 
 At a few dozen rows a torch forward pass is dominated by per-op dispatch (5-10 µs per op, a
 dozen ops per step); the same matrix products in numpy cost a quarter of that. The arrays
@@ -18,6 +18,7 @@ from torch import nn
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.networks.heads import CategoricalHead, GaussianHead
 from rlrun.networks.mlp import MLP
+from rlrun.networks.q import QNetwork
 
 _ACTIVATIONS = {
     "tanh": lambda x: np.tanh(x, out=x),
@@ -36,30 +37,61 @@ def _linear(module: nn.Linear) -> Layer:
     return module.weight.detach().numpy().T, module.bias.detach().numpy()
 
 
-def _supported_torso(torso: nn.Module) -> bool:
+def _on_cpu_float32(*modules: nn.Module) -> bool:
+    return all(p.device.type == "cpu" and p.dtype == torch.float32 for m in modules for p in m.parameters())
+
+
+def supported_mlp(torso: nn.Module) -> bool:
     return isinstance(torso, MLP) and torso.activation_name in _ACTIVATIONS
+
+
+class NumpyMLP:
+    """An `MLP` (hidden layers and activations) in numpy."""
+
+    def __init__(self, mlp: MLP) -> None:
+        self.layers = [_linear(layer) for layer in mlp.layers]
+        self.activation = _ACTIVATIONS[mlp.activation_name]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        for weight_t, bias in self.layers:
+            x = self.activation(x @ weight_t + bias)
+        return x
 
 
 def supports(actor: ActorCritic, critic: ActorCritic, num_rows: int) -> bool:
     """Whether `NumpyActorCritic(actor, critic)` can act for `num_rows` observations per step."""
-    modules = (actor.actor_torso, critic.critic_torso)
     return (
         num_rows <= MAX_ROWS
-        and all(_supported_torso(torso) for torso in modules)
+        and supported_mlp(actor.actor_torso)
+        and supported_mlp(critic.critic_torso)
         and isinstance(actor.policy_head, (CategoricalHead, GaussianHead))
-        and all(p.device.type == "cpu" and p.dtype == torch.float32
-                for module in (actor, critic) for p in module.parameters())
+        and _on_cpu_float32(actor, critic)
     )
+
+
+def supports_q(q_network: QNetwork, num_rows: int) -> bool:
+    """Whether `NumpyQNetwork(q_network)` can act for `num_rows` observations per step."""
+    return num_rows <= MAX_ROWS and supported_mlp(q_network.torso) and _on_cpu_float32(q_network)
+
+
+class NumpyQNetwork:
+    """Q(s, ·) of a `QNetwork` with an MLP torso, in numpy."""
+
+    def __init__(self, q_network: QNetwork) -> None:
+        self.torso = NumpyMLP(q_network.torso)
+        self.head = _linear(q_network.head)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        weight_t, bias = self.head
+        return self.torso(obs) @ weight_t + bias
 
 
 class NumpyActorCritic:
     """Samples actions of `actor`'s policy and values of `critic`'s value function in numpy."""
 
     def __init__(self, actor: ActorCritic, critic: ActorCritic) -> None:
-        self.actor_layers = [_linear(layer) for layer in actor.actor_torso.layers]
-        self.critic_layers = [_linear(layer) for layer in critic.critic_torso.layers]
-        self.actor_activation = _ACTIVATIONS[actor.actor_torso.activation_name]
-        self.critic_activation = _ACTIVATIONS[critic.critic_torso.activation_name]
+        self.actor_torso = NumpyMLP(actor.actor_torso)
+        self.critic_torso = NumpyMLP(critic.critic_torso)
         self.shared_torso = actor is critic and actor.shared
         self.value_layer = _linear(critic.value_head)
         head = actor.policy_head
@@ -67,26 +99,14 @@ class NumpyActorCritic:
         self.policy_layer = _linear(head.mean if self.gaussian else head.logits)
         self.log_std = head.log_std.detach().numpy()[0] if self.gaussian else None
 
-    @staticmethod
-    def _forward(layers: list[Layer], activation, x: np.ndarray) -> np.ndarray:
-        for weight_t, bias in layers:
-            x = activation(x @ weight_t + bias)
-        return x
-
-    def _features(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        actor_features = self._forward(self.actor_layers, self.actor_activation, obs)
-        if self.shared_torso:
-            return actor_features, actor_features
-        return actor_features, self._forward(self.critic_layers, self.critic_activation, obs)
-
     def value(self, obs: np.ndarray) -> np.ndarray:
-        features = self._forward(self.critic_layers, self.critic_activation, obs)
         weight_t, bias = self.value_layer
-        return (features @ weight_t + bias)[:, 0]
+        return (self.critic_torso(obs) @ weight_t + bias)[:, 0]
 
     def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(sampled actions, their log-probabilities, state values) for a batch of observations."""
-        actor_features, critic_features = self._features(obs)
+        actor_features = self.actor_torso(obs)
+        critic_features = actor_features if self.shared_torso else self.critic_torso(obs)
         weight_t, bias = self.value_layer
         values = (critic_features @ weight_t + bias)[:, 0]
         weight_t, bias = self.policy_layer

@@ -11,6 +11,7 @@ transition is bootstrapped from its real final observation like any other.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional as F
@@ -46,6 +47,16 @@ def epsilon_greedy(
         q_values.shape[-1], greedy.shape, device=q_values.device, generator=generator
     )
     return torch.where(explore, uniform, greedy)
+
+
+def epsilon_greedy_numpy(q_values: np.ndarray, epsilon: float) -> np.ndarray:
+    """`epsilon_greedy` on numpy Q-values, with the same draws from torch's global generator."""
+    greedy = q_values.argmax(-1)
+    if epsilon <= 0.0:
+        return greedy
+    explore = torch.rand(greedy.shape).numpy() < epsilon
+    uniform = torch.randint(q_values.shape[-1], greedy.shape).numpy()
+    return np.where(explore, uniform, greedy)
 
 
 def epsilon_greedy_probs(q_values: Tensor, epsilon: float) -> Tensor:

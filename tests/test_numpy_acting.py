@@ -1,0 +1,112 @@
+"""The numpy acting path draws the same actions, log-probabilities and values as the torch one."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from rlrun.config import NetworkConfig
+from rlrun.data.rollout import NumpySampler, RolloutBuffer, TorchSampler, make_sampler
+from rlrun.networks import numpy_acting
+from rlrun.networks.actor_critic import ActorCritic
+
+BOX_OBS = gym.spaces.Box(-np.inf, np.inf, (11,), np.float32)
+SPACES = {
+    "gaussian": gym.spaces.Box(-1.0, 1.0, (3,), np.float32),
+    "categorical": gym.spaces.Discrete(5),
+}
+
+
+def _agent(action_space, **network) -> ActorCritic:
+    torch.manual_seed(0)
+    agent = ActorCritic(NetworkConfig(**network), BOX_OBS, action_space)
+    with torch.no_grad():  # non-trivial heads: the default init makes the policy output near zero
+        for p in agent.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return agent
+
+
+@pytest.mark.parametrize("head", sorted(SPACES))
+@pytest.mark.parametrize("network", [{}, {"shared": True}, {"activation": "relu", "hidden_sizes": [32, 16, 8]}])
+@pytest.mark.parametrize("rows", [1, 7])
+def test_numpy_sampler_matches_torch(head, network, rows):
+    agent = _agent(SPACES[head], **network)
+    obs = np.random.default_rng(rows).normal(size=(rows, 11)).astype(np.float32)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        expected = [t.numpy() for t in TorchSampler(agent, agent, torch.device("cpu")).act(torch.as_tensor(obs))]
+        expected_value = TorchSampler(agent, agent, torch.device("cpu")).value(torch.as_tensor(obs)).numpy()
+    torch.manual_seed(1)
+    sampler = NumpySampler(agent, agent)
+    actions, logprobs, values = sampler.act(obs)
+    np.testing.assert_allclose(actions, expected[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(logprobs, expected[1], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(values, expected[2], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(sampler.value(obs), expected_value, rtol=1e-5, atol=1e-5)
+    assert torch.rand(()).item() == pytest.approx(_next_uniform_after_one_draw(head, rows))
+
+
+def _next_uniform_after_one_draw(head, rows):
+    """Both paths must consume torch's generator identically (resume replays it)."""
+    torch.manual_seed(1)
+    shape = (rows, 3) if head == "gaussian" else (rows, 5)
+    torch.randn(shape) if head == "gaussian" else torch.rand(shape)
+    return torch.rand(()).item()
+
+
+def test_numpy_weights_follow_optimizer_steps():
+    agent = _agent(SPACES["gaussian"])
+    sampler = NumpySampler(agent, agent)
+    obs = np.ones((1, 11), np.float32)
+    before = sampler.value(obs).copy()
+    with torch.no_grad():
+        agent.value_head.bias.add_(1.0)
+    np.testing.assert_allclose(sampler.value(obs), before + 1.0, rtol=1e-6)
+
+
+def test_behaviour_actor_and_separate_critic():
+    actor, critic = _agent(SPACES["gaussian"]), _agent(SPACES["gaussian"], hidden_sizes=[16])
+    obs = np.random.default_rng(0).normal(size=(4, 11)).astype(np.float32)
+    torch.manual_seed(2)
+    with torch.no_grad():
+        expected = [t.numpy() for t in TorchSampler(actor, critic, torch.device("cpu")).act(torch.as_tensor(obs))]
+    torch.manual_seed(2)
+    got = NumpySampler(actor, critic).act(obs)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
+def _buffer(num_envs, obs_space=BOX_OBS):
+    return RolloutBuffer(4, num_envs, obs_space, SPACES["gaussian"], torch.device("cpu"))
+
+
+def test_sampler_choice():
+    agent = _agent(SPACES["gaussian"])
+    assert isinstance(make_sampler(agent, agent, _buffer(4)), NumpySampler)
+    assert isinstance(make_sampler(agent, agent, _buffer(numpy_acting.MAX_ROWS + 1)), TorchSampler)
+    gelu = _agent(SPACES["gaussian"], activation="gelu")
+    assert isinstance(make_sampler(gelu, gelu, _buffer(4)), TorchSampler)
+    discrete_obs = ActorCritic(NetworkConfig(), gym.spaces.Discrete(6), SPACES["gaussian"])
+    assert isinstance(make_sampler(discrete_obs, discrete_obs, _buffer(4)), TorchSampler)
+    double = _agent(SPACES["gaussian"]).double()
+    assert isinstance(make_sampler(double, double, _buffer(4)), TorchSampler)
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.3, 1.0])
+def test_numpy_q_network_and_epsilon_greedy_match_torch(epsilon):
+    from rlrun.networks.q import QNetwork
+    from rlrun.ops.td import epsilon_greedy, epsilon_greedy_numpy
+
+    torch.manual_seed(0)
+    q_network = QNetwork(NetworkConfig(activation="relu", hidden_sizes=[32, 32]), BOX_OBS, gym.spaces.Discrete(4))
+    obs = np.random.default_rng(0).normal(size=(9, 11)).astype(np.float32)
+    numpy_q = numpy_acting.NumpyQNetwork(q_network)
+    with torch.no_grad():
+        expected_q = q_network(torch.as_tensor(obs))
+    np.testing.assert_allclose(numpy_q(obs), expected_q.numpy(), rtol=1e-5, atol=1e-5)
+    torch.manual_seed(3)
+    expected = epsilon_greedy(expected_q, epsilon).numpy()
+    torch.manual_seed(3)
+    np.testing.assert_array_equal(epsilon_greedy_numpy(numpy_q(obs), epsilon), expected)
+    assert numpy_acting.supports_q(q_network, 9)
+    assert not numpy_acting.supports_q(q_network, numpy_acting.MAX_ROWS + 1)
