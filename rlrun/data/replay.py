@@ -33,6 +33,9 @@ def _where(mask: Tensor, a: Tensor, b: Tensor) -> Tensor:
     return torch.where(mask.view(-1, *[1] * (a.dim() - 1)), a, b)
 
 
+_ADDED_COLUMNS = ("obs", "actions", "rewards", "terminations", "truncations", "next_obs")
+
+
 def _host_array(value: ArrayLike) -> np.ndarray:
     return value.detach().cpu().numpy() if isinstance(value, Tensor) else np.asarray(value)
 
@@ -144,12 +147,10 @@ class ReplayBuffer:
         """
         pos = self._pos
         to_storage = _host_array if self.storage_device.type == "cpu" else torch.as_tensor
-        columns = {"obs": obs, "actions": actions, "rewards": rewards, "terminations": terminations,
-                   "truncations": truncations}
-        if not self.optimize_memory:
-            columns["next_obs"] = next_obs
-        for name, value in columns.items():
-            self._columns[name][pos] = to_storage(value)
+        values = (obs, actions, rewards, terminations, truncations, next_obs)
+        for name, value in zip(_ADDED_COLUMNS, values, strict=True):
+            if name in self._columns:  # next_obs is not stored with optimize_memory
+                self._columns[name][pos] = to_storage(value)
         if self.optimize_memory:
             next_obs = torch.as_tensor(next_obs, device=self.storage_device)
             self._last_next_obs.copy_(next_obs)

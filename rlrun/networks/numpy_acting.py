@@ -37,6 +37,11 @@ def _linear(module: nn.Linear) -> Layer:
     return module.weight.detach().numpy().T, module.bias.detach().numpy()
 
 
+def _affine(layer: Layer, x: np.ndarray) -> np.ndarray:
+    weight_t, bias = layer
+    return x @ weight_t + bias
+
+
 def _on_cpu_float32(*modules: nn.Module) -> bool:
     return all(p.device.type == "cpu" and p.dtype == torch.float32 for m in modules for p in m.parameters())
 
@@ -53,8 +58,8 @@ class NumpyMLP:
         self.activation = _ACTIVATIONS[mlp.activation_name]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        for weight_t, bias in self.layers:
-            x = self.activation(x @ weight_t + bias)
+        for layer in self.layers:
+            x = self.activation(_affine(layer, x))
         return x
 
 
@@ -82,8 +87,7 @@ class NumpyQNetwork:
         self.head = _linear(q_network.head)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        weight_t, bias = self.head
-        return self.torso(obs) @ weight_t + bias
+        return _affine(self.head, self.torso(obs))
 
 
 class NumpyActorCritic:
@@ -100,17 +104,14 @@ class NumpyActorCritic:
         self.log_std = head.log_std.detach().numpy()[0] if self.gaussian else None
 
     def value(self, obs: np.ndarray) -> np.ndarray:
-        weight_t, bias = self.value_layer
-        return (self.critic_torso(obs) @ weight_t + bias)[:, 0]
+        return _affine(self.value_layer, self.critic_torso(obs))[:, 0]
 
     def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(sampled actions, their log-probabilities, state values) for a batch of observations."""
         actor_features = self.actor_torso(obs)
         critic_features = actor_features if self.shared_torso else self.critic_torso(obs)
-        weight_t, bias = self.value_layer
-        values = (critic_features @ weight_t + bias)[:, 0]
-        weight_t, bias = self.policy_layer
-        out = actor_features @ weight_t + bias
+        values = _affine(self.value_layer, critic_features)[:, 0]
+        out = _affine(self.policy_layer, actor_features)
         if self.gaussian:
             z = torch.randn(out.shape).numpy()
             actions = out + np.exp(self.log_std) * z
