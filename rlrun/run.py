@@ -8,6 +8,7 @@ owns its loop and calls these services; it never builds envs, writes files or se
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import time
@@ -198,6 +199,9 @@ class Run:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         torch.set_num_threads(cfg.torch_threads)
+        if cfg.deterministic:
+            # cuBLAS is repeatable only with a fixed workspace, read when its first handle is made
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         if cfg.deterministic != torch.are_deterministic_algorithms_enabled():
             torch.use_deterministic_algorithms(cfg.deterministic)  # its first call imports for ~1.7 s
         self.device = resolve_device(cfg.device)

@@ -6,6 +6,7 @@ steps/s and ratios. Needs the `bench` extra (stable-baselines3).
 
     python scripts/benchmark.py                       # all workloads
     python scripts/benchmark.py ppo_hopper --repeats 3
+    python scripts/benchmark.py --device cuda          # both tools on the GPU
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Workload:
     num_envs: int
     rlrun_args: tuple[str, ...]
     peer: str = "sb3_peer.py"
-    """Script in scripts/ that runs the SB3 side: `peer WORKLOAD STEPS`."""
+    """Script in scripts/ that runs the SB3 side: `peer WORKLOAD STEPS DEVICE`."""
 
 
 WORKLOADS = [
@@ -66,14 +67,15 @@ def timed(command: list[str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
-def measure(workload: Workload, repeats: int, out_dir: Path) -> dict[str, float]:
+def measure(workload: Workload, repeats: int, out_dir: Path, device: str) -> dict[str, float]:
     times: dict[str, list[float]] = {"sb3": [], "rlrun": [], "env": []}
     for repeat in range(repeats):
-        times["sb3"].append(timed([PYTHON, str(ROOT / "scripts" / workload.peer), workload.name, str(workload.steps)], ROOT))
+        times["sb3"].append(timed([PYTHON, str(ROOT / "scripts" / workload.peer), workload.name, str(workload.steps),
+                                   device], ROOT))
         run_dir = out_dir / f"{workload.name}_{repeat}"
         shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run, not a resume of an earlier one
         times["rlrun"].append(timed([RLRUN, *workload.rlrun_args, f"total_timesteps={workload.steps}",
-                                     f"hydra.run.dir={run_dir}", "eval.every_steps=0"], ROOT))
+                                     f"hydra.run.dir={run_dir}", "eval.every_steps=0", f"device={device}"], ROOT))
         times["env"].append(timed([PYTHON, "-c", ENV_ONLY, workload.env_id, str(workload.num_envs),
                                    str(workload.steps)], ROOT))
     return {name: statistics.median(values) for name, values in times.items()}
@@ -84,11 +86,12 @@ def main() -> None:
     parser.add_argument("workloads", nargs="*", default=[w.name for w in WORKLOADS])
     parser.add_argument("--repeats", type=int, default=1, help="runs per tool; the median time is reported")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "benchmark")
+    parser.add_argument("--device", default="cpu", help="where both tools put their networks: cpu or cuda")
     args = parser.parse_args()
     rows = ["| workload | steps | SB3 steps/s | rlrun steps/s | rlrun / SB3 | env-only steps/s | rlrun time / env time |",
             "|---|---|---|---|---|---|---|"]
     for workload in (w for w in WORKLOADS if w.name in args.workloads):
-        t = measure(workload, args.repeats, args.out)
+        t = measure(workload, args.repeats, args.out, args.device)
         sps = {name: workload.steps / seconds for name, seconds in t.items()}
         rows.append(f"| {workload.name} | {workload.steps:,} | {sps['sb3']:,.0f} | {sps['rlrun']:,.0f} | "
                     f"{t['sb3'] / t['rlrun']:.2f}x | {sps['env']:,.0f} | {t['rlrun'] / t['env']:.2f}x |")

@@ -91,9 +91,9 @@ def assert_same(a, b, path="checkpoint"):
         assert a == b, path
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, family):
-    args = FAMILIES[family]
+def assert_resumed_exactly(args: list[str], tmp_path: Path) -> None:
+    """A run SIGKILLed after its first checkpoint and resumed by the same command ends with the
+    modules and generator states of an uninterrupted run."""
     straight = run(args, tmp_path / "straight")
     killed = run(args, tmp_path / "killed")
     first = tmp_path / "killed" / "checkpoints" / "last.pt"
@@ -112,3 +112,8 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, family):
     assert 0 < stopped_at < a["global_step"] == b["global_step"]
     assert_same(a["modules"], b["modules"])
     assert_same(a["rng"], b["rng"])
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, family):
+    assert_resumed_exactly(FAMILIES[family], tmp_path)
