@@ -62,7 +62,7 @@ def load_policy(checkpoint: str | Path, device: torch.device | str = "cpu") -> L
     from rlrun.envs.factory import env_spaces
 
     path = resolve_checkpoint(checkpoint)
-    state = load_checkpoint(path, map_location=device)
+    state = load_checkpoint(path)  # on the CPU; load_state_dict copies the weights to `device`
     spec = algorithms().get(state["algo"])
     if spec is None:
         raise CheckpointError(f"{path} was written by algo '{state['algo']}', which this rlrun does not have")

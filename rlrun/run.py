@@ -254,7 +254,7 @@ class Run:
             return None
         path = resolve_checkpoint(self.cfg.resume.path) if self.cfg.resume.path else own
         self._resume_path = path
-        state = load_checkpoint(path, map_location=self.device)
+        state = load_checkpoint(path)  # on the CPU: each tracked object moves its state to its device
         if state.get("algo") != self.cfg.algo.name:
             raise CheckpointError(
                 f"{path} was written by algo={state.get('algo')}, not algo={self.cfg.algo.name}: "

@@ -60,6 +60,6 @@ def test_cuda_checkpoint_evaluates_on_cpu_with_the_same_returns(train_run, tmp_p
     assert on_cpu.tolist() == pytest.approx(on_gpu.tolist(), rel=1e-3)
 
 
-@pytest.mark.parametrize("family", ["ppo", "sac", "dqn", "ppo_lm"])
+@pytest.mark.parametrize("family", ["ppo", "sac", "dqn", "cem", "sarsa", "ppo_lm"])
 def test_deterministic_cuda_run_resumes_bit_for_bit(tmp_path, family):
     assert_resumed_exactly([*FAMILIES[family], "device=cuda"], tmp_path)

@@ -115,7 +115,8 @@ class GaussianSearch:
         return {"mean": self.mean, "std": self.std, "iteration": self.iteration}
 
     def load_state_dict(self, state: dict[str, torch.Tensor | int]) -> None:
-        self.mean, self.std, self.iteration = state["mean"], state["std"], int(state["iteration"])
+        self.mean, self.std = state["mean"].to(self.mean), state["std"].to(self.std)
+        self.iteration = int(state["iteration"])
 
 
 def unflatten(actor: nn.Module, candidates: torch.Tensor) -> dict[str, torch.Tensor]:

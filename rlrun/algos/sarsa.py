@@ -97,14 +97,15 @@ class NextActions:
     checkpointed so that a resumed run takes the very actions it bootstrapped with.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
         self.actions: torch.Tensor | None = None
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"actions": self.actions}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.actions = state["actions"]
+        self.actions = state["actions"].to(self.device)
 
 
 def sarsa_targets(
@@ -143,7 +144,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
         hard_update(target_network, q_network)
         run.track(target_network=target_network)
     optimizer = make_optimizer(q_network.parameters(), cfg.optimizer)
-    next_actions = NextActions()
+    next_actions = NextActions(run.device)
     run.track(q_network=q_network, optimizer=optimizer, envs=envs, next_actions=next_actions)
     global_step = run.restore()
     batch = SarsaBatch(algo.num_steps, envs.num_envs, obs_space, run.device)
