@@ -6,7 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from rlrun.ops.targets import hard_update, soft_update
+from rlrun.config import OptimizerConfig
+from rlrun.ops.optim import make_optimizer
+from rlrun.ops.targets import TargetSync, hard_update, soft_update
 
 
 def _linear(weight: list[float], bias: float) -> nn.Linear:
@@ -77,3 +79,24 @@ def test_updates_reject_mismatched_modules_and_bad_tau() -> None:
         hard_update(_linear([1.0], 0.0), _net(0))
     with pytest.raises(ValueError):
         soft_update(_net(0), _net(1), tau=1.5)
+
+
+def test_target_sync_follows_the_source_after_its_optimizer_repacks_and_steps_it() -> None:
+    """TargetSync lists the tensors once; the FlatOptimizer made afterwards rebinds the source's
+    parameters into one flat buffer, and every later sync must still read the live values."""
+    source, target = _net(0), _net(1)
+    sync = TargetSync(target, source)
+    optimizer = make_optimizer(source.parameters(), OptimizerConfig(lr=0.1))
+    for _ in range(3):
+        optimizer.zero_grad()
+        source(torch.randn(16, 3)).square().mean().backward()
+        optimizer.step()
+        sync.hard()
+        _assert_same_state(target, source)
+    before = [p.clone() for p in target.parameters()]
+    optimizer.zero_grad()
+    source(torch.randn(16, 3)).square().mean().backward()
+    optimizer.step()
+    sync.soft(0.5)
+    for old, new, live in zip(before, target.parameters(), source.parameters(), strict=True):
+        assert torch.allclose(new, 0.5 * old + 0.5 * live)

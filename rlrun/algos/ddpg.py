@@ -33,7 +33,7 @@ from rlrun.config import TrainConfig, check
 from rlrun.data.replay import ReplayBatch
 from rlrun.networks.continuous import DeterministicActor, QEnsemble
 from rlrun.ops.noise import ExplorationNoise, GaussianNoise, OrnsteinUhlenbeckNoise
-from rlrun.ops.targets import soft_update
+from rlrun.ops.targets import TargetSync
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, Stateful, TrainResult
 
@@ -97,6 +97,7 @@ class DeterministicLearner:
         self.critic = QEnsemble(cfg.network, obs_space, action_space, num_critics).to(device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.target_syncs = [TargetSync(self.actor_target, self.actor), TargetSync(self.critic_target, self.critic)]
         self.actor_params = list(self.actor.parameters())
         self.actor_optimizer = optimizer_with_lr(self.actor_params, cfg.optimizer, algo.actor_lr)
         self.critic_optimizer = optimizer_with_lr(self.critic.parameters(), cfg.optimizer, algo.critic_lr)
@@ -137,8 +138,8 @@ class DeterministicLearner:
             self.actor_optimizer.zero_grad()
             actor_loss.backward(inputs=self.actor_params)  # no gradients for the critic's weights
             self.actor_optimizer.step()
-            soft_update(self.actor_target, self.actor, self.tau)
-            soft_update(self.critic_target, self.critic, self.tau)
+            for sync in self.target_syncs:
+                sync.soft(self.tau)
             stats["actor_loss"] = actor_loss.detach()
         return stats
 

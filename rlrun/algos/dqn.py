@@ -28,7 +28,7 @@ from rlrun.envs.factory import VecEnv
 from rlrun.networks import numpy_acting
 from rlrun.networks.q import QNetwork
 from rlrun.ops.optim import FlatOptimizer, make_optimizer, scheduled_lr, set_lr
-from rlrun.ops.targets import hard_update, soft_update
+from rlrun.ops.targets import TargetSync
 from rlrun.ops.td import (
     LOSSES,
     double_q_target,
@@ -232,7 +232,8 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     check_spaces(obs_space, action_space, cfg.env.id)
     q_network = make_policy(cfg, obs_space, action_space).to(run.device)
     target_network = make_policy(cfg, obs_space, action_space).to(run.device).requires_grad_(False)
-    hard_update(target_network, q_network)
+    target_sync = TargetSync(target_network, q_network)
+    target_sync.hard()
     optimizer = make_optimizer(q_network.parameters(), cfg.optimizer)
     buffer = make_replay(algo.buffer_size, envs, run.device)
     run.track(
@@ -258,7 +259,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
         previous, global_step = global_step, global_step + envs.num_envs
 
         if algo.tau == 1.0 and crossed(previous, global_step, algo.target_update_every):
-            hard_update(target_network, q_network)
+            target_sync.hard()
         if global_step > algo.learning_starts and crossed(previous, global_step, algo.train_every):
             set_lr(optimizer, scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps))
             for _ in range(algo.gradient_steps):
@@ -267,7 +268,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
                 q_taken = q_network(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
                 stats.add(td_update(optimizer, q_taken, targets, algo.loss, algo.max_grad_norm))
                 if algo.tau < 1.0:
-                    soft_update(target_network, q_network, algo.tau)
+                    target_sync.soft(algo.tau)
         if crossed(previous, global_step, algo.log_every) or global_step >= cfg.total_timesteps:
             lr = optimizer.param_groups[0]["lr"]
             run.log(

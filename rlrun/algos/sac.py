@@ -36,7 +36,7 @@ from rlrun.algos._offpolicy import (
 from rlrun.config import TrainConfig, check
 from rlrun.data.replay import ReplayBatch
 from rlrun.networks.continuous import QEnsemble, TanhGaussianActor
-from rlrun.ops.targets import soft_update
+from rlrun.ops.targets import TargetSync
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, Stateful, TrainResult
 
@@ -82,6 +82,7 @@ class SACLearner:
         self.actor = TanhGaussianActor(cfg.network, obs_space, action_space).to(device)
         self.critic = QEnsemble(cfg.network, obs_space, action_space, num_critics=2).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.critic_sync = TargetSync(self.critic_target, self.critic)
         initial_alpha = algo.alpha_init if algo.autotune else algo.alpha
         self.temperature = Temperature(initial_alpha, learnable=algo.autotune).to(device)
         self.target_entropy = (
@@ -143,7 +144,7 @@ class SACLearner:
             alpha_loss.backward()
             self.alpha_optimizer.step()
             stats["alpha_loss"] = alpha_loss.detach()
-        soft_update(self.critic_target, self.critic, self.tau)
+        self.critic_sync.soft(self.tau)
         return stats
 
 

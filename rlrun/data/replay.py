@@ -103,6 +103,8 @@ class ReplayBuffer:
             {name: t.numpy() for name, t in self._rows.items()} if self.storage_device.type == "cpu" else self._rows
         )
         """Where `add` writes: numpy views of CPU storage (a row write costs a fraction of a tensor copy)."""
+        self._sampled = {name: t.flatten(0, 1) for name, t in self._rows.items() if name in ReplayBatch._fields}
+        """Where `sample` reads: the storage with one transition per row, indexed by `row * num_envs + env`."""
 
     @property
     def size(self) -> int:
@@ -165,12 +167,9 @@ class ReplayBuffer:
         rng_device = generator.device if generator is not None else self.storage_device
         index = torch.randint(self.size, (batch_size,), generator=generator, device=rng_device)
         index = index.to(self.storage_device)
-        rows, envs = index // self.num_envs, index % self.num_envs
-        data = {
-            name: t[rows, envs] for name, t in self._rows.items() if name in ReplayBatch._fields
-        }
+        data = {name: t.index_select(0, index) for name, t in self._sampled.items()}
         if self.optimize_memory:
-            data["next_obs"] = self._next_obs(rows, envs)
+            data["next_obs"] = self._next_obs(index // self.num_envs, index % self.num_envs)
         data["dones"] = data["terminations"].float()
         return ReplayBatch(**{name: t.to(self.device) for name, t in data.items()})
 

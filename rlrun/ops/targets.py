@@ -24,24 +24,37 @@ def _copy(target: list[Tensor], source: list[Tensor]) -> None:
         torch._foreach_copy_(target, source)
 
 
-@torch.no_grad()
+class TargetSync:
+    """Keeps ``target`` in step with ``source``; their tensors are listed once, since walking
+    ``parameters()`` on every update took longer than the fused copy itself."""
+
+    def __init__(self, target: nn.Module, source: nn.Module) -> None:
+        self.params = _matched(target.parameters(), source.parameters())
+        self.buffers = _matched(target.buffers(), source.buffers())
+
+    @torch.no_grad()
+    def soft(self, tau: float) -> None:
+        """Polyak averaging: ``target <- tau * source + (1 - tau) * target`` for parameters, with
+        one fused ``_foreach_lerp_``; buffers (e.g. batch-norm statistics) are copied. ``tau=1``
+        gives exactly ``hard``."""
+        if not 0.0 <= tau <= 1.0:
+            raise ValueError(f"tau must be in [0, 1], got {tau}")
+        if self.params[0]:
+            torch._foreach_lerp_(*self.params, tau)
+        _copy(*self.buffers)
+
+    @torch.no_grad()
+    def hard(self) -> None:
+        """Copy all parameters and buffers of ``source`` into ``target`` in place."""
+        _copy(*self.params)
+        _copy(*self.buffers)
+
+
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
-    """Polyak-average ``source`` into ``target`` in place.
-
-    ``target <- tau * source + (1 - tau) * target`` for parameters, with one fused
-    ``_foreach_lerp_``; buffers (e.g. batch-norm statistics) are copied. ``tau=1`` gives
-    exactly ``hard_update``.
-    """
-    if not 0.0 <= tau <= 1.0:
-        raise ValueError(f"tau must be in [0, 1], got {tau}")
-    target_params, source_params = _matched(target.parameters(), source.parameters())
-    if target_params:
-        torch._foreach_lerp_(target_params, source_params, tau)
-    _copy(*_matched(target.buffers(), source.buffers()))
+    """One Polyak-averaging step of ``target`` towards ``source`` (see ``TargetSync.soft``)."""
+    TargetSync(target, source).soft(tau)
 
 
-@torch.no_grad()
 def hard_update(target: nn.Module, source: nn.Module) -> None:
     """Copy all parameters and buffers of ``source`` into ``target`` in place."""
-    _copy(*_matched(target.parameters(), source.parameters()))
-    _copy(*_matched(target.buffers(), source.buffers()))
+    TargetSync(target, source).hard()
