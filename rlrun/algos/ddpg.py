@@ -97,7 +97,9 @@ class DeterministicLearner:
         self.critic = QEnsemble(cfg.network, obs_space, action_space, num_critics).to(device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.target_syncs = [TargetSync(self.actor_target, self.actor), TargetSync(self.critic_target, self.critic)]
+        self.target_syncs = [
+            TargetSync(self.actor_target, self.actor), TargetSync(self.critic_target, self.critic),
+        ]
         self.actor_params = list(self.actor.parameters())
         self.actor_optimizer = optimizer_with_lr(self.actor_params, cfg.optimizer, algo.actor_lr)
         self.critic_optimizer = optimizer_with_lr(self.critic.parameters(), cfg.optimizer, algo.critic_lr)
