@@ -121,4 +121,4 @@ class NumpyActorCritic:
         log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
         uniform = torch.rand(out.shape).clamp_(1e-20, 1.0).numpy()
         actions = (log_probs - np.log(-np.log(uniform))).argmax(-1)
-        return actions, np.take_along_axis(log_probs, actions[:, None], -1)[:, 0], values
+        return actions, log_probs[np.arange(len(actions)), actions], values
