@@ -29,6 +29,15 @@ def test_running_mean_std_matches_numpy():
     np.testing.assert_allclose(rms.var, data.var(0), rtol=1e-10)
 
 
+def test_running_mean_std_of_single_rows_matches_numpy():
+    rms = RunningMeanStd((3,), epsilon=0.0)
+    data = np.random.default_rng(1).normal(-1.0, 2.0, size=(300, 3))
+    for row in data:
+        rms.update(row[None])
+    np.testing.assert_allclose(rms.mean, data.mean(0), rtol=1e-10)
+    np.testing.assert_allclose(rms.var, data.var(0), rtol=1e-10)
+
+
 def test_observation_normalisation_is_frozen_in_eval_envs():
     cfg = EnvConfig(id="Pendulum-v1", normalize_obs=True, normalize_reward=True)
     train = make_vec_env(cfg, 2, training=True)

@@ -27,7 +27,8 @@ def _agent(action_space, **network) -> ActorCritic:
 
 
 @pytest.mark.parametrize("head", sorted(SPACES))
-@pytest.mark.parametrize("network", [{}, {"shared": True}, {"activation": "relu", "hidden_sizes": [32, 16, 8]}])
+@pytest.mark.parametrize("network", [{}, {"shared": True}, {"activation": "relu", "hidden_sizes": [32, 16, 8]},
+                                     {"hidden_sizes": [128, 128]}])
 @pytest.mark.parametrize("rows", [1, 7])
 def test_numpy_sampler_matches_torch(head, network, rows):
     agent = _agent(SPACES[head], **network)
@@ -37,7 +38,9 @@ def test_numpy_sampler_matches_torch(head, network, rows):
         expected = [t.numpy() for t in TorchSampler(agent, agent, torch.device("cpu")).act(torch.as_tensor(obs))]
         expected_value = TorchSampler(agent, agent, torch.device("cpu")).value(torch.as_tensor(obs)).numpy()
     torch.manual_seed(1)
-    sampler = NumpySampler(agent, agent)
+    sampler = NumpySampler(agent, agent, rows)
+    if network == {"hidden_sizes": [128, 128]}:
+        assert (sampler.branches is None) == (rows == 1)  # 7 rows: two products are cheaper
     actions, logprobs, values = sampler.act(obs)
     np.testing.assert_allclose(actions, expected[0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(logprobs, expected[1], rtol=1e-5, atol=1e-4)
@@ -54,24 +57,27 @@ def _next_uniform_after_one_draw(head, rows):
     return torch.rand(()).item()
 
 
-def test_numpy_weights_follow_optimizer_steps():
+def test_numpy_sampler_snapshots_the_weights():
+    """The joined weights are copies: a sampler acts with the weights it was built from, and
+    `collect_rollout` builds one per rollout, after the previous update."""
     agent = _agent(SPACES["gaussian"])
-    sampler = NumpySampler(agent, agent)
     obs = np.ones((1, 11), np.float32)
-    before = sampler.value(obs).copy()
+    before = NumpySampler(agent, agent, 1)
+    value = before.value(obs).copy()
     with torch.no_grad():
         agent.value_head.bias.add_(1.0)
-    np.testing.assert_allclose(sampler.value(obs), before + 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(before.value(obs), value)
+    np.testing.assert_allclose(NumpySampler(agent, agent, 1).value(obs), value + 1.0, rtol=1e-6)
 
 
 def test_behaviour_actor_and_separate_critic():
-    actor, critic = _agent(SPACES["gaussian"]), _agent(SPACES["gaussian"], hidden_sizes=[16])
+    actor, critic = _agent(SPACES["gaussian"]), _agent(SPACES["gaussian"], hidden_sizes=[16, 8])
     obs = np.random.default_rng(0).normal(size=(4, 11)).astype(np.float32)
     torch.manual_seed(2)
     with torch.no_grad():
         expected = [t.numpy() for t in TorchSampler(actor, critic, torch.device("cpu")).act(torch.as_tensor(obs))]
     torch.manual_seed(2)
-    got = NumpySampler(actor, critic).act(obs)
+    got = NumpySampler(actor, critic, 4).act(obs)
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
 
@@ -88,6 +94,8 @@ def test_sampler_choice():
     assert isinstance(make_sampler(gelu, gelu, _buffer(4)), TorchSampler)
     discrete_obs = ActorCritic(NetworkConfig(), gym.spaces.Discrete(6), SPACES["gaussian"])
     assert isinstance(make_sampler(discrete_obs, discrete_obs, _buffer(4)), TorchSampler)
+    deeper_critic = _agent(SPACES["gaussian"], hidden_sizes=[16, 16, 16])
+    assert isinstance(make_sampler(_agent(SPACES["gaussian"]), deeper_critic, _buffer(4)), TorchSampler)
     double = _agent(SPACES["gaussian"]).double()
     assert isinstance(make_sampler(double, double, _buffer(4)), TorchSampler)
 

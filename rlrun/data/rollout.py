@@ -110,7 +110,7 @@ def make_sampler(actor: ActorCritic, critic: ActorCritic, buffer: RolloutBuffer,
                  allow_numpy: bool = True) -> TorchSampler | NumpySampler:
     """The fastest sampler that supports the networks and the buffer's device."""
     if allow_numpy and buffer.on_cpu and numpy_acting.supports(actor, critic, buffer.num_envs):
-        return NumpySampler(actor, critic)
+        return NumpySampler(actor, critic, buffer.num_envs)
     return TorchSampler(actor, critic, buffer.obs.device)
 
 

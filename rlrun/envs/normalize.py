@@ -20,6 +20,13 @@ class RunningMeanStd:
 
     def update(self, batch: np.ndarray) -> None:
         n = batch.shape[0]
+        if n == 1:  # one env: the batch mean is the row and its spread is zero (same result, fewer ops)
+            delta = batch[0] - self.mean
+            total = self.count + 1
+            self.mean = self.mean + delta * (1 / total)
+            self.var = (self.var * self.count + np.square(delta) * (self.count / total)) / total
+            self.count = total
+            return
         batch_mean = np.add.reduce(batch, 0) / n
         batch_m2 = np.add.reduce(np.square(batch - batch_mean), 0)
         delta = batch_mean - self.mean
