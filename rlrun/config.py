@@ -38,6 +38,11 @@ class EnvConfig:
     """Parallel training environments (count)."""
     vectorization: str = "sync"
     """Vector env kind: sync (one process) or async (one subprocess per env)."""
+    backend: str = "gymnasium"
+    """Env implementation: gymnasium, or envpool (EnvPool's C++ MuJoCo and classic-control envs;
+    `pip install envpool`, Linux x86-64)."""
+    threads: int = 1
+    """Worker threads stepping the envs of env.backend=envpool (count)."""
     normalize_obs: bool = False
     """Running mean/std observation normalisation, frozen at evaluation."""
     normalize_reward: bool = False
@@ -56,6 +61,20 @@ class EnvConfig:
         check(
             self.vectorization in ("sync", "async"),
             f"env.vectorization={self.vectorization!r} must be sync or async",
+        )
+        check(
+            self.backend in ("gymnasium", "envpool"),
+            f"env.backend={self.backend!r} must be gymnasium or envpool",
+        )
+        check(self.threads >= 1, f"env.threads={self.threads} must be >= 1")
+        check(
+            not (self.backend == "envpool" and self.vectorization == "async"),
+            "env.backend=envpool steps its envs in its own threads; drop env.vectorization=async "
+            "(set env.threads instead)",
+        )
+        check(
+            not (self.backend == "envpool" and self.family == "atari"),
+            f"env.backend=envpool is not wired for Atari ({self.id}) yet; use env.backend=gymnasium",
         )
         check(self.clip_obs > 0, f"env.clip_obs={self.clip_obs} must be > 0")
         check(self.clip_reward > 0, f"env.clip_reward={self.clip_reward} must be > 0")
@@ -304,6 +323,10 @@ class TrainConfig:
         check(
             not (self.deterministic and self.env.vectorization == "async"),
             "deterministic=true needs in-process envs; set env.vectorization=sync",
+        )
+        check(
+            not (self.deterministic and self.env.backend == "envpool"),
+            "deterministic=true resumes by replaying Gymnasium episodes; set env.backend=gymnasium",
         )
         check(self.seed >= 0, f"seed={self.seed} must be >= 0")
         check(

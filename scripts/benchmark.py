@@ -12,6 +12,7 @@ steps/s and ratios. Needs the `bench` extra (stable-baselines3).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import shutil
 import statistics
 import subprocess
@@ -34,6 +35,8 @@ class Workload:
     rlrun_args: tuple[str, ...]
     peer: str = "sb3_peer.py"
     """Script in scripts/ that runs the SB3 side: `peer WORKLOAD STEPS DEVICE`."""
+    peer_workload: str | None = None
+    """The peer's WORKLOAD when it differs from `name` (SB3 has no EnvPool backend)."""
 
 
 WORKLOADS = [
@@ -45,6 +48,11 @@ WORKLOADS = [
     Workload("td3_hopper", 4_000, "Hopper-v4", 1, ("algo=td3", "env=Hopper-v4", "algo.learning_starts=1000"),
              "sb3_offpolicy_peer.py"),
     Workload("dqn_cartpole", 50_000, "CartPole-v1", 1, ("algo=dqn", "env=CartPole-v1"), "sb3_offpolicy_peer.py"),
+    # rlrun on EnvPool's C++ envs against SB3 and the env-only loop on Gymnasium's (needs `.[envpool]`).
+    Workload("ppo_hopper_envpool", 20_480, "Hopper-v4", 1, ("algo=ppo", "env=Hopper-v4", "env.backend=envpool"),
+             peer_workload="ppo_hopper"),
+    Workload("ppo_cartpole_envpool", 100_000, "CartPole-v1", 4,
+             ("algo=ppo", "env=CartPole-v1", "env.backend=envpool"), peer_workload="ppo_cartpole"),
 ]
 
 ENV_ONLY = """
@@ -70,8 +78,8 @@ def timed(command: list[str], cwd: Path) -> float:
 def measure(workload: Workload, repeats: int, out_dir: Path, device: str) -> dict[str, float]:
     times: dict[str, list[float]] = {"sb3": [], "rlrun": [], "env": []}
     for repeat in range(repeats):
-        times["sb3"].append(timed([PYTHON, str(ROOT / "scripts" / workload.peer), workload.name, str(workload.steps),
-                                   device], ROOT))
+        times["sb3"].append(timed([PYTHON, str(ROOT / "scripts" / workload.peer),
+                                   workload.peer_workload or workload.name, str(workload.steps), device], ROOT))
         run_dir = out_dir / f"{workload.name}_{repeat}"
         shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run, not a resume of an earlier one
         times["rlrun"].append(timed([RLRUN, *workload.rlrun_args, f"total_timesteps={workload.steps}",
@@ -91,6 +99,9 @@ def main() -> None:
     rows = ["| workload | steps | SB3 steps/s | rlrun steps/s | rlrun / SB3 | env-only steps/s | rlrun time / env time |",
             "|---|---|---|---|---|---|---|"]
     for workload in (w for w in WORKLOADS if w.name in args.workloads):
+        if "env.backend=envpool" in workload.rlrun_args and importlib.util.find_spec("envpool") is None:
+            print(f"skipping {workload.name}: EnvPool is not installed (pip install -e '.[envpool]')", flush=True)
+            continue
         t = measure(workload, args.repeats, args.out, args.device)
         sps = {name: workload.steps / seconds for name, seconds in t.items()}
         rows.append(f"| {workload.name} | {workload.steps:,} | {sps['sb3']:,.0f} | {sps['rlrun']:,.0f} | "

@@ -95,3 +95,15 @@ def test_invalid_values_are_refused(compose_cfg, override, fragment):
 def test_wrong_types_and_unknown_keys_are_refused(compose_cfg, override):
     with pytest.raises(Exception):
         compose_cfg([override])
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    (["env.backend=envpool", "env.vectorization=async"], "drop env.vectorization=async"),
+    (["env.backend=envpool", "deterministic=true"], "set env.backend=gymnasium"),
+    (["env.backend=envpool", "env.family=atari"], "not wired for Atari"),
+    (["env.backend=gym"], "env.backend"),
+    (["env.threads=0"], "env.threads"),
+])
+def test_refused_env_backend_combinations(compose_cfg, overrides, fragment):
+    with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
+        compose_cfg(overrides)

@@ -15,7 +15,7 @@ import torch
 
 from rlrun.config import ConfigError, EnvConfig
 from rlrun.envs.normalize import ObsNormalizer, RewardNormalizer
-from rlrun.envs.vector import SerialVectorEnv, SubprocessVectorEnv
+from rlrun.envs.vector import EnvPoolVectorEnv, SerialVectorEnv, SubprocessVectorEnv
 
 
 @dataclass
@@ -47,7 +47,7 @@ class VecEnv:
 
     def __init__(
         self,
-        envs: SerialVectorEnv | SubprocessVectorEnv,
+        envs: SerialVectorEnv | SubprocessVectorEnv | EnvPoolVectorEnv,
         obs_normalizer: ObsNormalizer | None,
         reward_normalizer: RewardNormalizer | None,
         training: bool,
@@ -93,7 +93,8 @@ class VecEnv:
 
     def _restore(self, state: dict) -> bool:
         if not isinstance(self.envs, SerialVectorEnv):
-            self.notify("Resume: env.vectorization=async envs cannot be rebuilt; continuing with fresh episodes")
+            self.notify("Resume: envs of env.vectorization=async or env.backend=envpool cannot be rebuilt; "
+                        "continuing with fresh episodes")
             return False
         mismatched = self.envs.restore(state["episodes"])
         if mismatched:
@@ -242,6 +243,39 @@ def env_spaces(cfg: EnvConfig) -> tuple[gym.Space, gym.Space]:
     return spaces
 
 
+def _envpool_envs(cfg: EnvConfig, num_envs: int) -> EnvPoolVectorEnv:
+    """EnvPool's envs for `env.backend=envpool`, refusing what it cannot build."""
+    import difflib
+
+    try:
+        import envpool
+    except ImportError:
+        raise ConfigError(
+            "env.backend=envpool needs EnvPool: pip install envpool (Linux x86-64, Python >= 3.11)"
+        ) from None
+    ids = envpool.list_all_envs()
+    if cfg.id not in ids:
+        close = difflib.get_close_matches(cfg.id, ids, n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}? Or" if close else "use"
+        raise ConfigError(f"EnvPool has no env '{cfg.id}': {hint} env.backend=gymnasium")
+    kwargs = dict(cfg.kwargs)
+    if cfg.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = cfg.max_episode_steps
+
+    def make(seed: int):
+        with warnings.catch_warnings():  # EnvPool's spaces warn about their float64 bounds
+            warnings.simplefilter("ignore")
+            pool = envpool.make(cfg.id, env_type="gymnasium", num_envs=num_envs,
+                                num_threads=min(cfg.threads, num_envs), seed=seed, **kwargs)
+            pool.observation_space, pool.action_space  # built (and cached) here, not at the first step
+            return pool
+
+    try:
+        return EnvPoolVectorEnv(make, num_envs)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ConfigError(f"cannot build EnvPool env {cfg.id}: {str(error).splitlines()[0]}; check env.kwargs") from None
+
+
 def make_vec_env(
     cfg: EnvConfig,
     num_envs: int,
@@ -258,7 +292,8 @@ def make_vec_env(
     (`training=False`) reuse the training `obs_normalizer` frozen and never scale rewards.
     With `video`, the envs render rgb_array frames and record episodes as `video` says;
     without a display, MuJoCo renders through EGL and pygame (classic control) off-screen,
-    unless MUJOCO_GL or SDL_VIDEODRIVER says otherwise.
+    unless MUJOCO_GL or SDL_VIDEODRIVER says otherwise. Rendering always uses Gymnasium's
+    envs (EnvPool does not render), whatever `env.backend` says.
     """
     refuse_in_process_task(cfg)
     if video is not None:
@@ -267,10 +302,14 @@ def make_vec_env(
             os.environ.setdefault("MUJOCO_GL", "egl")
             os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
             os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-    fns = [_env_fn(cfg, render_mode, training) for _ in range(num_envs)]
-    if video is not None:
-        fns = [partial(_recording, fn, video, i, num_envs) for i, fn in enumerate(fns)]
-    envs = (SubprocessVectorEnv if cfg.vectorization == "async" else SerialVectorEnv)(fns)
+    envs: SerialVectorEnv | SubprocessVectorEnv | EnvPoolVectorEnv
+    if cfg.backend == "envpool" and render_mode is None:
+        envs = _envpool_envs(cfg, num_envs)
+    else:
+        fns = [_env_fn(cfg, render_mode, training) for _ in range(num_envs)]
+        if video is not None:
+            fns = [partial(_recording, fn, video, i, num_envs) for i, fn in enumerate(fns)]
+        envs = (SubprocessVectorEnv if cfg.vectorization == "async" else SerialVectorEnv)(fns)
     obs_space = envs.single_observation_space
     normalizable = isinstance(obs_space, gym.spaces.Box) and obs_space.dtype != np.uint8
     if training and cfg.normalize_obs and normalizable:

@@ -14,6 +14,7 @@ is reported and the run continues with fresh episodes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -118,3 +119,45 @@ class SubprocessVectorEnv:
 
     def close(self) -> None:
         self.vector_env.close()
+
+
+class EnvPoolVectorEnv:
+    """EnvPool's C++ vector env (`env.backend=envpool`) behind SerialVectorEnv's interface.
+
+    EnvPool resets an ended env on the *next* step; this resets it in the same step (a partial
+    `reset`), so rlrun sees one autoreset convention everywhere. EnvPool seeds its envs when
+    the pool is built (env i gets seed + i), so `reset(seed)` rebuilds the pool unless it is
+    fresh and has that seed already.
+    """
+
+    def __init__(self, envpool_make: Callable[..., Any], num_envs: int) -> None:
+        """`envpool_make(seed=...)` builds the pool (`envpool.make` with everything else bound)."""
+        self._make = envpool_make
+        self._seed: int | None = 0
+        self.pool = self._make(seed=0)
+        self._fresh = True
+        self.num_envs = num_envs
+        self.single_observation_space = self.pool.observation_space
+        self.single_action_space = self.pool.action_space
+        self.action_space = batch_space(self.single_action_space, num_envs)
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        if not self._fresh or (seed is not None and seed != self._seed):
+            self.pool.close()
+            self._seed = seed
+            self.pool = self._make(seed=0 if seed is None else seed)
+        self._fresh = False
+        return self.pool.reset()[0]
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+        obs, rewards, terminations, truncations, _ = self.pool.step(actions)
+        ended = np.flatnonzero(terminations | truncations)
+        final_obs = {}
+        if len(ended):
+            final_obs = {int(i): obs[i].copy() for i in ended}
+            obs = obs.copy()
+            obs[ended] = self.pool.reset(ended.astype(np.int32))[0]
+        return obs, rewards.astype(np.float64), terminations, truncations, final_obs
+
+    def close(self) -> None:
+        self.pool.close()
