@@ -13,7 +13,7 @@ observation/reward normalisation, linear learning-rate annealing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import gymnasium as gym
 import torch
@@ -22,6 +22,7 @@ from rlrun.config import AlgoConfig, ConfigError, TrainConfig, check, check_disc
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.distributions import Distribution
+from rlrun.ops.distributions import rows as distribution_rows
 from rlrun.ops.optim import FlatOptimizer, make_optimizer, scheduled_lr, set_lr
 from rlrun.ops.returns import explained_variance, gae
 from rlrun.registry import AlgoSpec
@@ -141,13 +142,28 @@ class Batch:
         return cls(buffer.flat_obs(), buffer.flat_actions(), buffer.logprobs.reshape(-1),
                    buffer.values.reshape(-1), advantages.reshape(-1), returns.reshape(-1))
 
+    def rows(self, index: torch.Tensor) -> Batch:
+        """The batch rows `index`, every field (tensor or distribution) indexed alike."""
+        return replace(self, **{field.name: _rows(getattr(self, field.name), index) for field in fields(self)})
 
-LossFn = Callable[[Distribution, torch.Tensor, Batch, torch.Tensor, torch.Tensor],
+
+def _rows(value: torch.Tensor | Distribution, index: torch.Tensor) -> torch.Tensor | Distribution:
+    return value[index] if isinstance(value, torch.Tensor) else distribution_rows(value, index)
+
+
+def normalized_per_minibatch(advantages: torch.Tensor, minibatch_size: int) -> torch.Tensor:
+    """Advantages standardised within each consecutive minibatch (rows past the last whole one dropped)."""
+    per_minibatch = advantages[: len(advantages) // minibatch_size * minibatch_size].view(-1, minibatch_size)
+    mean, std = per_minibatch.mean(1, keepdim=True), per_minibatch.std(1, keepdim=True)
+    return ((per_minibatch - mean) / (std + 1e-8)).view(-1)
+
+
+LossFn = Callable[[Distribution, torch.Tensor, Batch, slice, torch.Tensor],
                   tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 def clipped_loss(algo: PPOConfig) -> LossFn:
-    """The clipped-surrogate loss of one minibatch `mb` (indices into `batch`)."""
+    """The clipped-surrogate loss of one minibatch `mb` (rows of `batch`)."""
 
     def loss_fn(dist, new_values, batch, mb, mb_advantages):
         return ppo_loss(dist.log_prob(batch.actions[mb]), batch.logprobs[mb], mb_advantages, new_values,
@@ -163,36 +179,40 @@ def update(
     algo: PPOConfig,
     loss_fn: LossFn,
 ) -> dict[str, float]:
-    """Epochs of shuffled minibatch gradient steps on `loss_fn`, with the KL early stop."""
+    """Epochs of shuffled minibatch gradient steps on `loss_fn`, with the KL early stop.
+
+    Each epoch gathers the batch in a fresh random order once; minibatches are then slices
+    of it (views), and the advantages are standardised for all minibatches in one pass.
+    """
     batch_size = len(batch.advantages)
     minibatch_size = batch_size // algo.num_minibatches
-    stats_sum: dict[str, torch.Tensor] = {}
-    grad_norm_sum, updates, early_stop = 0.0, 0, False
+    all_stats: list[dict[str, torch.Tensor]] = []
+    grad_norms: list[torch.Tensor] = []
+    early_stop = False
     for _ in range(algo.num_epochs):
-        permutation = torch.randperm(batch_size, device=batch.advantages.device)
+        shuffled = batch.rows(torch.randperm(batch_size, device=batch.advantages.device))
+        advantages = shuffled.advantages
+        if algo.norm_adv and minibatch_size > 1:
+            advantages = normalized_per_minibatch(advantages, minibatch_size)
         for start in range(0, batch_size - minibatch_size + 1, minibatch_size):
-            mb = permutation[start : start + minibatch_size]
-            dist, new_values = agent.dist_and_value(batch.obs[mb])
-            mb_advantages = batch.advantages[mb]
-            if algo.norm_adv and minibatch_size > 1:
-                mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
-            loss, stats = loss_fn(dist, new_values, batch, mb, mb_advantages)
+            mb = slice(start, start + minibatch_size)
+            dist, new_values = agent.dist_and_value(shuffled.obs[mb])
+            loss, stats = loss_fn(dist, new_values, shuffled, mb, advantages[mb])
             optimizer.zero_grad()
             loss.backward()
-            grad_norm_sum += optimizer.clip_grad_norm(algo.max_grad_norm)
+            grad_norms.append(optimizer.clip_grad_norm(algo.max_grad_norm))
             optimizer.step()
-            updates += 1
-            for key, value in stats.items():
-                stats_sum[key] = stats_sum.get(key, 0.0) + value
+            all_stats.append(stats)
             if algo.target_kl is not None and stats["approx_kl"] > algo.target_kl:
                 early_stop = True
                 break
         if early_stop:
             break
-    metrics = {f"train/{key}": float(value) / updates for key, value in stats_sum.items()}
-    metrics["train/grad_norm"] = float(grad_norm_sum) / updates
+    metrics = {f"train/{key}": float(torch.stack([stats[key] for stats in all_stats]).mean())
+               for key in all_stats[0]}
+    metrics["train/grad_norm"] = float(torch.stack(grad_norms).mean())
     metrics["train/explained_variance"] = explained_variance(batch.values, batch.returns)
-    metrics["train/updates"] = float(updates)
+    metrics["train/updates"] = float(len(all_stats))
     metrics["train/early_stop"] = float(early_stop)
     return metrics
 

@@ -31,7 +31,7 @@ from rlrun.algos.ppo import (
 )
 from rlrun.config import TrainConfig, check
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
-from rlrun.ops.distributions import Categorical, DiagGaussian, Distribution, frozen
+from rlrun.ops.distributions import Distribution, frozen, rows
 from rlrun.ops.optim import make_optimizer, scheduled_lr, set_lr
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, Scalars, TrainResult
@@ -90,18 +90,18 @@ def kl_penalty_loss(
     return loss, stats
 
 
-def rows(dist: Distribution, index: torch.Tensor) -> Distribution:
-    """The distributions of the batch rows `index`."""
-    if isinstance(dist, Categorical):
-        return Categorical(dist.logits[index])
-    return DiagGaussian(dist.mean[index], dist.log_std[index])
+@dataclass
+class KLBatch(Batch):
+    """A rollout batch with the old policy's distribution of every row (shuffled alongside)."""
+
+    old_dist: Distribution | None = None
 
 
-def penalty_loss(algo: PPOKLConfig, old_dist: Distribution, beta: float) -> LossFn:
-    """The KL-penalty loss of one minibatch `mb` (indices into `batch`), old policy `old_dist`."""
+def penalty_loss(algo: PPOKLConfig, beta: float) -> LossFn:
+    """The KL-penalty loss of one minibatch `mb` (rows of a `KLBatch`)."""
 
     def loss_fn(dist, new_values, batch, mb, mb_advantages):
-        return kl_penalty_loss(dist, rows(old_dist, mb), dist.log_prob(batch.actions[mb]), batch.logprobs[mb],
+        return kl_penalty_loss(dist, rows(batch.old_dist, mb), dist.log_prob(batch.actions[mb]), batch.logprobs[mb],
                                mb_advantages, new_values, batch.values[mb], batch.returns[mb], beta, algo)
 
     return loss_fn
@@ -128,7 +128,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
         with torch.no_grad():
             old_dist = frozen(agent.dist(batch.obs))
         beta = coefs["beta"]
-        metrics = update(agent, optimizer, batch, algo, penalty_loss(algo, old_dist, beta))
+        metrics = update(agent, optimizer, KLBatch(**vars(batch), old_dist=old_dist), algo, penalty_loss(algo, beta))
         with torch.no_grad():
             kl = float(old_dist.kl(agent.dist(batch.obs)).mean())
         coefs["beta"] = adapt_kl_coef(beta, kl, algo.kl_target)

@@ -121,6 +121,15 @@ class TanhGaussian:
 Distribution = Categorical | DiagGaussian
 
 
+def rows(dist: Distribution, index: torch.Tensor | slice) -> Distribution:
+    """The distributions of the batch rows `index`."""
+    if isinstance(dist, Categorical):
+        picked = Categorical.__new__(Categorical)
+        picked.logits = dist.logits[index]  # already normalised: no second logsumexp
+        return picked
+    return DiagGaussian(dist.mean[index], dist.log_std[index])
+
+
 def frozen(dist: Distribution) -> Distribution:
     """A copy that owns its tensors, so later in-place parameter updates leave it unchanged.
 
