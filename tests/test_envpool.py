@@ -38,8 +38,10 @@ def test_reset_seeds_decide_the_episodes():
     envs.step(np.zeros((2, 3), np.float32))
     again = envs.reset(seed=3)
     other = envs.reset(seed=4)
+    unseeded = envs.reset()  # continues the envs' RNGs: new episodes, not seed 4's again
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
+    assert not np.array_equal(other, unseeded)
     assert not np.array_equal(first[0], first[1])  # env i draws from seed + i
     envs.close()
 

@@ -127,13 +127,13 @@ class EnvPoolVectorEnv:
     EnvPool resets an ended env on the *next* step; this resets it in the same step (a partial
     `reset`), so rlrun sees one autoreset convention everywhere. EnvPool seeds its envs when
     the pool is built (env i gets seed + i), so `reset(seed)` rebuilds the pool unless it is
-    fresh and has that seed already.
+    still unused and has that seed.
     """
 
     def __init__(self, envpool_make: Callable[..., Any], num_envs: int) -> None:
         """`envpool_make(seed=...)` builds the pool (`envpool.make` with everything else bound)."""
         self._make = envpool_make
-        self._seed: int | None = 0
+        self._seed = 0
         self.pool = self._make(seed=0)
         self._fresh = True
         self.num_envs = num_envs
@@ -142,10 +142,11 @@ class EnvPoolVectorEnv:
         self.action_space = batch_space(self.single_action_space, num_envs)
 
     def reset(self, seed: int | None = None) -> np.ndarray:
-        if not self._fresh or (seed is not None and seed != self._seed):
+        """Fresh episodes: from `seed` (a rebuilt pool), or, without one, from the envs' own RNGs."""
+        if seed is not None and not (self._fresh and seed == self._seed):
             self.pool.close()
             self._seed = seed
-            self.pool = self._make(seed=0 if seed is None else seed)
+            self.pool = self._make(seed=seed)
         self._fresh = False
         return self.pool.reset()[0]
 
