@@ -267,7 +267,7 @@ def _envpool_envs(cfg: EnvConfig, num_envs: int) -> EnvPoolVectorEnv:
             warnings.simplefilter("ignore")
             pool = envpool.make(cfg.id, env_type="gymnasium", num_envs=num_envs,
                                 num_threads=min(cfg.threads, num_envs), seed=seed, **kwargs)
-            pool.observation_space, pool.action_space  # built (and cached) here, not at the first step
+            _ = pool.observation_space, pool.action_space  # the pool caches them: built here, not at its first step
             return pool
 
     try:

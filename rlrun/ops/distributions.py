@@ -23,6 +23,13 @@ class Categorical:
     def __init__(self, logits: torch.Tensor) -> None:
         self.logits = logits - logits.logsumexp(-1, keepdim=True)
 
+    @classmethod
+    def of_log_probs(cls, log_probs: torch.Tensor) -> Categorical:
+        """From logits that are log-probabilities already (no second logsumexp)."""
+        dist = cls.__new__(cls)
+        dist.logits = log_probs
+        return dist
+
     def sample(self) -> torch.Tensor:
         """Draw actions with the Gumbel-max trick (uses torch's global generator)."""
         uniform = torch.rand_like(self.logits).clamp_(1e-20, 1.0)
@@ -124,9 +131,7 @@ Distribution = Categorical | DiagGaussian
 def rows(dist: Distribution, index: torch.Tensor | slice) -> Distribution:
     """The distributions of the batch rows `index`."""
     if isinstance(dist, Categorical):
-        picked = Categorical.__new__(Categorical)
-        picked.logits = dist.logits[index]  # already normalised: no second logsumexp
-        return picked
+        return Categorical.of_log_probs(dist.logits[index])
     return DiagGaussian(dist.mean[index], dist.log_std[index])
 
 
@@ -137,7 +142,5 @@ def frozen(dist: Distribution) -> Distribution:
     a DiagGaussian's `log_std` is otherwise a view of the state-independent log-std parameter.
     """
     if isinstance(dist, Categorical):
-        copy = Categorical.__new__(Categorical)
-        copy.logits = dist.logits.clone()  # already normalised: no second logsumexp
-        return copy
+        return Categorical.of_log_probs(dist.logits.clone())
     return DiagGaussian(dist.mean.clone(), dist.log_std.clone())
