@@ -8,7 +8,7 @@ from torch import nn
 
 from rlrun.config import OptimizerConfig
 from rlrun.ops.optim import make_optimizer
-from rlrun.ops.targets import TargetSync, hard_update, soft_update
+from rlrun.ops.targets import TargetSync, hard_update
 
 
 def _linear(weight: list[float], bias: float) -> nn.Linear:
@@ -34,22 +34,22 @@ def _assert_same_state(a: nn.Module, b: nn.Module) -> None:
 def test_soft_update_matches_hand_computed_polyak_average() -> None:
     target, source = _linear([0.0, 2.0], 1.0), _linear([4.0, -2.0], 3.0)
 
-    soft_update(target, source, tau=0.5)
+    TargetSync(target, source).soft(tau=0.5)
     assert torch.equal(target.weight, torch.tensor([[2.0, 0.0]]))
     assert torch.equal(target.bias, torch.tensor([2.0]))
 
-    soft_update(target, source, tau=0.5)
+    TargetSync(target, source).soft(tau=0.5)
     assert torch.equal(target.weight, torch.tensor([[3.0, -1.0]]))
     assert torch.equal(target.bias, torch.tensor([2.5]))
 
-    soft_update(target, source, tau=0.25)
+    TargetSync(target, source).soft(tau=0.25)
     assert torch.allclose(target.weight, torch.tensor([[3.25, -1.25]]))
     assert torch.equal(source.weight, torch.tensor([[4.0, -2.0]])), "source must not change"
 
 
 def test_soft_update_copies_buffers_and_keeps_target_out_of_autograd() -> None:
     target, source = _net(0), _net(1)
-    soft_update(target, source, tau=0.1)
+    TargetSync(target, source).soft(tau=0.1)
     for x, y in zip(target.buffers(), source.buffers(), strict=True):
         assert torch.equal(x, y)
     assert all(p.is_leaf and p.grad_fn is None for p in target.parameters())
@@ -58,7 +58,7 @@ def test_soft_update_copies_buffers_and_keeps_target_out_of_autograd() -> None:
 def test_soft_update_with_tau_one_equals_hard_update() -> None:
     source = _net(0)
     soft_target, hard_target = _net(1), _net(1)
-    soft_update(soft_target, source, tau=1.0)
+    TargetSync(soft_target, source).soft(tau=1.0)
     hard_update(hard_target, source)
     _assert_same_state(soft_target, hard_target)
     _assert_same_state(hard_target, source)
@@ -67,18 +67,18 @@ def test_soft_update_with_tau_one_equals_hard_update() -> None:
 def test_soft_update_with_tau_zero_leaves_parameters() -> None:
     target, source = _net(0), _net(1)
     before = copy.deepcopy(target)
-    soft_update(target, source, tau=0.0)
+    TargetSync(target, source).soft(tau=0.0)
     for x, y in zip(target.parameters(), before.parameters(), strict=True):
         assert torch.equal(x, y)
 
 
 def test_updates_reject_mismatched_modules_and_bad_tau() -> None:
     with pytest.raises(ValueError):
-        soft_update(_linear([1.0], 0.0), _net(0), tau=0.5)
+        TargetSync(_linear([1.0], 0.0), _net(0)).soft(tau=0.5)
     with pytest.raises(ValueError):
         hard_update(_linear([1.0], 0.0), _net(0))
     with pytest.raises(ValueError):
-        soft_update(_net(0), _net(1), tau=1.5)
+        TargetSync(_net(0), _net(1)).soft(tau=1.5)
 
 
 def test_target_sync_follows_the_source_after_its_optimizer_repacks_and_steps_it() -> None:

@@ -50,11 +50,6 @@ class TargetSync:
         _copy(*self.buffers)
 
 
-def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
-    """One Polyak-averaging step of ``target`` towards ``source`` (see ``TargetSync.soft``)."""
-    TargetSync(target, source).soft(tau)
-
-
 def hard_update(target: nn.Module, source: nn.Module) -> None:
     """Copy all parameters and buffers of ``source`` into ``target`` in place."""
     TargetSync(target, source).hard()
