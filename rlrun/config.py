@@ -19,6 +19,10 @@ class ConfigError(ValueError):
     """A user mistake in the configuration: the message names the key and the fix."""
 
 
+AUTO_THREADS = "auto"
+"""The `torch_threads` value that lets `rlrun.threads.ThreadGovernor` choose the count."""
+
+
 def check(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
@@ -300,8 +304,9 @@ class TrainConfig:
     """Where to continue from (`resume=<run dir or checkpoint>`) and whether the config may change."""
     train: GuardConfig = field(default_factory=GuardConfig)
     """What to do when training diverges (non-finite gradients)."""
-    torch_threads: int = 1
-    """Torch intra-op CPU threads (1 is fastest for small MLPs on shared cores)."""
+    torch_threads: int | str = 1
+    """Torch intra-op CPU threads (count; 1 is fastest for small MLPs on shared cores), or auto:
+    1 or up to 4, whichever trains more steps per second, measured while training (`rlrun.threads`)."""
     numpy_acting: bool = True
     """Sample rollout actions in numpy when the policy is an MLP on the CPU acting for <= 64 envs
     (a quarter of torch's per-step cost there); false always acts with torch."""
@@ -319,7 +324,14 @@ class TrainConfig:
             self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
             f"device={self.device!r} must be auto, cpu or cuda",
         )
-        check(self.torch_threads >= 1, f"torch_threads={self.torch_threads} must be >= 1")
+        check(
+            self.torch_threads == AUTO_THREADS or (isinstance(self.torch_threads, int) and self.torch_threads >= 1),
+            f"torch_threads={self.torch_threads} must be a count >= 1 or auto; e.g. torch_threads=1",
+        )
+        check(
+            not (self.deterministic and self.torch_threads == AUTO_THREADS),
+            "deterministic=true needs a fixed thread count (results change with it); set torch_threads=1",
+        )
         check(
             not (self.deterministic and self.env.vectorization == "async"),
             "deterministic=true needs in-process envs; set env.vectorization=sync",

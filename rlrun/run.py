@@ -35,6 +35,7 @@ from rlrun.envs.factory import Step, VecEnv, make_vec_env
 from rlrun.evaluation import EvalResult, evaluate
 from rlrun.logger import Logger
 from rlrun.ops.optim import FlatOptimizer, NonFiniteError
+from rlrun.threads import thread_control
 
 IGNORED_ON_RESUME = ("resume", "device", "torch_threads", "logger", "checkpoint", "hparams_search")
 """Config keys (and sections) that may change when a run is resumed: they do not shape training.
@@ -198,7 +199,8 @@ class Run:
     def __init__(self, cfg: TrainConfig, run_dir: Path) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        torch.set_num_threads(cfg.torch_threads)
+        self.threads = thread_control(cfg.torch_threads)
+        """Torch's CPU thread count, fixed or chosen by timing (`torch_threads=auto`)."""
         if cfg.deterministic:
             # cuBLAS is repeatable only with a fixed workspace, read when its first handle is made
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -378,6 +380,7 @@ class Run:
         elapsed = time.perf_counter() - self._start_time
         metrics["time/sps"] = (step - self._start_step) / max(elapsed, 1e-9)
         metrics["time/wall"] = elapsed
+        metrics["time/torch_threads"] = float(self.threads.threads)
         self.logger.log(metrics, step)
         self.logger.progress(step)
 
@@ -420,13 +423,16 @@ class Run:
         if self._next_eval is None or step < self._next_eval:
             return None
         self._next_eval = self._next_multiple(step, self.cfg.eval.every_steps)
-        return self._evaluate_and_log(policy, step)
+        with self.threads.excluded():
+            return self._evaluate_and_log(policy, step)
 
     def maybe_checkpoint(self, step: int) -> None:
-        """Checkpoint when `checkpoint.every_steps` is reached."""
+        """Checkpoint when `checkpoint.every_steps` is reached; called once per training iteration."""
         self.step = step
+        self.threads.observe(step)
         if step >= self._next_checkpoint:
-            self.save_checkpoint(step)
+            with self.threads.excluded():
+                self.save_checkpoint(step)
 
     def save_checkpoint(self, step: int, best: bool = False) -> None:
         """Write last.pt (and a numbered copy, and best.pt if `best`) with everything to resume.
