@@ -31,14 +31,14 @@ class ThreadGovernor:
 
     Training calls `observe(step)` once per iteration. Wall time is cut into windows of at
     least `window_s` seconds, less any time spent inside `excluded()` (evaluations and
-    checkpoints, which would blur the comparison). A comparison runs the other count for
-    one window, the chosen count for one more, then the other again, and switches only if
-    the other count's two windows took less time per step than the chosen count's two by
-    more than `margin`. If the other count's first window is `alarm` times slower or faster,
-    the comparison decides there. The choice is then kept for `hold` windows; the hold doubles
-    (up to `max_hold`) each time a comparison confirms it and resets when it changes. A
-    window more than `alarm` times slower than the choice's reference time starts a
-    comparison at once (another process took a core, or an update phase began).
+    checkpoints, which would blur the comparison). Times per step on more threads count
+    `margin` higher: extra threads must earn the cores they take from everything else. A
+    comparison times the other count for one window and decides there if that window was
+    worse than the chosen count's last one, or `alarm` times better; otherwise it times the
+    chosen count and the other once more each and keeps the better of the two pairs. The
+    choice is then kept for a hold of `min_hold` windows, doubled (up to `max_hold`) each
+    time a comparison confirms it. A window `alarm` times slower than the choice's
+    reference starts a comparison at once (another process took a core, or updates began).
 
     The count changes results bitwise for some networks (the order of floating-point sums
     differs), so `deterministic=true` refuses `torch_threads=auto`.
@@ -48,7 +48,7 @@ class ThreadGovernor:
         self,
         max_threads: int,
         window_s: float = 0.5,
-        margin: float = 0.05,
+        margin: float = 0.1,
         alarm: float = 1.5,
         min_hold: int = 8,
         max_hold: int = 128,
@@ -109,15 +109,22 @@ class ThreadGovernor:
             self._use(self._other())
 
     def _continue_comparison(self) -> None:
-        probe = self._probe
-        if len(probe) == 2 and not 1.0 / self.alarm <= probe[1][1] / probe[0][1] <= self.alarm:
-            self._decide(switch=probe[1][1] < probe[0][1])
-        elif len(probe) == 4:
-            mine = probe[0][1] + probe[2][1]
-            theirs = probe[1][1] + probe[3][1]
-            self._decide(switch=theirs < (1.0 - self.margin) * mine)
+        probe = [(threads, self._cost(threads, seconds)) for threads, seconds in self._probe]
+        if len(probe) == 2:
+            mine, theirs = probe[0][1], probe[1][1]
+            if theirs >= mine or self.alarm * theirs < mine:
+                self._decide(switch=theirs < mine)
+            else:
+                self._use(self.chosen)
+        elif len(probe) == 3:
+            self._use(self._other())
         else:
-            self._use(self.chosen if len(probe) == 2 else self._other())
+            mine, theirs = probe[0][1] + probe[2][1], probe[1][1] + probe[3][1]
+            self._decide(switch=theirs < mine)
+
+    def _cost(self, threads: int, per_step: float) -> float:
+        """Seconds per step, counted `margin` higher on more than one thread."""
+        return per_step * (1.0 + self.margin) if threads > 1 else per_step
 
     def _decide(self, switch: bool) -> None:
         probe, self._probe = self._probe, None

@@ -7,6 +7,7 @@ steps/s and ratios. Needs the `bench` extra (stable-baselines3).
     python scripts/benchmark.py                       # all workloads
     python scripts/benchmark.py ppo_hopper --repeats 3
     python scripts/benchmark.py --device cuda          # both tools on the GPU
+    python scripts/benchmark.py sac_hopper --also torch_threads=auto   # a second rlrun column
 """
 
 from __future__ import annotations
@@ -75,15 +76,19 @@ def timed(command: list[str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
-def measure(workload: Workload, repeats: int, out_dir: Path, device: str) -> dict[str, float]:
-    times: dict[str, list[float]] = {"sb3": [], "rlrun": [], "env": []}
+def measure(workload: Workload, repeats: int, out_dir: Path, device: str,
+            variants: dict[str, list[str]]) -> dict[str, float]:
+    """Median seconds of SB3, of rlrun with each variant's extra overrides, and of the env alone."""
+    times: dict[str, list[float]] = {"sb3": [], **{name: [] for name in variants}, "env": []}
     for repeat in range(repeats):
         times["sb3"].append(timed([PYTHON, str(ROOT / "scripts" / workload.peer),
                                    workload.peer_workload or workload.name, str(workload.steps), device], ROOT))
-        run_dir = out_dir / f"{workload.name}_{repeat}"
-        shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run, not a resume of an earlier one
-        times["rlrun"].append(timed([RLRUN, *workload.rlrun_args, f"total_timesteps={workload.steps}",
-                                     f"hydra.run.dir={run_dir}", "eval.every_steps=0", f"device={device}"], ROOT))
+        for index, (name, extra) in enumerate(variants.items()):
+            run_dir = out_dir / f"{workload.name}_{repeat}_{index}"
+            shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run, not a resume of an earlier one
+            times[name].append(timed([RLRUN, *workload.rlrun_args, f"total_timesteps={workload.steps}",
+                                      f"hydra.run.dir={run_dir}", "eval.every_steps=0", f"device={device}",
+                                      *extra], ROOT))
         times["env"].append(timed([PYTHON, "-c", ENV_ONLY, workload.env_id, str(workload.num_envs),
                                    str(workload.steps)], ROOT))
     return {name: statistics.median(values) for name, values in times.items()}
@@ -95,17 +100,27 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="runs per tool; the median time is reported")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "benchmark")
     parser.add_argument("--device", default="cpu", help="where both tools put their networks: cpu or cuda")
+    parser.add_argument("--also", nargs="+", default=None, metavar="KEY=VALUE",
+                        help="also time rlrun with these overrides (e.g. torch_threads=auto), in extra columns")
     args = parser.parse_args()
-    rows = ["| workload | steps | SB3 steps/s | rlrun steps/s | rlrun / SB3 | env-only steps/s | rlrun time / env time |",
-            "|---|---|---|---|---|---|---|"]
+    variants = {"rlrun": []}
+    if args.also:
+        variants[f"rlrun {' '.join(args.also)}"] = args.also
+    header = ["workload", "steps", "SB3 steps/s"]
+    for name in variants:
+        header += [f"{name} steps/s", f"{name} / SB3"]
+    header += ["env-only steps/s", "rlrun time / env time"]
+    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for workload in (w for w in WORKLOADS if w.name in args.workloads):
         if "env.backend=envpool" in workload.rlrun_args and importlib.util.find_spec("envpool") is None:
             print(f"skipping {workload.name}: EnvPool is not installed (pip install -e '.[envpool]')", flush=True)
             continue
-        t = measure(workload, args.repeats, args.out, args.device)
-        sps = {name: workload.steps / seconds for name, seconds in t.items()}
-        rows.append(f"| {workload.name} | {workload.steps:,} | {sps['sb3']:,.0f} | {sps['rlrun']:,.0f} | "
-                    f"{t['sb3'] / t['rlrun']:.2f}x | {sps['env']:,.0f} | {t['rlrun'] / t['env']:.2f}x |")
+        t = measure(workload, args.repeats, args.out, args.device, variants)
+        cells = [workload.name, f"{workload.steps:,}", f"{workload.steps / t['sb3']:,.0f}"]
+        for name in variants:
+            cells += [f"{workload.steps / t[name]:,.0f}", f"{t['sb3'] / t[name]:.2f}x"]
+        cells += [f"{workload.steps / t['env']:,.0f}", f"{t['rlrun'] / t['env']:.2f}x"]
+        rows.append("| " + " | ".join(cells) + " |")
         print(rows[-1], flush=True)
     print("\n".join(rows))
 
