@@ -57,6 +57,16 @@ def test_stays_on_one_thread_when_more_do_not_help_and_compares_less_often():
     assert sim.governor.comparisons - early < windows / sim.governor.min_hold / 4
 
 
+def test_updates_starting_after_a_cheap_warm_up_get_the_faster_count_soon():
+    sim = SimulatedTraining(lambda threads: 0.0005)  # random warm-up steps: no torch work
+    sim.iterate(2000)  # 10 s of warm-up, in which comparisons find no difference
+    assert sim.governor.chosen == 1
+    sim.cost = lambda threads: 0.010 if threads == 1 else 0.007  # updates begin
+    used = sim.iterate(1000)  # 100 iterations of 0.1 s at one thread
+    assert sim.governor.chosen == 2
+    assert used[:150].count(2) > 0  # within 15 windows of the change, not after a doubled hold
+
+
 def test_contention_sends_it_back_to_one_thread_at_once():
     busy = {"other_process": False}
 
