@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 
@@ -154,9 +154,8 @@ class FixedThreads:
         torch.set_num_threads(threads)
         self.threads = threads
 
-    @contextmanager
-    def excluded(self) -> Iterator[None]:
-        yield
+    def excluded(self) -> AbstractContextManager[None]:
+        return nullcontext()
 
     def observe(self, step: int) -> None:
         """Nothing to choose."""
