@@ -12,6 +12,7 @@ import importlib.util
 import itertools
 import json
 import re
+import shutil
 import statistics
 import sys
 import time
@@ -33,7 +34,7 @@ from omegaconf.errors import OmegaConfBaseException
 from rlrun.checkpoint import run_dir_of
 from rlrun.config import ConfigError, EvalRunConfig, TrainConfig, register_schemas
 from rlrun.envs.config_source import GymRegistryConfigSource, registered_env_ids
-from rlrun.registry import algorithms
+from rlrun.registry import AlgoSpec, algorithms
 from rlrun.sweep import assign_gpu, job_dir_name, seed_runs
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 USAGE_EXIT = 2
+CXX_COMPILERS = ("g++", "c++", "clang++")
+"""C++ compilers torch.compile's inductor can build its kernels with."""
 
 # Hydra command-line flags that take a value (their value is not an override).
 _FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
@@ -217,12 +220,25 @@ def validate_train(cfg: TrainConfig) -> None:
     from rlrun.envs.factory import env_spaces
 
     spec = algorithms()[cfg.algo.name]
+    if cfg.compile:
+        check_compile(spec)
     if spec.check_task is not None:  # an in-process task (env=lm), not a Gymnasium env
         spec.check_task(cfg)
         return
     obs_space, action_space = env_spaces(cfg.env)
     if spec.check_spaces is not None:
         spec.check_spaces(obs_space, action_space)
+
+
+def check_compile(spec: AlgoSpec) -> None:
+    """`compile=true` needs an algorithm that uses it and a C++ compiler for torch.compile's kernels."""
+    if not spec.compiles:
+        users = ", ".join(name for name, other in algorithms().items() if other.compiles)
+        raise ConfigError(f"compile=true applies to algo={users}; algo={spec.name} has no minibatch loss to "
+                          "compile: drop compile=true")
+    if not any(shutil.which(compiler) for compiler in CXX_COMPILERS):
+        raise ConfigError("compile=true needs a C++ compiler (g++ or clang++) on the PATH for torch.compile: "
+                          "install one (e.g. apt install g++) or drop compile=true")
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")

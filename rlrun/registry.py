@@ -37,6 +37,8 @@ class AlgoSpec:
     check_task: Callable[[TrainConfig], None] | None = None
     """For algorithms that train on an in-process task instead of Gymnasium envs (env=lm): raises
     ConfigError for a config it cannot run; the CLI then builds no Gymnasium env to check spaces."""
+    compiles: bool = False
+    """Accepts `compile=true`: its minibatch forward pass and loss go through torch.compile."""
 
 
 @cache

@@ -37,7 +37,9 @@ from rlrun.logger import Logger
 from rlrun.ops.optim import FlatOptimizer, NonFiniteError
 from rlrun.threads import thread_control
 
-IGNORED_ON_RESUME = ("resume", "device", "torch_threads", "logger", "checkpoint", "hparams_search")
+IGNORED_ON_RESUME = (
+    "resume", "device", "torch_threads", "numpy_acting", "compile", "logger", "checkpoint", "hparams_search",
+)
 """Config keys (and sections) that may change when a run is resumed: they do not shape training.
 A changed `total_timesteps` (extending a run) is accepted and reported; any other change needs
 `resume.allow_config_change=true`."""

@@ -45,6 +45,7 @@ def finished_run(tmp_path_factory):
     [
         (["algo=dqn", "env=Pendulum-v1"], "algo=sac"),
         (["algo=sac", "env=CartPole-v1"], "Discrete"),
+        (["algo=sac", "env=Pendulum-v1", "compile=true"], "compile=true applies to algo="),
         (["algo=sarsa", "env=MountainCarContinuous-v0"], "continuous"),
         (["algo.clip_coef=0"], "algo.clip_coef"),
         (["algo.gamma=1.5"], "algo.gamma"),

