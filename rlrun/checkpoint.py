@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import shutil
@@ -59,10 +60,23 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
         tmp.unlink(missing_ok=True)
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0]
         kept = "the previous checkpoint is intact" if path.is_file() else "no checkpoint was written"
-        raise CheckpointWriteError(
-            f"cannot write {path} ({reason}); {kept}. Free disk space or make the dir writable, "
-            "then re-run the same command to resume"
-        ) from None
+        raise CheckpointWriteError(f"cannot write {path} ({reason}); {kept}. {_remedy(error, path)}") from None
+    except BaseException:  # a second Ctrl-C mid-write: no temp file left behind
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _remedy(error: BaseException, path: Path) -> str:
+    """What to do about a failed write, by its cause."""
+    code = error.errno if isinstance(error, OSError) else None
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "Make the dir writable, then re-run the same command to resume"
+    if code == errno.ENOENT or not path.parent.is_dir():
+        return (f"{path.parent} was removed or moved while the run was writing to it (by another "
+                "process or a clean-up job?); re-run the command to start again")
+    if code in (errno.ENOSPC, errno.EDQUOT) or "space" in str(error).lower():
+        return "Free disk space, then re-run the same command to resume"
+    return "Free disk space or make the dir writable, then re-run the same command to resume"
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

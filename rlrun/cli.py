@@ -1,60 +1,52 @@
-"""Command-line entry points: `rlrun` (train, Hydra app) and `rlrun-eval` (evaluate a checkpoint).
+"""Command-line entry points: `rlrun` (train, a Hydra app), `rlrun-eval` and `rlrun-report`.
 
 A user mistake ends with one line on stderr that names the fix and exit code 2, never a
-traceback: overrides are composed and validated once before Hydra takes over.
+traceback: arguments are rewritten (`rlrun.arguments`), composed and validated
+(`rlrun.compose`) before Hydra takes over, and nothing is written into a run dir before the
+run is accepted (its lock taken, its resume checked: `Run` writes its files once training starts).
 """
 
 from __future__ import annotations
 
-import copy
-import difflib
-import importlib.util
-import itertools
 import json
-import re
-import shutil
 import statistics
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import hydra
-from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import IntervalSweep
 from hydra.core.plugins import Plugins
-from hydra.errors import ConfigCompositionException, MissingConfigException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
-from omegaconf.errors import OmegaConfBaseException
 
+from rlrun.arguments import rewrite
 from rlrun.checkpoint import run_dir_of
+from rlrun.compose import (
+    CONF_DIR,
+    CXX_COMPILERS,
+    USAGE_EXIT,
+    check_compile,
+    check_plugins,
+    compose_checked,
+    fail,
+    override_lists,
+    validate_train,
+)
 from rlrun.config import ConfigError, EvalRunConfig, TrainConfig, register_schemas
-from rlrun.envs.config_source import GymRegistryConfigSource, registered_env_ids
-from rlrun.registry import AlgoSpec, algorithms
+from rlrun.envs.config_source import GymRegistryConfigSource
+from rlrun.registry import algorithms
 from rlrun.sweep import assign_gpu, job_dir_name, seed_runs
 
 if TYPE_CHECKING:
     from torch import nn
 
     from rlrun.envs.factory import VecEnv
+    from rlrun.run import Launch
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-USAGE_EXIT = 2
-CXX_COMPILERS = ("g++", "c++", "clang++")
-"""C++ compilers torch.compile's inductor can build its kernels with."""
-
-# Hydra command-line flags that take a value (their value is not an override).
-_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
-                     "--config-dir", "-cd", "--info", "-i", "--experimental-rerun"}
-_NO_CHECK_FLAGS = {"--help", "-h", "--hydra-help", "--version", "--shell-completion", "-sc", "--info", "-i"}
-# The Hydra plugin package (the [sweep] extra) that each launcher or sweeper choice needs.
-_PLUGINS = {"joblib": "hydra-joblib-launcher", "submitit_local": "hydra-submitit-launcher",
-            "submitit_slurm": "hydra-submitit-launcher", "ray": "hydra-ray-launcher",
-            "optuna": "hydra-optuna-sweeper"}
+__all__ = ["CONF_DIR", "CXX_COMPILERS", "USAGE_EXIT", "check_compile", "compose_checked", "evaluate", "report",
+           "train", "validate_train"]
 
 
 def _run_dir(resume: str | None, default: str) -> str:
@@ -71,6 +63,8 @@ def _quiet_warnings() -> None:
     Also run on import: sweep worker processes (joblib, submitit) import this module, to unpickle
     the task function, before they compose their job's config.
     """
+    import warnings
+
     # Gymnasium warns on every make() of an older version (Hopper-v4): the user chose it.
     warnings.filterwarnings("ignore", message=".*is out of date.*")
     # conf/hydra/launcher/submitit_*.yaml set values over the plugin's schema of the same name.
@@ -92,164 +86,26 @@ def _setup() -> None:
         OmegaConf.register_new_resolver("rlrun_job_dir", job_dir_name)
 
 
-def _fail(message: str) -> None:
-    print(f"rlrun: {message}", file=sys.stderr)
-    raise SystemExit(USAGE_EXIT)
-
-
-def _close(word: str, options: list[str]) -> str:
-    matches = difflib.get_close_matches(word, options, n=3, cutoff=0.5)
-    return f"; did you mean {', '.join(matches)}?" if matches else ""
-
-
-def _explain(error: Exception, config_name: str) -> str:
-    """One line for a composition or validation error."""
-    text = str(error)
-    missing = re.search(r"Could not find '([\w/]+?)/(.+?)'", text)
-    if isinstance(error, MissingConfigException) and missing:
-        group, option = missing.groups()
-        if group == "env":
-            return f"unknown env '{option}'{_close(option, registered_env_ids())} (any Gymnasium id works)"
-        if group == "algo":
-            names = sorted(algorithms())
-            return f"unknown algo '{option}'{_close(option, names)} (choose from {', '.join(names)})"
-        options = sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
-        return f"unknown {group} '{option}'{_close(option, options)} (choose from {', '.join(options)})"
-    unknown = re.search(r"Could not override '(.+?)'", text) or re.search(r"Key '(.+?)' not in", text)
-    if unknown:
-        key = unknown.group(1)
-        return (f"unknown key '{key}'; check the spelling (`rlrun --cfg job` lists every key), "
-                f"or add a new key with +{key}=...")
-    cause = error.__cause__ or error
-    merging = re.search(r"Error merging override (\S+)", text)
-    detail = str(cause).strip().splitlines()[0]
-    if merging:
-        return f"invalid override {merging.group(1)}: {detail}"
-    return detail or f"invalid {config_name} config ({type(error).__name__})"
-
-
-def _overrides(argv: list[str]) -> tuple[list[list[str]], bool]:
-    """The override lists to validate before Hydra runs, and whether to check them.
-
-    A sweep is checked at its first value (an interval at its start), except a sweep of a group
-    choice (`algo=ppo,a2c`, `env=...`): every combination of those values is checked, so a typo
-    in any of them fails before the first job starts.
-    """
-    overrides, skip_next, check_args = [], False, True
-    for arg in argv:
-        if skip_next:
-            skip_next = False
-            continue
-        if arg in _NO_CHECK_FLAGS:
-            check_args = False
-        if arg.startswith("-"):
-            skip_next = arg in _FLAGS_WITH_VALUE and arg not in ("--info", "-i")
-            continue
-        overrides.append(arg)
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except Exception as error:  # Hydra's grammar errors
-        _fail(f"cannot parse overrides: {str(error).strip().splitlines()[0]}")
-    options = []
-    for override in parsed:
-        key = override.get_key_element()
-        if not override.is_sweep_override():
-            options.append([override.input_line])
-        elif isinstance(override.value(), IntervalSweep):
-            options.append([f"{key}={override.value().start}"])
-        else:
-            values = [f"{key}={value}" for value in override.sweep_string_iterator()]
-            options.append(values if _is_group(key) else values[:1])
-    return [list(combination) for combination in itertools.product(*options)], check_args
-
-
-def _is_group(key: str) -> bool:
-    return key == "env" or (Path(CONF_DIR) / key).is_dir()
-
-
-def _check_plugins(overrides: list[str]) -> None:
-    """Exit with the install command when a launcher or sweeper's Hydra plugin is missing."""
-    for line in overrides:
-        key, _, choice = line.partition("=")
-        choice = "optuna" if key == "hparams_search" and choice != "null" else choice
-        if key in ("hydra/launcher", "hydra/sweeper", "hparams_search") and choice in _PLUGINS:
-            module = "hydra_plugins." + _PLUGINS[choice].replace("-", "_")
-            if importlib.util.find_spec(module) is None:
-                _fail(f"{line} needs the {_PLUGINS[choice]} package: pip install -e '.[sweep]'")
-
-
-def compose_checked(config_name: str, overrides: list[str], output_dir_key: str | None = None) -> DictConfig:
-    """Compose and validate (types, unknown keys, values, and the output dir at `output_dir_key`,
-    e.g. hydra.run.dir, when given); exit 2 with one line on a mistake. Returns the composed
-    config, with its `hydra` node when `output_dir_key` is given."""
-    try:
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name=config_name):
-            cfg = compose(config_name=config_name, overrides=overrides,
-                          return_hydra_config=output_dir_key is not None)
-        job_cfg, output_dir = cfg, None
-        if output_dir_key is not None:
-            output_dir = OmegaConf.select(cfg, output_dir_key)
-            job_cfg = copy.deepcopy(cfg)
-            with open_dict(job_cfg):
-                del job_cfg["hydra"]
-        typed = OmegaConf.to_object(job_cfg)
-        if config_name == "train":
-            validate_train(typed)
-    except ConfigError as error:
-        _fail(str(error))
-    except (ConfigCompositionException, MissingConfigException, OmegaConfBaseException) as error:
-        _fail(_explain(error, config_name))
-    if output_dir is not None:
-        _check_output_dir(Path(output_dir), output_dir_key)
-    return cfg
-
-
-def _check_output_dir(target: Path, key: str) -> None:
-    """Exit with one line when the run (or sweep) dir `target`, set by `key`, cannot be created or written."""
-    import os
-
-    target = target.expanduser().absolute()
-    existing = next(p for p in (target, *target.parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        problem = "is not a directory" if not existing.is_dir() else "is not writable"
-        _fail(f"cannot create the output dir {target}: {existing} {problem}; set {key}=<writable dir>")
-
-
-def validate_train(cfg: TrainConfig) -> None:
-    """Checks that span groups: the env exists and builds, and the algorithm can act in it."""
-    from rlrun.envs.factory import env_spaces
-
-    spec = algorithms()[cfg.algo.name]
-    if cfg.compile:
-        check_compile(spec)
-    if spec.check_task is not None:  # an in-process task (env=lm), not a Gymnasium env
-        spec.check_task(cfg)
-        return
-    obs_space, action_space = env_spaces(cfg.env)
-    if spec.check_spaces is not None:
-        spec.check_spaces(obs_space, action_space)
-
-
-def check_compile(spec: AlgoSpec) -> None:
-    """`compile=true` needs an algorithm that uses it and a C++ compiler for torch.compile's kernels."""
-    if not spec.compiles:
-        users = ", ".join(name for name, other in algorithms().items() if other.compiles)
-        raise ConfigError(f"compile=true applies to algo={users}; algo={spec.name} has no minibatch loss to "
-                          "compile: drop compile=true")
-    if not any(shutil.which(compiler) for compiler in CXX_COMPILERS):
-        raise ConfigError("compile=true needs a C++ compiler (g++ or clang++) on the PATH for torch.compile: "
-                          "install one (e.g. apt install g++) or drop compile=true")
-
-
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _train_app(cfg: DictConfig) -> float:
     """One job of Hydra's entry point (sweeps, Hydra's flags): `_train_job` with its checks."""
     return _train_job(cfg)
 
 
+def _config_files(cfg: DictConfig, overrides: list[str]) -> dict[str, str]:
+    """The `.hydra/` files of a run dir (composed config, Hydra's config, overrides) as text."""
+    return {
+        ".hydra/config.yaml": OmegaConf.to_yaml(cfg),
+        ".hydra/hydra.yaml": OmegaConf.to_yaml(HydraConfig.instance().cfg),
+        ".hydra/overrides.yaml": OmegaConf.to_yaml(OmegaConf.create(overrides)),
+    }
+
+
 def _train_job(cfg: DictConfig, validated: bool = False) -> float:
     """One job: train (once per seed under hparams_search); the final eval return (seed mean).
     `validated`: this config already passed `validate_train` in this process."""
+    from rlrun.run import Launch
+
     try:
         typed: TrainConfig = OmegaConf.to_object(cfg)
         if not validated:
@@ -259,60 +115,84 @@ def _train_job(cfg: DictConfig, validated: bool = False) -> float:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             launcher = hydra_cfg.runtime.choices.get("hydra/launcher")
             assign_gpu(typed.device, launcher, hydra_cfg.job.num)
+        overrides = [str(line) for line in hydra_cfg.overrides.task]
+        preset = hydra_cfg.runtime.choices.get("preset")
         if typed.hparams_search is None:
-            return _train_run(typed, job_dir)
-        runs = seed_runs(typed, cfg, list(hydra_cfg.overrides.task), job_dir)
-        return statistics.fmean(_train_run(seed_cfg, run_dir) for seed_cfg, run_dir in runs)
+            return _train_run(typed, job_dir, Launch(overrides, _config_files(cfg, overrides), preset))
+        runs = seed_runs(typed, cfg, overrides, job_dir)
+        return statistics.fmean(
+            _train_run(seed_cfg, run_dir, Launch(seed_overrides, _config_files(seed_node, seed_overrides), preset))
+            for seed_cfg, seed_node, seed_overrides, run_dir in runs
+        )
     except ConfigError as error:
-        _fail(str(error))
+        fail(str(error))
 
 
-def _train_run(cfg: TrainConfig, run_dir: Path) -> float:
-    """Train one run in `run_dir`; its final eval return (a finished run is not trained again)."""
+def _train_run(cfg: TrainConfig, run_dir: Path, launch: Launch) -> float:
+    """Train one run in `run_dir` under its lock; its final eval return (a finished run is not
+    trained again). A refused run leaves the dir as it found it (and removes it if it made it)."""
+    from rlrun.lock import RunLock
     from rlrun.ops.optim import NonFiniteError
     from rlrun.run import Run, RunInterrupted, finished_result
 
-    done = finished_result(cfg, run_dir)
-    if done is not None:
-        print(f"rlrun: {run_dir} already finished at step {done.global_step}; its recorded final "
-              f"eval return is {done.final_eval_return:.2f} (not retrained)")
-        return done.final_eval_return
-    spec = algorithms()[cfg.algo.name]
-    run = Run(cfg, run_dir)
+    lock = RunLock(run_dir).acquire()
     try:
-        return spec.train(cfg, run).final_eval_return
-    except RunInterrupted as interrupted:
-        print(f"rlrun: {interrupted}", file=sys.stderr)
-        interrupted.pass_on()  # under submitit: requeue the job, which resumes from the checkpoint
-        raise SystemExit(interrupted.exit_code) from None
-    except NonFiniteError as error:
-        run.close()
-        print(f"rlrun: {run.divergence_message(error)}", file=sys.stderr)
-        raise SystemExit(1) from None
-    except BaseException:
-        run.close()
-        raise
+        done = finished_result(cfg, run_dir)
+        if done is not None:
+            print(f"rlrun: {run_dir} already finished at step {done.global_step}; its recorded final "
+                  f"eval return is {done.final_eval_return:.2f} (not retrained)")
+            return done.final_eval_return
+        spec = algorithms()[cfg.algo.name]
+        run = Run(cfg, run_dir, launch)
+        try:
+            return spec.train(cfg, run).final_eval_return
+        except RunInterrupted as interrupted:
+            run.record_line(str(interrupted))
+            run.close()
+            print(f"rlrun: {interrupted}", file=sys.stderr)
+            interrupted.pass_on()  # under submitit: requeue the job, which resumes from the checkpoint
+            raise SystemExit(interrupted.exit_code) from None
+        except NonFiniteError as error:
+            message = run.divergence_message(error)
+            run.record_line(message)
+            run.close()
+            print(f"rlrun: {message}", file=sys.stderr)
+            raise SystemExit(1) from None
+        except BaseException:
+            run.close()
+            raise
+    finally:
+        lock.release()
+        _remove_if_empty([run_dir])
 
 
-def _resume_alias(arg: str) -> str:
-    """`resume=<path>` is short for `resume.path=<path>` (the `resume` node also holds
-    `allow_config_change`)."""
-    match = re.fullmatch(r"\+{0,2}resume=(.*)", arg, flags=re.DOTALL)
-    return f"resume.path={match.group(1)}" if match else arg
+def _remove_if_empty(dirs: list[Path]) -> None:
+    """Remove each dir of `dirs` (deepest first) that exists and is empty."""
+    for directory in dirs:
+        try:
+            directory.rmdir()
+        except OSError:
+            pass  # not empty, or gone
 
 
 def train() -> None:
     """`rlrun [overrides]`: validate the overrides (each group choice of a sweep), then run Hydra."""
     _setup()
-    sys.argv[1:] = [_resume_alias(arg) for arg in sys.argv[1:]]
-    override_lists, check_args = _overrides(sys.argv[1:])
+    try:
+        sys.argv[1:] = rewrite(sys.argv[1:])
+    except ConfigError as error:
+        fail(str(error))
+    override_sets, check_args = override_lists(sys.argv[1:])
     if check_args:
-        _check_plugins(override_lists[0])
+        check_plugins(override_sets[0])
         multirun = bool({"-m", "--multirun"} & set(sys.argv[1:]))
+        if multirun and any(o.partition("=")[0].lstrip("+") == "resume.path" for o in override_sets[0]):
+            fail("resume= continues one run; to continue a sweep, re-run its command with "
+                 "hydra.sweep.dir=<its sweep dir>")
         output_dir_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
         composed = [compose_checked("train", overrides, output_dir_key if i == 0 else None)
-                    for i, overrides in enumerate(override_lists)]
-        plain = override_lists == [sys.argv[1:]]  # no flags, no sweep syntax
+                    for i, overrides in enumerate(override_sets)]
+        plain = override_sets == [sys.argv[1:]]  # no flags, no sweep syntax
         if plain and composed[0].hydra.mode != RunMode.MULTIRUN:  # (a search config may set MULTIRUN)
             _run_single(composed[0])
             return
@@ -320,9 +200,10 @@ def train() -> None:
 
 
 def _run_single(cfg: DictConfig) -> None:
-    """Run one job through Hydra's job runner (run dir, `.hydra/` files, logging, callbacks)
-    with the config `compose_checked` composed and validated: Hydra's own entry point would
-    compose it twice more, about 0.6 s of every run."""
+    """Run one job through Hydra's job runner (run dir, logging, callbacks) with the config
+    `compose_checked` composed and validated: Hydra's own entry point would compose it twice
+    more, about 0.6 s of every run (and knows nothing of resume=, whose config comes from the
+    checkpoint). Dirs it creates for a run that is then refused are removed again."""
     from functools import partial
 
     from hydra._internal.callbacks import Callbacks
@@ -334,59 +215,94 @@ def _run_single(cfg: DictConfig) -> None:
         with read_write(cfg.hydra), open_dict(cfg.hydra):
             cfg.hydra.mode = RunMode.RUN
             cfg.hydra.overrides.hydra.append("hydra.mode=RUN")
+    run_dir = Path(str(cfg.hydra.run.dir)).absolute()
+    created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]
     JobRuntime.instance().set("name", cfg.hydra.job.name)
     configure_log(cfg.hydra.hydra_logging, cfg.hydra.verbose)
     callbacks = Callbacks(cfg)
     callbacks.on_run_start(config=cfg, config_name="train")
-    result = run_and_report(lambda: run_job(
-        task_function=partial(_train_job, validated=True), config=cfg, job_dir_key="hydra.run.dir",
-        job_subdir_key=None, hydra_context=HydraContext(config_loader=None, callbacks=callbacks),
-    ))
+    try:
+        result = run_and_report(lambda: run_job(
+            task_function=partial(_train_job, validated=True), config=cfg, job_dir_key="hydra.run.dir",
+            job_subdir_key=None, hydra_context=HydraContext(config_loader=None, callbacks=callbacks),
+        ))
+    finally:
+        _remove_if_empty(created)
     callbacks.on_run_end(config=cfg, config_name="train", job_return=result)
     run_and_report(lambda: result.return_value)
 
 
+EVAL_USAGE = """usage: rlrun-eval <run dir or checkpoint> [key=value ...]   (or checkpoint=<path>)
+  eval.episodes=10          episodes (count)
+  eval.deterministic=true   mean/argmax actions (false: sample)
+  eval.num_envs=5           parallel eval envs (count)
+  eval.max_episode_steps=   cap of each episode (env steps; default: the training envs' limit)
+  eval.seed_offset=1000003  eval envs are seeded with seed + seed_offset
+  eval.video=false          record MP4s to <run dir>/eval/ (needs the video extra)
+  eval.video_episodes=1     episodes recorded (count)
+  eval.export=null          torchscript | onnx: write a self-contained policy file beside the checkpoint
+  device=auto  seed=<the run's seed>  torch_threads=1"""
+
+
 def evaluate() -> None:
-    """`rlrun-eval checkpoint=PATH [eval.episodes=N ...]`: evaluate a checkpoint, print and save JSON."""
+    """`rlrun-eval <checkpoint or run dir> [eval.episodes=N ...]`: evaluate a checkpoint, print and save JSON."""
+    _setup()
+    if any(arg in ("--help", "-h") for arg in sys.argv[1:]):
+        print(EVAL_USAGE)
+        return
+    try:
+        arguments = rewrite(sys.argv[1:], positional_key="checkpoint")
+    except ConfigError as error:
+        fail(str(error))
+    overrides = override_lists(arguments)[0][0]
+    options: EvalRunConfig = OmegaConf.to_object(compose_checked("eval", overrides))
+    try:
+        _evaluate_checkpoint(options)
+    except ConfigError as error:
+        fail(str(error))
+    except KeyboardInterrupt:
+        print("rlrun-eval: interrupted; nothing was written", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def _evaluate_checkpoint(options: EvalRunConfig) -> None:
+    """Evaluate (and export, record) `options.checkpoint`; print a table and write `<stem>.eval.json`."""
+    import signal
+
     import torch
     from rich.console import Console
     from rich.table import Table
 
     from rlrun.envs.factory import VideoSpec, make_vec_env
     from rlrun.evaluation import evaluate as run_evaluation
+    from rlrun.extras import require
     from rlrun.policy_io import load_policy
     from rlrun.run import resolve_device
 
-    _setup()
-    overrides = _overrides(sys.argv[1:])[0][0]
-    if any(arg in ("--help", "-h") for arg in sys.argv[1:]):
-        print("usage: rlrun-eval checkpoint=PATH [eval.episodes=10] [eval.deterministic=true] [device=auto] [seed=0]\n"
-              "                  [eval.video=false] [eval.video_episodes=1] [eval.export=torchscript|onnx]")
-        return
-    options: EvalRunConfig = OmegaConf.to_object(compose_checked("eval", overrides))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM ends it like Ctrl-C
     started = time.time()
-    try:
-        torch.set_num_threads(options.torch_threads)
-        device = resolve_device(options.device)
-        loaded = load_policy(options.checkpoint, device)
-        path, policy, train_cfg = loaded.path, loaded.policy, loaded.train_cfg
-        state = {"algo": loaded.algo, "global_step": loaded.global_step}
-        video = None
-        if options.eval.video:
-            video = VideoSpec(run_dir_of(path) / "eval", options.eval.video_episodes,
-                              f"{path.stem}-step{state['global_step']}")
-        envs = make_vec_env(train_cfg.env, options.eval.num_envs, training=False, video=video)
-        envs.obs_normalizer = loaded.obs_normalizer(envs.single_observation_space)
-        if options.eval.export is not None:
-            _export(options.eval.export, policy, envs, path, state, train_cfg)
-        result = run_evaluation(
-            policy, envs, options.eval.episodes, options.seed + options.eval.seed_offset, device,
-            options.eval.deterministic,
-        )
-        envs.close()
-    except ConfigError as error:
-        _fail(str(error))
-    table = Table(title=f"{state['algo']} on {train_cfg.env.id} — {path.name} (step {state['global_step']})")
+    torch.set_num_threads(options.torch_threads)
+    device = resolve_device(options.device)
+    loaded = load_policy(options.checkpoint, device)
+    path, policy, train_cfg = loaded.path, loaded.policy, loaded.train_cfg
+    state = {"algo": loaded.algo, "global_step": loaded.global_step}
+    video = None
+    if options.eval.video:
+        require("moviepy", "eval.video=true")
+        if train_cfg.env.family == "classic":
+            require("pygame", f"eval.video=true on {train_cfg.env.id}")
+        video = VideoSpec(run_dir_of(path) / "eval", options.eval.video_episodes,
+                          f"{path.stem}-step{state['global_step']}")
+    envs = make_vec_env(train_cfg.env, options.eval.num_envs, training=False, video=video,
+                        max_episode_steps=options.eval.max_episode_steps)
+    envs.obs_normalizer = loaded.obs_normalizer(envs.single_observation_space)
+    if options.eval.export is not None:
+        _export(options.eval.export, policy, envs, path, state, train_cfg)
+    seed = train_cfg.seed if options.seed is None else options.seed
+    result = run_evaluation(policy, envs, options.eval.episodes, seed + options.eval.seed_offset, device,
+                            options.eval.deterministic)
+    envs.close()
+    table = Table(title=f"{state['algo']} on {train_cfg.env.id} — {path} (step {state['global_step']})")
     for column in ("episodes", "return mean", "return std", "return IQM", "length mean"):
         table.add_column(column, justify="right")
     table.add_row(str(len(result.returns)), f"{result.mean:.2f}", f"{result.std:.2f}",
@@ -415,7 +331,8 @@ def _export(
 
     metadata = {"algo": state["algo"], "env": train_cfg.env.id, "global_step": str(state["global_step"]),
                 "observation_space": str(envs.single_observation_space),
-                "action_space": str(envs.single_action_space)}
+                "action_space": str(envs.single_action_space),
+                "input": f"obs: float32 (batch, {', '.join(map(str, envs.single_observation_space.shape))})"}
     out, difference = export_policy(policy, envs.single_observation_space, envs.single_action_space,
                                     envs.obs_normalizer, fmt, path, metadata)
     print(f"wrote {out} (max |action difference| from the checkpoint's policy: {difference:.3g})")
@@ -441,4 +358,4 @@ def report() -> None:
     try:
         write_report(args.paths, args.out or args.paths[0] / "report", args.resamples, args.seed)
     except ConfigError as error:
-        _fail(str(error))
+        fail(str(error))

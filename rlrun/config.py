@@ -56,7 +56,11 @@ class EnvConfig:
     clip_reward: float = 10.0
     """Clip normalised rewards to [-clip_reward, clip_reward] (std units)."""
     max_episode_steps: int | None = None
-    """Override the registered time limit (env steps); null keeps Gymnasium's."""
+    """Time limit of an episode (env steps; reaching it is a truncation); null keeps the one
+    Gymnasium registers, and an env registered without one gets `unlimited_max_episode_steps`."""
+    unlimited_max_episode_steps: int = 1000
+    """Time limit for envs Gymnasium registers without one (env steps; e.g. CliffWalking), so
+    that no episode runs forever; Atari games keep ALE's own frame limit."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments for gymnasium.make."""
 
@@ -86,15 +90,19 @@ class EnvConfig:
             self.max_episode_steps is None or self.max_episode_steps > 0,
             f"env.max_episode_steps={self.max_episode_steps} must be > 0 or null",
         )
+        check(
+            self.unlimited_max_episode_steps > 0,
+            f"env.unlimited_max_episode_steps={self.unlimited_max_episode_steps} must be > 0",
+        )
 
 
 @dataclass
 class NetworkConfig:
     name: str = "mlp"
-    """Torso kind: mlp (vector observations), cnn (Nature CNN for image observations), lm (causal
-    transformer for the language task env=lm) or hf_lm (a local Hugging Face causal LM at `path`)."""
+    """Torso kind: mlp (vector observations) or cnn (Nature CNN for image observations); the
+    language task's networks are `LMNetworkConfig` and `HFNetworkConfig`."""
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
-    """Hidden layer widths of each MLP (units)."""
+    """Hidden layer widths of each MLP (units); the CNN's dense layer is the last."""
     activation: str = "tanh"
     """Hidden activation: tanh, relu, elu, gelu or silu."""
     init: str = "orthogonal"
@@ -103,25 +111,9 @@ class NetworkConfig:
     """Share one torso between actor and critic (separate networks if false)."""
     log_std_init: float = 0.0
     """Initial log standard deviation of Gaussian policies (nats)."""
-    layers: int = 2
-    """Transformer blocks of network=lm (count)."""
-    width: int = 64
-    """Residual stream width of network=lm (units per token)."""
-    heads: int = 4
-    """Attention heads of network=lm (count; must divide `width`)."""
-    path: str | None = None
-    """Local Hugging Face model directory for network=hf_lm (loaded with local_files_only; null otherwise)."""
 
     def __post_init__(self) -> None:
-        check(
-            self.name in ("mlp", "cnn", "lm", "hf_lm"),
-            f"network.name={self.name!r} must be mlp, cnn, lm or hf_lm",
-        )
-        check(self.layers >= 1, f"network.layers={self.layers} must be >= 1")
-        check(
-            self.heads >= 1 and self.width % self.heads == 0,
-            f"network.heads={self.heads} must be >= 1 and divide network.width={self.width}",
-        )
+        check(self.name in ("mlp", "cnn"), f"network.name={self.name!r} must be mlp or cnn")
         check(
             all(size > 0 for size in self.hidden_sizes),
             f"network.hidden_sizes={list(self.hidden_sizes)} must all be > 0",
@@ -134,6 +126,41 @@ class NetworkConfig:
             self.init in ("orthogonal", "default"),
             f"network.init={self.init!r} must be orthogonal or default",
         )
+
+
+@dataclass
+class LMNetworkConfig:
+    name: str = "lm"
+    """The small causal transformer of the language task env=lm (`network=lm`)."""
+    layers: int = 2
+    """Transformer blocks (count)."""
+    width: int = 64
+    """Residual stream width (units per token)."""
+    heads: int = 4
+    """Attention heads (count; must divide `width`)."""
+
+    def __post_init__(self) -> None:
+        check(self.name == "lm", f"network.name={self.name!r} must be lm for this schema")
+        check(self.layers >= 1, f"network.layers={self.layers} must be >= 1")
+        check(
+            self.heads >= 1 and self.width % self.heads == 0,
+            f"network.heads={self.heads} must be >= 1 and divide network.width={self.width}",
+        )
+
+
+@dataclass
+class HFNetworkConfig:
+    name: str = "hf_lm"
+    """A local Hugging Face causal LM as policy of the language task (`network=hf_lm`)."""
+    path: str | None = None
+    """Local model directory (loaded with local_files_only; written by save_pretrained)."""
+
+    def __post_init__(self) -> None:
+        check(self.name == "hf_lm", f"network.name={self.name!r} must be hf_lm for this schema")
+
+
+NETWORK_SCHEMAS = {"mlp": NetworkConfig, "cnn": NetworkConfig, "lm": LMNetworkConfig, "hf_lm": HFNetworkConfig}
+"""The schema of each `network=<name>` choice."""
 
 
 @dataclass
@@ -188,10 +215,13 @@ class LoggerConfig:
     wandb_entity: str | None = None
     """Weights & Biases entity (team or user); null uses the default."""
     every_steps: int = 10_000
-    """Console table interval (env steps); metrics files get every event."""
+    """Status line interval on the console and in train.log (env steps); metrics files get every event."""
+    return_window: int = 100
+    """Training episodes averaged by `rollout/ep_return_mean` and `rollout/ep_len_mean` (the last N)."""
 
     def __post_init__(self) -> None:
         check(self.every_steps > 0, f"logger.every_steps={self.every_steps} must be > 0")
+        check(self.return_window > 0, f"logger.return_window={self.return_window} must be > 0")
 
 
 @dataclass
@@ -204,6 +234,9 @@ class EvalConfig:
     """Act with the mean/argmax action instead of sampling."""
     num_envs: int = 5
     """Parallel evaluation environments (count)."""
+    max_episode_steps: int | None = None
+    """Time limit of an evaluation episode (env steps; reaching it ends the episode); null uses
+    the training envs' limit (env.max_episode_steps)."""
     seed_offset: int = 1_000_003
     """Evaluation envs are seeded with seed + seed_offset, apart from training envs."""
     video: bool = False
@@ -217,6 +250,10 @@ class EvalConfig:
         check(self.episodes >= 1, f"eval.episodes={self.episodes} must be >= 1")
         check(self.every_steps >= 0, f"eval.every_steps={self.every_steps} must be >= 0")
         check(self.num_envs >= 1, f"eval.num_envs={self.num_envs} must be >= 1")
+        check(
+            self.max_episode_steps is None or self.max_episode_steps > 0,
+            f"eval.max_episode_steps={self.max_episode_steps} must be > 0 or null",
+        )
         check(
             1 <= self.video_episodes <= self.episodes,
             f"eval.video_episodes={self.video_episodes} must be in [1, eval.episodes={self.episodes}]",
@@ -284,8 +321,8 @@ class TrainConfig:
     """Algorithm config (group `algo`)."""
     env: EnvConfig = MISSING
     """Environment config (group `env`)."""
-    network: NetworkConfig = MISSING
-    """Network config (group `network`)."""
+    network: Any = MISSING
+    """Network config (group `network`: NetworkConfig, LMNetworkConfig or HFNetworkConfig)."""
     optimizer: OptimizerConfig = MISSING
     """Optimizer config (group `optimizer`)."""
     logger: LoggerConfig = MISSING
@@ -360,8 +397,8 @@ class EvalRunConfig:
     """Evaluation protocol."""
     device: str = "auto"
     """Compute device: auto, cpu or cuda."""
-    seed: int = 0
-    """Seed of the evaluation envs (plus eval.seed_offset)."""
+    seed: int | None = None
+    """Seed of the evaluation envs (plus eval.seed_offset); null: the run's own seed, as its evaluations used."""
     torch_threads: int = 1
     """Torch intra-op CPU threads."""
 
@@ -373,3 +410,5 @@ def register_schemas(algo_schemas: dict[str, type]) -> None:
     store.store(name="eval_schema", node=EvalRunConfig)
     for name, schema in algo_schemas.items():
         store.store(group="algo", name=f"{name}_schema", node=schema)
+    for name, schema in NETWORK_SCHEMAS.items():
+        store.store(group="network", name=f"{name}_schema", node=schema(name=name))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,6 +10,10 @@ import torch
 from torch import nn
 
 from rlrun.envs.factory import VecEnv
+
+
+class EvaluationInterrupted(Exception):
+    """A stop signal arrived while evaluation episodes were running."""
 
 
 @dataclass
@@ -49,10 +54,12 @@ def evaluate(
     seed: int,
     device: torch.device,
     deterministic: bool = True,
+    should_stop: Callable[[], bool] | None = None,
 ) -> EvalResult:
     """Run `episodes` episodes with `policy.act` and return their raw returns.
 
     Each env runs a fixed quota of episodes so that short episodes are not over-represented.
+    `should_stop` is asked after every step; when it says yes, EvaluationInterrupted is raised.
     """
     quotas = np.array([episodes // envs.num_envs + (i < episodes % envs.num_envs) for i in range(envs.num_envs)])
     done_counts = np.zeros(envs.num_envs, np.int64)
@@ -70,4 +77,6 @@ def evaluate(
                 lengths.append(int(step.episode_lengths[k]))
                 done_counts[i] += 1
         obs = step.obs
+        if should_stop is not None and should_stop():
+            raise EvaluationInterrupted
     return EvalResult(np.array(returns), np.array(lengths))

@@ -2,8 +2,10 @@
 
 `rlrun-eval checkpoint=PATH eval.export=torchscript|onnx` writes `<stem>.policy.pt` (load with
 `torch.jit.load`) or `<stem>.policy.onnx` (run with onnxruntime) beside the checkpoint. The file
-maps a batch of raw observations, as the env returns them, to env actions:
+maps a float32 batch of raw observations, shape `(batch, *observation_space.shape)` whatever the
+env's dtype (float64 MuJoCo states and uint8 frames alike), to env actions:
 
+0. the cast of the float32 input to the env's observation dtype, inside the graph;
 1. the frozen observation normalisation of the checkpoint (`obs_rms` mean and variance, clip),
    computed in float64 and cast to float32 exactly as `rlrun.envs.normalize.ObsNormalizer` does;
 2. the policy's deterministic action, `policy.act(obs, deterministic=True)` (argmax, Gaussian
@@ -64,6 +66,7 @@ class ExportedPolicy(nn.Module):
         super().__init__()
         self.policy = policy
         self.normalize = obs_normalizer is not None
+        self.env_dtype = torch.from_numpy(np.zeros(0, obs_space.dtype)).dtype
         self.cast = obs_space.dtype == np.float64
         if obs_normalizer is not None:
             rms = obs_normalizer.rms
@@ -76,6 +79,7 @@ class ExportedPolicy(nn.Module):
             self.register_buffer("action_high", torch.as_tensor(action_space.high))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        obs = obs.to(self.env_dtype)
         if self.normalize:
             obs = ((obs.double() - self.obs_mean) / self.obs_std).float().clamp(-self.clip_obs, self.clip_obs)
         elif self.cast:
@@ -141,24 +145,24 @@ def export_policy(
         raise ConfigError(f"eval.export={fmt!r} must be one of {', '.join(SUFFIXES)}")
     cpu_policy = copy.deepcopy(policy).cpu().eval()
     module = ExportedPolicy(cpu_policy, obs_space, action_space, obs_normalizer).eval()
-    obs = sample_observations(obs_space, CHECK_BATCH, seed)
-    example = torch.as_tensor(obs[:2])  # traced with batch 2, checked with CHECK_BATCH: a free batch axis
+    inputs = sample_observations(obs_space, CHECK_BATCH, seed).astype(np.float32)
+    example = torch.as_tensor(inputs[:2])  # traced with batch 2, checked with CHECK_BATCH: a free batch axis
     path = checkpoint.with_name(checkpoint.stem + SUFFIXES[fmt])
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         write = _torchscript if fmt == "torchscript" else _onnx
-        actions = write(module, example, tmp, metadata, obs)
+        actions = write(module, example, tmp, metadata, inputs)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    expected = reference_actions(cpu_policy, obs_normalizer, action_space, obs)
+    expected = reference_actions(cpu_policy, obs_normalizer, action_space, inputs.astype(obs_space.dtype))
     difference = float(np.abs(actions.astype(np.float64) - expected.astype(np.float64)).max())
     exact = not np.issubdtype(expected.dtype, np.floating)
     if actions.shape != expected.shape or difference > (0.0 if exact else ATOL):
         tmp.unlink(missing_ok=True)
         raise ExportError(
             f"the {fmt} export acts differently from {checkpoint.name}'s policy "
-            f"(max |difference| {difference:.3g} on {len(obs)} observations); nothing was written"
+            f"(max |difference| {difference:.3g} on {len(inputs)} observations); nothing was written"
         )
     os.replace(tmp, path)
     return path, difference

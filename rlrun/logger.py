@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,13 +29,13 @@ _BAR_KEYS = {"rollout/ep_return_mean": "return", "eval/return_mean": "eval"}
 
 
 class _JsonlSink:
-    """Appends one JSON object per event to metrics.jsonl, flushed at most once a second."""
+    """Appends one JSON object per event to metrics.jsonl, flushed at most once a second; rows
+    after `start_step` (of an attempt that left no checkpoint of them) are dropped first."""
 
     name = "metrics.jsonl"
 
     def __init__(self, path: Path, start_step: int) -> None:
-        resumed = start_step > 0 and path.exists()
-        self.previous_time = _truncate(path, start_step) if resumed else 0.0
+        self.previous_time = _truncate(path, start_step) if path.exists() else 0.0
         self._file = path.open("a", buffering=1 << 16)
         self._flushed = time.monotonic()
 
@@ -67,14 +68,18 @@ def _truncate(path: Path, start_step: int) -> float:
 
 
 class _TensorBoardSink:
-    """Scalars under run_dir/tb; events after `start_step` of a previous attempt are purged."""
+    """Scalars under run_dir/tb. On resume, events after `start_step` (written after the last
+    checkpoint by the interrupted attempt) are dropped from the event files first, so the resumed
+    run continues one clean step axis."""
 
     name = "tensorboard"
 
     def __init__(self, log_dir: Path, start_step: int) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self._writer = SummaryWriter(str(log_dir), purge_step=start_step or None)
+        if log_dir.is_dir():
+            _truncate_events(log_dir, start_step)
+        self._writer = SummaryWriter(str(log_dir))
 
     def log(self, metrics: dict[str, float], step: int, elapsed: float) -> None:
         for key, value in metrics.items():
@@ -82,6 +87,30 @@ class _TensorBoardSink:
 
     def close(self) -> None:
         self._writer.close()
+
+
+def _truncate_events(log_dir: Path, start_step: int) -> None:
+    """Rewrite the event files of `log_dir` into one that keeps only events up to `start_step`,
+    under the oldest file's name (so that it sorts before the resumed run's new file)."""
+    from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    old = sorted(log_dir.glob("events.out.tfevents.*"))
+    if not old:
+        return
+    staging = log_dir / ".resume"
+    shutil.rmtree(staging, ignore_errors=True)
+    writer = EventFileWriter(str(staging))
+    for path in old:
+        for event in LegacyEventFileLoader(str(path)).Load():
+            if event.step <= start_step and not event.HasField("file_version"):
+                writer.add_event(event)
+    writer.close()
+    (written,) = staging.iterdir()
+    os.replace(written, old[0])
+    staging.rmdir()
+    for path in old[1:]:
+        path.unlink()
 
 
 class _WandbSink:
@@ -112,18 +141,82 @@ class _WandbSink:
         self._run.finish()
 
 
-class _Console:
-    """Progress bar and metric tables on a terminal; one plain line per interval otherwise."""
+class _TextLog:
+    """train.log: the console's messages and status lines as plain text, flushed line by line."""
 
-    def __init__(self, total_steps: int, start_step: int, every_steps: int) -> None:
+    name = "train.log"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = path.open("a", buffering=1)
+
+    def write(self, text: str) -> None:
+        """Append one time-stamped line (after `close` too: a last word about how the run ended)."""
+        if self._file.closed:
+            self._file = self.path.open("a", buffering=1)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        self._file.write(f"[{stamp}] {text}\n")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _duration(seconds: float) -> str:
+    """`1h02m`, `3m42s` or `12s`."""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+class Status:
+    """The numbers a person follows: steps, throughput, time left, training and eval return."""
+
+    def __init__(self, total_steps: int, start_step: int) -> None:
+        self.total = total_steps
+        self.step = start_step
+        self.sps: float | None = None
+        self.values: dict[str, float] = {}
+        self.eval_step: int | None = None
+
+    def record(self, metrics: dict[str, float], step: int) -> None:
+        self.step = max(self.step, step)
+        if "time/sps" in metrics:
+            self.sps = metrics["time/sps"]
+        self.values.update((k, v) for k, v in metrics.items() if k in _STATUS_KEYS)
+        if "eval/return_mean" in metrics:
+            self.eval_step = step
+
+    def line(self) -> str:
+        """`step 225,280/500,000 (45%) | 1,234 sps | ETA 3m42s | return 245.3 | eval 500.0 ± 0.0 @ 200,000`."""
+        percent = min(100.0, 100.0 * self.step / self.total)
+        parts = [f"step {self.step:,}/{self.total:,} ({percent:.0f}%)"]
+        if self.sps:
+            parts.append(f"{self.sps:,.0f} sps")
+            if self.step < self.total:
+                parts.append(f"ETA {_duration((self.total - self.step) / self.sps)}")
+        if "rollout/ep_return_mean" in self.values:
+            parts.append(f"return {self.values['rollout/ep_return_mean']:.4g}")
+        if "eval/return_mean" in self.values:
+            spread = self.values.get("eval/return_std", 0.0)
+            parts.append(f"eval {self.values['eval/return_mean']:.4g} ± {spread:.3g} @ {self.eval_step:,}")
+        return " | ".join(parts)
+
+
+_STATUS_KEYS = ("rollout/ep_return_mean", "eval/return_mean", "eval/return_std")
+"""Metrics the status line shows."""
+
+
+class _Console:
+    """Progress bar and metric tables on a terminal; one status line per interval otherwise."""
+
+    def __init__(self, status: Status) -> None:
         self._rich = Console()
         self.tty = self._rich.is_terminal
-        self._total, self._start, self._every = total_steps, start_step, every_steps
-        self._t0 = time.monotonic()
-        self._step = start_step
-        self._next_table = (start_step // every_steps + 1) * every_steps
+        self._status = status
         self._pending: dict[str, float] = {}
-        self._bar_values: dict[str, float] = {}
         self._refreshed = 0.0
         self._progress: Progress | None = None
         if self.tty:
@@ -137,56 +230,40 @@ class _Console:
                 console=self._rich,
                 auto_refresh=False,
             )
-            self._task = self._progress.add_task("train", total=total_steps, completed=start_step,
+            self._task = self._progress.add_task("train", total=status.total, completed=status.step,
                                                  sps="-", info="")
             self._progress.start()
 
-    def record(self, metrics: dict[str, float], step: int) -> None:
+    def record(self, metrics: dict[str, float]) -> None:
         self._pending.update(metrics)
-        self._bar_values.update((k, v) for k, v in metrics.items() if k in _BAR_KEYS)
-        self._step = max(self._step, step)
 
-    def progress(self, step: int) -> None:
-        self._step = max(self._step, step)
-        if step >= self._next_table:
-            self._next_table = (step // self._every + 1) * self._every
-            self._table()
+    def refresh(self) -> None:
         if self._progress is not None and time.monotonic() - self._refreshed >= 0.25:
             self._refresh_bar()
 
     def print(self, text: str) -> None:
         if self.tty:
-            self._rich.print(text, markup=False)
+            self._rich.print(text, markup=False, highlight=False)
         else:
             print(text, flush=True)
 
-    def close(self) -> None:
-        if self._pending:
-            self._table()
-        if self._progress is not None:
-            self._refresh_bar()
-            self._progress.stop()
+    def print_renderable(self, renderable: Any, plain: str) -> None:
+        """A rich renderable on a terminal, its `plain` text otherwise."""
+        if self.tty:
+            self._rich.print(renderable)
+        else:
+            print(plain, flush=True)
 
-    def _refresh_bar(self) -> None:
-        assert self._progress is not None
-        self._refreshed = time.monotonic()
-        info = "  ".join(f"{_BAR_KEYS[k]} {v:.4g}" for k, v in self._bar_values.items())
-        self._progress.update(self._task, completed=self._step, sps=f"{self._sps():.0f}",
-                              info=info, refresh=True)
-
-    def _sps(self) -> float:
-        return (self._step - self._start) / max(time.monotonic() - self._t0, 1e-9)
-
-    def _table(self) -> None:
-        header = f"step {self._step}/{self._total} | sps {self._sps():.0f}"
+    def interval(self) -> None:
+        """The status line (a table of the metrics since the last interval, on a terminal)."""
         items = sorted(self._pending.items())
         self._pending.clear()
         if not self.tty:
-            print(" | ".join([header, *(f"{k} {v:.4g}" for k, v in items)]), flush=True)
+            print(self._status.line(), flush=True)
             return
         columns = 3 if len(items) > 8 else 2
         rows = -(-len(items) // columns)
-        table = Table(title=header, box=box.SIMPLE, show_header=False, title_justify="left")
+        table = Table(title=self._status.line(), box=box.SIMPLE, show_header=False, title_justify="left")
         for _ in range(columns):
             table.add_column(style="cyan")
             table.add_column(justify="right")
@@ -197,13 +274,31 @@ class _Console:
             table.add_row(*cells)
         self._rich.print(table)
 
+    def close(self) -> None:
+        if self._progress is not None:
+            self._refresh_bar()
+            self._progress.stop()
+
+    def _refresh_bar(self) -> None:
+        assert self._progress is not None
+        self._refreshed = time.monotonic()
+        values = self._status.values
+        info = "  ".join(f"{label} {values[key]:.4g}" for key, label in _BAR_KEYS.items() if key in values)
+        sps = f"{self._status.sps:.0f}" if self._status.sps else "-"
+        self._progress.update(self._task, completed=min(self._status.step, self._status.total), sps=sps,
+                              info=info, refresh=True)
+
 
 class Logger:
     """Sends metric events to every enabled back-end and shows progress on the console.
 
+    Nothing is written until `open` (called by the first `log`): messages before it are shown
+    on the console and written to train.log when it opens, so a run refused during set-up
+    leaves its run dir untouched.
+
     Args:
-        cfg: Which back-ends are on and the console table interval.
-        run_dir: Run directory; metrics.jsonl, tb/ and wandb/ go there.
+        cfg: Which back-ends are on and the status-line interval.
+        run_dir: Run directory; metrics.jsonl, train.log, tb/ and wandb/ go there.
         total_steps: Training budget (env steps), for the progress bar.
         config: Resolved run config, stored with the wandb run.
         start_step: Env step a resumed run starts from (0 for a fresh run).
@@ -222,51 +317,125 @@ class Logger:
         wandb_id: str | None = None,
         run_name: str = "",
     ) -> None:
-        run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self._closed = False
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self._config, self._start_step, self._run_name = config, start_step, run_name
+        self.wandb_id: str | None = wandb_id
+        self.status = Status(total_steps, start_step)
+        self._next_interval = (start_step // cfg.every_steps + 1) * cfg.every_steps
+        self._status_line = ""
+        self._opened = self._closed = False
         self._t0 = time.monotonic()
-        self._console = _Console(total_steps, start_step, cfg.every_steps) if cfg.console else None
+        self._time_offset = 0.0
+        self._console = _Console(self.status) if cfg.console else None
         self._sinks: list[Any] = []
-        jsonl = (self._start("metrics.jsonl", _JsonlSink, run_dir / "metrics.jsonl", start_step)
-                 if cfg.jsonl else None)
+        self._text: _TextLog | None = None
+        self._early_lines: list[str] = []
+
+    @property
+    def opened(self) -> bool:
+        """Whether any file has been written (the first `log` or `open`)."""
+        return self._opened
+
+    def open(self) -> None:
+        """Create the run dir's log files (metrics.jsonl truncated to `start_step` on resume,
+        train.log, tb/, the wandb run); safe to call again."""
+        if self._opened:
+            return
+        self._opened = True
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._text = self._guarded("train.log", _TextLog, self.run_dir / "train.log")
+        for line in self._early_lines:
+            self._write_text(line)
+        self._early_lines.clear()
+        jsonl = (self._start("metrics.jsonl", _JsonlSink, self.run_dir / "metrics.jsonl", self._start_step)
+                 if self.cfg.jsonl else None)
         self._time_offset = jsonl.previous_time if jsonl else 0.0
-        if cfg.tensorboard:
-            self._start("tensorboard", _TensorBoardSink, run_dir / "tb", start_step)
-        wandb = (self._start("wandb", _WandbSink, cfg, run_dir, config, wandb_id, run_name)
-                 if cfg.wandb else None)
-        self.wandb_id: str | None = wandb.id if wandb else None
+        if self.cfg.tensorboard:
+            self._start("tensorboard", _TensorBoardSink, self.run_dir / "tb", self._start_step)
+        if self.cfg.wandb:
+            wandb = self._start("wandb", _WandbSink, self.cfg, self.run_dir, self._config, self.wandb_id,
+                                self._run_name)
+            self.wandb_id = wandb.id if wandb else self.wandb_id
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         """Records one event at global env step `step` (tensors and numpy scalars accepted)."""
+        self.open()
         values = {key: float(value) for key, value in metrics.items()}
         elapsed = self._time_offset + time.monotonic() - self._t0
         for sink in list(self._sinks):
             self._guarded(sink.name, sink.log, values, int(step), elapsed)
+        self.status.record(values, step)
         if self._console is not None:
-            self._console.record(values, step)
+            self._console.record(values)
 
     def progress(self, step: int) -> None:
-        """Updates the progress bar (throttled) and prints a table every `every_steps` steps."""
+        """Updates the progress bar (throttled) and writes a status line every `every_steps` steps."""
+        self.status.step = max(self.status.step, step)
+        if step >= self._next_interval:
+            self._next_interval = (step // self.cfg.every_steps + 1) * self.cfg.every_steps
+            self._interval()
         if self._console is not None:
-            self._console.progress(step)
+            self._console.refresh()
+
+    def _interval(self) -> None:
+        self._status_line = self.status.line()
+        self._write_text(self._status_line)
+        if self._console is not None:
+            self._console.interval()
+
+    def report_status(self) -> None:
+        """Write the status line now, unless the last one said the same."""
+        if self._opened and self.status.line() != self._status_line:
+            self._interval()
 
     def message(self, text: str) -> None:
-        """Prints one human-readable line and logs it at INFO on the 'rlrun' logger."""
+        """Shows one human-readable line on the console and writes it to train.log."""
         if self._console is not None:
             self._console.print(text)
-        _log.info(text)
+        self._write_text(text)
+
+    def panel(self, title: str, rows: list[tuple[str, str]]) -> None:
+        """A titled block of `name  value` rows: a rich panel on a terminal, plain lines otherwise."""
+        from rich.panel import Panel
+
+        width = max(len(name) for name, _ in rows)
+        plain = "\n".join([title, *(f"  {name.ljust(width)}  {value}" for name, value in rows)])
+        if self._console is not None:
+            grid = Table.grid(padding=(0, 2))
+            grid.add_column(style="cyan")
+            grid.add_column()
+            for name, value in rows:
+                grid.add_row(name, value)
+            self._console.print_renderable(Panel(grid, title=title, title_align="left", expand=False), plain)
+        for line in plain.splitlines():
+            self._write_text(line)
 
     def close(self) -> None:
-        """Stops the progress bar and flushes and closes every back-end; safe to call twice."""
+        """Writes the last status line, stops the progress bar, flushes and closes every back-end;
+        safe to call twice."""
         if self._closed:
             return
         self._closed = True
+        self.report_status()
         if self._console is not None:
             self._console.close()
         for sink in list(self._sinks):
             self._guarded(sink.name, sink.close)
         self._sinks.clear()
+        if self._text is not None:
+            self._text.close()
+
+    def record_line(self, text: str) -> None:
+        """Writes one line to train.log only."""
+        self._write_text(text)
+
+    def _write_text(self, line: str) -> None:
+        _log.info(line)
+        if not self._opened:
+            self._early_lines.append(line)
+        elif self._text is not None:
+            self._text.write(line)
 
     def _start(self, name: str, factory: Callable[..., Any], *args: Any) -> Any:
         sink = self._guarded(name, factory, *args)

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from rlrun.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
-from rlrun.config import TrainConfig
+from rlrun.config import NETWORK_SCHEMAS, TrainConfig
 from rlrun.envs.normalize import ObsNormalizer
 from rlrun.registry import algorithms
 
@@ -68,8 +68,9 @@ def load_policy(checkpoint: str | Path, device: torch.device | str = "cpu") -> L
         raise CheckpointError(f"{path} was written by algo '{state['algo']}', which this rlrun does not have")
     stored = OmegaConf.create(state["config"])
     stored.pop("resume", None)  # where the run came from; not needed to rebuild its policy
+    network = NETWORK_SCHEMAS[stored.network.get("name", "mlp")](name=stored.network.get("name", "mlp"))
     train_cfg: TrainConfig = OmegaConf.to_object(
-        OmegaConf.merge(OmegaConf.structured(TrainConfig(algo=spec.config())), stored)
+        OmegaConf.merge(OmegaConf.structured(TrainConfig(algo=spec.config(), network=network)), stored)
     )
     obs_space, action_space = env_spaces(train_cfg.env)
     policy = spec.make_policy(train_cfg, obs_space, action_space).to(device)

@@ -4,6 +4,10 @@ Output dirs, thread count, seeding, device, training and evaluation envs, the me
 logger, checkpoints (save, keep, resume) and signal handling (Ctrl-C, SIGTERM, and the
 SIGUSR1/SIGUSR2 that cluster schedulers send before a time limit or preemption). An algorithm
 owns its loop and calls these services; it never builds envs, writes files or seeds anything itself.
+
+A run writes nothing into its run dir until training starts, when the algorithm, set up, calls
+`restore` (or first logs or checkpoints): a run refused while the algorithm sets up (a replay
+buffer that does not fit, a checkpoint that does not fit the config) leaves the dir as it was.
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sys
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,22 +33,15 @@ from rlrun.checkpoint import (
     Checkpointer,
     CheckpointError,
     load_checkpoint,
-    resolve_checkpoint,
     save_atomic,
 )
 from rlrun.config import ConfigError, TrainConfig
 from rlrun.envs.factory import Step, VecEnv, make_vec_env
-from rlrun.evaluation import EvalResult, evaluate
+from rlrun.evaluation import EvalResult, EvaluationInterrupted, evaluate
 from rlrun.logger import Logger
 from rlrun.ops.optim import FlatOptimizer, NonFiniteError
+from rlrun.resume import config_changes, resume_state
 from rlrun.threads import thread_control
-
-IGNORED_ON_RESUME = (
-    "resume", "device", "torch_threads", "numpy_acting", "compile", "logger", "checkpoint", "hparams_search",
-)
-"""Config keys (and sections) that may change when a run is resumed: they do not shape training.
-A changed `total_timesteps` (extending a run) is accepted and reported; any other change needs
-`resume.allow_config_change=true`."""
 
 
 class Stateful(Protocol):
@@ -77,6 +76,18 @@ class SideFile:
 
     def __init__(self, obj: Stateful) -> None:
         self.obj = obj
+
+
+@dataclass
+class Launch:
+    """How a run was started, kept with it once it is accepted."""
+
+    overrides: list[str] = field(default_factory=list)
+    """The command-line overrides (stored in checkpoints, so `resume=` can recompose the run)."""
+    config_files: dict[str, str] = field(default_factory=dict)
+    """Files (path in the run dir -> text, e.g. `.hydra/config.yaml`) written when training starts."""
+    preset: str | None = None
+    """The preset applied (`conf/preset/<name>.yaml`), None if none."""
 
 
 @dataclass
@@ -166,27 +177,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict):
-        items: dict[str, Any] = {}
-        for key, value in node.items():
-            items.update(_flatten(value, f"{prefix}{key}."))
-        return items
-    return {prefix[:-1]: node}
-
-
-def config_changes(stored_yaml: str, cfg: TrainConfig) -> list[str]:
-    """`key: old -> new` for every config value that differs from the checkpoint's config."""
-    old = _flatten(OmegaConf.to_container(OmegaConf.create(stored_yaml), resolve=True))
-    new = _flatten(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
-    absent = "<absent>"
-    return [
-        f"{key}: {old.get(key, absent)} -> {new.get(key, absent)}"
-        for key in sorted(old.keys() | new.keys())
-        if key.split(".")[0] not in IGNORED_ON_RESUME and old.get(key, absent) != new.get(key, absent)
-    ]
-
-
 def _non_finite_tensor(state: dict[str, Any]) -> str | None:
     """Name of the first floating-point tensor in `state` holding a NaN or infinity."""
     for name, value in state.items():
@@ -196,11 +186,18 @@ def _non_finite_tensor(state: dict[str, Any]) -> str | None:
 
 
 class Run:
-    """One training run in `run_dir`, fresh or resumed from its checkpoint."""
+    """One training run in `run_dir`, fresh or resumed from its checkpoint.
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path) -> None:
+    Raises CheckpointError when the checkpoint to resume belongs to another algorithm or was
+    trained with a config this one may not change (`rlrun.resume`).
+    """
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, launch: Launch | None = None) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
+        self.launch = launch or Launch()
+        resumed = resume_state(cfg, self.run_dir)
+        self._resume_path, self._resume_state, self._config_changes = resumed or (None, None, [])
         self.threads = thread_control(cfg.torch_threads)
         """Torch's CPU thread count, fixed or chosen by timing (`torch_threads=auto`)."""
         if cfg.deterministic:
@@ -211,68 +208,80 @@ class Run:
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
         self.checkpointer = Checkpointer(self.run_dir / "checkpoints", cfg.checkpoint.keep)
-        self._resume_state = self._find_resume_state()
-        start_step = self._resume_state["global_step"] if self._resume_state else 0
+        state = self._resume_state or {}
+        start_step = int(state.get("global_step", 0))
         self._checkpoint_step = start_step if self._resume_state else None
         self.step = start_step
         """Latest global env step the algorithm reported (through log or maybe_checkpoint)."""
-        self.best_eval_return: float | None = (
-            self._resume_state.get("best_eval_return") if self._resume_state else None
-        )
+        self.best_eval_return: float | None = state.get("best_eval_return")
         self.final_eval_return: float | None = None
         config_dict = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
         self.logger = Logger(
             cfg.logger, self.run_dir, cfg.total_timesteps, config_dict,
-            start_step=start_step,
-            wandb_id=self._resume_state.get("wandb_id") if self._resume_state else None,
-            run_name=self.run_dir.name,
+            start_step=start_step, wandb_id=state.get("wandb_id"), run_name=self.run_dir.name,
         )
         self._tracked: dict[str, Stateful] = {}
         self._train_envs: VecEnv | None = None
         self._eval_envs: VecEnv | None = None
         self._evaluator: Callable[[Policy], EvalResult] | None = None
+        self._last_eval: tuple[int, EvalResult] | None = None
         self._next_eval = self._next_multiple(start_step, cfg.eval.every_steps)
         self._next_checkpoint = self._next_multiple(start_step, cfg.checkpoint.every_steps)
-        self._next_console = self._next_multiple(start_step, cfg.logger.every_steps)
-        self._episode_returns: list[float] = []
-        self._episode_lengths: list[int] = []
+        self._episodes = EpisodeWindow(cfg.logger.return_window)
+        self._episodes.load_state_dict(state.get("episodes", {}))
         self._start_time = time.perf_counter()
         self._start_step = start_step
         self._signal: int | None = None
+        self._closed = False
         self._previous_handlers = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
-        if self._resume_state:
-            self.logger.message(f"Resuming from {self._resume_path} at step {start_step}")
-            if self._config_changes:
-                self.logger.message(f"Resuming with a changed config: {'; '.join(self._config_changes)}")
+        self._start_panel()
 
     # ----- set-up -------------------------------------------------------------------------
     @staticmethod
     def _next_multiple(step: int, every: int) -> int | None:
         return (step // every + 1) * every if every > 0 else None
 
-    def _find_resume_state(self) -> dict[str, Any] | None:
-        """The checkpoint to resume from, refused when it belongs to another algorithm or config."""
-        own = self.run_dir / "checkpoints" / "last.pt"
-        self._config_changes: list[str] = []
-        if self.cfg.resume.path is None and not own.is_file():
-            return None
-        path = resolve_checkpoint(self.cfg.resume.path) if self.cfg.resume.path else own
-        self._resume_path = path
-        state = load_checkpoint(path)  # on the CPU: each tracked object moves its state to its device
-        if state.get("algo") != self.cfg.algo.name:
-            raise CheckpointError(
-                f"{path} was written by algo={state.get('algo')}, not algo={self.cfg.algo.name}: "
-                f"resume it with algo={state.get('algo')}, or train algo={self.cfg.algo.name} in a new run dir"
-            )
-        self._config_changes = config_changes(state["config"], self.cfg)
-        refused = [change for change in self._config_changes if not change.startswith("total_timesteps:")]
-        if refused and not self.cfg.resume.allow_config_change:
-            shown = "; ".join(refused[:4]) + (" ..." if len(refused) > 4 else "")
-            raise CheckpointError(
-                f"{path} was trained with another config ({shown}): re-run with the checkpoint's "
-                "values, or add resume.allow_config_change=true to continue with the new ones"
-            )
-        return state
+    def _start_panel(self) -> None:
+        """What this run is and where its files go, before anything else is printed."""
+        cfg = self.cfg
+        preset = f"conf/preset/{self.launch.preset}.yaml" if self.launch.preset else "none"
+        threads = f"torch_threads={cfg.torch_threads}"
+        loggers = []
+        if cfg.logger.jsonl:
+            loggers.append("metrics.jsonl")
+        if cfg.logger.tensorboard:
+            loggers.append(f"tensorboard {self.run_dir / 'tb'}")
+        if cfg.logger.wandb:
+            loggers.append(f"wandb {self.run_dir / 'wandb'} (project {cfg.logger.wandb_project})")
+        rows = [
+            ("run dir", str(self.run_dir)),
+            ("algo", cfg.algo.name),
+            ("env", f"{cfg.env.id} ({cfg.env.family}, {cfg.env.num_envs} env{'s' * (cfg.env.num_envs > 1)})"),
+            ("preset", preset),
+            ("budget", f"{cfg.total_timesteps:,} env steps, seed {cfg.seed}"),
+            ("device", f"{self.device}, {threads}"),
+            ("loggers", ", ".join(["console", *loggers]) + f", train.log in {self.run_dir}"),
+        ]
+        if self._resume_state is not None:
+            rows.append(("resuming", f"{self._resume_path} at step {self._start_step:,}"))
+            if self._config_changes:
+                rows.append(("changed", "; ".join(self._config_changes)))
+        title = "rlrun: resuming" if self._resume_state is not None else "rlrun: training"
+        self.logger.panel(title, rows)
+        if self._resume_state is not None:
+            self.logger.message(f"Resuming from {self._resume_path} at step {self._start_step}")
+
+    def _open(self) -> None:
+        """Training starts: write the launch's config files and open the log files (once)."""
+        if self.logger.opened:
+            return
+        for relative, text in self.launch.config_files.items():
+            path = self.run_dir / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(text)
+            os.replace(tmp, path)
+        self.logger.open()
 
     def make_envs(self, gamma: float = 0.99, num_envs: int | None = None) -> VecEnv:
         """The training envs (seeded from `seed`; reward normalisation discounts with `gamma`).
@@ -302,10 +311,30 @@ class Run:
                 obj.name = name
                 obj.skip_nonfinite = self.cfg.train.on_nan == "skip_update"
 
+    def notice(self, text: str) -> None:
+        """Show one line to the user (console and train.log)."""
+        self.logger.message(text)
+
+    def note_learning_starts(self, learning_starts: int) -> None:
+        """Say so when the budget ends before `learning_starts`: such a run never updates."""
+        if learning_starts >= self.cfg.total_timesteps:
+            self.notice(f"total_timesteps={self.cfg.total_timesteps} <= algo.learning_starts={learning_starts}: "
+                        "this run only explores and never updates; raise total_timesteps or lower "
+                        "algo.learning_starts")
+
+    def record_line(self, text: str) -> None:
+        """Write one line to train.log only (what the command line prints on stderr)."""
+        self.logger.record_line(text)
+
     def restore(self) -> int:
-        """Load the resume checkpoint into the tracked objects; returns its global step (0 if fresh)."""
+        """Load the resume checkpoint into the tracked objects; returns its global step (0 if fresh).
+
+        Called once the algorithm is set up, just before its loop: training starts, and the run
+        writes its files from here on.
+        """
         state = self._resume_state
         if state is None:
+            self._open()
             return 0
         missing = set(self._tracked) - set(state["modules"])
         if missing:
@@ -326,6 +355,7 @@ class Run:
                     "network and algo settings, or train in a new run dir"
                 ) from None
         set_rng_state(state["rng"])
+        self._open()
         return int(state["global_step"])
 
     def _load_side_file(self, entry: dict[str, Any], step: int) -> dict[str, Any]:
@@ -357,28 +387,31 @@ class Run:
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signal = signum
-        for sig, handler in self._previous_handlers.items():
-            signal.signal(sig, handler)  # a second Ctrl-C stops at once
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self._on_second_signal)
+
+    def _on_second_signal(self, signum: int, frame: Any) -> None:
+        """A second signal stops at once, without a traceback; the last checkpoint stays intact."""
+        kept = (f"the checkpoint of step {self._checkpoint_step} is kept"
+                if self._checkpoint_step is not None else "no checkpoint had been written")
+        print(f"rlrun: second {signal.Signals(signum).name}: stopped at once; {kept} in {self.run_dir}",
+              file=sys.stderr)
+        raise SystemExit(128 + signum)
 
     def record_episodes(self, step: Step) -> None:
-        """Collect finished training episodes for the next `rollout/` metrics."""
+        """Collect finished training episodes for the `rollout/` metrics."""
         if len(step.episode_returns):
-            self._episode_returns.extend(step.episode_returns.tolist())
-            self._episode_lengths.extend(step.episode_lengths.tolist())
+            self._episodes.add(step.episode_returns, step.episode_lengths)
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         """Log training metrics with rollout statistics and throughput at global step `step`."""
+        self._open()
         metrics = dict(metrics)
         self.step = step
         skipped = sum(obj.skipped_steps for obj in self._tracked.values() if isinstance(obj, FlatOptimizer))
         if skipped:
             metrics["train/skipped_updates"] = float(skipped)
-        if self._episode_returns:
-            metrics["rollout/ep_return_mean"] = float(np.mean(self._episode_returns))
-            metrics["rollout/ep_len_mean"] = float(np.mean(self._episode_lengths))
-            metrics["rollout/episodes"] = float(len(self._episode_returns))
-            self._episode_returns.clear()
-            self._episode_lengths.clear()
+        metrics.update(self._episodes.metrics())
         elapsed = time.perf_counter() - self._start_time
         metrics["time/sps"] = (step - self._start_step) / max(elapsed, 1e-9)
         metrics["time/wall"] = elapsed
@@ -392,29 +425,47 @@ class Run:
         self._evaluator = evaluator
 
     def evaluate(self, policy: Policy) -> EvalResult:
-        """Evaluate with the eval protocol on separate envs (frozen training normalisation)."""
+        """Evaluate with the eval protocol on separate envs (frozen training normalisation).
+
+        Raises EvaluationInterrupted when a stop signal arrives during the episodes.
+        """
         if self._evaluator is not None:
             return self._evaluator(policy)
         if self._eval_envs is None:
             obs_normalizer = self._train_envs.obs_normalizer if self._train_envs else None
             self._eval_envs = make_vec_env(
-                self.cfg.env, self.cfg.eval.num_envs, training=False, obs_normalizer=obs_normalizer
+                self.cfg.env, self.cfg.eval.num_envs, training=False, obs_normalizer=obs_normalizer,
+                max_episode_steps=self.cfg.eval.max_episode_steps,
             )
         return evaluate(
             policy, self._eval_envs, self.cfg.eval.episodes, self.cfg.seed + self.cfg.eval.seed_offset,
-            self.device, self.cfg.eval.deterministic,
+            self.device, self.cfg.eval.deterministic, should_stop=lambda: self.should_stop,
         )
 
-    def _evaluate_and_log(self, policy: Policy, step: int, final: bool = False) -> EvalResult:
-        if isinstance(policy, nn.Module):
-            policy.eval()
-        result = self.evaluate(policy)
-        if isinstance(policy, nn.Module):
-            policy.train()
-        self.logger.log(result.metrics(), step)
-        improved = self.best_eval_return is None or result.mean > self.best_eval_return
-        if improved:
-            self.best_eval_return = result.mean
+    def _evaluate_and_log(self, policy: Policy, step: int, final: bool = False) -> EvalResult | None:
+        """Evaluate, log and checkpoint (marking best.pt); None when a signal interrupted it.
+
+        The final evaluation reuses an evaluation of the same step instead of repeating it.
+        """
+        self._open()
+        if self._last_eval is not None and self._last_eval[0] == step:
+            result = self._last_eval[1]
+            improved = False
+        else:
+            if isinstance(policy, nn.Module):
+                policy.eval()
+            try:
+                result = self.evaluate(policy)
+            except EvaluationInterrupted:
+                return None
+            finally:
+                if isinstance(policy, nn.Module):
+                    policy.train()
+            self._last_eval = (step, result)
+            self.logger.log(result.metrics(), step)
+            improved = self.best_eval_return is None or result.mean > self.best_eval_return
+            if improved:
+                self.best_eval_return = result.mean
         if final:
             self.final_eval_return = result.mean
         self.save_checkpoint(step, best=improved)
@@ -441,6 +492,7 @@ class Run:
 
         Raises NonFiniteError, writing nothing, when a tracked network holds a NaN or infinity.
         """
+        self._open()
         self.step = step
         for name, obj in self._tracked.items():
             if isinstance(obj, nn.Module) and (tensor := _non_finite_tensor(obj.state_dict())):
@@ -449,10 +501,12 @@ class Run:
             "format": FORMAT,
             "algo": self.cfg.algo.name,
             "config": OmegaConf.to_yaml(OmegaConf.structured(self.cfg)),
+            "overrides": list(self.launch.overrides),
             "global_step": int(step),
             "best_eval_return": self.best_eval_return,
             "final_eval_return": self.final_eval_return,
             "wandb_id": self.logger.wandb_id,
+            "episodes": self._episodes.state_dict(),
             "modules": {
                 name: self._save_side_file(name, obj.obj, step) if isinstance(obj, SideFile) else obj.state_dict()
                 for name, obj in self._tracked.items()
@@ -464,22 +518,25 @@ class Run:
         self._next_checkpoint = self._next_multiple(step, self.cfg.checkpoint.every_steps)
 
     def finish(self, policy: Policy, step: int) -> TrainResult:
-        """End the run: final checkpoint and evaluation, close loggers.
+        """End the run: final evaluation and checkpoint, close loggers.
 
         Raises RunInterrupted (after checkpointing) when a signal stopped training.
         """
         try:
-            if self._signal is not None:
+            result = None if self._signal is not None else self._evaluate_and_log(policy, step, final=True)
+            if result is None:  # stopped by a signal, before or during the final evaluation
                 self.save_checkpoint(step)
                 name = signal.Signals(self._signal).name
                 raise RunInterrupted(
-                    f"{name} at step {step}: checkpoint saved in {self.run_dir}. Resume by re-running "
-                    f"the same command with hydra.run.dir={self.run_dir}, or with resume={self.run_dir}",
+                    f"{name} at step {step}: checkpoint saved in {self.run_dir}. Continue with "
+                    f"`rlrun resume={self.run_dir}` (add total_timesteps=N to extend it)",
                     self._signal,
                 )
-            result = self._evaluate_and_log(policy, step, final=True)
+            self.logger.report_status()
+            rounded = (f" (total_timesteps={self.cfg.total_timesteps:,} rounded up to whole iterations)"
+                       if step > self.cfg.total_timesteps else "")
             self.logger.message(
-                f"Finished at step {step}: eval return {result.mean:.2f} ± {result.std:.2f} "
+                f"Finished at step {step}{rounded}: eval return {result.mean:.2f} ± {result.std:.2f} "
                 f"over {len(result.returns)} episodes; run dir {self.run_dir}"
             )
             return TrainResult(result.mean, step, self.run_dir)
@@ -499,9 +556,46 @@ class Run:
         )
 
     def close(self) -> None:
+        """Restore the signal handlers, close the envs and the loggers; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
         for sig, handler in self._previous_handlers.items():
             signal.signal(sig, handler)
         for envs in (self._train_envs, self._eval_envs):
             if envs is not None:
                 envs.close()
         self.logger.close()
+
+
+class EpisodeWindow:
+    """Returns and lengths of the last `size` finished training episodes (the `rollout/` window)."""
+
+    def __init__(self, size: int) -> None:
+        self.returns: deque[float] = deque(maxlen=size)
+        self.lengths: deque[int] = deque(maxlen=size)
+        self.total = 0
+        """Training episodes finished since the run started (count)."""
+
+    def add(self, returns: np.ndarray, lengths: np.ndarray) -> None:
+        self.returns.extend(returns.tolist())
+        self.lengths.extend(lengths.tolist())
+        self.total += len(returns)
+
+    def metrics(self) -> dict[str, float]:
+        """`rollout/ep_return_mean` and `rollout/ep_len_mean` over the window, and the episode count."""
+        if not self.returns:
+            return {}
+        return {
+            "rollout/ep_return_mean": float(np.mean(self.returns)),
+            "rollout/ep_len_mean": float(np.mean(self.lengths)),
+            "rollout/episodes": float(self.total),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"returns": list(self.returns), "lengths": list(self.lengths), "total": self.total}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.returns.extend(state.get("returns", []))
+        self.lengths.extend(state.get("lengths", []))
+        self.total = int(state.get("total", 0))

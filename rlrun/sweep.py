@@ -80,23 +80,20 @@ def assign_gpu(device: str, launcher: str | None, job_num: int) -> str | None:
 
 def seed_runs(
     typed: TrainConfig, cfg: DictConfig, overrides: list[str], job_dir: Path
-) -> list[tuple[TrainConfig, Path]]:
-    """The runs of one `hparams_search` trial: (config with `seed=k`, `<job_dir>/seed_<k>`) each.
+) -> list[tuple[TrainConfig, DictConfig, list[str], Path]]:
+    """The runs of one `hparams_search` trial, one per seed k: (typed config with `seed=k`, its
+    config node, the job's overrides with `seed=k`, `<job_dir>/seed_<k>`).
 
-    Each seed dir gets its own `.hydra/config.yaml` and `.hydra/overrides.yaml` (the job's, with
-    `seed=k`), so that rlrun-report reads it as a run dir with the trial's overrides.
+    Each seed run writes the node and overrides as its `.hydra/config.yaml` and
+    `.hydra/overrides.yaml`, so that rlrun-report reads it as a run dir with the trial's overrides.
     """
     assert typed.hparams_search is not None
     runs = []
     for seed in typed.hparams_search.seeds:
-        run_dir = job_dir / f"seed_{seed}"
-        hydra_dir = run_dir / ".hydra"
-        hydra_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(OmegaConf.merge(cfg, {"seed": seed}), hydra_dir / "config.yaml")
         seed_overrides = [line for line in overrides if not line.startswith("seed=")]
         seed_overrides.append(f"seed={seed}")
-        OmegaConf.save(OmegaConf.create(seed_overrides), hydra_dir / "overrides.yaml")
-        runs.append((dataclasses.replace(typed, seed=seed), run_dir))
+        node = OmegaConf.merge(cfg, {"seed": seed})
+        runs.append((dataclasses.replace(typed, seed=seed), node, seed_overrides, job_dir / f"seed_{seed}"))
     return runs
 
 

@@ -84,5 +84,5 @@ def test_dqn_trains_on_breakout_with_frames_stored_once(train_run, tmp_path):
     )
     assert result.global_step == 240
     replay = load_checkpoint(tmp_path / "checkpoints" / "replay.pt")["state"]
-    assert replay["obs"].shape == (240, 1, 4, 84, 84) and replay["obs"].dtype == torch.uint8
+    assert replay["frames"].shape == (241, 1, 84, 84) and replay["frames"].dtype == torch.uint8  # frames once
     assert "next_obs" not in replay  # optimize_memory: next frames are the following rows

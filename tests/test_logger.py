@@ -109,24 +109,58 @@ def test_failing_backend_is_reported_once_and_disabled(
     assert [r["step"] for r in _records(tmp_path)] == [0, 1, 2]
 
 
-def test_console_without_terminal_prints_one_plain_line_per_interval(
+def test_console_without_terminal_prints_one_short_status_line_per_interval_also_in_train_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for name in ("TTY_COMPATIBLE", "FORCE_COLOR"):
         monkeypatch.delenv(name, raising=False)
     logger = Logger(_cfg(console=True, every_steps=10), tmp_path, 40, {})
+    logger.message("before training")  # shown at once, written to train.log when it opens
     for step in range(0, 41, 4):
-        logger.log({"rollout/ep_return_mean": step / 2, "train/loss": 0.123456}, step)
+        logger.log({"rollout/ep_return_mean": step / 2, "train/loss": 0.123456, "time/sps": 1000.0}, step)
         logger.progress(step)
+    logger.log({"eval/return_mean": 500.0, "eval/return_std": 0.0}, 40)
     logger.message("checkpoint saved")
     logger.close()
     lines = capsys.readouterr().out.splitlines()
-    tables = [line for line in lines if line.startswith("step ")]
-    assert [line.split(" | ")[0] for line in tables] == ["step 12/40", "step 20/40", "step 32/40",
-                                                         "step 40/40"]
-    assert "rollout/ep_return_mean 6 | train/loss 0.1235" in tables[0] and "| sps " in tables[0]
-    assert "checkpoint saved" in lines
+    status = [line for line in lines if line.startswith("step ")]
+    assert [line.split(" | ")[0] for line in status] == [
+        "step 12/40 (30%)", "step 20/40 (50%)", "step 32/40 (80%)", "step 40/40 (100%)",
+        "step 40/40 (100%)"]  # the last again at the end, with the final evaluation
+    assert status[0] == "step 12/40 (30%) | 1,000 sps | ETA 0s | return 6"
+    assert status[-1] == "step 40/40 (100%) | 1,000 sps | return 20 | eval 500 ± 0 @ 40"
+    assert all(len(line) < 120 for line in status)
+    assert "checkpoint saved" in lines and "before training" in lines
     assert not any("\x1b[" in line for line in lines)  # no escape codes, no progress bar
+    logged = [line.split("] ", 1)[1] for line in (tmp_path / "train.log").read_text().splitlines()]
+    assert logged == ["before training", *status[:-1], "checkpoint saved", status[-1]]
+
+
+def test_nothing_is_written_before_the_first_event(tmp_path: Path) -> None:
+    logger = Logger(_cfg(tensorboard=True), tmp_path / "run", 100, {})
+    logger.message("set-up notice")
+    assert not (tmp_path / "run").exists()
+    logger.log({"x": 1.0}, 1)
+    logger.close()
+    assert {p.name for p in (tmp_path / "run").iterdir()} == {"metrics.jsonl", "train.log", "tb"}
+
+
+def test_tensorboard_resume_drops_the_events_after_the_checkpoint(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = Logger(_cfg(tensorboard=True), tmp_path, 100, {})
+    for step in range(1, 7):
+        logger.log({"x": float(step)}, step)
+    logger.close()
+    resumed = Logger(_cfg(tensorboard=True), tmp_path, 100, {}, start_step=3)
+    for step in range(4, 9):
+        resumed.log({"x": 10.0 * step}, step)
+    resumed.close()
+    accumulator = EventAccumulator(str(tmp_path / "tb"))
+    accumulator.Reload()
+    scalars = [(e.step, e.value) for e in accumulator.Scalars("x")]
+    assert scalars == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0), (5, 50.0), (6, 60.0), (7, 70.0), (8, 80.0)]
+    assert not (tmp_path / "tb" / ".resume").exists()
 
 
 def test_console_on_terminal_shows_progress_bar_and_table(
@@ -140,5 +174,5 @@ def test_console_on_terminal_shows_progress_bar_and_table(
     logger.close()
     out = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", capsys.readouterr().out)
     assert "12/40" in out and "return 1.5" in out and "eval 500" in out
-    assert "step 12/40 | sps" in out and "rollout/ep_return_mean" in out
+    assert "step 12/40 (30%)" in out and "rollout/ep_return_mean" in out
     assert "checkpoint [step 12] saved" in out  # no rich markup interpretation

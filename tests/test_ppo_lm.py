@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rlrun import cli
-from rlrun.config import ConfigError, NetworkConfig, OptimizerConfig
+from rlrun.config import ConfigError, HFNetworkConfig, LMNetworkConfig, OptimizerConfig
 from rlrun.lm.pipeline import (
     preference_pairs,
     reward_model_accuracy,
@@ -138,7 +138,7 @@ def test_task_kwargs_are_checked(kwargs, fragment):
 
 def test_transformer_is_causal_and_logprobs_match_generation():
     torch.manual_seed(0)
-    policy = make_token_policy(NetworkConfig(name="lm", width=16, layers=2, heads=4), 9, 12, temperature=0.7)
+    policy = make_token_policy(LMNetworkConfig(width=16, layers=2, heads=4), 9, 12, temperature=0.7)
     tokens = torch.randint(9, (3, 12))
     changed = tokens.clone()
     changed[:, 7:] = (changed[:, 7:] + 1) % 9
@@ -158,7 +158,7 @@ def test_transformer_is_causal_and_logprobs_match_generation():
 def test_bradley_terry_reward_model_learns_the_preference():
     torch.manual_seed(0)
     task = LMTask(LMTaskConfig(preference="target"))
-    network = NetworkConfig(name="lm", width=32, layers=1, heads=2)
+    network = LMNetworkConfig(width=32, layers=1, heads=2)
     policy = make_token_policy(network, task.vocab_size, task.context_length)  # untrained: near-uniform samples
     reward_model = make_token_scorer(network, task.vocab_size, task.context_length)
     pairs = preference_pairs(task, policy, 1280, 1.0, torch.device("cpu"))
@@ -256,14 +256,15 @@ def test_hf_lm_path_with_a_tiny_local_gpt2(train_run, tmp_path):
     torch.manual_seed(0)
     model = transformers.GPT2LMHeadModel(config).eval()
     model.save_pretrained(tmp_path / "gpt2")
-    network = NetworkConfig(name="hf_lm", path=str(tmp_path / "gpt2"))
+    network = HFNetworkConfig(path=str(tmp_path / "gpt2"))
     policy = make_token_policy(network, vocab_size=9, context_length=16).eval()
     tokens = torch.randint(9, (2, 16))
     with torch.no_grad():
         torch.testing.assert_close(policy(tokens), model(tokens).logits[..., :9])  # the local weights, cut to the task
     scorer = make_token_scorer(network, vocab_size=9, context_length=16)
     assert scorer(tokens).shape == (2, 16)
-    result = train_run(["algo=ppo_lm", *SMOKE, "network=hf_lm", f"network.path={tmp_path / 'gpt2'}",
+    smoke = [o for o in SMOKE if not o.startswith("network.")]  # the transformer's sizes are network=lm's
+    result = train_run(["algo=ppo_lm", *smoke, "network=hf_lm", f"network.path={tmp_path / 'gpt2'}",
                         "total_timesteps=128"], tmp_path / "run")
     assert result.global_step == 128 and math.isfinite(result.final_eval_return)
     with pytest.raises(ConfigError, match="positions"):

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import io
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from gymnasium.wrappers import FrameStackObservation
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -122,12 +124,13 @@ def test_truncation_bootstraps_and_termination_does_not(
         assert batch.truncations[i].item() == truncated
 
 
-@pytest.mark.parametrize("optimize_memory", [False, True])
-def test_sample_shapes_and_dtypes(optimize_memory: bool) -> None:
+@pytest.mark.parametrize(
+    "mode", [{}, {"optimize_memory": True}, {"frame_stack": True}], ids=["plain", "om", "fs"]
+)
+def test_sample_shapes_and_dtypes(mode: dict[str, bool]) -> None:
     obs_shape = (4, 7, 7)
     buffer = ReplayBuffer(
-        16, obs_shape, (), 4, obs_dtype=torch.uint8, action_dtype=torch.int64,
-        optimize_memory=optimize_memory,
+        16, obs_shape, (), 4, obs_dtype=torch.uint8, action_dtype=torch.int64, **mode
     )
     for _ in range(3):
         buffer.add(
@@ -254,3 +257,235 @@ def test_loaded_buffer_keeps_next_obs_when_new_episodes_follow() -> None:
     batch = _sample_all(restored)
     pairs = set(zip(batch.obs.flatten(1)[:, 0].tolist(), batch.next_obs.flatten(1)[:, 0].tolist()))
     assert pairs == {(0, 10), (1, 11), (10, 20), (11, 21), (500, 510), (501, 511)}
+
+
+# frame_stack: stacks of FRAME_SHAPE frames from gymnasium's FrameStackObservation.
+STACK, FRAME_SHAPE = 4, (6, 6)
+
+
+class _RandomFrames(gym.Env):
+    """Random uint8 frames, or one of ``distinct`` uniform frames; episodes of 1 to 5 steps,
+    ended by termination or truncation at random."""
+
+    action_space = gym.spaces.Discrete(3)
+    observation_space = gym.spaces.Box(0, 255, FRAME_SHAPE, np.uint8)
+
+    def __init__(self, distinct: int | None) -> None:
+        self.distinct = distinct
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._left = int(self.np_random.integers(1, 6))
+        return self._frame(), {}
+
+    def step(self, action: int):
+        self._left -= 1
+        ended = self._left == 0
+        truncated = ended and bool(self.np_random.random() < 0.5)
+        reward = float(self.np_random.standard_normal())
+        return self._frame(), reward, ended and not truncated, truncated, {}
+
+    def _frame(self) -> np.ndarray:
+        if self.distinct is None:
+            return self.np_random.integers(0, 256, FRAME_SHAPE, dtype=np.uint8)
+        return np.full(FRAME_SHAPE, self.np_random.integers(self.distinct), np.uint8)
+
+
+def _frame_envs(seed: int, num_envs: int, distinct: int | None = None) -> list[gym.Env]:
+    envs = [FrameStackObservation(_RandomFrames(distinct), STACK) for _ in range(num_envs)]
+    for i, env in enumerate(envs):
+        env.reset(seed=seed + i)
+    return envs
+
+
+def _frame_stream(envs: list[gym.Env], seed: int, steps: int, reset_prob: float = 0.0):
+    """Vector steps of freshly reset ``envs`` with same-step autoreset, as ``add`` takes them;
+    with ``reset_prob`` an env also starts a new episode where the last did not end."""
+    rng = np.random.default_rng(seed)
+    obs = np.stack([env.reset()[0] for env in envs])
+    for _ in range(steps):
+        actions = rng.integers(0, 3, len(envs))
+        steps_ = [env.step(a) for env, a in zip(envs, actions, strict=True)]
+        next_obs = np.stack([step[0] for step in steps_])
+        terminations = np.array([step[2] for step in steps_])
+        truncations = np.array([step[3] for step in steps_])
+        rewards = np.array([step[1] for step in steps_], np.float32)
+        yield obs, next_obs, actions, rewards, terminations, truncations
+        obs = next_obs.copy()
+        for i, env in enumerate(envs):
+            if terminations[i] or truncations[i] or rng.random() < reset_prob:
+                obs[i] = env.reset()[0]
+
+
+def _frame_buffer(capacity: int, num_envs: int, frame_stack: bool, **kwargs) -> ReplayBuffer:
+    return ReplayBuffer(capacity, (STACK, *FRAME_SHAPE), (), num_envs, obs_dtype=torch.uint8,
+                        action_dtype=torch.int64, frame_stack=frame_stack, **kwargs)
+
+
+def _frame_buffers(capacity: int, num_envs: int) -> tuple[ReplayBuffer, ReplayBuffer]:
+    """A plain buffer and a frame_stack one."""
+    return _frame_buffer(capacity, num_envs, False), _frame_buffer(capacity, num_envs, True)
+
+
+# With 2 distinct frames stacks often look fresh mid-episode, and continued after a reset.
+@pytest.mark.parametrize("distinct", [None, 2])
+@pytest.mark.parametrize("reset_prob", [0.0, 0.2])
+@pytest.mark.parametrize("num_envs, rows", [(1, 1), (1, 6), (3, 2), (3, 7)])
+def test_frame_stack_matches_plain_buffer(
+    num_envs: int, rows: int, reset_prob: float, distinct: int | None
+) -> None:
+    plain, stacked = _frame_buffers(rows * num_envs, num_envs)
+    seed = 10 * rows + num_envs
+    steps = 4 * rows + 24  # wraps around several times
+    counts = np.zeros(3, int)  # terminations, truncations, episodes of one step
+    envs = _frame_envs(seed, num_envs, distinct)
+    for t, step in enumerate(_frame_stream(envs, seed, steps, reset_prob)):
+        plain.add(*step)
+        stacked.add(*step)
+        ended, fresh = step[4] | step[5], (step[0] == step[0][:, -1:]).all(axis=(1, 2, 3))
+        counts += [step[4].sum(), step[5].sum(), (ended & fresh).sum()]
+        assert (len(stacked), stacked.full) == (len(plain), plain.full)
+        _assert_same_batch(_sample_all(plain, seed=t), _sample_all(stacked, seed=t))
+        batch = stacked.sample(7, torch.Generator().manual_seed(t))  # the RNG use of plain's
+        _assert_same_batch(plain.sample(7, torch.Generator().manual_seed(t)), batch)
+    assert counts.min() > 0
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    num_envs=st.integers(1, 3),
+    rows=st.integers(1, 8),
+    steps=st.integers(1, 40),
+    reset_prob=st.sampled_from([0.0, 0.3]),
+)
+def test_frame_stack_matches_plain_buffer_anywhere(
+    seed: int, num_envs: int, rows: int, steps: int, reset_prob: float
+) -> None:
+    plain, stacked = _frame_buffers(rows * num_envs, num_envs)
+    for step in _frame_stream(_frame_envs(seed, num_envs), seed, steps, reset_prob):
+        plain.add(*step)
+        stacked.add(*step)
+    _assert_same_batch(_sample_all(plain, seed=seed), _sample_all(stacked, seed=seed))
+
+
+def _saved_and_loaded(state: dict) -> dict:
+    file = io.BytesIO()
+    torch.save(state, file)
+    file.seek(0)
+    return torch.load(file, weights_only=True)
+
+
+@pytest.mark.parametrize("resume", ["replayed", "reset"])
+@pytest.mark.parametrize("steps", [0, 3, 10, 27])
+def test_frame_stack_state_dict_round_trip(steps: int, resume: str) -> None:
+    """Envs either continue their episodes after the resume or start new ones."""
+    plain, stacked = _frame_buffers(30, 3)
+    envs = _frame_envs(steps, 3)
+    stream = _frame_stream(envs, steps, steps + 25)
+    for _ in range(steps):
+        step = next(stream)
+        plain.add(*step)
+        stacked.add(*step)
+
+    state = _saved_and_loaded(stacked.state_dict())
+    assert "obs" not in state and "next_obs" not in state
+    assert state["frames"].shape[1:] == (3, *FRAME_SHAPE)
+    assert len(state["frames"]) == (min(steps + 1, 10 + STACK) if steps else 0)
+    restored = _frame_buffer(30, 3, True)
+    for step in _frame_stream(_frame_envs(99, 3), 99, 15, reset_prob=0.3):
+        restored.add(*step)  # different data, overwritten by the load
+    restored.load_state_dict(state)
+    assert (len(restored), restored.full) == (len(plain), plain.full)
+    if steps:
+        _assert_same_batch(_sample_all(plain, seed=1), _sample_all(restored, seed=1))
+
+    if resume == "reset":
+        stream = _frame_stream(_frame_envs(500, 3), 500, 25)
+    for t, step in enumerate(stream):  # including the wrap-around
+        plain.add(*step)
+        restored.add(*step)
+        _assert_same_batch(_sample_all(plain, seed=t), _sample_all(restored, seed=t))
+
+
+def test_frame_stack_refuses_observations_that_are_not_frame_stacks() -> None:
+    rng = np.random.default_rng(0)
+    buffer = _frame_buffer(8, 2, True)
+    obs = rng.integers(0, 256, (2, STACK, *FRAME_SHAPE), dtype=np.uint8)
+    next_obs = np.concatenate([obs[:, 1:], obs[:, :1]], 1)
+    flags = np.zeros(2, bool)
+    with pytest.raises(ValueError, match=r"envs \[0, 1\] neither continue"):
+        buffer.add(obs, next_obs, np.zeros(2), np.zeros(2), flags, flags)
+    fresh = np.repeat(obs[:, -1:], STACK, 1)
+    with pytest.raises(ValueError, match="shifted by one frame"):
+        buffer.add(fresh, obs, np.zeros(2), np.zeros(2), flags, flags)
+    assert len(buffer) == 0
+
+    shifted = np.concatenate([fresh[:, 1:], obs[:, :1]], 1)
+    buffer.add(fresh, shifted, np.zeros(2), np.zeros(2), flags, flags)
+    later = shifted.copy()
+    later[1, 0] += 1  # env 1 does not continue its episode, nor starts a new one
+    later_next = np.concatenate([later[:, 1:], obs[:, :1]], 1)
+    with pytest.raises(ValueError, match=r"envs \[1\] neither continue"):
+        buffer.add(later, later_next, np.zeros(2), np.zeros(2), flags, flags)
+    assert len(buffer) == 2
+
+
+def test_frame_stack_stores_each_frame_once() -> None:
+    kwargs = {"obs_dtype": torch.uint8, "action_dtype": torch.int64}
+    frames = ReplayBuffer.required_bytes(1_000_000, (4, 84, 84), (), 1, frame_stack=True, **kwargs)
+    stacks = ReplayBuffer.required_bytes(
+        1_000_000, (4, 84, 84), (), 1, optimize_memory=True, **kwargs
+    )
+    # 1M frames of 84 * 84 bytes, then 23 bytes of action, reward, flags, counts per transition
+    assert 7.056e9 < frames < 7.08e9 and 28.2e9 < stacks < 28.3e9
+    for mode in ({}, {"optimize_memory": True}, {"frame_stack": True}):
+        buffer = ReplayBuffer(40, (STACK, *FRAME_SHAPE), (), 4, **kwargs, **mode)
+        assert buffer.nbytes == ReplayBuffer.required_bytes(
+            40, (STACK, *FRAME_SHAPE), (), 4, **kwargs, **mode
+        )
+
+
+def test_frame_stack_side_store_only_holds_ended_transitions_in_buffer() -> None:
+    buffer = _frame_buffer(300, 1, True)
+    empty_bytes, ended = buffer.nbytes, []
+    for step in _frame_stream(_frame_envs(0, 1), 0, 900):  # a third of the transitions end
+        buffer.add(*step)
+        ended.append(bool(step[4][0] or step[5][0]))
+    most = max(sum(ended[t - 300 : t]) for t in range(300, 901))
+    assert 2 * most < 300  # the side store holds most, grown to at most twice as many
+    assert empty_bytes < buffer.nbytes <= empty_bytes + (2 * most - 1) * np.prod(FRAME_SHAPE)
+
+
+def test_dqn_stores_frame_stacks_frame_by_frame() -> None:
+    from rlrun.algos.dqn import make_replay
+
+    def replay(shape: tuple[int, ...], dtype: type) -> ReplayBuffer:
+        class Envs:
+            num_envs = 2
+            single_observation_space = gym.spaces.Box(0, 1, shape, dtype)
+
+        return make_replay(100, Envs, torch.device("cpu"))
+
+    frames, ram, vectors = replay((4, 84, 84), np.uint8), replay((128,), np.uint8), replay(
+        (4,), np.float32
+    )
+    assert frames.frame_stack and frames.optimize_memory
+    assert not ram.frame_stack and ram.optimize_memory
+    assert not vectors.frame_stack and not vectors.optimize_memory
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+@pytest.mark.parametrize("storage_device", [None, "cuda"])
+def test_frame_stack_samples_on_cuda(storage_device: str | None) -> None:
+    plain = _frame_buffer(12, 2, False)
+    stacked = _frame_buffer(12, 2, True, device="cuda", storage_device=storage_device)
+    for t, step in enumerate(_frame_stream(_frame_envs(0, 2), 0, 20, reset_prob=0.2)):
+        plain.add(*step)
+        stacked.add(*step)
+        batch = _sample_all(stacked, seed=t)
+        assert all(x.device.type == "cuda" for x in batch)
+        _assert_same_batch(_sample_all(plain, seed=t), ReplayBatch(*(x.cpu() for x in batch)))
+    restored = _frame_buffer(12, 2, True, device="cuda", storage_device=storage_device)
+    restored.load_state_dict(_saved_and_loaded(stacked.state_dict()))
+    _assert_same_batch(_sample_all(stacked, seed=1), _sample_all(restored, seed=1))

@@ -89,7 +89,7 @@ def test_search_spaces_name_real_keys(search, env):
     assert sweeper.direction == "maximize" and sweeper.study_name and "optuna.db" in sweeper.storage
     assert cfg.hparams_search.seeds == [0, 1, 2]
     params = [f"{key}={value}" for key, value in sweeper.params.items()]
-    (first_values,), _ = cli._overrides(params)
+    (first_values,), _ = cli.override_lists(params)
     typed = cli.compose_checked("train", [f"hparams_search={search}", f"env={env}", *first_values])
     assert OmegaConf.select(typed, "algo.name") == search.split("_")[0]
 

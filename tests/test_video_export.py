@@ -10,14 +10,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from rlrun import cli
-from rlrun.checkpoint import load_checkpoint
-from rlrun.config import ConfigError, TrainConfig
+from rlrun.config import ConfigError
 from rlrun.envs.normalize import ObsNormalizer
 from rlrun.export import ExportedPolicy
-from rlrun.registry import algorithms
+from rlrun.policy_io import load_policy
 
 TINY = ["eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]
 
@@ -29,19 +27,10 @@ def rlrun_eval(monkeypatch, *args):
 
 
 def checkpoint_policy(run_dir):
-    """The acting network, observation normaliser and spaces of run_dir's last.pt, built from the file."""
-    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-    spec = algorithms()[state["algo"]]
-    cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig(algo=spec.config())),
-                                              OmegaConf.create(state["config"])))
-    env = gym.make(cfg.env.id)
-    policy = spec.make_policy(cfg, env.observation_space, env.action_space)
-    policy.load_state_dict(state["modules"][spec.policy_key])
-    normalizer = None
-    if "obs_rms" in state["modules"].get("envs", {}):
-        normalizer = ObsNormalizer(env.observation_space.shape, cfg.env.clip_obs)
-        normalizer.rms.load_state_dict(state["modules"]["envs"]["obs_rms"])
-    return policy.eval(), normalizer, env
+    """The acting network, observation normaliser and a raw env of run_dir's last.pt."""
+    loaded = load_policy(run_dir)
+    env = gym.make(loaded.train_cfg.env.id)
+    return loaded.policy, loaded.obs_normalizer(env.observation_space), env
 
 
 def test_training_refuses_eval_only_options(compose_cfg):

@@ -192,6 +192,7 @@ def train_off_policy(
         raise ConfigError(
             f"algo.buffer_size={algo.buffer_size} is smaller than env.num_envs={num_envs}; raise it"
         )
+    run.note_learning_starts(algo.learning_starts)
     learner = make_learner(obs_space, action_space, num_envs)
     for optimizer in learner.optimizers:
         for group in optimizer.param_groups:

@@ -139,7 +139,7 @@ def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space)
 
 
 def make_replay(capacity: int, envs: VecEnv, device: torch.device) -> ReplayBuffer:
-    """Replay buffer for these envs; uint8 frames are stored once (`optimize_memory`)."""
+    """Replay buffer for these envs; uint8 frames stored once (optimize_memory, frame_stack)."""
     if capacity < envs.num_envs:
         raise ConfigError(
             f"algo.buffer_size={capacity} is smaller than env.num_envs={envs.num_envs}; raise it"
@@ -155,6 +155,7 @@ def make_replay(capacity: int, envs: VecEnv, device: torch.device) -> ReplayBuff
         action_dtype=torch.int64,
         device=device,
         optimize_memory=frames,
+        frame_stack=frames and len(obs_space.shape) == 3,
     )
 
 
@@ -236,6 +237,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     target_sync.hard()
     optimizer = make_optimizer(q_network.parameters(), cfg.optimizer)
     buffer = make_replay(algo.buffer_size, envs, run.device)
+    run.note_learning_starts(algo.learning_starts)
     run.track(
         q_network=q_network,
         target_network=target_network,

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from rlrun.data.memory import check_fits
 from rlrun.envs.factory import VecEnv
 from rlrun.networks import numpy_acting
 from rlrun.networks.actor_critic import ActorCritic
@@ -31,6 +32,11 @@ class RolloutBuffer:
         obs_dtype = torch.uint8 if obs_space.dtype == np.uint8 else torch.float32
         action_dtype = torch.long if isinstance(action_space, gym.spaces.Discrete) else torch.float32
         shape = (num_steps, num_envs)
+        per_step = (int(np.prod(obs_space.shape)) * obs_dtype.itemsize
+                    + int(np.prod(action_space.shape)) * action_dtype.itemsize + 6 * 4)
+        check_fits(num_steps * num_envs * per_step,
+                   f"a rollout of {num_steps} steps x {num_envs} envs of {obs_space.shape} observations",
+                   "algo.num_steps", num_steps, torch.device(device))
         self.obs = torch.zeros((*shape, *obs_space.shape), dtype=obs_dtype, device=device)
         self.actions = torch.zeros((*shape, *action_space.shape), dtype=action_dtype, device=device)
         self.logprobs = torch.zeros(shape, device=device)

@@ -98,8 +98,9 @@ class VecEnv:
             return False
         mismatched = self.envs.restore(state["episodes"])
         if mismatched:
-            self.notify(f"Resume: replaying the episodes of envs {mismatched} did not reproduce their "
-                        "observations (the simulator is not replayable); continuing with fresh episodes")
+            self.notify(f"Resume: the episodes of envs {mismatched} could not be rebuilt by replay (the "
+                        "simulator is not replayable, or an episode outgrew the action log); continuing "
+                        "with fresh episodes")
             return False
         self._returns[:] = state["returns"].numpy()
         self._lengths[:] = state["lengths"].numpy()
@@ -164,22 +165,67 @@ class VecEnv:
         self.envs.close()
 
 
-def _env_fn(cfg: EnvConfig, render_mode: str | None, training: bool = True) -> Callable[[], gym.Env]:
-    """A factory of one env; Atari envs get the standard preprocessing (rlrun.envs.atari)."""
+FLAT_SPACES = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)
+"""Observation spaces (and leaves of Tuple/Dict spaces) that rlrun flattens into float vectors."""
+
+
+def is_image(space: gym.Space) -> bool:
+    """uint8 Box observations with three axes: frames for the CNN (channels first or last)."""
+    return isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
+
+
+def _flattenable(space: gym.Space) -> bool:
+    if isinstance(space, gym.spaces.Tuple):
+        return all(_flattenable(part) for part in space.spaces)
+    if isinstance(space, gym.spaces.Dict):
+        return all(_flattenable(part) for part in space.spaces.values())
+    return isinstance(space, FLAT_SPACES) and not is_image(space)
+
+
+def adapt_observations(env: gym.Env) -> gym.Env:
+    """`env` with observations a network takes: images channels first (uint8); everything else a
+    float32 vector, with discrete parts one-hot (Discrete, MultiDiscrete, Tuple/Dict of these and Box)."""
+    space = env.observation_space
+    if is_image(space):
+        if space.shape[-1] in (1, 3, 4) and space.shape[0] not in (1, 3, 4):  # (H, W, C) -> (C, H, W)
+            moved = gym.spaces.Box(np.moveaxis(space.low, -1, 0), np.moveaxis(space.high, -1, 0), dtype=np.uint8)
+            env = gym.wrappers.TransformObservation(env, lambda obs: np.moveaxis(obs, -1, 0), moved)
+        return env
+    if not _flattenable(space):
+        raise ConfigError(
+            f"observation space {space} is not supported: rlrun trains on Box, Discrete, MultiDiscrete and "
+            "MultiBinary observations, Tuple/Dict spaces of these, and uint8 images"
+        )
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        env = gym.wrappers.FlattenObservation(env)
+    if env.observation_space.dtype not in (np.float32, np.float64):
+        env = gym.wrappers.DtypeObservation(env, np.float32)
+    return env
+
+
+def _env_fn(
+    cfg: EnvConfig, render_mode: str | None, training: bool = True, max_episode_steps: int | None = None
+) -> Callable[[], gym.Env]:
+    """A factory of one env; Atari envs get the standard preprocessing (rlrun.envs.atari).
+
+    Episodes end at `max_episode_steps`, else `env.max_episode_steps`, else the registered time
+    limit, else `env.unlimited_max_episode_steps` (Atari: ALE's own frame limit).
+    """
 
     def make() -> gym.Env:
         kwargs = dict(cfg.kwargs)
-        if cfg.max_episode_steps is not None:
-            kwargs["max_episode_steps"] = cfg.max_episode_steps
+        limit = max_episode_steps or cfg.max_episode_steps
+        if limit is not None:
+            kwargs["max_episode_steps"] = limit
         if cfg.family == "atari":
             from rlrun.envs.atari import wrap_atari  # registers the ALE ids
 
             kwargs["frameskip"] = 1  # wrap_atari skips frames, max-pooling the last two
             return wrap_atari(gym.make(cfg.id, render_mode=render_mode, **kwargs), training)
         env = gym.make(cfg.id, render_mode=render_mode, **kwargs)
-        if isinstance(env.observation_space, gym.spaces.Dict):
-            env = gym.wrappers.FlattenObservation(env)
-        return env
+        if limit is None and (env.spec is None or env.spec.max_episode_steps is None):
+            env = gym.wrappers.TimeLimit(env, cfg.unlimited_max_episode_steps)
+        return adapt_observations(env)
 
     return make
 
@@ -232,15 +278,35 @@ def env_spaces(cfg: EnvConfig) -> tuple[gym.Space, gym.Space]:
     """Observation and action space of one env, refusing unknown or unbuildable ids."""
     refuse_in_process_task(cfg)
     check_env_id(cfg.id)
+    key = repr(cfg)
+    if key not in _SPACES:
+        env = build_env(cfg, _env_fn(cfg, None))
+        _SPACES[key] = env.observation_space, env.action_space
+        env.close()
+    return _SPACES[key]
+
+
+_SPACES: dict[str, tuple[gym.Space, gym.Space]] = {}
+"""Spaces of the env configs built so far (by the config's repr): validation builds each once."""
+
+
+def build_env(cfg: EnvConfig, make: Callable[[], gym.Env]) -> gym.Env:
+    """`make()`, with a missing package or a failing constructor reported in one line."""
+    from rlrun.extras import install_hint
+
     try:
-        env = _env_fn(cfg, None)()
+        return make()
+    except ConfigError:
+        raise
     except gym.error.DependencyNotInstalled as error:
-        raise ConfigError(f"env {cfg.id} needs packages that are not installed: {str(error).splitlines()[0]}") from None
-    except (gym.error.Error, TypeError, ValueError) as error:
+        text = str(error).splitlines()[0]
+        extra = next((name for name in ("box2d", "mujoco", "atari", "classic-control")
+                      if name in text.lower() or (name == "atari" and "ale" in text.lower())), None)
+        if extra in ("box2d", "atari"):
+            raise ConfigError(f"env {cfg.id} needs the {extra} extra: {install_hint(extra)}") from None
+        raise ConfigError(f"env {cfg.id} needs packages that are not installed: {text}") from None
+    except (gym.error.Error, TypeError, ValueError, AssertionError) as error:
         raise ConfigError(f"cannot build env {cfg.id}: {str(error).splitlines()[0]}; check env.kwargs") from None
-    spaces = env.observation_space, env.action_space
-    env.close()
-    return spaces
 
 
 def _envpool_envs(cfg: EnvConfig, num_envs: int) -> EnvPoolVectorEnv:
@@ -285,6 +351,7 @@ def make_vec_env(
     obs_normalizer: ObsNormalizer | None = None,
     render_mode: str | None = None,
     video: VideoSpec | None = None,
+    max_episode_steps: int | None = None,
 ) -> VecEnv:
     """Build `num_envs` copies of the configured env as one VecEnv.
 
@@ -293,7 +360,8 @@ def make_vec_env(
     With `video`, the envs render rgb_array frames and record episodes as `video` says;
     without a display, MuJoCo renders through EGL and pygame (classic control) off-screen,
     unless MUJOCO_GL or SDL_VIDEODRIVER says otherwise. Rendering always uses Gymnasium's
-    envs (EnvPool does not render), whatever `env.backend` says.
+    envs (EnvPool does not render), whatever `env.backend` says. `max_episode_steps` caps
+    episodes below the config's time limit (evaluation's `eval.max_episode_steps`).
     """
     refuse_in_process_task(cfg)
     if video is not None:
@@ -306,10 +374,13 @@ def make_vec_env(
     if cfg.backend == "envpool" and render_mode is None:
         envs = _envpool_envs(cfg, num_envs)
     else:
-        fns = [_env_fn(cfg, render_mode, training) for _ in range(num_envs)]
+        fns = [_env_fn(cfg, render_mode, training, max_episode_steps) for _ in range(num_envs)]
         if video is not None:
             fns = [partial(_recording, fn, video, i, num_envs) for i, fn in enumerate(fns)]
-        envs = (SubprocessVectorEnv if cfg.vectorization == "async" else SerialVectorEnv)(fns)
+        if cfg.vectorization == "async":
+            envs = SubprocessVectorEnv(fns)
+        else:
+            envs = SerialVectorEnv(fns, replayable=training)
     obs_space = envs.single_observation_space
     normalizable = isinstance(obs_space, gym.spaces.Box) and obs_space.dtype != np.uint8
     if training and cfg.normalize_obs and normalizable:

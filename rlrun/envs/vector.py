@@ -8,7 +8,9 @@ Exact resume: simulator states (MuJoCo, classic control, Atari) are not portable
 reset (the explicit seed, or the env's RNG state just before an autoreset) and the actions
 taken since. `restore` replays them and checks that the replayed observation equals the
 saved one bit for bit; an env whose replay differs (a simulator with hidden randomness)
-is reported and the run continues with fresh episodes.
+is reported and the run continues with fresh episodes. The action log of an episode is kept
+for at most `MAX_LOGGED_ACTIONS` steps (memory stays flat on endless episodes); a longer
+episode restarts fresh on resume.
 """
 
 from __future__ import annotations
@@ -22,12 +24,50 @@ import torch
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+MAX_LOGGED_ACTIONS = 100_000
+"""Actions of one episode kept for exact resume (count); beyond them the episode is not replayed."""
+
+
+class ActionLog:
+    """The actions of one env's current episode, in a growing array of at most MAX_LOGGED_ACTIONS."""
+
+    def __init__(self) -> None:
+        self._actions: np.ndarray | None = None
+        self.count = 0
+        """Actions taken in the episode (count, including any beyond the log)."""
+
+    def clear(self) -> None:
+        self.count = 0
+
+    def append(self, action: np.ndarray) -> None:
+        if self.count < MAX_LOGGED_ACTIONS:
+            action = np.asarray(action)
+            if self._actions is None or self.count == len(self._actions):
+                grown = np.empty((min(max(64, 2 * self.count), MAX_LOGGED_ACTIONS), *action.shape), action.dtype)
+                if self._actions is not None:
+                    grown[: self.count] = self._actions[: self.count]
+                self._actions = grown
+            self._actions[self.count] = action
+        self.count += 1
+
+    @property
+    def complete(self) -> bool:
+        """Whether every action of the episode is in the log."""
+        return self.count <= MAX_LOGGED_ACTIONS
+
+    def array(self) -> np.ndarray:
+        return np.zeros(0) if self._actions is None else self._actions[: min(self.count, MAX_LOGGED_ACTIONS)].copy()
+
 
 class SerialVectorEnv:
-    """Steps `len(env_fns)` envs one after the other in this process."""
+    """Steps `len(env_fns)` envs one after the other in this process.
 
-    def __init__(self, env_fns: list[Callable[[], gym.Env]]) -> None:
+    `replayable`: log each episode's start and actions for exact resume (training envs).
+    """
+
+    def __init__(self, env_fns: list[Callable[[], gym.Env]], replayable: bool = True) -> None:
         self.envs = [fn() for fn in env_fns]
+        self.replayable = replayable
         self.num_envs = len(self.envs)
         self.single_observation_space = self.envs[0].observation_space
         self.single_action_space = self.envs[0].action_space
@@ -38,15 +78,16 @@ class SerialVectorEnv:
         self._terminations = np.zeros(self.num_envs, bool)
         self._truncations = np.zeros(self.num_envs, bool)
         self._episode_starts: list[dict] = [{} for _ in self.envs]
-        self._episode_actions: list[list[np.ndarray]] = [[] for _ in self.envs]
+        self._episode_actions = [ActionLog() for _ in self.envs]
 
     def _reset_env(self, i: int, seed: int | None) -> np.ndarray:
         env = self.envs[i]
-        if seed is None:
-            self._episode_starts[i] = {"rng": env.unwrapped.np_random.bit_generator.state}
-        else:
-            self._episode_starts[i] = {"seed": seed}
-        self._episode_actions[i] = []
+        if self.replayable:
+            if seed is None:
+                self._episode_starts[i] = {"rng": env.unwrapped.np_random.bit_generator.state}
+            else:
+                self._episode_starts[i] = {"seed": seed}
+            self._episode_actions[i].clear()
         return env.reset(seed=seed)[0]
 
     def reset(self, seed: int | None = None) -> np.ndarray:
@@ -58,7 +99,8 @@ class SerialVectorEnv:
         """Returns (obs, rewards, terminations, truncations, {env index: final obs of its ended episode})."""
         final_obs = {}
         for i, env in enumerate(self.envs):
-            self._episode_actions[i].append(actions[i])
+            if self.replayable:
+                self._episode_actions[i].append(actions[i])
             obs, self._rewards[i], self._terminations[i], self._truncations[i], _ = env.step(actions[i])
             if self._terminations[i] or self._truncations[i]:
                 final_obs[i] = obs
@@ -67,10 +109,12 @@ class SerialVectorEnv:
         return self._obs.copy(), self._rewards.copy(), self._terminations.copy(), self._truncations.copy(), final_obs
 
     def state_dict(self) -> dict:
-        """How to rebuild every env's current episode: its reset and the actions since."""
+        """How to rebuild every env's current episode: its reset and the actions since (an
+        episode longer than the log is marked `{"fresh": True}`: it restarts on resume)."""
         return {
-            "episode_starts": [dict(start) for start in self._episode_starts],
-            "episode_actions": [torch.as_tensor(np.array(actions)) for actions in self._episode_actions],
+            "episode_starts": [dict(start) if log.complete else {"fresh": True}
+                               for start, log in zip(self._episode_starts, self._episode_actions, strict=True)],
+            "episode_actions": [torch.as_tensor(log.array()) for log in self._episode_actions],
             "obs": torch.as_tensor(self._obs.copy()),
             "action_space_rng": self.action_space.np_random.bit_generator.state,
         }
@@ -82,6 +126,9 @@ class SerialVectorEnv:
         mismatched = []
         for i, env in enumerate(self.envs):
             start = state["episode_starts"][i]
+            if start.get("fresh"):
+                mismatched.append(i)
+                continue
             if "rng" in start:
                 env.unwrapped.np_random.bit_generator.state = start["rng"]
             self._obs[i] = self._reset_env(i, start.get("seed"))

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rlrun.config import ConfigError, NetworkConfig
+from rlrun.config import ConfigError, HFNetworkConfig, LMNetworkConfig
 
 
 class Block(nn.Module):
@@ -129,7 +129,7 @@ class TokenScorer(nn.Module):
         return self.head(self.torso(tokens)[:, -1]).squeeze(-1)
 
 
-def _load_hf(cfg: NetworkConfig, vocab_size: int, context_length: int) -> tuple[HFTorso, nn.Module]:
+def _load_hf(cfg: HFNetworkConfig, vocab_size: int, context_length: int) -> tuple[HFTorso, nn.Module]:
     """Torso and LM head of the local causal LM at `cfg.path` (no download, no dropout)."""
     try:
         from transformers import AutoModelForCausalLM
@@ -164,7 +164,7 @@ def _load_hf(cfg: NetworkConfig, vocab_size: int, context_length: int) -> tuple[
 
 
 def make_token_policy(
-    cfg: NetworkConfig, vocab_size: int, context_length: int, temperature: float = 1.0
+    cfg: LMNetworkConfig | HFNetworkConfig, vocab_size: int, context_length: int, temperature: float = 1.0
 ) -> TokenPolicy:
     """The policy network chosen by `network` (lm or hf_lm) for this vocabulary and context."""
     if cfg.name == "hf_lm":
@@ -176,7 +176,7 @@ def make_token_policy(
     return TokenPolicy(torso, head, vocab_size, temperature)
 
 
-def make_token_scorer(cfg: NetworkConfig, vocab_size: int, context_length: int) -> TokenScorer:
+def make_token_scorer(cfg: LMNetworkConfig | HFNetworkConfig, vocab_size: int, context_length: int) -> TokenScorer:
     """A reward model or value network with the torso chosen by `network` (lm or hf_lm)."""
     if cfg.name == "hf_lm":
         return TokenScorer(_load_hf(cfg, vocab_size, context_length)[0])

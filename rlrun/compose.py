@@ -1,0 +1,381 @@
+"""Composing and validating a command line's config before anything runs or is written.
+
+A user mistake ends with one line on stderr that names the fix and exit code 2, never a
+traceback. `compose_checked` composes the overrides, refuses unknown keys with the nearest known
+ones (`+key=` included), picks the CNN for image observations, and, for `resume=<path>`, builds the
+resumed run's config from its checkpoint with the typed keys on top.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import importlib.util
+import itertools
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import IntervalSweep, Override
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf.errors import OmegaConfBaseException
+
+from rlrun.arguments import parse_error
+from rlrun.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, run_dir_of
+from rlrun.config import ConfigError, TrainConfig
+from rlrun.envs.config_source import registered_env_ids
+from rlrun.extras import install_hint
+from rlrun.registry import AlgoSpec, algorithms
+from rlrun.resume import check_algo, flatten
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+USAGE_EXIT = 2
+CXX_COMPILERS = ("g++", "c++", "clang++")
+"""C++ compilers torch.compile's inductor can build its kernels with."""
+
+# Hydra command-line flags after which nothing is checked (they print and exit).
+_NO_CHECK_FLAGS = {"--help", "-h", "--hydra-help", "--version", "--shell-completion", "-sc", "--info", "-i"}
+_HYDRA_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+                           "--config-dir", "-cd", "--info", "-i", "--experimental-rerun"}
+# The Hydra plugin package (the [sweep] extra) that each launcher or sweeper choice needs.
+_PLUGINS = {"joblib": ("hydra-joblib-launcher", "sweep"), "submitit_local": ("hydra-submitit-launcher", "sweep"),
+            "submitit_slurm": ("hydra-submitit-launcher", "sweep"), "ray": ("hydra-ray-launcher", "ray"),
+            "optuna": ("hydra-optuna-sweeper", "sweep")}
+
+HABITS = {
+    "lr": "optimizer.lr", "learning_rate": "optimizer.lr", "n_steps": "algo.num_steps",
+    "n_epochs": "algo.num_epochs", "update_epochs": "algo.num_epochs", "n_envs": "env.num_envs",
+    "num_envs": "env.num_envs", "clip_range": "algo.clip_coef", "net_arch": "network.hidden_sizes",
+    "hidden_sizes": "network.hidden_sizes", "activation_fn": "network.activation",
+    "train_freq": "algo.train_every", "target_update_interval": "algo.target_update_every",
+    "exploration_final_eps": "algo.eps_end", "exploration_initial_eps": "algo.eps_start",
+    "target_policy_noise": "algo.policy_noise", "target_noise_clip": "algo.noise_clip",
+    "eval_freq": "eval.every_steps", "n_eval_episodes": "eval.episodes", "save_freq": "checkpoint.every_steps",
+    "n_timesteps": "total_timesteps", "total_timesteps": "total_timesteps", "seed": "seed", "device": "device",
+    "norm_obs": "env.normalize_obs", "norm_reward": "env.normalize_reward", "normalize": "env.normalize_obs",
+    "anneal_lr": "optimizer.schedule", "torch_deterministic": "deterministic", "cuda": "device",
+    "env_id": "env.id", "episodes": "eval.episodes", "ent_coef": "algo.alpha", "render": "eval.video",
+}
+"""Key names of other RL libraries (SB3, RL Zoo, CleanRL) and the rlrun key that does their job."""
+
+
+def fail(message: str) -> None:
+    print(f"rlrun: {message}", file=sys.stderr)
+    raise SystemExit(USAGE_EXIT)
+
+
+def _close(word: str, options: list[str]) -> str:
+    matches = difflib.get_close_matches(word, options, n=3, cutoff=0.5)
+    return f"; did you mean {', '.join(matches)}?" if matches else ""
+
+
+def _key_of(override: str) -> str:
+    return re.sub(r"^(\+{1,2}|~)", "", override.partition("=")[0])
+
+
+def is_group(key: str) -> bool:
+    return key == "env" or (Path(CONF_DIR) / key).is_dir()
+
+
+def _compose(config_name: str, overrides: list[str], with_hydra: bool = False) -> DictConfig:
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name=config_name):
+        return compose(config_name=config_name, overrides=overrides, return_hydra_config=with_hydra)
+
+
+def _job(cfg: DictConfig) -> DictConfig:
+    """`cfg` without its `hydra` node."""
+    if "hydra" not in cfg:
+        return cfg
+    job = copy.deepcopy(cfg)
+    with read_write(job), open_dict(job):
+        del job["hydra"]
+    return job
+
+
+# ----- unknown keys ---------------------------------------------------------------------------
+def known_keys(config_name: str, overrides: list[str]) -> list[str]:
+    """Every key (leaves and sections) of the config these overrides' group choices compose."""
+    groups = [o for o in overrides if is_group(_key_of(o))]
+    try:
+        cfg = _compose(config_name, groups)
+    except Exception:  # noqa: BLE001 - a bad group choice: the defaults still name the keys
+        cfg = _compose(config_name, [])
+    leaves = flatten(OmegaConf.to_container(cfg, resolve=False))
+    sections = {".".join(key.split(".")[:i]) for key in leaves for i in range(1, key.count(".") + 1)}
+    return sorted(leaves.keys() | sections)
+
+
+def unknown_key_message(key: str, config_name: str, overrides: list[str]) -> str:
+    """`unknown key 'k'; did you mean ...?` with the nearest keys (and other libraries' names)."""
+    known = known_keys(config_name, overrides)
+    listing = "`rlrun --cfg job` lists every key" if config_name == "train" else "`rlrun-eval --help` lists its keys"
+    section, _, name = key.rpartition(".")
+    siblings = [k.rsplit(".", 1)[-1] for k in known if k.rpartition(".")[0] == section]
+    habits = [h for h, target in HABITS.items() if target != key and target.split("=")[0] in known]
+    matches: list[str] = []
+    for close in difflib.get_close_matches(name, [*siblings, *habits], n=3, cutoff=0.6):
+        if close in siblings and close != name:
+            matches.append(f"{section}.{close}" if section else close)
+        elif close in habits:
+            matches.append(HABITS[close] + ("=linear" if HABITS[close] == "optimizer.schedule" else ""))
+    leaves = [k for k in known if not key.startswith(k + ".")]
+    matches += difflib.get_close_matches(key, leaves, n=3, cutoff=0.75)
+    unique = list(dict.fromkeys(m for m in matches if m != key))[:3]
+    if not unique:
+        return f"unknown key '{key}' ({listing})"
+    return f"unknown key '{key}'; did you mean {', '.join(unique)}? ({listing})"
+
+
+def _check_added_keys(cfg: DictConfig, config_name: str, overrides: list[Override]) -> None:
+    """Refuse `+key=value` for keys the schema does not have (free-form dicts such as env.kwargs aside)."""
+    for override in overrides:
+        key = override.key_or_group
+        if not (override.is_add() or override.is_force_add()) or key.startswith("hydra") or is_group(key):
+            continue
+        parent_key, _, name = key.rpartition(".")
+        parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+        schema = OmegaConf.get_type(parent) if isinstance(parent, DictConfig) else None
+        if dataclasses.is_dataclass(schema) and name not in {f.name for f in dataclasses.fields(schema)}:
+            raise ConfigError(unknown_key_message(key, config_name, [o.input_line for o in overrides]))
+
+
+def explain(error: Exception, config_name: str, overrides: list[str]) -> str:
+    """One line for a composition or validation error."""
+    text = str(error)
+    missing = re.search(r"Could not find '([\w/]+?)/(.+?)'", text)
+    if isinstance(error, MissingConfigException) and missing:
+        group, option = missing.groups()
+        if group == "env":
+            return f"unknown env '{option}'{_close(option, registered_env_ids())}{_env_hint(option)}"
+        if group == "algo":
+            names = sorted(algorithms())
+            return f"unknown algo '{option}'{_close(option, names)} (choose from {', '.join(names)})"
+        options = sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
+        return f"unknown {group} '{option}'{_close(option, options)} (choose from {', '.join(options)})"
+    unknown = re.search(r"Could not override '(.+?)'", text) or re.search(r"Key '(.+?)' not in", text)
+    if unknown:
+        return unknown_key_message(unknown.group(1), config_name, overrides)
+    if re.search(r"missing mandatory value: checkpoint", text, flags=re.IGNORECASE):
+        return "rlrun-eval needs a checkpoint: rlrun-eval <run dir or checkpoint file> [eval.episodes=10 ...]"
+    cause = error.__cause__ or error
+    merging = re.search(r"Error merging override (\S+)", text)
+    detail = str(cause).strip().splitlines()[0]
+    if merging:
+        return f"invalid override {merging.group(1)}: {detail}"
+    return detail or f"invalid {config_name} config ({type(error).__name__})"
+
+
+def _env_hint(env_id: str) -> str:
+    if env_id.startswith("ALE/") and importlib.util.find_spec("ale_py") is None:
+        return f" (Atari envs need the atari extra: {install_hint('atari')})"
+    return " (any Gymnasium id works)"
+
+
+# ----- sweeps and plugins -----------------------------------------------------------------------
+def override_lists(argv: list[str]) -> tuple[list[list[str]], bool]:
+    """The override lists to validate before Hydra runs, and whether to check them.
+
+    A sweep is checked at its first value (an interval at its start), except a sweep of a group
+    choice (`algo=ppo,a2c`, `env=...`): every combination of those values is checked, so a typo
+    in any of them fails before the first job starts.
+    """
+    overrides, skip_next, check_args = [], False, True
+    for arg in argv:
+        if skip_next:
+            skip_next = False
+            continue
+        if arg in _NO_CHECK_FLAGS:
+            check_args = False
+        if arg.startswith("-"):
+            skip_next = arg in _HYDRA_FLAGS_WITH_VALUE and arg not in ("--info", "-i")
+            continue
+        overrides.append(arg)
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception as error:  # noqa: BLE001 - Hydra's grammar errors
+        fail(parse_error(overrides, error))
+    options = []
+    for override in parsed:
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            options.append([override.input_line])
+        elif isinstance(override.value(), IntervalSweep):
+            options.append([f"{key}={override.value().start}"])
+        else:
+            values = [f"{key}={value}" for value in override.sweep_string_iterator()]
+            options.append(values if is_group(key) else values[:1])
+    return [list(combination) for combination in itertools.product(*options)], check_args
+
+
+def check_plugins(overrides: list[str]) -> None:
+    """Exit with the install command when a launcher or sweeper's Hydra plugin is missing."""
+    for line in overrides:
+        key, _, choice = line.partition("=")
+        choice = "optuna" if key == "hparams_search" and choice != "null" else choice
+        if key in ("hydra/launcher", "hydra/sweeper", "hparams_search") and choice in _PLUGINS:
+            package, extra = _PLUGINS[choice]
+            if importlib.util.find_spec("hydra_plugins." + package.replace("-", "_")) is None:
+                fail(f"{line} needs the {package} package, which is not installed: {install_hint(extra)}")
+
+
+# ----- composing --------------------------------------------------------------------------------
+def compose_checked(config_name: str, overrides: list[str], output_dir_key: str | None = None) -> DictConfig:
+    """Compose and validate (types, unknown keys, values, and the output dir at `output_dir_key`,
+    e.g. hydra.run.dir, when given); exit 2 with one line on a mistake. Returns the composed
+    config, with its `hydra` node when `output_dir_key` is given."""
+    with_hydra = output_dir_key is not None
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        if config_name == "train" and resume_override(parsed) is not None:
+            cfg = compose_resume(parsed, with_hydra)
+        else:
+            cfg = _compose(config_name, overrides, with_hydra)
+            _check_added_keys(cfg, config_name, parsed)
+            if config_name == "train":
+                cfg = _with_cnn_for_images(cfg, overrides, with_hydra)
+        typed = OmegaConf.to_object(_job(cfg))
+        if config_name == "train":
+            validate_train(typed)
+    except ConfigError as error:
+        fail(str(error))
+    except (ConfigCompositionException, MissingConfigException, OmegaConfBaseException) as error:
+        fail(explain(error, config_name, overrides))
+    if with_hydra:
+        _check_output_dir(Path(OmegaConf.select(cfg, output_dir_key)), output_dir_key)
+    return cfg
+
+
+def _with_cnn_for_images(cfg: DictConfig, overrides: list[str], with_hydra: bool) -> DictConfig:
+    """`cfg` recomposed with network=cnn when the env gives images and no network was chosen."""
+    from rlrun.envs.factory import env_spaces, is_image
+
+    if cfg.network.name != "mlp" or cfg.env.family == "lm" or any(_key_of(o) == "network" for o in overrides):
+        return cfg
+    typed_env = OmegaConf.to_object(cfg.env)
+    obs_space, _ = env_spaces(typed_env)
+    if not is_image(obs_space):
+        return cfg
+    return _compose("train", [*overrides, "network=cnn"], with_hydra)
+
+
+def _check_output_dir(target: Path, key: str) -> None:
+    """Exit with one line when the run (or sweep) dir `target`, set by `key`, cannot be created or written."""
+    target = target.expanduser().absolute()
+    existing = next(p for p in (target, *target.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        problem = "is not a directory" if not existing.is_dir() else "is not writable"
+        fail(f"cannot create the output dir {target}: {existing} {problem}; set {key}=<writable dir>")
+
+
+def validate_train(cfg: TrainConfig) -> None:
+    """Checks that span groups: the env exists and builds, and the algorithm can act in it."""
+    from rlrun.envs.factory import env_spaces
+
+    spec = algorithms()[cfg.algo.name]
+    if cfg.compile:
+        check_compile(spec)
+    if spec.check_task is not None:  # an in-process task (env=lm), not a Gymnasium env
+        spec.check_task(cfg)
+        return
+    obs_space, action_space = env_spaces(cfg.env)
+    if spec.check_spaces is not None:
+        spec.check_spaces(obs_space, action_space)
+
+
+def check_compile(spec: AlgoSpec) -> None:
+    """`compile=true` needs an algorithm that uses it and a C++ compiler for torch.compile's kernels."""
+    if not spec.compiles:
+        users = ", ".join(name for name, other in algorithms().items() if other.compiles)
+        raise ConfigError(f"compile=true applies to algo={users}; algo={spec.name} has no minibatch loss to "
+                          "compile: drop compile=true")
+    if not any(shutil.which(compiler) for compiler in CXX_COMPILERS):
+        raise ConfigError("compile=true needs a C++ compiler (g++ or clang++) on the PATH for torch.compile: "
+                          "install one (e.g. apt install g++) or drop compile=true")
+
+
+# ----- resuming ---------------------------------------------------------------------------------
+def resume_override(parsed: list[Override]) -> str | None:
+    """The path of `resume.path=<path>` among the overrides, or None."""
+    for override in parsed:
+        if override.get_key_element() == "resume.path" and override.value() not in (None, "null"):
+            if override.is_sweep_override():
+                raise ConfigError("resume= continues one run; to continue a sweep, re-run its command "
+                                  "with hydra.sweep.dir=<its sweep dir>")
+            return str(override.value())
+    return None
+
+
+def merge_overrides(first: list[str], then: list[str]) -> list[str]:
+    """`first` with each override of `then` replacing the one of the same key (or appended)."""
+    keys = {_key_of(line): line for line in first}
+    for line in then:
+        keys.pop(_key_of(line), None)
+        keys[_key_of(line)] = line
+    return list(keys.values())
+
+
+def _original_overrides(state: dict[str, Any], checkpoint: Path) -> list[str]:
+    """The overrides the checkpoint's run was started with (stored in it, else its run dir's
+    `.hydra/overrides.yaml`), with the checkpoint's own algo and env."""
+    stored = OmegaConf.create(state["config"])
+    original = state.get("overrides")
+    if original is None:
+        try:
+            original = [str(line) for line in OmegaConf.load(run_dir_of(checkpoint) / ".hydra" / "overrides.yaml")]
+        except (OSError, OmegaConfBaseException, TypeError):
+            original = []
+    skipped = ("resume.path", "hparams_search")
+    kept = [line for line in original if _key_of(line) not in skipped and not _key_of(line).startswith("hydra")]
+    return merge_overrides(kept, [f"algo={state['algo']}", f"env={stored.env.id}"])
+
+
+def compose_resume(parsed: list[Override], with_hydra: bool) -> DictConfig:
+    """The config of `resume=<path>`: the checkpoint's stored config, with the keys typed on this
+    command line (the leaves they change relative to the run's own overrides) on top.
+
+    With `with_hydra`, the `hydra` node (run dir: the checkpoint's) is included and its task
+    overrides are the run's own merged with the typed ones.
+    """
+    path = resume_override(parsed)
+    checkpoint = resolve_checkpoint(path)
+    state = load_checkpoint(checkpoint)
+    original = _original_overrides(state, checkpoint)
+    typed = [o.input_line for o in parsed if o.get_key_element() != "resume.path"]
+    resume_line = next(o.input_line for o in parsed if o.get_key_element() == "resume.path")
+    merged = merge_overrides(original, typed)
+    full = _compose("train", [*merged, resume_line], with_hydra)
+    _check_added_keys(full, "train", parsed)
+    check_algo(checkpoint, state, full.algo.name)
+    base = _job(_compose("train", [*original, resume_line]))
+    stored = OmegaConf.create(state["config"])
+    for key in ("resume", "hparams_search"):
+        stored.pop(key, None)
+    try:
+        restored = OmegaConf.merge(base, stored)
+    except OmegaConfBaseException as error:
+        raise CheckpointError(
+            f"{checkpoint} holds a config this rlrun cannot read ({str(error).splitlines()[0]}); resume it "
+            "with the rlrun version that wrote it, or train in a new run dir"
+        ) from None
+    full_job = _job(full)
+    old, new = (flatten(OmegaConf.to_container(c, resolve=False)) for c in (base, full_job))
+    with open_dict(restored):
+        for key in sorted(old.keys() | new.keys()):
+            if old.get(key, KeyError) != new.get(key, KeyError) and key in new:
+                OmegaConf.update(restored, key, OmegaConf.select(full_job, key), merge=False)
+        restored.resume = full_job.resume
+        restored.hparams_search = None  # resume= continues one run (a search's seed run included)
+    if not with_hydra:
+        return restored
+    with read_write(full), open_dict(full):
+        for key in restored:
+            full[key] = restored[key]
+        full.hydra.overrides.task = [line for line in merged if not _key_of(line).startswith("hydra")]
+    return full

@@ -1,0 +1,86 @@
+"""Resume policy: which checkpoint a run continues from, and which config changes it accepts.
+
+A resumed run continues with the checkpoint's stored config. Keys typed on the resuming command
+line apply on top; of those, `total_timesteps` (extending the run) and the keys of
+`IGNORED_ON_RESUME` may always change, any other change needs `resume.allow_config_change=true`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from rlrun.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
+from rlrun.config import TrainConfig
+
+IGNORED_ON_RESUME = (
+    "resume", "device", "torch_threads", "numpy_acting", "compile", "logger", "checkpoint", "hparams_search",
+)
+"""Config keys (and sections) that may change when a run is resumed: they do not shape training."""
+ABSENT = "<absent>"
+"""How `config_changes` shows a key one of the two configs lacks."""
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """Leaves of nested dicts by dotted key (lists are leaves)."""
+    if isinstance(node, dict):
+        items: dict[str, Any] = {}
+        for key, value in node.items():
+            items.update(flatten(value, f"{prefix}{key}."))
+        return items if items or not prefix else {prefix[:-1]: {}}
+    return {prefix[:-1]: node}
+
+
+def config_changes(stored_yaml: str, cfg: TrainConfig) -> list[str]:
+    """`key: old -> new` for every config value that differs from the checkpoint's config.
+
+    Keys the stored config lacks (added to rlrun after the checkpoint was written) take their
+    defaults and are not changes.
+    """
+    old = flatten(OmegaConf.to_container(OmegaConf.create(stored_yaml), resolve=True))
+    new = flatten(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
+    return [
+        f"{key}: {old.get(key, ABSENT)} -> {new.get(key, ABSENT)}"
+        for key in sorted(old.keys() | new.keys())
+        if key.split(".")[0] not in IGNORED_ON_RESUME and key in old and old[key] != new.get(key, ABSENT)
+    ]
+
+
+def refused_changes(changes: list[str]) -> list[str]:
+    """The changes that need `resume.allow_config_change=true` (all but extending the budget)."""
+    return [change for change in changes if not change.startswith("total_timesteps:")]
+
+
+def resume_state(cfg: TrainConfig, run_dir: Path) -> tuple[Path, dict[str, Any], list[str]] | None:
+    """(checkpoint path, its state, accepted config changes) to resume from, or None for a fresh run.
+
+    The checkpoint is `resume.path`, else the run dir's own `checkpoints/last.pt`. Raises
+    CheckpointError when it belongs to another algorithm or the config changed in a way not
+    allowed (see the module docstring).
+    """
+    own = Path(run_dir) / "checkpoints" / "last.pt"
+    if cfg.resume.path is None and not own.is_file():
+        return None
+    path = resolve_checkpoint(cfg.resume.path) if cfg.resume.path else own
+    state = load_checkpoint(path)  # on the CPU: each tracked object moves its state to its device
+    check_algo(path, state, cfg.algo.name)
+    changes = config_changes(state["config"], cfg)
+    refused = refused_changes(changes)
+    if refused and not cfg.resume.allow_config_change:
+        shown = "; ".join(refused[:4]) + (" ..." if len(refused) > 4 else "")
+        raise CheckpointError(
+            f"{path} was trained with another config ({shown}): drop those overrides to continue "
+            "with the checkpoint's values, or add resume.allow_config_change=true to continue with the new ones"
+        )
+    return path, state, changes
+
+
+def check_algo(path: Path, state: dict[str, Any], algo: str) -> None:
+    """Refuse resuming a checkpoint of another algorithm."""
+    if state.get("algo") != algo:
+        raise CheckpointError(
+            f"{path} was written by algo={state.get('algo')}, not algo={algo}: resume it without "
+            f"algo= (or with algo={state.get('algo')}), or train algo={algo} in a new run dir"
+        )
