@@ -31,6 +31,7 @@ from rlrun.compose import (
     check_plugins,
     compose_checked,
     fail,
+    job_node,
     override_lists,
     validate_train,
 )
@@ -196,7 +197,16 @@ def train() -> None:
         if plain and composed[0].hydra.mode != RunMode.MULTIRUN:  # (a search config may set MULTIRUN)
             _run_single(composed[0])
             return
+        if _shows_job_config(sys.argv[1:]) and any(o.startswith("resume.path=") for o in override_sets[0]):
+            print(OmegaConf.to_yaml(job_node(composed[0])), end="")  # the resumed run's config, not the defaults
+            return
     _train_app()
+
+
+def _shows_job_config(argv: list[str]) -> bool:
+    """Whether the command line is `... --cfg job` (or `-c job`)."""
+    return any(flag in ("--cfg", "-c") and value == "job" for flag, value in zip(argv, argv[1:]))
+
 
 
 def _run_single(cfg: DictConfig) -> None:

@@ -33,7 +33,7 @@ from rlrun.config import ConfigError, TrainConfig
 from rlrun.envs.config_source import registered_env_ids
 from rlrun.extras import install_hint
 from rlrun.registry import AlgoSpec, algorithms
-from rlrun.resume import check_algo, flatten
+from rlrun.resume import check_algo, flatten, known_part
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 USAGE_EXIT = 2
@@ -89,7 +89,7 @@ def _compose(config_name: str, overrides: list[str], with_hydra: bool = False) -
         return compose(config_name=config_name, overrides=overrides, return_hydra_config=with_hydra)
 
 
-def _job(cfg: DictConfig) -> DictConfig:
+def job_node(cfg: DictConfig) -> DictConfig:
     """`cfg` without its `hydra` node."""
     if "hydra" not in cfg:
         return cfg
@@ -240,7 +240,7 @@ def compose_checked(config_name: str, overrides: list[str], output_dir_key: str 
             _check_added_keys(cfg, config_name, parsed)
             if config_name == "train":
                 cfg = _with_cnn_for_images(cfg, overrides, with_hydra)
-        typed = OmegaConf.to_object(_job(cfg))
+        typed = OmegaConf.to_object(job_node(cfg))
         if config_name == "train":
             validate_train(typed)
     except ConfigError as error:
@@ -353,18 +353,18 @@ def compose_resume(parsed: list[Override], with_hydra: bool) -> DictConfig:
     full = _compose("train", [*merged, resume_line], with_hydra)
     _check_added_keys(full, "train", parsed)
     check_algo(checkpoint, state, full.algo.name)
-    base = _job(_compose("train", [*original, resume_line]))
-    stored = OmegaConf.create(state["config"])
+    base = job_node(_compose("train", [*original, resume_line]))
+    stored = OmegaConf.to_container(OmegaConf.create(state["config"]))
     for key in ("resume", "hparams_search"):
         stored.pop(key, None)
     try:
-        restored = OmegaConf.merge(base, stored)
+        restored = OmegaConf.merge(base, known_part(stored, base))
     except OmegaConfBaseException as error:
         raise CheckpointError(
             f"{checkpoint} holds a config this rlrun cannot read ({str(error).splitlines()[0]}); resume it "
             "with the rlrun version that wrote it, or train in a new run dir"
         ) from None
-    full_job = _job(full)
+    full_job = job_node(full)
     old, new = (flatten(OmegaConf.to_container(c, resolve=False)) for c in (base, full_job))
     with open_dict(restored):
         for key in sorted(old.keys() | new.keys()):

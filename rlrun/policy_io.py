@@ -14,12 +14,14 @@ from typing import Any
 import gymnasium as gym
 import torch
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
 from rlrun.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
 from rlrun.config import NETWORK_SCHEMAS, TrainConfig
 from rlrun.envs.normalize import ObsNormalizer
 from rlrun.registry import algorithms
+from rlrun.resume import known_part
 
 
 @dataclass
@@ -68,10 +70,17 @@ def load_policy(checkpoint: str | Path, device: torch.device | str = "cpu") -> L
         raise CheckpointError(f"{path} was written by algo '{state['algo']}', which this rlrun does not have")
     stored = OmegaConf.create(state["config"])
     stored.pop("resume", None)  # where the run came from; not needed to rebuild its policy
-    network = NETWORK_SCHEMAS[stored.network.get("name", "mlp")](name=stored.network.get("name", "mlp"))
-    train_cfg: TrainConfig = OmegaConf.to_object(
-        OmegaConf.merge(OmegaConf.structured(TrainConfig(algo=spec.config(), network=network)), stored)
-    )
+    name = stored.network.get("name", "mlp")
+    schema = OmegaConf.structured(TrainConfig(algo=spec.config(), network=NETWORK_SCHEMAS[name](name=name)))
+    try:
+        train_cfg: TrainConfig = OmegaConf.to_object(
+            OmegaConf.merge(schema, known_part(OmegaConf.to_container(stored), schema))
+        )
+    except OmegaConfBaseException as error:
+        raise CheckpointError(
+            f"{path} holds a config this rlrun cannot read ({str(error).splitlines()[0]}); evaluate it "
+            "with the rlrun version that wrote it"
+        ) from None
     obs_space, action_space = env_spaces(train_cfg.env)
     policy = spec.make_policy(train_cfg, obs_space, action_space).to(device)
     try:

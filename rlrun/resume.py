@@ -33,18 +33,34 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: node}
 
 
+def known_part(stored: Any, schema: Any) -> Any:
+    """`stored` (a plain config) without the keys a structured `schema` node does not have:
+    keys a later rlrun dropped (they cannot shape training any more). Free-form dicts are kept."""
+    from omegaconf import DictConfig
+
+    if not isinstance(stored, dict) or not isinstance(schema, DictConfig):
+        return stored
+    structured = OmegaConf.get_type(schema) not in (dict, None)
+    keys = set(schema.keys())
+    return {
+        key: known_part(value, OmegaConf.select(schema, key, throw_on_missing=False) if key in keys else None)
+        for key, value in stored.items()
+        if not structured or key in keys
+    }
+
+
 def config_changes(stored_yaml: str, cfg: TrainConfig) -> list[str]:
     """`key: old -> new` for every config value that differs from the checkpoint's config.
 
-    Keys the stored config lacks (added to rlrun after the checkpoint was written) take their
-    defaults and are not changes.
+    Keys one of the two lacks (added to rlrun after the checkpoint was written, or dropped
+    since) are not changes: they take their defaults, or shape nothing any more.
     """
     old = flatten(OmegaConf.to_container(OmegaConf.create(stored_yaml), resolve=True))
     new = flatten(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
     return [
         f"{key}: {old.get(key, ABSENT)} -> {new.get(key, ABSENT)}"
         for key in sorted(old.keys() | new.keys())
-        if key.split(".")[0] not in IGNORED_ON_RESUME and key in old and old[key] != new.get(key, ABSENT)
+        if key.split(".")[0] not in IGNORED_ON_RESUME and key in old and key in new and old[key] != new[key]
     ]
 
 

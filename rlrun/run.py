@@ -390,6 +390,15 @@ class Run:
         for sig in STOP_SIGNALS:
             signal.signal(sig, self._on_second_signal)
 
+    def stop_if_signalled(self, when: str) -> None:
+        """Raise RunInterrupted, writing no checkpoint, when a stop signal arrived `when` (a set-up
+        phase that has no completed iteration to keep)."""
+        if self._signal is not None:
+            raise RunInterrupted(
+                f"{signal.Signals(self._signal).name} {when}: no iteration had completed, so nothing "
+                "was kept; re-running the command starts again", self._signal,
+            )
+
     def _on_second_signal(self, signum: int, frame: Any) -> None:
         """A second signal stops at once, without a traceback; the last checkpoint stays intact."""
         kept = (f"the checkpoint of step {self._checkpoint_step} is kept"

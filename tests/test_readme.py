@@ -20,6 +20,8 @@ import torch
 README = Path(__file__).resolve().parent.parent / "README.md"
 BUDGET = {"total_timesteps": "600", "eval.episodes": "2", "eval.num_envs": "2"}
 """Values that make a README training command small."""
+EXTENDED = "5000"
+"""The `total_timesteps` of a README command that extends a run (beyond one PPO MuJoCo iteration)."""
 SEARCH_BUDGET = {"hydra.sweeper.n_trials": "2", "hparams_search.seeds": "[0]"}
 SKIPPED = {
     "hydra/launcher=submitit_slurm": "needs a Slurm cluster",
@@ -93,9 +95,12 @@ def test_every_readme_command_runs(tmp_path):
         words = [resolve(word, tmp_path) for word in words]
         is_training = words[0] == "rlrun" and not any(w.startswith(("-h", "--help", "--cfg", "resume="))
                                                       for w in words)
-        if is_training or words[0] == "rlrun-eval":
-            words = [words[0], *small(words[1:])] if is_training else [
-                words[0], *[w for w in words[1:] if not w.startswith("eval.episodes=")], "eval.episodes=2"]
+        if is_training:
+            words = [words[0], *small(words[1:])]
+        elif words[0] == "rlrun-eval" or any(word.startswith("resume=") for word in words):
+            smaller = {"eval.episodes": "2", "total_timesteps": EXTENDED}  # evaluate less, extend a little
+            words = [f"{w.partition('=')[0]}={smaller[w.partition('=')[0]]}" if w.partition("=")[0] in smaller
+                     else w for w in words]
         exe = Path(sys.executable).parent / words[0]
         result = subprocess.run(
             [str(exe), *words[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,

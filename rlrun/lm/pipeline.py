@@ -184,7 +184,9 @@ def prepare(
     global_step = run.restore()
     run.use_evaluator(make_evaluator(cfg, task, device))
     if global_step == 0:
-        run.log(run_stages(cfg, run, task, models), 0)
+        stages = run_stages(cfg, run, task, models)
+        run.stop_if_signalled("during the supervised stages, before the first iteration")
+        run.log(stages, 0)
     reference.eval()
     reward_model.requires_grad_(False).eval()
     return models, coefs, global_step
@@ -197,17 +199,21 @@ def lm_loss(policy: TokenPolicy, tokens: torch.Tensor, start: int = 0) -> torch.
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, start + 1 :].reshape(-1))
 
 
-def fit(optimizer: FlatOptimizer, steps: int, loss_fn: Callable[[], torch.Tensor], max_grad_norm: float) -> float:
-    """`steps` gradient steps on `loss_fn()`; returns the mean loss of the last tenth of them."""
+def fit(optimizer: FlatOptimizer, steps: int, loss_fn: Callable[[], torch.Tensor], max_grad_norm: float,
+        stop: Callable[[], bool] = lambda: False) -> float:
+    """`steps` gradient steps on `loss_fn()` (fewer once `stop()` says so); returns the mean loss
+    of the last tenth of them."""
     losses = []
     for _ in range(steps):
+        if stop():
+            break
         loss = loss_fn()
         optimizer.zero_grad()
         loss.backward()
         optimizer.clip_grad_norm(max_grad_norm)
         optimizer.step()
         losses.append(loss.detach())
-    return float(torch.stack(losses[-max(1, steps // 10) :]).mean())
+    return float(torch.stack(losses[-max(1, steps // 10) :]).mean()) if losses else float("nan")
 
 
 @dataclass
@@ -245,7 +251,7 @@ def preference_pairs(
 
 def train_reward_model(
     reward_model: TokenScorer, optimizer: FlatOptimizer, pairs: PreferencePairs, steps: int, batch_size: int,
-    max_grad_norm: float,
+    max_grad_norm: float, stop: Callable[[], bool] = lambda: False,
 ) -> float:
     """Bradley-Terry training (eq. 15.4) on random minibatches of `pairs`; returns the final loss.
 
@@ -257,7 +263,7 @@ def train_reward_model(
         return bradley_terry_loss(reward_model.score(pairs.tokens1[mb]), reward_model.score(pairs.tokens0[mb]),
                                   pairs.labels[mb])
 
-    return fit(optimizer, steps, loss_fn, max_grad_norm)
+    return fit(optimizer, steps, loss_fn, max_grad_norm, stop)
 
 
 @torch.no_grad()
@@ -272,18 +278,19 @@ def run_stages(cfg: TrainConfig, run: Run, task: LMTask, models: LMModels) -> di
     algo: LMConfig = cfg.algo
     policy, device, batch = models.policy, run.device, algo.supervised_batch_size
     policy_optimizer = models.optimizers[0]
+    stop = lambda: run.should_stop  # noqa: E731 - a stop signal cuts the stages short
     fresh_state = copy.deepcopy(policy_optimizer.state_dict())
     set_lr(policy_optimizer, algo.supervised_lr)
     metrics = {}
     if algo.pretrain_steps:
         metrics["train/pretrain_loss"] = fit(
             policy_optimizer, algo.pretrain_steps,
-            lambda: lm_loss(policy, task.text(batch, task.context_length).to(device)), algo.max_grad_norm)
+            lambda: lm_loss(policy, task.text(batch, task.context_length).to(device)), algo.max_grad_norm, stop)
     if algo.sft_steps:
         metrics["train/sft_loss"] = fit(
             policy_optimizer, algo.sft_steps,
             lambda: lm_loss(policy, task.demonstrations(batch).to(device), task.prompt_length - 1),
-            algo.max_grad_norm)
+            algo.max_grad_norm, stop)
     policy_optimizer.load_state_dict(fresh_state)
     models.reference.load_state_dict(policy.state_dict())
 
@@ -293,7 +300,7 @@ def run_stages(cfg: TrainConfig, run: Run, task: LMTask, models: LMModels) -> di
     train_pairs, held_out = pairs.split(len(pairs.labels) * 4 // 5)
     rm_optimizer = make_optimizer(reward_model.parameters(), replace(cfg.optimizer, lr=algo.rm_lr))
     metrics["train/rm_loss"] = train_reward_model(reward_model, rm_optimizer, train_pairs, algo.rm_steps,
-                                                  algo.rm_batch_size, algo.max_grad_norm)
+                                                  algo.rm_batch_size, algo.max_grad_norm, stop)
     metrics["train/rm_accuracy"] = reward_model_accuracy(reward_model, held_out)
     if models.value is not None:
         models.value.load_state_dict(reward_model.state_dict())
