@@ -20,13 +20,29 @@ from pathlib import Path
 from rlrun.config import ConfigError
 
 PATH_KEYS = (
-    "checkpoint", "resume.path", "hydra.run.dir", "hydra.sweep.dir", "algo.expert", "algo.dataset",
+    "checkpoint",
+    "resume.path",
+    "hydra.run.dir",
+    "hydra.sweep.dir",
+    "algo.expert",
+    "algo.dataset",
     "network.path",
 )
 """Keys whose values are file system paths: quoted before Hydra parses them."""
 
-FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
-                    "--config-dir", "-cd", "--experimental-rerun"}
+FLAGS_WITH_VALUE = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+}
 """Hydra command-line flags whose next argument is their value, not an override."""
 
 _KEY = re.compile(r"(?P<prefix>\+{0,2}|~)(?P<key>[\w.\-/@]+)=(?P<value>.*)", re.DOTALL)
@@ -34,7 +50,8 @@ _NUMBER = re.compile(r"[+-]?(\d[\d_]*)?\.?\d*([eE][+-]?\d+)?")
 
 
 def _quote(value: str) -> str:
-    """`value` as a single-quoted Hydra string (backslashes before a quote or at the end doubled)."""
+    """`value` as a single-quoted Hydra string,
+    backslashes before a quote or at the end doubled."""
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
         return value  # already quoted by the user
     escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)
@@ -44,7 +61,7 @@ def _quote(value: str) -> str:
 
 @cache
 def integer_keys() -> frozenset[str]:
-    """Dotted keys of every integer field of the training and evaluation schemas (all algorithms)."""
+    """Dotted keys of every integer field of the training and evaluation schemas (all algos)."""
     from rlrun.config import EvalRunConfig, TrainConfig
     from rlrun.registry import algorithms
 
@@ -55,7 +72,9 @@ def integer_keys() -> frozenset[str]:
         for field in dataclasses.fields(schema):
             hint = hints[field.name]
             union = typing.get_origin(hint) in (typing.Union, types.UnionType)
-            options = [t for t in (typing.get_args(hint) if union else (hint,)) if t is not type(None)]
+            options = [
+                t for t in (typing.get_args(hint) if union else (hint,)) if t is not type(None)
+            ]
             nested = [t for t in options if dataclasses.is_dataclass(t)]
             if nested:
                 walk(nested[0], f"{prefix}{field.name}.")
@@ -134,13 +153,16 @@ def rewrite(argv: list[str], positional_key: str | None = None) -> list[str]:
 def parse_error(overrides: list[str], error: Exception) -> str:
     """One line for overrides Hydra's parser refused, naming the argument and how to write it."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
 
     parser = OverridesParser.create()
     for override in overrides:
         try:
             parser.parse_overrides([override])
-        except Exception as single:  # Hydra's grammar errors
+        except OverrideParseException as single:
             detail = str(single).strip().splitlines()[0]
-            return (f"cannot parse `{override}` ({detail}); write it as key=value, and quote a value "
-                    f"that holds = , [ ] or spaces: key='value'")
+            return (
+                f"cannot parse `{override}` ({detail}); write it as key=value, and quote a value "
+                f"that holds = , [ ] or spaces: key='value'"
+            )
     return f"cannot parse overrides: {str(error).strip().splitlines()[0]}"

@@ -8,6 +8,7 @@ run is accepted (its lock taken, its resume checked: `Run` writes its files once
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 import sys
@@ -117,7 +118,8 @@ def _train_job(cfg: DictConfig, validated: bool = False) -> float:
             launcher = hydra_cfg.runtime.choices.get("hydra/launcher")
             assign_gpu(typed.device, launcher, hydra_cfg.job.num)
         overrides = [str(line) for line in hydra_cfg.overrides.task]
-        preset = hydra_cfg.runtime.choices.get("preset")
+        preset = hydra_cfg.runtime.choices.get("preset")  # named even when the optional file is absent
+        preset = preset if preset and (Path(CONF_DIR) / "preset" / f"{preset}.yaml").is_file() else None
         if typed.hparams_search is None:
             return _train_run(typed, job_dir, Launch(overrides, _config_files(cfg, overrides), preset))
         runs = seed_runs(typed, cfg, overrides, job_dir)
@@ -205,7 +207,7 @@ def train() -> None:
 
 def _shows_job_config(argv: list[str]) -> bool:
     """Whether the command line is `... --cfg job` (or `-c job`)."""
-    return any(flag in ("--cfg", "-c") and value == "job" for flag, value in zip(argv, argv[1:]))
+    return any(flag in ("--cfg", "-c") and value == "job" for flag, value in itertools.pairwise(argv))
 
 
 

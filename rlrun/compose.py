@@ -23,7 +23,7 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep, Override
-from hydra.errors import ConfigCompositionException, MissingConfigException
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
@@ -41,27 +41,75 @@ CXX_COMPILERS = ("g++", "c++", "clang++")
 """C++ compilers torch.compile's inductor can build its kernels with."""
 
 # Hydra command-line flags after which nothing is checked (they print and exit).
-_NO_CHECK_FLAGS = {"--help", "-h", "--hydra-help", "--version", "--shell-completion", "-sc", "--info", "-i"}
-_HYDRA_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
-                           "--config-dir", "-cd", "--info", "-i", "--experimental-rerun"}
+_NO_CHECK_FLAGS = {
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--version",
+    "--shell-completion",
+    "-sc",
+    "--info",
+    "-i",
+}
+_HYDRA_FLAGS_WITH_VALUE = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--info",
+    "-i",
+    "--experimental-rerun",
+}
 # The Hydra plugin package (the [sweep] extra) that each launcher or sweeper choice needs.
-_PLUGINS = {"joblib": ("hydra-joblib-launcher", "sweep"), "submitit_local": ("hydra-submitit-launcher", "sweep"),
-            "submitit_slurm": ("hydra-submitit-launcher", "sweep"), "ray": ("hydra-ray-launcher", "ray"),
-            "optuna": ("hydra-optuna-sweeper", "sweep")}
+_PLUGINS = {
+    "joblib": ("hydra-joblib-launcher", "sweep"),
+    "submitit_local": ("hydra-submitit-launcher", "sweep"),
+    "submitit_slurm": ("hydra-submitit-launcher", "sweep"),
+    "ray": ("hydra-ray-launcher", "ray"),
+    "optuna": ("hydra-optuna-sweeper", "sweep"),
+}
 
 HABITS = {
-    "lr": "optimizer.lr", "learning_rate": "optimizer.lr", "n_steps": "algo.num_steps",
-    "n_epochs": "algo.num_epochs", "update_epochs": "algo.num_epochs", "n_envs": "env.num_envs",
-    "num_envs": "env.num_envs", "clip_range": "algo.clip_coef", "net_arch": "network.hidden_sizes",
-    "hidden_sizes": "network.hidden_sizes", "activation_fn": "network.activation",
-    "train_freq": "algo.train_every", "target_update_interval": "algo.target_update_every",
-    "exploration_final_eps": "algo.eps_end", "exploration_initial_eps": "algo.eps_start",
-    "target_policy_noise": "algo.policy_noise", "target_noise_clip": "algo.noise_clip",
-    "eval_freq": "eval.every_steps", "n_eval_episodes": "eval.episodes", "save_freq": "checkpoint.every_steps",
-    "n_timesteps": "total_timesteps", "total_timesteps": "total_timesteps", "seed": "seed", "device": "device",
-    "norm_obs": "env.normalize_obs", "norm_reward": "env.normalize_reward", "normalize": "env.normalize_obs",
-    "anneal_lr": "optimizer.schedule", "torch_deterministic": "deterministic", "cuda": "device",
-    "env_id": "env.id", "episodes": "eval.episodes", "ent_coef": "algo.alpha", "render": "eval.video",
+    "lr": "optimizer.lr",
+    "learning_rate": "optimizer.lr",
+    "n_steps": "algo.num_steps",
+    "n_epochs": "algo.num_epochs",
+    "update_epochs": "algo.num_epochs",
+    "n_envs": "env.num_envs",
+    "num_envs": "env.num_envs",
+    "clip_range": "algo.clip_coef",
+    "net_arch": "network.hidden_sizes",
+    "hidden_sizes": "network.hidden_sizes",
+    "activation_fn": "network.activation",
+    "train_freq": "algo.train_every",
+    "target_update_interval": "algo.target_update_every",
+    "exploration_final_eps": "algo.eps_end",
+    "exploration_initial_eps": "algo.eps_start",
+    "target_policy_noise": "algo.policy_noise",
+    "target_noise_clip": "algo.noise_clip",
+    "eval_freq": "eval.every_steps",
+    "n_eval_episodes": "eval.episodes",
+    "save_freq": "checkpoint.every_steps",
+    "n_timesteps": "total_timesteps",
+    "total_timesteps": "total_timesteps",
+    "seed": "seed",
+    "device": "device",
+    "norm_obs": "env.normalize_obs",
+    "norm_reward": "env.normalize_reward",
+    "normalize": "env.normalize_obs",
+    "anneal_lr": "optimizer.schedule",
+    "torch_deterministic": "deterministic",
+    "cuda": "device",
+    "env_id": "env.id",
+    "episodes": "eval.episodes",
+    "ent_coef": "algo.alpha",
+    "render": "eval.video",
 }
 """Key names of other RL libraries (SB3, RL Zoo, CleanRL) and the rlrun key that does their job."""
 
@@ -100,22 +148,37 @@ def job_node(cfg: DictConfig) -> DictConfig:
 
 
 # ----- unknown keys ---------------------------------------------------------------------------
-def known_keys(config_name: str, overrides: list[str]) -> list[str]:
-    """Every key (leaves and sections) of the config these overrides' group choices compose."""
+def _group_config(config_name: str, overrides: list[str]) -> DictConfig:
+    """The config these overrides' group choices compose (the defaults if a choice is bad)."""
     groups = [o for o in overrides if is_group(_key_of(o))]
     try:
-        cfg = _compose(config_name, groups)
-    except Exception:  # noqa: BLE001 - a bad group choice: the defaults still name the keys
-        cfg = _compose(config_name, [])
+        return _compose(config_name, groups)
+    except (ConfigCompositionException, MissingConfigException, OmegaConfBaseException):
+        return _compose(config_name, [])
+
+
+def known_keys(cfg: DictConfig) -> list[str]:
+    """Every key (leaves and sections) of `cfg`."""
     leaves = flatten(OmegaConf.to_container(cfg, resolve=False))
-    sections = {".".join(key.split(".")[:i]) for key in leaves for i in range(1, key.count(".") + 1)}
+    sections = {
+        ".".join(key.split(".")[:i]) for key in leaves for i in range(1, key.count(".") + 1)
+    }
     return sorted(leaves.keys() | sections)
 
 
 def unknown_key_message(key: str, config_name: str, overrides: list[str]) -> str:
     """`unknown key 'k'; did you mean ...?` with the nearest keys (and other libraries' names)."""
-    known = known_keys(config_name, overrides)
-    listing = "`rlrun --cfg job` lists every key" if config_name == "train" else "`rlrun-eval --help` lists its keys"
+    cfg = _group_config(config_name, overrides)
+    owners = _owners(key)
+    if owners:
+        group = key.split(".")[0]
+        return f"unknown key '{key}' for {group}={cfg[group].name}: it is a key of {group}={owners}"
+    known = known_keys(cfg)
+    listing = (
+        "`rlrun --cfg job` lists every key"
+        if config_name == "train"
+        else "`rlrun-eval --help` lists its keys"
+    )
     section, _, name = key.rpartition(".")
     siblings = [k.rsplit(".", 1)[-1] for k in known if k.rpartition(".")[0] == section]
     habits = [h for h, target in HABITS.items() if target != key and target.split("=")[0] in known]
@@ -124,7 +187,9 @@ def unknown_key_message(key: str, config_name: str, overrides: list[str]) -> str
         if close in siblings and close != name:
             matches.append(f"{section}.{close}" if section else close)
         elif close in habits:
-            matches.append(HABITS[close] + ("=linear" if HABITS[close] == "optimizer.schedule" else ""))
+            matches.append(
+                HABITS[close] + ("=linear" if HABITS[close] == "optimizer.schedule" else "")
+            )
     leaves = [k for k in known if not key.startswith(k + ".")]
     matches += difflib.get_close_matches(key, leaves, n=3, cutoff=0.75)
     unique = list(dict.fromkeys(m for m in matches if m != key))[:3]
@@ -133,17 +198,44 @@ def unknown_key_message(key: str, config_name: str, overrides: list[str]) -> str
     return f"unknown key '{key}'; did you mean {', '.join(unique)}? ({listing})"
 
 
+def _owners(key: str) -> str:
+    """The `algo=` or `network=` choices whose schema has `key` (e.g. `dqn, sac`), or ''."""
+    from rlrun.config import NETWORK_SCHEMAS
+
+    group, _, name = key.partition(".")
+    schemas = {
+        "algo": {n: spec.config for n, spec in algorithms().items()},
+        "network": NETWORK_SCHEMAS,
+    }
+    if group not in schemas or "." in name:
+        return ""
+    names = [
+        option
+        for option, schema in schemas[group].items()
+        if name in {f.name for f in dataclasses.fields(schema)}
+    ]
+    return ", ".join(names)
+
+
 def _check_added_keys(cfg: DictConfig, config_name: str, overrides: list[Override]) -> None:
-    """Refuse `+key=value` for keys the schema does not have (free-form dicts such as env.kwargs aside)."""
+    """Refuse `+key=value` for keys the schema does not have (free-form dicts aside: env.kwargs)."""
     for override in overrides:
         key = override.key_or_group
-        if not (override.is_add() or override.is_force_add()) or key.startswith("hydra") or is_group(key):
+        if (
+            not (override.is_add() or override.is_force_add())
+            or key.startswith("hydra")
+            or is_group(key)
+        ):
             continue
         parent_key, _, name = key.rpartition(".")
         parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
         schema = OmegaConf.get_type(parent) if isinstance(parent, DictConfig) else None
-        if dataclasses.is_dataclass(schema) and name not in {f.name for f in dataclasses.fields(schema)}:
-            raise ConfigError(unknown_key_message(key, config_name, [o.input_line for o in overrides]))
+        if dataclasses.is_dataclass(schema) and name not in {
+            f.name for f in dataclasses.fields(schema)
+        }:
+            raise ConfigError(
+                unknown_key_message(key, config_name, [o.input_line for o in overrides])
+            )
 
 
 def explain(error: Exception, config_name: str, overrides: list[str]) -> str:
@@ -153,17 +245,27 @@ def explain(error: Exception, config_name: str, overrides: list[str]) -> str:
     if isinstance(error, MissingConfigException) and missing:
         group, option = missing.groups()
         if group == "env":
-            return f"unknown env '{option}'{_close(option, registered_env_ids())}{_env_hint(option)}"
+            return (
+                f"unknown env '{option}'{_close(option, registered_env_ids())}{_env_hint(option)}"
+            )
         if group == "algo":
             names = sorted(algorithms())
-            return f"unknown algo '{option}'{_close(option, names)} (choose from {', '.join(names)})"
+            return (
+                f"unknown algo '{option}'{_close(option, names)} (choose from {', '.join(names)})"
+            )
         options = sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
-        return f"unknown {group} '{option}'{_close(option, options)} (choose from {', '.join(options)})"
-    unknown = re.search(r"Could not override '(.+?)'", text) or re.search(r"Key '(.+?)' not in", text)
+        choices = ", ".join(options)
+        return f"unknown {group} '{option}'{_close(option, options)} (choose from {choices})"
+    unknown = re.search(r"Could not override '(.+?)'", text) or re.search(
+        r"Key '(.+?)' not in", text
+    )
     if unknown:
         return unknown_key_message(unknown.group(1), config_name, overrides)
     if re.search(r"missing mandatory value: checkpoint", text, flags=re.IGNORECASE):
-        return "rlrun-eval needs a checkpoint: rlrun-eval <run dir or checkpoint file> [eval.episodes=10 ...]"
+        return (
+            "rlrun-eval needs a checkpoint: "
+            "rlrun-eval <run dir or checkpoint file> [eval.episodes=10 ...]"
+        )
     cause = error.__cause__ or error
     merging = re.search(r"Error merging override (\S+)", text)
     detail = str(cause).strip().splitlines()[0]
@@ -199,7 +301,7 @@ def override_lists(argv: list[str]) -> tuple[list[list[str]], bool]:
         overrides.append(arg)
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
-    except Exception as error:  # noqa: BLE001 - Hydra's grammar errors
+    except OverrideParseException as error:
         fail(parse_error(overrides, error))
     options = []
     for override in parsed:
@@ -222,11 +324,16 @@ def check_plugins(overrides: list[str]) -> None:
         if key in ("hydra/launcher", "hydra/sweeper", "hparams_search") and choice in _PLUGINS:
             package, extra = _PLUGINS[choice]
             if importlib.util.find_spec("hydra_plugins." + package.replace("-", "_")) is None:
-                fail(f"{line} needs the {package} package, which is not installed: {install_hint(extra)}")
+                fail(
+                    f"{line} needs the {package} package, which is not installed: "
+                    f"{install_hint(extra)}"
+                )
 
 
 # ----- composing --------------------------------------------------------------------------------
-def compose_checked(config_name: str, overrides: list[str], output_dir_key: str | None = None) -> DictConfig:
+def compose_checked(
+    config_name: str, overrides: list[str], output_dir_key: str | None = None
+) -> DictConfig:
     """Compose and validate (types, unknown keys, values, and the output dir at `output_dir_key`,
     e.g. hydra.run.dir, when given); exit 2 with one line on a mistake. Returns the composed
     config, with its `hydra` node when `output_dir_key` is given."""
@@ -256,7 +363,11 @@ def _with_cnn_for_images(cfg: DictConfig, overrides: list[str], with_hydra: bool
     """`cfg` recomposed with network=cnn when the env gives images and no network was chosen."""
     from rlrun.envs.factory import env_spaces, is_image
 
-    if cfg.network.name != "mlp" or cfg.env.family == "lm" or any(_key_of(o) == "network" for o in overrides):
+    if (
+        cfg.network.name != "mlp"
+        or cfg.env.family == "lm"
+        or any(_key_of(o) == "network" for o in overrides)
+    ):
         return cfg
     typed_env = OmegaConf.to_object(cfg.env)
     obs_space, _ = env_spaces(typed_env)
@@ -266,12 +377,15 @@ def _with_cnn_for_images(cfg: DictConfig, overrides: list[str], with_hydra: bool
 
 
 def _check_output_dir(target: Path, key: str) -> None:
-    """Exit with one line when the run (or sweep) dir `target`, set by `key`, cannot be created or written."""
+    """Exit with one line when the run (or sweep) dir `target`, set by `key`, cannot be created
+    or written."""
     target = target.expanduser().absolute()
     existing = next(p for p in (target, *target.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         problem = "is not a directory" if not existing.is_dir() else "is not writable"
-        fail(f"cannot create the output dir {target}: {existing} {problem}; set {key}=<writable dir>")
+        fail(
+            f"cannot create the output dir {target}: {existing} {problem}; set {key}=<writable dir>"
+        )
 
 
 def validate_train(cfg: TrainConfig) -> None:
@@ -286,18 +400,22 @@ def validate_train(cfg: TrainConfig) -> None:
         return
     obs_space, action_space = env_spaces(cfg.env)
     if spec.check_spaces is not None:
-        spec.check_spaces(obs_space, action_space)
+        spec.check_spaces(obs_space, action_space, cfg.env.id)
 
 
 def check_compile(spec: AlgoSpec) -> None:
-    """`compile=true` needs an algorithm that uses it and a C++ compiler for torch.compile's kernels."""
+    """`compile=true` needs an algorithm that uses it and a C++ compiler for torch.compile."""
     if not spec.compiles:
         users = ", ".join(name for name, other in algorithms().items() if other.compiles)
-        raise ConfigError(f"compile=true applies to algo={users}; algo={spec.name} has no minibatch loss to "
-                          "compile: drop compile=true")
+        raise ConfigError(
+            f"compile=true applies to algo={users}; algo={spec.name} has no minibatch loss to "
+            "compile: drop compile=true"
+        )
     if not any(shutil.which(compiler) for compiler in CXX_COMPILERS):
-        raise ConfigError("compile=true needs a C++ compiler (g++ or clang++) on the PATH for torch.compile: "
-                          "install one (e.g. apt install g++) or drop compile=true")
+        raise ConfigError(
+            "compile=true needs a C++ compiler (g++ or clang++) on the PATH for torch.compile: "
+            "install one (e.g. apt install g++) or drop compile=true"
+        )
 
 
 # ----- resuming ---------------------------------------------------------------------------------
@@ -306,8 +424,10 @@ def resume_override(parsed: list[Override]) -> str | None:
     for override in parsed:
         if override.get_key_element() == "resume.path" and override.value() not in (None, "null"):
             if override.is_sweep_override():
-                raise ConfigError("resume= continues one run; to continue a sweep, re-run its command "
-                                  "with hydra.sweep.dir=<its sweep dir>")
+                raise ConfigError(
+                    "resume= continues one run; to continue a sweep, re-run its command "
+                    "with hydra.sweep.dir=<its sweep dir>"
+                )
             return str(override.value())
     return None
 
@@ -328,11 +448,18 @@ def _original_overrides(state: dict[str, Any], checkpoint: Path) -> list[str]:
     original = state.get("overrides")
     if original is None:
         try:
-            original = [str(line) for line in OmegaConf.load(run_dir_of(checkpoint) / ".hydra" / "overrides.yaml")]
+            original = [
+                str(line)
+                for line in OmegaConf.load(run_dir_of(checkpoint) / ".hydra" / "overrides.yaml")
+            ]
         except (OSError, OmegaConfBaseException, TypeError):
             original = []
     skipped = ("resume.path", "hparams_search")
-    kept = [line for line in original if _key_of(line) not in skipped and not _key_of(line).startswith("hydra")]
+    kept = [
+        line
+        for line in original
+        if _key_of(line) not in skipped and not _key_of(line).startswith("hydra")
+    ]
     return merge_overrides(kept, [f"algo={state['algo']}", f"env={stored.env.id}"])
 
 
@@ -361,7 +488,8 @@ def compose_resume(parsed: list[Override], with_hydra: bool) -> DictConfig:
         restored = OmegaConf.merge(base, known_part(stored, base))
     except OmegaConfBaseException as error:
         raise CheckpointError(
-            f"{checkpoint} holds a config this rlrun cannot read ({str(error).splitlines()[0]}); resume it "
+            f"{checkpoint} holds a config this rlrun cannot read ({str(error).splitlines()[0]}); "
+            "resume it "
             "with the rlrun version that wrote it, or train in a new run dir"
         ) from None
     full_job = job_node(full)
@@ -377,5 +505,7 @@ def compose_resume(parsed: list[Override], with_hydra: bool) -> DictConfig:
     with read_write(full), open_dict(full):
         for key in restored:
             full[key] = restored[key]
-        full.hydra.overrides.task = [line for line in merged if not _key_of(line).startswith("hydra")]
+        full.hydra.overrides.task = [
+            line for line in merged if not _key_of(line).startswith("hydra")
+        ]
     return full

@@ -1,4 +1,4 @@
-"""rlrun's optional extras: which one provides a module, and the one line that says how to get it."""
+"""rlrun's optional extras: which one provides a module, and the line that says how to get it."""
 
 from __future__ import annotations
 
@@ -7,10 +7,19 @@ import importlib.util
 from rlrun.config import ConfigError
 
 EXTRA_OF_MODULE = {
-    "moviepy": "video", "pygame": "video", "onnx": "export", "onnxruntime": "export",
-    "onnxscript": "export", "envpool": "envpool", "ale_py": "atari", "cv2": "atari", "Box2D": "box2d",
-    "transformers": "lm", "hydra_plugins.hydra_joblib_launcher": "sweep",
-    "hydra_plugins.hydra_submitit_launcher": "sweep", "hydra_plugins.hydra_optuna_sweeper": "sweep",
+    "moviepy": "video",
+    "pygame": "video",
+    "onnx": "export",
+    "onnxruntime": "export",
+    "onnxscript": "export",
+    "envpool": "envpool",
+    "ale_py": "atari",
+    "cv2": "atari",
+    "Box2D": "box2d",
+    "transformers": "lm",
+    "hydra_plugins.hydra_joblib_launcher": "sweep",
+    "hydra_plugins.hydra_submitit_launcher": "sweep",
+    "hydra_plugins.hydra_optuna_sweeper": "sweep",
     "hydra_plugins.hydra_ray_launcher": "ray",
 }
 """The rlrun extra (`pip install -e '.[<extra>]'`) that installs each optional module."""
@@ -30,5 +39,8 @@ def missing(module: str, what: str) -> ConfigError:
 
 def require(module: str, what: str) -> None:
     """Raise `missing(module, what)` unless `module` can be imported."""
-    if importlib.util.find_spec(module.split(".")[0]) is None or importlib.util.find_spec(module) is None:
+    if (
+        importlib.util.find_spec(module.split(".")[0]) is None
+        or importlib.util.find_spec(module) is None
+    ):
         raise missing(module, what)

@@ -56,7 +56,7 @@ class RunLock:
         self._heartbeat: threading.Thread | None = None
 
     def acquire(self, notify: Callable[[str], None] = print) -> RunLock:
-        """Take the lock, or raise RunLocked naming the live holder; a dead holder's lock is taken over."""
+        """Take the lock, or raise RunLocked naming the live holder; take over a dead holder's."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -64,13 +64,16 @@ class RunLock:
             previous = self._read()
             if previous is not None and self._alive(previous):
                 raise RunLocked(
-                    f"{self.path.parent} is in use by another rlrun process ({_describe(previous)}); "
+                    f"{self.path.parent} is in use by another rlrun process "
+                    f"({_describe(previous)}); "
                     "wait for it to end or stop it, or train in another run dir (hydra.run.dir=...)"
                 ) from None
             self._write_replacing()
             if previous is not None:
-                notify(f"Took over the lock of {self.path.parent} from a process that is gone "
-                       f"({_describe(previous)})")
+                notify(
+                    f"Took over the lock of {self.path.parent} from a process that is gone "
+                    f"({_describe(previous)})"
+                )
         else:
             with os.fdopen(fd, "w") as file:
                 json.dump(self.holder, file)
@@ -89,7 +92,9 @@ class RunLock:
 
     def _alive(self, holder: dict) -> bool:
         if holder.get("host") == self.holder["host"]:
-            return holder.get("pid") != self.holder["pid"] and _pid_alive(int(holder.get("pid", -1)))
+            return holder.get("pid") != self.holder["pid"] and _pid_alive(
+                int(holder.get("pid", -1))
+            )
         try:
             age = time.time() - self.path.stat().st_mtime
         except FileNotFoundError:

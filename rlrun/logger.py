@@ -163,7 +163,7 @@ class _TextLog:
 
 def _duration(seconds: float) -> str:
     """`1h02m`, `3m42s` or `12s`."""
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:

@@ -32,8 +32,9 @@ class AlgoSpec:
     """Builds the acting network (with `act(obs, deterministic)`) for evaluation and export."""
     policy_key: str
     """Name under which the acting network is tracked in checkpoints."""
-    check_spaces: Callable[[gym.Space, gym.Space], None] | None = None
-    """Raises ConfigError (one line: why, and what to use instead) for spaces it cannot handle."""
+    check_spaces: Callable[[gym.Space, gym.Space, str], None] | None = None
+    """`check_spaces(obs_space, action_space, env_id)` raises ConfigError (one line: why, and what
+    to use instead) for spaces it cannot handle."""
     check_task: Callable[[TrainConfig], None] | None = None
     """For algorithms that train on an in-process task instead of Gymnasium envs (env=lm): raises
     ConfigError for a config it cannot run; the CLI then builds no Gymnasium env to check spaces."""

@@ -310,11 +310,11 @@ def _markdown(groups: list[Group], keys: list[str], images: dict[str, str], resa
     header, rows = _rows(groups, keys)
     lines = [
         "# rlrun report", "",
-        f"{sum(len(g.runs) for g in groups)} runs in {len(groups)} groups"
-        f" (grouped by env, algo{''.join(', ' + key for key in keys)}; seeds are the replicates).", "",
-        f"Final return: the last `eval/return_mean` of each run. IQM: mean of the middle 50% of runs. "
+        (f"{sum(len(g.runs) for g in groups)} runs in {len(groups)} groups"
+        f" (grouped by env, algo{''.join(', ' + key for key in keys)}; seeds are the replicates)."), "",
+        (f"Final return: the last `eval/return_mean` of each run. IQM: mean of the middle 50% of runs. "
         f"{CONFIDENCE:.0%} CI: percentile bootstrap over runs ({resamples} resamples, seed {seed}). "
-        "Steps, wall time and SPS: means over runs.", "",
+        "Steps, wall time and SPS: means over runs."), "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" if i < 2 + len(keys) else "---:" for i in range(len(header))) + "|",
         *("| " + " | ".join(row) + " |" for row in rows), "",

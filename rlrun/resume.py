@@ -16,7 +16,14 @@ from rlrun.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoin
 from rlrun.config import TrainConfig
 
 IGNORED_ON_RESUME = (
-    "resume", "device", "torch_threads", "numpy_acting", "compile", "logger", "checkpoint", "hparams_search",
+    "resume",
+    "device",
+    "torch_threads",
+    "numpy_acting",
+    "compile",
+    "logger",
+    "checkpoint",
+    "hparams_search",
 )
 """Config keys (and sections) that may change when a run is resumed: they do not shape training."""
 ABSENT = "<absent>"
@@ -43,7 +50,9 @@ def known_part(stored: Any, schema: Any) -> Any:
     structured = OmegaConf.get_type(schema) not in (dict, None)
     keys = set(schema.keys())
     return {
-        key: known_part(value, OmegaConf.select(schema, key, throw_on_missing=False) if key in keys else None)
+        key: known_part(
+            value, OmegaConf.select(schema, key, throw_on_missing=False) if key in keys else None
+        )
         for key, value in stored.items()
         if not structured or key in keys
     }
@@ -60,7 +69,10 @@ def config_changes(stored_yaml: str, cfg: TrainConfig) -> list[str]:
     return [
         f"{key}: {old.get(key, ABSENT)} -> {new.get(key, ABSENT)}"
         for key in sorted(old.keys() | new.keys())
-        if key.split(".")[0] not in IGNORED_ON_RESUME and key in old and key in new and old[key] != new[key]
+        if key.split(".")[0] not in IGNORED_ON_RESUME
+        and key in old
+        and key in new
+        and old[key] != new[key]
     ]
 
 
@@ -70,7 +82,7 @@ def refused_changes(changes: list[str]) -> list[str]:
 
 
 def resume_state(cfg: TrainConfig, run_dir: Path) -> tuple[Path, dict[str, Any], list[str]] | None:
-    """(checkpoint path, its state, accepted config changes) to resume from, or None for a fresh run.
+    """(checkpoint path, its state, accepted config changes) to resume from; None: a fresh run.
 
     The checkpoint is `resume.path`, else the run dir's own `checkpoints/last.pt`. Raises
     CheckpointError when it belongs to another algorithm or the config changed in a way not
@@ -88,7 +100,8 @@ def resume_state(cfg: TrainConfig, run_dir: Path) -> tuple[Path, dict[str, Any],
         shown = "; ".join(refused[:4]) + (" ..." if len(refused) > 4 else "")
         raise CheckpointError(
             f"{path} was trained with another config ({shown}): drop those overrides to continue "
-            "with the checkpoint's values, or add resume.allow_config_change=true to continue with the new ones"
+            "with the checkpoint's values, or add resume.allow_config_change=true to continue "
+            "with the new ones"
         )
     return path, state, changes
 

@@ -19,7 +19,7 @@ import torch
 from stable_baselines3 import DQN, SAC, TD3
 from stable_baselines3.common.noise import NormalActionNoise
 
-NET = dict(net_arch=[256, 256], activation_fn=torch.nn.ReLU)
+NET = {"net_arch": [256, 256], "activation_fn": torch.nn.ReLU}
 LEARNING_STARTS = 1_000
 
 

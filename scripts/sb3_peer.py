@@ -24,7 +24,7 @@ def ppo_hopper(steps: int, device: str) -> None:
     model = PPO(
         "MlpPolicy", env, n_steps=2048, batch_size=64, n_epochs=10, learning_rate=linear(3e-4), gamma=0.99,
         gae_lambda=0.95, clip_range=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5, seed=0, verbose=0, device=device,
-        policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64]), activation_fn=torch.nn.Tanh, log_std_init=0.0),
+        policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]}, "activation_fn": torch.nn.Tanh, "log_std_init": 0.0},
     )
     model.learn(total_timesteps=steps)
 
@@ -35,7 +35,7 @@ def ppo_cartpole(steps: int, device: str) -> None:
     model = PPO(
         "MlpPolicy", env, n_steps=128, batch_size=128, n_epochs=4, learning_rate=linear(2.5e-4), gamma=0.99,
         gae_lambda=0.95, clip_range=0.2, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5, seed=0, verbose=0, device=device,
-        policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64]), activation_fn=torch.nn.Tanh),
+        policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]}, "activation_fn": torch.nn.Tanh},
     )
     model.learn(total_timesteps=steps)
 

@@ -9,8 +9,8 @@ import torch
 pytest.importorskip("ale_py")
 pytest.importorskip("cv2")
 
-from rlrun.config import EnvConfig  # noqa: E402
-from rlrun.envs.factory import make_vec_env  # noqa: E402
+from rlrun.config import EnvConfig
+from rlrun.envs.factory import make_vec_env
 
 # Space Invaders scores 5 to 30 points per alien, so clipped and raw rewards differ at once.
 SPACE_INVADERS = EnvConfig(id="ALE/SpaceInvaders-v5", family="atari")

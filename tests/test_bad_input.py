@@ -136,3 +136,54 @@ def test_diverging_training_stops_naming_step_and_optimizer(tmp_path):
     assert "diverged after step" in line and "non-finite gradient in optimizer" in line
     assert "train.on_nan=skip_update" in line
     assert (run_dir / "metrics.jsonl").is_file()
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["algo.lrr=1"], "did you mean optimizer.lr?"),
+        (["+algo.lrr=1"], "did you mean optimizer.lr?"),  # + adds no key a schema lacks
+        (["algo.clip_cof=0.1"], "did you mean algo.clip_coef"),
+        (["eval.episode=3"], "did you mean eval.episodes"),
+        (["algo.lr=1e-3"], "did you mean optimizer.lr?"),
+        (["algo.learning_rate=1e-3"], "did you mean optimizer.lr?"),
+        (["algo.n_steps=64"], "did you mean algo.num_steps"),
+        (["algo.learning_starts=100"], "for algo=ppo: it is a key of algo=ddpg, dqn, sac, td3"),
+        (["network.layers=3"], "for network=mlp: it is a key of network=lm"),
+        (["+foo=1"], "unknown key 'foo'"),
+        ([str(Path(__file__).parent)], "rlrun resume="),
+        (["resume=/tmp", "-m"], "hydra.sweep.dir"),
+    ],
+)
+def test_typos_and_habits_of_other_libraries_are_refused_with_the_key_to_use(tmp_path, args, fragment):
+    assert fragment in one_line_error(rlrun(*args, cwd=tmp_path))
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [([], "rlrun-eval needs a checkpoint: rlrun-eval <run dir or checkpoint file>"),
+     (["eval.render=true"], "did you mean eval.video? (`rlrun-eval --help` lists its keys)")],
+)
+def test_rlrun_eval_mistakes_get_one_line(tmp_path, finished_run, args, fragment):
+    given = [str(finished_run), *args] if args else []
+    assert fragment in one_line_error(rlrun(*given, cwd=tmp_path, command="rlrun-eval"))
+
+
+def test_step_counts_take_integral_floats_and_underscores(tmp_path):
+    result = rlrun("total_timesteps=2e5", "eval.every_steps=1_000", "--cfg", "job", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "total_timesteps: 200000" in result.stdout and "every_steps: 1000" in result.stdout
+
+
+def test_a_missing_extra_names_the_rlrun_extra(monkeypatch):
+    import importlib.util
+
+    from rlrun.config import ConfigError
+    from rlrun.extras import require
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "moviepy" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"eval.video=true needs moviepy, which is not installed: "
+                                          r"pip install -e '\.\[video\]'"):
+        require("moviepy", "eval.video=true")

@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from rlrun.checkpoint import FORMAT, CheckpointError, Checkpointer, load_checkpoint, save_atomic
+from rlrun.checkpoint import FORMAT, Checkpointer, CheckpointError, load_checkpoint, save_atomic
 
 TINY = ["algo.num_steps=32", "eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]
 

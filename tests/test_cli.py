@@ -16,7 +16,7 @@ TINY = ["algo.num_steps=32", "eval.episodes=2", "eval.num_envs=2", "eval.every_s
 def rlrun(*args, cwd, timeout=120, command="rlrun"):
     exe = Path(sys.executable).parent / command
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run([str(exe), *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def test_defaults_with_a_small_budget_write_the_run_dir(tmp_path):
@@ -30,6 +30,7 @@ def test_defaults_with_a_small_budget_write_the_run_dir(tmp_path):
     assert all("step" in row for row in rows)
     assert any("eval/return_mean" in row for row in rows)
     assert "Finished at step 512" in result.stdout
+    assert "conf/preset/ppo_classic.yaml" in result.stdout and run_dir.name in result.stdout  # start panel
 
 
 def test_help_and_cfg(tmp_path):

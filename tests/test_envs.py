@@ -1,17 +1,19 @@
 """Vector envs: final observations, normalisation, evaluation quotas."""
 
+import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 
-from rlrun.config import EnvConfig
-from rlrun.envs.factory import make_vec_env
+from rlrun.config import ConfigError, EnvConfig
+from rlrun.envs.factory import adapt_observations, is_image, make_vec_env
 from rlrun.envs.normalize import RunningMeanStd
 from rlrun.evaluation import EvalResult, evaluate
 
 
 def test_final_obs_is_the_real_last_observation_on_truncation():
     envs = make_vec_env(EnvConfig(id="CartPole-v1", max_episode_steps=5), 2)
-    obs = envs.reset(seed=0)
+    envs.reset(seed=0)
     for t in range(5):
         step = envs.step(np.zeros(2, dtype=np.int64) + t % 2)
     assert step.truncations.all() and not step.terminations.any()
@@ -109,3 +111,64 @@ def test_unreplayable_envs_start_fresh_episodes_and_say_so():
     obs = fresh.reset(seed=7)
     assert len(messages) == 1 and "fresh episodes" in messages[0]
     np.testing.assert_array_equal(obs, make_vec_env(EnvConfig(id="CartPole-v1"), 2).reset(seed=7))
+
+
+class _SpaceEnv(gym.Env):
+    """An env that shows an observation space (sampled) and never ends by itself."""
+
+    def __init__(self, space: gym.Space) -> None:
+        self.observation_space, self.action_space = space, gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.observation_space.seed(seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        return self.observation_space.sample(), 0.0, False, False, {}
+
+
+@pytest.mark.parametrize(
+    "space, shape",
+    [
+        (gym.spaces.Discrete(5), (5,)),
+        (gym.spaces.MultiDiscrete([2, 3]), (5,)),
+        (gym.spaces.MultiBinary(4), (4,)),
+        (gym.spaces.Tuple((gym.spaces.Discrete(32), gym.spaces.Discrete(11), gym.spaces.Discrete(2))), (45,)),
+        (gym.spaces.Dict({"a": gym.spaces.Discrete(3), "b": gym.spaces.Box(0, 1, (2,))}), (5,)),
+        (gym.spaces.Box(0, 1, (2, 3)), (6,)),
+    ],
+)
+def test_observation_spaces_become_float32_vectors_with_one_hot_parts(space, shape):
+    env = adapt_observations(_SpaceEnv(space))
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.shape == shape and obs.shape == shape and obs.dtype == np.float32
+    if isinstance(space, gym.spaces.Discrete):
+        assert obs.sum() == 1.0  # one-hot
+
+
+def test_images_go_channels_first_and_other_spaces_are_refused_in_one_line():
+    env = adapt_observations(_SpaceEnv(gym.spaces.Box(0, 255, (96, 96, 3), np.uint8)))
+    assert env.observation_space.shape == (3, 96, 96) and env.reset(seed=0)[0].shape == (3, 96, 96)
+    assert is_image(env.observation_space)
+    with pytest.raises(ConfigError, match="observation space Text.*is not supported: rlrun trains on Box"):
+        adapt_observations(_SpaceEnv(gym.spaces.Text(5)))
+
+
+def test_an_env_without_time_limit_is_capped_as_a_truncation():
+    envs = make_vec_env(EnvConfig(id="CliffWalking-v1", unlimited_max_episode_steps=7), 1)
+    envs.reset(seed=0)
+    for t in range(7):
+        step = envs.step(np.zeros(1, np.int64))  # up, against the wall: never the goal
+    assert step.truncations[0] and not step.terminations[0] and step.episode_lengths.tolist() == [7]
+    capped = make_vec_env(EnvConfig(id="CliffWalking-v1"), 1, training=False, max_episode_steps=3)
+    capped.reset(seed=0)
+    assert [bool(capped.step(np.zeros(1, np.int64)).truncations[0]) for _ in range(3)] == [False, False, True]
+
+
+@pytest.mark.parametrize("algo, env", [("ppo", "Blackjack-v1"), ("dqn", "FrozenLake-v1"), ("sarsa", "Taxi-v4")])
+def test_toy_text_envs_train(train_run, tmp_path, algo, env):
+    extra = ["algo.learning_starts=100"] if algo == "dqn" else []
+    result = train_run([f"algo={algo}", f"env={env}", "total_timesteps=600", "eval.episodes=2",
+                        "eval.num_envs=1", *extra], tmp_path)
+    assert result.global_step >= 600 and np.isfinite(result.final_eval_return)

@@ -227,7 +227,7 @@ def test_cli_refuses_a_missing_expert_in_one_line(tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", "from rlrun.cli import train; train()", "algo=bc", f"algo.expert={tmp_path / 'none'}",
          f"hydra.run.dir={tmp_path / 'run'}"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
     )
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("rlrun: algo.expert: no checkpoint") and result.stderr.count("\n") == 1

@@ -21,8 +21,16 @@ from pathlib import Path
 
 import pytest
 
-SAC_SMALL = ["algo=sac", "env=Pendulum-v1", "network.hidden_sizes=[32,32]", "algo.batch_size=32",
-             "algo.learning_starts=300", "eval.episodes=2", "eval.num_envs=2", "logger.every_steps=500"]
+SAC_SMALL = [
+    "algo=sac",
+    "env=Pendulum-v1",
+    "network.hidden_sizes=[32,32]",
+    "algo.batch_size=32",
+    "algo.learning_starts=300",
+    "eval.episodes=2",
+    "eval.num_envs=2",
+    "logger.every_steps=500",
+]
 
 
 def _env() -> dict[str, str]:
@@ -32,14 +40,27 @@ def _env() -> dict[str, str]:
 def run(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
     """A command line as a user types it: its first word is rlrun, rlrun-eval or rlrun-report."""
     exe = Path(sys.executable).parent / args[0]
-    return subprocess.run([str(exe), *args[1:]], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=_env(), check=False)
+    return subprocess.run(
+        [str(exe), *args[1:]],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(),
+        check=False,
+    )
 
 
 def start(*args: str, cwd: Path) -> subprocess.Popen:
     exe = Path(sys.executable).parent / args[0]
-    return subprocess.Popen([str(exe), *args[1:]], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=_env())
+    return subprocess.Popen(
+        [str(exe), *args[1:]],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
 
 
 def ok(result: subprocess.CompletedProcess) -> str:
@@ -76,8 +97,11 @@ def wait_for(condition, timeout: float = 120.0) -> None:
 
 def hashes(run_dir: Path) -> dict[str, str]:
     """Every file under a run dir and the SHA-256 of its bytes."""
-    return {str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(run_dir.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(run_dir.rglob("*"))
+        if p.is_file()
+    }
 
 
 def steps(run_dir: Path, key: str) -> list[int]:
@@ -105,7 +129,10 @@ def test_sac_pendulum_interrupt_resume_extend_eval_export_report(tmp_path):
     stopped = checkpoint_step(run_dir)
     assert 0 < stopped < 3000
     command = printed_command(stderr)
-    assert command == ["rlrun", f"resume={run_dir}"] or command[:2] == ["rlrun", f"resume={run_dir}"]
+    assert command == ["rlrun", f"resume={run_dir}"] or command[:2] == [
+        "rlrun",
+        f"resume={run_dir}",
+    ]
 
     resumed = ok(run(*command, cwd=tmp_path))  # resume=<dir> alone continues with the stored config
     assert f"Resuming from {run_dir / 'checkpoints' / 'last.pt'} at step {stopped}" in resumed
@@ -121,8 +148,15 @@ def test_sac_pendulum_interrupt_resume_extend_eval_export_report(tmp_path):
 
     shown = ok(run("rlrun-eval", str(run_dir), "eval.episodes=2", cwd=tmp_path))
     assert "return mean" in shown and (run_dir / "checkpoints" / "last.eval.json").is_file()
-    ok(run("rlrun-eval", str(run_dir / "checkpoints" / "best.pt"), "eval.export=onnx", "eval.episodes=1",
-           cwd=tmp_path))
+    ok(
+        run(
+            "rlrun-eval",
+            str(run_dir / "checkpoints" / "best.pt"),
+            "eval.export=onnx",
+            "eval.episodes=1",
+            cwd=tmp_path,
+        )
+    )
     assert (run_dir / "checkpoints" / "best.policy.onnx").is_file()
     ok(run("rlrun-report", str(run_dir), cwd=tmp_path))
     report = (run_dir / "report" / "report.md").read_text()
@@ -135,8 +169,17 @@ def test_ppo_hopper_exports_float32_inputs(tmp_path):
     import onnxruntime
 
     run_dir = tmp_path / "hopper"
-    ok(run("rlrun", "env=Hopper-v4", "total_timesteps=1024", "algo.num_steps=512", "eval.episodes=1",
-           f"hydra.run.dir={run_dir}", cwd=tmp_path))
+    ok(
+        run(
+            "rlrun",
+            "env=Hopper-v4",
+            "total_timesteps=1024",
+            "algo.num_steps=512",
+            "eval.episodes=1",
+            f"hydra.run.dir={run_dir}",
+            cwd=tmp_path,
+        )
+    )
     ok(run("rlrun-eval", str(run_dir), "eval.export=onnx", "eval.episodes=1", cwd=tmp_path))
     session = onnxruntime.InferenceSession(str(run_dir / "checkpoints" / "last.policy.onnx"))
     (given,) = session.get_inputs()
@@ -149,8 +192,19 @@ def test_ppo_hopper_exports_float32_inputs(tmp_path):
 def sweep(tmp_path_factory):
     """A two-job A2C sweep on Acrobot: its dir, stdout and the printed job dirs."""
     cwd = tmp_path_factory.mktemp("sweep")
-    stdout = ok(run("rlrun", "-m", "algo=a2c", "env=Acrobot-v1", "seed=0,1", "total_timesteps=1024",
-                    "eval.episodes=2", "hydra.sweep.dir=sweep", cwd=cwd))
+    stdout = ok(
+        run(
+            "rlrun",
+            "-m",
+            "algo=a2c",
+            "env=Acrobot-v1",
+            "seed=0,1",
+            "total_timesteps=1024",
+            "eval.episodes=2",
+            "hydra.sweep.dir=sweep",
+            cwd=cwd,
+        )
+    )
     jobs = printed_run_dirs(stdout)
     assert len(jobs) == 2 and all("," in job and "=" in job for job in jobs)
     return cwd, jobs
@@ -166,7 +220,9 @@ def test_a_sweep_job_is_evaluated_and_resumed_by_its_printed_path(sweep):
     assert "Resuming from" in out
     config = (job / ".hydra" / "config.yaml").read_text()
     assert "id: Acrobot-v1" in config and "seed: 1" in config
-    assert "- seed=1" in (job / ".hydra" / "overrides.yaml").read_text()  # rlrun-report keeps its labels
+    assert (
+        "- seed=1" in (job / ".hydra" / "overrides.yaml").read_text()
+    )  # rlrun-report keeps its labels
     ok(run("rlrun-report", str(cwd / "sweep"), cwd=cwd))
     assert "Acrobot-v1" in (cwd / "sweep" / "report" / "report.md").read_text()
 
@@ -189,23 +245,54 @@ def test_a_refused_resume_leaves_every_file_as_it_was(sweep, args, fragment):
 
 
 def test_a_refused_new_run_leaves_no_dir(tmp_path):
-    line = one_line(run("rlrun", "algo=dqn", "algo.buffer_size=100000000000", "total_timesteps=100",
-                        cwd=tmp_path))
+    line = one_line(
+        run(
+            "rlrun",
+            "algo=dqn",
+            "algo.buffer_size=100000000000",
+            "total_timesteps=100",
+            cwd=tmp_path,
+        )
+    )
     assert "algo.buffer_size" in line and "GB" in line
     assert not (tmp_path / "outputs").exists()
 
 
 def test_an_env_without_time_limit_finishes_and_stops_on_sigterm_within_seconds(tmp_path):
-    out = ok(run("rlrun", "algo=dqn", "env=CliffWalking-v1", "total_timesteps=1500", "algo.learning_starts=500",
-                 "eval.episodes=2", "eval.num_envs=1", f"hydra.run.dir={tmp_path / 'a'}", cwd=tmp_path))
+    out = ok(
+        run(
+            "rlrun",
+            "algo=dqn",
+            "env=CliffWalking-v1",
+            "total_timesteps=1500",
+            "algo.learning_starts=500",
+            "eval.episodes=2",
+            "eval.num_envs=1",
+            f"hydra.run.dir={tmp_path / 'a'}",
+            cwd=tmp_path,
+        )
+    )
     assert "Finished at step 1500" in out
-    lengths = [json.loads(line).get("eval/ep_len_mean") for line in (tmp_path / "a" / "metrics.jsonl").open()]
+    assert re.search(r"^\s+preset\s+none$", out, flags=re.MULTILINE)  # there is no dqn_other.yaml
+    lengths = [
+        json.loads(line).get("eval/ep_len_mean")
+        for line in (tmp_path / "a" / "metrics.jsonl").open()
+    ]
     assert max(length for length in lengths if length is not None) <= 1000  # capped, a truncation
 
-    run_dir = tmp_path / "b"  # an evaluation of endless episodes (capped far away), stopped by SIGTERM
-    proc = start("rlrun", "env=CliffWalking-v1", "total_timesteps=1000000", "eval.every_steps=512",
-                 "env.unlimited_max_episode_steps=10000000", "eval.episodes=50", f"hydra.run.dir={run_dir}",
-                 cwd=tmp_path)
+    run_dir = (
+        tmp_path / "b"
+    )  # an evaluation of endless episodes (capped far away), stopped by SIGTERM
+    proc = start(
+        "rlrun",
+        "env=CliffWalking-v1",
+        "total_timesteps=1000000",
+        "eval.every_steps=512",
+        "env.unlimited_max_episode_steps=10000000",
+        "eval.episodes=50",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
     wait_for(lambda: (run_dir / "train.log").is_file())
     time.sleep(3.0)  # the first iteration (512 steps) is done, the evaluation runs
     sent = time.time()

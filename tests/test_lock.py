@@ -20,15 +20,21 @@ def test_a_second_holder_is_refused_naming_the_first(tmp_path):
     assert holder["pid"] == os.getpid() and holder["host"] and holder["started"] > 0
     other = RunLock(tmp_path)
     other.holder = {**other.holder, "pid": os.getppid()}  # another live process of this host
-    with pytest.raises(RunLocked, match=rf"in use by another rlrun process \(pid {os.getpid()} on "):
+    with pytest.raises(
+        RunLocked, match=rf"in use by another rlrun process \(pid {os.getpid()} on "
+    ):
         other.acquire()
     first.release()
     assert not (tmp_path / ".lock").exists()
 
 
 def test_the_lock_of_a_dead_process_is_taken_over_with_a_notice(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     stale = {"pid": int(dead.stdout), "host": RunLock(tmp_path).holder["host"], "started": 1.0}
     (tmp_path / ".lock").write_text(json.dumps(stale))
     notices = []
@@ -39,7 +45,9 @@ def test_the_lock_of_a_dead_process_is_taken_over_with_a_notice(tmp_path):
 
 
 def test_another_hosts_lock_counts_while_its_heartbeat_is_fresh(tmp_path, monkeypatch):
-    (tmp_path / ".lock").write_text(json.dumps({"pid": 1, "host": "node-17", "started": time.time()}))
+    (tmp_path / ".lock").write_text(
+        json.dumps({"pid": 1, "host": "node-17", "started": time.time()})
+    )
     with pytest.raises(RunLocked, match="node-17"):
         RunLock(tmp_path).acquire()
     old = time.time() - lock_module.STALE_AFTER_S - 1

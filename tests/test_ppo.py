@@ -69,7 +69,7 @@ def test_same_seed_same_metrics(train_run, tmp_path):
     overrides = ["algo.num_steps=32", "total_timesteps=512", *TINY]
     train_run(overrides, tmp_path / "a")
     train_run(overrides, tmp_path / "b")
-    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time")} for r in rows]  # noqa: E731
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time")} for r in rows]
     assert strip(read_metrics(tmp_path / "a")) == strip(read_metrics(tmp_path / "b"))
 
 

@@ -1,4 +1,4 @@
-"""Every `rlrun`, `rlrun-eval` and `rlrun-report` command in the README's code blocks runs as written.
+"""Every `rlrun`, `rlrun-eval` and `rlrun-report` command of the README's code blocks runs.
 
 Training commands get a small budget (their `total_timesteps` and evaluation sizes replaced);
 placeholders such as `<run>` or `<date>/<time>` become the newest matching dir the earlier
@@ -21,7 +21,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 BUDGET = {"total_timesteps": "600", "eval.episodes": "2", "eval.num_envs": "2"}
 """Values that make a README training command small."""
 EXTENDED = "5000"
-"""The `total_timesteps` of a README command that extends a run (beyond one PPO MuJoCo iteration)."""
+"""The `total_timesteps` of a README command that extends a run (over one PPO MuJoCo iteration)."""
 SEARCH_BUDGET = {"hydra.sweeper.n_trials": "2", "hparams_search.seeds": "[0]"}
 SKIPPED = {
     "hydra/launcher=submitit_slurm": "needs a Slurm cluster",
@@ -58,7 +58,9 @@ def resolve(word: str, cwd: Path) -> str:
     if "<" not in value:
         return word
     if value.startswith("outputs/multirun/<date>/<time>"):
-        resolved = _newest(cwd, "outputs/multirun/*/*") + value[len("outputs/multirun/<date>/<time>"):]
+        resolved = (
+            _newest(cwd, "outputs/multirun/*/*") + value[len("outputs/multirun/<date>/<time>") :]
+        )
     elif value in ("<run dir>", "<file>"):
         resolved = str(Path(_newest(cwd, "outputs/*/*/*/checkpoints/last.pt")).parent.parent)
         resolved += "/checkpoints/last.pt" if value == "<file>" else ""
@@ -93,17 +95,30 @@ def test_every_readme_command_runs(tmp_path):
             name, _, value = words.pop(0).partition("=")
             env_vars[name] = value
         words = [resolve(word, tmp_path) for word in words]
-        is_training = words[0] == "rlrun" and not any(w.startswith(("-h", "--help", "--cfg", "resume="))
-                                                      for w in words)
+        is_training = words[0] == "rlrun" and not any(
+            w.startswith(("-h", "--help", "--cfg", "resume=")) for w in words
+        )
         if is_training:
             words = [words[0], *small(words[1:])]
         elif words[0] == "rlrun-eval" or any(word.startswith("resume=") for word in words):
-            smaller = {"eval.episodes": "2", "total_timesteps": EXTENDED}  # evaluate less, extend a little
-            words = [f"{w.partition('=')[0]}={smaller[w.partition('=')[0]]}" if w.partition("=")[0] in smaller
-                     else w for w in words]
+            smaller = {
+                "eval.episodes": "2",
+                "total_timesteps": EXTENDED,
+            }  # evaluate less, extend a little
+            words = [
+                f"{w.partition('=')[0]}={smaller[w.partition('=')[0]]}"
+                if w.partition("=")[0] in smaller
+                else w
+                for w in words
+            ]
         exe = Path(sys.executable).parent / words[0]
         result = subprocess.run(
-            [str(exe), *words[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
+            [str(exe), *words[1:]],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
             env={**os.environ, "WANDB_MODE": "offline", **env_vars},
         )
         assert result.returncode == 0, f"README command failed: {line}\n{result.stderr[-2000:]}"

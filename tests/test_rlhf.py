@@ -14,8 +14,13 @@ from rlrun.config import ConfigError
 from rlrun.data.rollout import RolloutBuffer
 from rlrun.envs.normalize import RunningMeanStd
 from rlrun.ops.preferences import (
-    bradley_terry_loss, ensemble_disagreement, pearson_correlation, preference_accuracy,
-    preference_probability, segment_returns, synthetic_preferences,
+    bradley_terry_loss,
+    ensemble_disagreement,
+    pearson_correlation,
+    preference_accuracy,
+    preference_probability,
+    segment_returns,
+    synthetic_preferences,
 )
 
 TINY = ["eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]

@@ -24,7 +24,7 @@ TINY = ["total_timesteps=256", "algo.num_steps=32", "eval.episodes=2", "eval.num
 def rlrun(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).parent / "rlrun"
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+    return subprocess.run([str(exe), *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env=env)
 
 
@@ -281,7 +281,7 @@ def test_submitit_requeues_a_preempted_job_which_resumes_from_its_checkpoint(tmp
         metrics = list(sweep.rglob("metrics.jsonl"))
     (job,) = _pids_with(f"submitit.core._submit {sweep}")
     os.kill(job, signal.SIGUSR2)
-    stdout, stderr = proc.communicate(timeout=240)
+    _stdout, stderr = proc.communicate(timeout=240)
     assert proc.returncode == 0, stderr
     run_dir = metrics[0].parent
     log = (run_dir / "train.log").read_text()

@@ -159,7 +159,7 @@ def test_kl_hessian_vector_product_equals_exact_fisher(kind: str) -> None:
 def test_logprob_fisher_routes_equal_empirical_fisher(kind: str) -> None:
     policy, obs, actions = make_policy(kind, n=12)
     params = list(policy.parameters())
-    logprob_fn = lambda: policy(obs).log_prob(actions)  # noqa: E731
+    logprob_fn = lambda: policy(obs).log_prob(actions)
     fisher = empirical_fisher_loop(policy, obs, actions)
     fvp = fisher_vector_product_from_logprobs(logprob_fn, params, damping=0.0)
     dense = explicit_fisher(logprob_fn, params)
@@ -175,7 +175,7 @@ def test_damping_adds_damping_times_v(kind: str) -> None:
     policy, obs, actions = make_policy(kind, n=8)
     params = list(policy.parameters())
     kl_fn = kl_fn_for(policy, obs)
-    logprob_fn = lambda: policy(obs).log_prob(actions)  # noqa: E731
+    logprob_fn = lambda: policy(obs).log_prob(actions)
     v = torch.randn(sum(p.numel() for p in params), dtype=torch.float64)
     for build, fn in [(kl_hessian_vector_product, kl_fn),
                       (fisher_vector_product_from_logprobs, logprob_fn)]:

@@ -111,11 +111,11 @@ def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space)
     return Actor(cfg.network, obs_space, action_space, normalize, cfg.env.clip_obs)
 
 
-def check_spaces(obs_space: gym.Space, action_space: gym.Space) -> None:
+def check_spaces(obs_space: gym.Space, action_space: gym.Space, env_id: str = "this env") -> None:
     if isinstance(action_space, gym.spaces.Discrete):
         return
     if not (isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1):
-        raise ConfigError(f"imitation needs Discrete or 1-D Box actions, this env has {action_space}")
+        raise ConfigError(f"imitation needs Discrete or 1-D Box actions, {env_id} has {action_space}")
 
 
 def imitation_loss(dist: Distribution, actions: torch.Tensor, loss: str) -> torch.Tensor:
@@ -129,7 +129,7 @@ def holdout_split(size: int, val_fraction: float, seed: int) -> tuple[torch.Tens
     """Indices of the training and validation transitions (a seeded random split)."""
     generator = torch.Generator().manual_seed(seed)
     permutation = torch.randperm(size, generator=generator)
-    val_size = min(int(round(size * val_fraction)), size - 1)
+    val_size = min(round(size * val_fraction), size - 1)
     return permutation[val_size:], permutation[:val_size]
 
 

@@ -128,11 +128,11 @@ class RLHFConfig(PPOConfig):
         check(0.0 <= self.val_fraction < 1.0, f"algo.val_fraction={self.val_fraction} must be in [0, 1)")
 
 
-def check_spaces(obs_space: gym.Space, action_space: gym.Space) -> None:
+def check_spaces(obs_space: gym.Space, action_space: gym.Space, env_id: str = "this env") -> None:
     if not isinstance(obs_space, (gym.spaces.Box, gym.spaces.Discrete)) or len(obs_space.shape) > 1:
-        raise ConfigError(f"algo=rlhf's reward model needs vector or Discrete observations, this env has {obs_space}")
+        raise ConfigError(f"algo=rlhf's reward model needs vector observations, {env_id} has {obs_space}")
     if not isinstance(action_space, (gym.spaces.Box, gym.spaces.Discrete)) or len(action_space.shape) > 1:
-        raise ConfigError(f"algo=rlhf needs Discrete or 1-D Box actions, this env has {action_space}")
+        raise ConfigError(f"algo=rlhf needs Discrete or 1-D Box actions, {env_id} has {action_space}")
 
 
 def _width(space: gym.Space) -> int:

@@ -24,6 +24,7 @@ A Minari dataset stores the same episodes (observations s_0..s_T, T+1 rows per e
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import shutil
 from dataclasses import dataclass, fields
@@ -277,7 +278,7 @@ def _save_minari(demos: Demos, directory: Path, env_id: str, obs_space: gym.Spac
             truncations=demos.truncations[start:end],
             infos={},
         )
-        for k, (start, end) in enumerate(zip(bounds[:-1], bounds[1:]))
+        for k, (start, end) in enumerate(itertools.pairwise(bounds))
     )
     shutil.rmtree(directory, ignore_errors=True)  # a re-run of an interrupted run records the same episodes
     tmp.rename(directory)

@@ -1,4 +1,5 @@
-"""Refuse storage that cannot fit before it is allocated, in one line with its size and the key to lower."""
+"""Refuse storage that cannot fit before it is allocated: one line with its size and the key to
+lower."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ def check_fits(nbytes: int, what: str, key: str, value: int, device: torch.devic
     scale = 10 ** max(len(str(fitting)) - 2, 0)  # two significant digits, rounded down
     fitting = fitting // scale * scale
     raise ConfigError(
-        f"{what} needs {gigabytes(nbytes)}, more than the {gigabytes(free)} of free memory on {device}; "
+        f"{what} needs {gigabytes(nbytes)}, more than the {gigabytes(free)} of free memory "
+        f"on {device}; "
         f"lower {key} (now {value:,}; about {key}={max(fitting, 1)} fits)"
     )

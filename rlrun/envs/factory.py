@@ -196,9 +196,11 @@ def adapt_observations(env: gym.Env) -> gym.Env:
             f"observation space {space} is not supported: rlrun trains on Box, Discrete, MultiDiscrete and "
             "MultiBinary observations, Tuple/Dict spaces of these, and uint8 images"
         )
-    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+    vector = isinstance(space, gym.spaces.Box) and len(space.shape) == 1
+    if not vector:
         env = gym.wrappers.FlattenObservation(env)
-    if env.observation_space.dtype not in (np.float32, np.float64):
+    kept = (np.float32, np.float64) if vector else (np.float32,)  # VecEnv casts float64 states
+    if env.observation_space.dtype not in kept:
         env = gym.wrappers.DtypeObservation(env, np.float32)
     return env
 

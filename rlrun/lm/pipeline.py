@@ -278,7 +278,7 @@ def run_stages(cfg: TrainConfig, run: Run, task: LMTask, models: LMModels) -> di
     algo: LMConfig = cfg.algo
     policy, device, batch = models.policy, run.device, algo.supervised_batch_size
     policy_optimizer = models.optimizers[0]
-    stop = lambda: run.should_stop  # noqa: E731 - a stop signal cuts the stages short
+    stop = lambda: run.should_stop
     fresh_state = copy.deepcopy(policy_optimizer.state_dict())
     set_lr(policy_optimizer, algo.supervised_lr)
     metrics = {}

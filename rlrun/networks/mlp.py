@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -39,7 +40,7 @@ class MLP(nn.Module):
         super().__init__()
         sizes = [in_dim, *hidden_sizes]
         self.layers = nn.ModuleList(
-            layer_init(nn.Linear(a, b), HIDDEN_GAIN, orthogonal) for a, b in zip(sizes[:-1], sizes[1:])
+            layer_init(nn.Linear(a, b), HIDDEN_GAIN, orthogonal) for a, b in itertools.pairwise(sizes)
         )
         self.activation = IN_PLACE.get(activation, ACTIVATIONS[activation])
         self.activation_name = activation
