@@ -489,14 +489,13 @@ def compose_resume(parsed: list[Override], with_hydra: bool) -> DictConfig:
     except OmegaConfBaseException as error:
         raise CheckpointError(
             f"{checkpoint} holds a config this rlrun cannot read ({str(error).splitlines()[0]}); "
-            "resume it "
-            "with the rlrun version that wrote it, or train in a new run dir"
+            "resume it with the rlrun version that wrote it, or train in a new run dir"
         ) from None
     full_job = job_node(full)
     old, new = (flatten(OmegaConf.to_container(c, resolve=False)) for c in (base, full_job))
     with open_dict(restored):
-        for key in sorted(old.keys() | new.keys()):
-            if old.get(key, KeyError) != new.get(key, KeyError) and key in new:
+        for key in sorted(new):  # the leaves the typed keys change
+            if key not in old or old[key] != new[key]:
                 OmegaConf.update(restored, key, OmegaConf.select(full_job, key), merge=False)
         restored.resume = full_job.resume
         restored.hparams_search = None  # resume= continues one run (a search's seed run included)

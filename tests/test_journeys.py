@@ -316,3 +316,23 @@ def test_two_processes_in_one_run_dir(tmp_path):
     out = ok(run(*args[:-2], "total_timesteps=400", f"hydra.run.dir={run_dir}", cwd=tmp_path))
     assert f"from a process that is gone (pid {first.pid} " in out
     assert not (run_dir / ".lock").exists()
+
+
+def test_a_second_signal_stops_at_once_without_a_traceback(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = start(
+        "rlrun",
+        "algo=a2c",
+        "env=Acrobot-v1",
+        "total_timesteps=10000000",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    wait_for(lambda: (run_dir / "train.log").is_file())
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGINT and "Traceback" not in stderr, stderr
+    assert "second SIGINT: stopped at once" in stderr or "Continue with" in stderr
+    assert not list(run_dir.glob("checkpoints/.*.tmp"))
