@@ -44,7 +44,7 @@ class EnvConfig:
     """Vector env kind: sync (one process) or async (one subprocess per env)."""
     backend: str = "gymnasium"
     """Env implementation: gymnasium, or envpool (EnvPool's C++ MuJoCo and classic-control envs;
-    `pip install envpool`, Linux x86-64)."""
+    the envpool extra, Linux x86-64)."""
     threads: int = 1
     """Worker threads stepping the envs of env.backend=envpool (count)."""
     normalize_obs: bool = False

@@ -33,6 +33,7 @@ from torch import nn
 
 from rlrun.config import ConfigError
 from rlrun.envs.normalize import ObsNormalizer
+from rlrun.extras import missing
 
 SUFFIXES = {"torchscript": ".policy.pt", "onnx": ".policy.onnx"}
 """File suffix per export format; the file is named `<checkpoint stem><suffix>`."""
@@ -191,9 +192,7 @@ def _onnx(
         import onnxruntime
         import onnxscript  # noqa: F401  (torch's ONNX exporter needs it)
     except ImportError as error:
-        raise ConfigError(
-            f"eval.export=onnx needs {error.name}; install it with `pip install -e \".[export]\"`"
-        ) from None
+        raise missing(error.name, "eval.export=onnx") from None
     batch = torch.export.Dim("batch")
     registry_log = logging.getLogger("torch.onnx._internal.exporter._registration")
     level = registry_log.level

@@ -278,3 +278,12 @@ def test_learns_pendulum(train_run, tmp_path, algo):
     overrides = ["env=Pendulum-v1", "total_timesteps=10000", "eval.every_steps=0", "eval.episodes=10"]
     result = train_run([f"algo={algo}", *overrides], tmp_path)  # the classic preset otherwise
     assert result.final_eval_return > -400, result.final_eval_return
+
+
+@pytest.mark.parametrize("algo", ["sac", "dqn"])
+def test_a_budget_below_learning_starts_says_it_never_updates(train_run, tmp_path, algo):
+    env = "env=Pendulum-v1" if algo == "sac" else "env=CartPole-v1"
+    train_run([f"algo={algo}", env, "total_timesteps=200", "algo.learning_starts=500", "eval.episodes=1",
+               "eval.num_envs=1"], tmp_path)
+    log = (tmp_path / "train.log").read_text()
+    assert "total_timesteps=200 <= algo.learning_starts=500: this run only explores and never updates" in log

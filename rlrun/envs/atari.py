@@ -19,11 +19,13 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation, TransformReward
 
+from rlrun.extras import install_hint
+
 try:
     import ale_py
 except ImportError as error:  # pragma: no cover - depends on the installed extras
     raise gym.error.DependencyNotInstalled(
-        'Atari envs need ale-py: pip install "rlrun[atari]"'
+        f"Atari envs need ale-py: {install_hint('atari')}"
     ) from error
 
 gym.register_envs(ale_py)

@@ -315,12 +315,12 @@ def _envpool_envs(cfg: EnvConfig, num_envs: int) -> EnvPoolVectorEnv:
     """EnvPool's envs for `env.backend=envpool`, refusing what it cannot build."""
     import difflib
 
+    from rlrun.extras import missing
+
     try:
         import envpool
     except ImportError:
-        raise ConfigError(
-            "env.backend=envpool needs EnvPool: pip install envpool (Linux x86-64, Python >= 3.11)"
-        ) from None
+        raise missing("envpool", "env.backend=envpool (Linux x86-64, Python >= 3.11)") from None
     ids = envpool.list_all_envs()
     if cfg.id not in ids:
         close = difflib.get_close_matches(cfg.id, ids, n=3, cutoff=0.6)

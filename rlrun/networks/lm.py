@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from rlrun.config import ConfigError, HFNetworkConfig, LMNetworkConfig
+from rlrun.extras import missing
 
 
 class Block(nn.Module):
@@ -135,7 +136,7 @@ def _load_hf(cfg: HFNetworkConfig, vocab_size: int, context_length: int) -> tupl
         from transformers import AutoModelForCausalLM
         from transformers.utils import logging as hf_logging
     except ImportError:
-        raise ConfigError("network=hf_lm needs the transformers package: pip install -e '.[lm]'") from None
+        raise missing("transformers", "network=hf_lm") from None
     hf_logging.disable_progress_bar()
     try:
         model = AutoModelForCausalLM.from_pretrained(cfg.path, local_files_only=True)
