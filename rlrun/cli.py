@@ -118,17 +118,23 @@ def _train_job(cfg: DictConfig, validated: bool = False) -> float:
             launcher = hydra_cfg.runtime.choices.get("hydra/launcher")
             assign_gpu(typed.device, launcher, hydra_cfg.job.num)
         overrides = [str(line) for line in hydra_cfg.overrides.task]
-        preset = hydra_cfg.runtime.choices.get("preset")  # named even when the optional file is absent
-        preset = preset if preset and (Path(CONF_DIR) / "preset" / f"{preset}.yaml").is_file() else None
+        presets = _presets(hydra_cfg.runtime.choices)
         if typed.hparams_search is None:
-            return _train_run(typed, job_dir, Launch(overrides, _config_files(cfg, overrides), preset))
+            return _train_run(typed, job_dir, Launch(overrides, _config_files(cfg, overrides), presets))
         runs = seed_runs(typed, cfg, overrides, job_dir)
         return statistics.fmean(
-            _train_run(seed_cfg, run_dir, Launch(seed_overrides, _config_files(seed_node, seed_overrides), preset))
+            _train_run(seed_cfg, run_dir, Launch(seed_overrides, _config_files(seed_node, seed_overrides), presets))
             for seed_cfg, seed_node, seed_overrides, run_dir in runs
         )
     except ConfigError as error:
         fail(str(error))
+
+
+def _presets(choices: DictConfig) -> list[str]:
+    """The preset files applied (`conf/preset/<algo>_<family>.yaml`, then `preset/env/<algo>_<env>`):
+    Hydra names an optional choice even when its file is absent."""
+    files = [f"{group}/{choices[group]}.yaml" for group in ("preset", "preset/env") if choices.get(group)]
+    return [f"conf/{name}" for name in files if (Path(CONF_DIR) / name).is_file()]
 
 
 def _train_run(cfg: TrainConfig, run_dir: Path, launch: Launch) -> float:

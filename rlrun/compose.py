@@ -22,7 +22,7 @@ from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import IntervalSweep, Override
+from hydra.core.override_parser.types import Glob, IntervalSweep, Override
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
@@ -310,6 +310,11 @@ def override_lists(argv: list[str]) -> tuple[list[list[str]], bool]:
             options.append([override.input_line])
         elif isinstance(override.value(), IntervalSweep):
             options.append([f"{key}={override.value().start}"])
+        elif isinstance(override.value(), Glob):  # a glob over a group's options (a suite's cases)
+            names = sorted(p.stem for p in (Path(CONF_DIR) / override.key_or_group).glob("*.yaml"))
+            options.append(
+                [f"{override.get_key_element()}={name}" for name in override.value().filter(names)]
+            )
         else:
             values = [f"{key}={value}" for value in override.sweep_string_iterator()]
             options.append(values if is_group(key) else values[:1])

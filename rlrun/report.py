@@ -48,8 +48,9 @@ CONFIDENCE = 0.95
 """Coverage of the confidence intervals."""
 MAX_CURVE_POINTS = 200
 """Most grid steps of a learning curve (count); a denser union of eval steps is thinned evenly."""
-NOT_GROUPING = ("seed", "resume", "device", "torch_threads", "logger", "checkpoint")
-"""Override keys (and key prefixes before a dot) that never make a group."""
+NOT_GROUPING = ("seed", "resume", "device", "torch_threads", "logger", "checkpoint", "bench")
+"""Override keys (and key prefixes before a dot or slash) that never make a group; a suite's
+`bench/<suite>` case names the algo and env, which group anyway."""
 
 Statistic = Callable[[np.ndarray, int], np.ndarray]
 
@@ -183,7 +184,8 @@ def read_run(run_dir: Path) -> RunRecord | None:
 def grouping_keys(runs: list[RunRecord]) -> list[str]:
     """Override keys whose value differs across runs (besides algo and env, which always group)."""
     keys = sorted(set().union(*(run.overrides for run in runs)) - {"algo", "env"})
-    keys = [key for key in keys if key.split(".")[0] not in NOT_GROUPING and not key.startswith("hydra")]
+    keys = [key for key in keys
+            if re.split(r"[./]", key)[0] not in NOT_GROUPING and not key.startswith("hydra")]
     return [key for key in keys if len({run.value(key) for run in runs}) > 1]
 
 

@@ -86,8 +86,9 @@ class Launch:
     """The command-line overrides (stored in checkpoints, so `resume=` can recompose the run)."""
     config_files: dict[str, str] = field(default_factory=dict)
     """Files (path in the run dir -> text, e.g. `.hydra/config.yaml`) written when training starts."""
-    preset: str | None = None
-    """The preset applied (`conf/preset/<name>.yaml`), None if none."""
+    presets: list[str] = field(default_factory=list)
+    """The preset files applied, in order (`conf/preset/<algo>_<family>.yaml`, then
+    `conf/preset/env/<algo>_<env id>.yaml`)."""
 
 
 @dataclass
@@ -244,7 +245,7 @@ class Run:
     def _start_panel(self) -> None:
         """What this run is and where its files go, before anything else is printed."""
         cfg = self.cfg
-        preset = f"conf/preset/{self.launch.preset}.yaml" if self.launch.preset else "none"
+        preset = " + ".join(self.launch.presets) or "none"
         threads = f"torch_threads={cfg.torch_threads}"
         loggers = []
         if cfg.logger.jsonl:
