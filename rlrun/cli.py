@@ -360,6 +360,7 @@ def report() -> None:
     """`rlrun-report PATH... [--out DIR]`: tables, learning curves and report.md for run or sweep dirs."""
     import argparse
 
+    from rlrun.references import SCORES, load_references
     from rlrun.report import RESAMPLES, write_report
 
     parser = argparse.ArgumentParser(
@@ -372,8 +373,12 @@ def report() -> None:
     parser.add_argument("--resamples", type=int, default=RESAMPLES,
                         help="bootstrap resamples (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default %(default)s)")
+    parser.add_argument("--reference", nargs="?", const=SCORES, type=Path, default=None, metavar="CSV",
+                        help="set the results beside published figures (default CSV: rlrun's "
+                             "reference/scores.csv)")
     args = parser.parse_args()
     try:
-        write_report(args.paths, args.out or args.paths[0] / "report", args.resamples, args.seed)
+        references = load_references(args.reference) if args.reference is not None else None
+        write_report(args.paths, args.out or args.paths[0] / "report", args.resamples, args.seed, references)
     except ConfigError as error:
         fail(str(error))

@@ -40,6 +40,9 @@ class AlgoSpec:
     ConfigError for a config it cannot run; the CLI then builds no Gymnasium env to check spaces."""
     compiles: bool = False
     """Accepts `compile=true`: its minibatch forward pass and loss go through torch.compile."""
+    replay: bool = False
+    """Learns from a replay buffer, whose transitions outlive the normalisation statistics of the
+    moment they were stored: `env.normalize_obs` and `env.normalize_reward` are refused."""
 
 
 @cache

@@ -41,6 +41,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rlrun.config import ConfigError
+from rlrun.references import Reference, differences, matching, ratio
 
 RESAMPLES = 2000
 """Bootstrap resamples per confidence interval (count)."""
@@ -117,6 +118,8 @@ class RunRecord:
     """Wall time at the last metrics event, summed over resumed segments (s)."""
     sps: float
     """Last `time/sps` (env steps per second of the last training segment); nan if none."""
+    train_return: float
+    """The last `rollout/ep_return_mean` (raw return of the last training episodes); nan if none."""
 
     @property
     def final_return(self) -> float:
@@ -158,7 +161,7 @@ def read_run(run_dir: Path) -> RunRecord | None:
     config = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), resolve=False)
     overrides = parse_overrides(OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")))
     evals: dict[int, float] = {}
-    steps, wall, sps = 0, 0.0, math.nan
+    steps, wall, sps, train_return = 0, 0.0, math.nan, math.nan
     with (run_dir / "metrics.jsonl").open() as lines:
         for line in lines:
             try:
@@ -169,6 +172,7 @@ def read_run(run_dir: Path) -> RunRecord | None:
             steps = max(steps, step)
             wall = float(record.get("time", wall))
             sps = float(record.get("time/sps", sps))
+            train_return = float(record.get("rollout/ep_return_mean", train_return))
             if "eval/return_mean" in record:
                 evals[step] = float(record["eval/return_mean"])  # the later of two at one step wins
     if not evals:
@@ -178,6 +182,7 @@ def read_run(run_dir: Path) -> RunRecord | None:
         path=run_dir, algo=str(config["algo"]["name"]), env=str(config["env"]["id"]),
         seed=int(config.get("seed", 0)), overrides=overrides, config=config, eval_steps=eval_steps,
         eval_returns=np.array([evals[s] for s in eval_steps]), steps=steps, wall=wall, sps=sps,
+        train_return=train_return,
     )
 
 
@@ -210,6 +215,10 @@ class Group:
     """IQM of the final returns."""
     iqm_ci: tuple[float, float]
     """Bootstrap CI of the IQM."""
+    train_iqm: float
+    """IQM of the runs' last training return (`rollout/ep_return_mean`); nan if a run has none."""
+    train_iqm_ci: tuple[float, float]
+    """Bootstrap CI of `train_iqm`."""
 
     @property
     def label(self) -> str:
@@ -231,9 +240,12 @@ def summarize(runs: list[RunRecord], keys: list[str], resamples: int, seed: int)
         finals = np.array([run.final_return for run in members])
         mean_ci = bootstrap_ci(finals, mean, resamples, seed)
         iqm_ci = bootstrap_ci(finals, iqm, resamples, seed)
+        trained = np.array([run.train_return for run in members])
+        train_ci = bootstrap_ci(trained, iqm, resamples, seed)
         groups.append(Group(
             env, algo, setting, members, float(mean(finals)), (float(mean_ci[0]), float(mean_ci[1])),
             float(iqm(finals)), (float(iqm_ci[0]), float(iqm_ci[1])),
+            float(iqm(trained)), (float(train_ci[0]), float(train_ci[1])),
         ))
     return groups
 
@@ -268,8 +280,11 @@ def _file_name(env: str) -> str:
     return re.sub(r"[^\w.-]+", "_", env) + ".png"
 
 
-def plot_env(groups: list[Group], path: Path, resamples: int, seed: int) -> None:
-    """One PNG: the learning curve (IQM and its 95% CI band) of each group of one env."""
+def plot_env(
+    groups: list[Group], path: Path, resamples: int, seed: int, references: list[Reference] | None = None
+) -> None:
+    """One PNG: the learning curve (IQM and its 95% CI band) of each group of one env, with the
+    published figures of its algorithm (`references`) as markers at their budget."""
     from matplotlib.figure import Figure  # Agg canvas, no display or pyplot state
 
     figure = Figure(figsize=(7, 4.5), layout="constrained")
@@ -282,12 +297,48 @@ def plot_env(groups: list[Group], path: Path, resamples: int, seed: int) -> None
         else:
             (line,) = axes.plot(steps, centre, label=label)
             axes.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+        color = axes.get_lines()[-1].get_color() if axes.get_lines() else None
+        for marker, ref in zip("DsP^v<>", matching(references or [], group.env, group.algo), strict=False):
+            at = ref.steps if ref.steps is not None else float(steps[-1])
+            spread = None if ref.spread is None else [[ref.spread], [ref.spread]]
+            axes.errorbar([at], [ref.mean], yerr=spread, fmt=marker, color=color, mfc="none", capsize=3,
+                          label=f"{group.algo}: {ref.source}, {ref.env_version}, {_short(ref.measure)}")
     axes.set_title(groups[0].env)
     axes.set_xlabel("env steps")
     axes.set_ylabel(f"eval return (IQM, {CONFIDENCE:.0%} bootstrap CI over seeds)")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
     figure.savefig(path, dpi=120)
+
+
+def _short(measure: str) -> str:
+    """A measure in two or three words, for plot legends."""
+    text = measure.lower()
+    if "max" in text or "best" in text:
+        return "best during training"
+    return "training return" if "training" in text and "eval" not in text else "eval return"
+
+
+def _reference_rows(groups: list[Group], references: list[Reference]) -> tuple[list[str], list[list[str]]]:
+    """Each group beside every published figure of its env and algorithm: header and rows."""
+    header = ["env", "algo", "runs", "steps", "rlrun eval IQM [95% CI]", "rlrun training IQM [95% CI]",
+              "published", "seeds", "source", "measure", "rlrun / published", "differs"]
+    rows = []
+    for group in groups:
+        steps = float(np.mean([run.steps for run in group.runs]))
+        for ref in matching(references, group.env, group.algo):
+            ours = group.train_iqm if ref.training_return else group.iqm
+            rows.append([
+                group.env, group.label, str(len(group.runs)), f"{steps:,.0f}",
+                f"{group.iqm:.1f} [{group.iqm_ci[0]:.1f}, {group.iqm_ci[1]:.1f}]",
+                f"{group.train_iqm:.1f} [{group.train_iqm_ci[0]:.1f}, {group.train_iqm_ci[1]:.1f}]",
+                f"{ref.mean:g}" + (f" ± {ref.spread:g}" if ref.spread is not None else "")
+                + (f" at {ref.steps:,}" if ref.steps else ""),
+                str(ref.seeds or "?"), f"{ref.source} ({ref.source_file})", ref.measure,
+                ratio(ours, ref.mean) if math.isfinite(ours) else "n/a",
+                "; ".join(differences(ref, group.env, steps)) or "-",
+            ])
+    return header, rows
 
 
 def _rows(groups: list[Group], keys: list[str]) -> tuple[list[str], list[list[str]]]:
@@ -308,8 +359,25 @@ def _rows(groups: list[Group], keys: list[str]) -> tuple[list[str], list[list[st
     return header, rows
 
 
-def _markdown(groups: list[Group], keys: list[str], images: dict[str, str], resamples: int, seed: int) -> str:
+def _markdown(
+    groups: list[Group], keys: list[str], images: dict[str, str], resamples: int, seed: int,
+    references: list[Reference] | None = None,
+) -> str:
     header, rows = _rows(groups, keys)
+    compared = []
+    if references is not None:
+        ref_header, ref_rows = _reference_rows(groups, references)
+        compared = [
+            "## Published figures", "",
+            ("Each group beside the published figures of its env and algorithm. The ratio compares "
+            "like with like where it can: a published training return with rlrun's last training "
+            "return (`rollout/ep_return_mean`, the last 100 training episodes), anything else with "
+            "rlrun's final evaluation return; for negative returns it is the difference. `differs` "
+            "names what still differs (env version, budget, measure)."), "",
+            "| " + " | ".join(ref_header) + " |", "|" + "|".join("---" for _ in ref_header) + "|",
+            *("| " + " | ".join(row) + " |" for row in ref_rows),
+            *([] if ref_rows else ["", "(no published figure for these envs and algorithms)"]), "",
+        ]
     lines = [
         "# rlrun report", "",
         (f"{sum(len(g.runs) for g in groups)} runs in {len(groups)} groups"
@@ -320,8 +388,10 @@ def _markdown(groups: list[Group], keys: list[str], images: dict[str, str], resa
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" if i < 2 + len(keys) else "---:" for i in range(len(header))) + "|",
         *("| " + " | ".join(row) + " |" for row in rows), "",
+        *compared,
         "## Learning curves", "",
-        "IQM over seeds of the evaluation return, with its bootstrap CI band.", "",
+        "IQM over seeds of the evaluation return, with its bootstrap CI band"
+        + (" (markers: published figures at their budget)." if references is not None else "."), "",
         *(f"![{env}]({name})\n" for env, name in images.items()),
         "## Runs", "",
         *(f"- {g.label} on {g.env}: seeds {', '.join(map(str, g.seeds))} — "
@@ -341,8 +411,14 @@ def _write_runs_csv(groups: list[Group], keys: list[str], path: Path) -> None:
                                  run.final_return, run.steps, run.wall, run.sps])
 
 
-def write_report(paths: list[Path], out: Path, resamples: int = RESAMPLES, seed: int = 0) -> list[Group]:
+def write_report(
+    paths: list[Path], out: Path, resamples: int = RESAMPLES, seed: int = 0,
+    references: list[Reference] | None = None,
+) -> list[Group]:
     """Read the runs under `paths`; print the table; write report.md, PNGs and runs.csv to `out`.
+
+    With `references`, the groups are also set beside the published figures of their env and
+    algorithm (a table, and markers on the curves).
 
     Raises:
         ConfigError: a path is not a dir, no run dir with an evaluation is found, or resamples < 1.
@@ -377,12 +453,22 @@ def write_report(paths: list[Path], out: Path, resamples: int = RESAMPLES, seed:
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    if references is not None:
+        ref_header, ref_rows = _reference_rows(groups, references)
+        shown = ("env", "algo", "published", "source", "rlrun / published", "differs")
+        compared = Table(title="published figures (rlrun / published: like measure with like; all in report.md)")
+        for column in shown:
+            compared.add_column(column)
+        for row in ref_rows:
+            compared.add_row(*(row[ref_header.index(column)] for column in shown))
+        console.print(compared)
     out.mkdir(parents=True, exist_ok=True)
     images = {}
     for env in sorted({group.env for group in groups}):
         images[env] = _file_name(env)
-        plot_env([group for group in groups if group.env == env], out / images[env], resamples, seed)
-    (out / "report.md").write_text(_markdown(groups, keys, images, resamples, seed))
+        plot_env([group for group in groups if group.env == env], out / images[env], resamples, seed,
+                 references)
+    (out / "report.md").write_text(_markdown(groups, keys, images, resamples, seed, references))
     _write_runs_csv(groups, keys, out / "runs.csv")
     console.print(f"wrote {out / 'report.md'}, {len(images)} plot(s) and runs.csv",
                   markup=False, soft_wrap=True)

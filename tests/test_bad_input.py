@@ -187,3 +187,8 @@ def test_a_missing_extra_names_the_rlrun_extra(monkeypatch):
     with pytest.raises(ConfigError, match=r"eval.video=true needs moviepy, which is not installed: "
                                           r"pip install -e '\.\[video\]'"):
         require("moviepy", "eval.video=true")
+
+
+def test_off_policy_algorithms_refuse_normalised_replay(tmp_path):
+    line = one_line_error(rlrun("algo=td3", "env=Pendulum-v1", "env.normalize_reward=true", cwd=tmp_path))
+    assert "algo=td3 learns from a replay buffer" in line and "env.normalize_reward=false" in line

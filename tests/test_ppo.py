@@ -65,6 +65,14 @@ def test_target_kl_stops_epochs_early(train_run, tmp_path):
     assert updates and all(u < 16 for u in updates)  # 4 epochs x 4 minibatches without the stop
 
 
+def test_the_minibatch_that_crosses_target_kl_is_not_stepped(train_run, tmp_path):
+    # The first minibatch of an update sees the old policy (KL 0) and steps; the second one's
+    # KL already exceeds 1e-12, so it ends the update unstepped: exactly one step per update.
+    train_run(["algo.target_kl=1e-12", "algo.num_steps=64", "total_timesteps=512", *TINY], tmp_path)
+    metrics = [m for m in read_metrics(tmp_path) if "train/updates" in m]
+    assert metrics and all(m["train/updates"] == 1 and m["train/early_stop"] == 1 for m in metrics)
+
+
 def test_same_seed_same_metrics(train_run, tmp_path):
     overrides = ["algo.num_steps=32", "total_timesteps=512", *TINY]
     train_run(overrides, tmp_path / "a")

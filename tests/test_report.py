@@ -27,7 +27,7 @@ def write_run(run_dir, algo, env, seed, final, overrides, lr=0.00025, evals=True
     lines = []
     for i, step in enumerate((1000, 2000, 3000), start=1):
         lines.append({"step": step, "time": 2.0 * step / 1000, "train/loss": 0.1, "time/sps": sps + i,
-                      "time/wall": 1.9 * step / 1000})
+                      "time/wall": 1.9 * step / 1000, "rollout/ep_return_mean": 0.5 * final * i / 3})
         if evals:
             lines.append({"step": step, "time": 2.0 * step / 1000 + 0.5, "eval/return_mean": final * i / 3})
     text = "".join(json.dumps(line) + "\n" for line in lines)
@@ -76,7 +76,7 @@ def test_learning_curve_interpolates_onto_the_union_of_eval_steps():
     def run(steps, returns):
         return RunRecord(path=None, algo="ppo", env="E", seed=0, overrides={}, config={},
                          eval_steps=np.array(steps), eval_returns=np.array(returns, float), steps=steps[-1],
-                         wall=1.0, sps=1.0)
+                         wall=1.0, sps=1.0, train_return=0.0)
 
     runs = [run([0, 10, 20], [0, 10, 20]), run([0, 5, 10], [0, 0, 10])]
     grid, centre, low, high = learning_curve(runs, resamples=500, seed=0)

@@ -51,9 +51,12 @@ class DDPGConfig(OffPolicyConfig):
     """Mean-reversion rate of the ou noise (per unit of ou_dt)."""
     ou_dt: float = 0.01
     """Time step of the ou process per env step."""
+    policy_delay: int = 1
+    """Critic updates per actor and target-network update (count; CleanRL's DDPG uses 2)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check(self.policy_delay >= 1, f"algo.policy_delay={self.policy_delay} must be >= 1")
         check(self.noise in ("gaussian", "ou"), f"algo.noise={self.noise!r} must be gaussian or ou")
         check(self.noise_std >= 0, f"algo.noise_std={self.noise_std} must be >= 0; e.g. algo.noise_std=0.1")
         check(self.ou_theta >= 0, f"algo.ou_theta={self.ou_theta} must be >= 0")
@@ -155,7 +158,8 @@ def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space)
 
 def train(cfg: TrainConfig, run: Run) -> TrainResult:
     def make_learner(obs_space: gym.Space, action_space: gym.Space, num_envs: int) -> DeterministicLearner:
-        return DeterministicLearner(cfg, obs_space, action_space, num_envs, run.device)
+        return DeterministicLearner(cfg, obs_space, action_space, num_envs, run.device,
+                                    policy_delay=cfg.algo.policy_delay)
 
     return train_off_policy(cfg, run, check_spaces, make_learner)
 
@@ -163,4 +167,5 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
 SPEC = AlgoSpec(
     name="ddpg", config=DDPGConfig, train=train, make_policy=make_policy, policy_key="actor",
     check_spaces=check_spaces,
+    replay=True,
 )

@@ -296,4 +296,5 @@ SPEC = AlgoSpec(
     make_policy=make_policy,
     policy_key="q_network",
     check_spaces=check_spaces,
+    replay=True,
 )

@@ -4,8 +4,9 @@ Follows book ch. 8, Alg. 8.1, and the lecture "Proximal Policy Optimization 1/2"
 - clipped surrogate L^CLIP = E_t[min(ρ_t A_t, clip(ρ_t, 1-ε, 1+ε) A_t)], ρ_t = π_θ(a_t|s_t) / π_old(a_t|s_t);
 - advantages by GAE(γ, λ) (book ch. 5), normalised per minibatch;
 - value loss (optionally clipped around the old values), entropy bonus, global grad-norm clip;
-- optional KL early stop: the epoch loop ends once the approximate KL exceeds `target_kl`
-  (Alg. 8.1), with KL estimated by E[(ρ - 1) - log ρ] (Schulman's unbiased k3 estimator).
+- optional KL early stop (Alg. 8.1): each minibatch's approximate KL to the old policy,
+  E[(ρ - 1) - log ρ] (Schulman's unbiased k3 estimator), is measured in its forward pass; the
+  first minibatch whose KL exceeds `target_kl` is not stepped and the update ends there.
 Implementation details from the advanced lecture (Engstrom et al. 2020): orthogonal init,
 observation/reward normalisation, linear learning-rate annealing.
 """
@@ -55,7 +56,8 @@ class PPOConfig(AlgoConfig):
     norm_adv: bool = True
     """Normalise advantages per minibatch to zero mean, unit std."""
     target_kl: float | None = None
-    """Stop the epoch loop when approx KL exceeds this (nats); null disables early stop."""
+    """End the update, without stepping it, at the first minibatch whose approx KL to the old
+    policy exceeds this (nats); null disables early stop."""
 
     def __post_init__(self) -> None:
         check(self.num_steps >= 1, f"algo.num_steps={self.num_steps} must be >= 1")
@@ -214,21 +216,21 @@ def update(
         for start in range(0, batch_size - minibatch_size + 1, minibatch_size):
             mb = slice(start, start + minibatch_size)
             loss, stats = forward_and_loss(agent, shuffled.rows(mb), advantages[mb])
+            all_stats.append(stats)
+            if algo.target_kl is not None and stats["approx_kl"] > algo.target_kl:
+                early_stop = True  # this minibatch's policy already left the KL radius: no step on it
+                break
             optimizer.zero_grad()
             loss.backward()
             grad_norms.append(optimizer.clip_grad_norm(algo.max_grad_norm))
             optimizer.step()
-            all_stats.append(stats)
-            if algo.target_kl is not None and stats["approx_kl"] > algo.target_kl:
-                early_stop = True
-                break
         if early_stop:
             break
     metrics = {f"train/{key}": float(torch.stack([stats[key] for stats in all_stats]).mean())
                for key in all_stats[0]}
-    metrics["train/grad_norm"] = float(torch.stack(grad_norms).mean())
+    metrics["train/grad_norm"] = float(torch.stack(grad_norms).mean()) if grad_norms else 0.0
     metrics["train/explained_variance"] = explained_variance(batch.values, batch.returns)
-    metrics["train/updates"] = float(len(all_stats))
+    metrics["train/updates"] = float(len(grad_norms))
     metrics["train/early_stop"] = float(early_stop)
     return metrics
 

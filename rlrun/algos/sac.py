@@ -165,4 +165,5 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
 SPEC = AlgoSpec(
     name="sac", config=SACConfig, train=train, make_policy=make_policy, policy_key="actor",
     check_spaces=check_spaces,
+    replay=True,
 )

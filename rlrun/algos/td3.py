@@ -32,13 +32,12 @@ class TD3Config(DDPGConfig):
     noise_clip: float = 0.5
     """Clip of the target policy smoothing noise (half action ranges)."""
     policy_delay: int = 2
-    """Critic updates per actor and target-network update (count)."""
+    """Critic updates per actor and target-network update (count; the paper's d = 2)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.policy_noise >= 0, f"algo.policy_noise={self.policy_noise} must be >= 0")
         check(self.noise_clip >= 0, f"algo.noise_clip={self.noise_clip} must be >= 0")
-        check(self.policy_delay >= 1, f"algo.policy_delay={self.policy_delay} must be >= 1")
 
 
 check_spaces = require_continuous_actions("td3")
@@ -59,4 +58,5 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
 SPEC = AlgoSpec(
     name="td3", config=TD3Config, train=train, make_policy=make_policy, policy_key="actor",
     check_spaces=check_spaces,
+    replay=True,
 )

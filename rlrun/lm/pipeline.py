@@ -378,6 +378,9 @@ def update(models: LMModels, rollout: Rollout, task: LMTask, algo: LMConfig, los
             new_logprobs, entropy = token_logprobs(models.policy, tokens, n, algo.temperature)
             new_values = response_values(models.value, tokens, n) if models.value is not None else None
             loss, stats = loss_fn(mb, new_logprobs, entropy, new_values)
+            if algo.target_kl is not None and stats["approx_kl"] > algo.target_kl:
+                early_stop = True  # this minibatch's policy already left the KL radius: no step on it
+                break
             if algo.ptx_coef > 0:
                 text = task.text(algo.supervised_batch_size, task.context_length).to(device)
                 stats["ptx_loss"] = lm_loss(models.policy, text)
@@ -391,15 +394,13 @@ def update(models: LMModels, rollout: Rollout, task: LMTask, algo: LMConfig, los
             updates += 1
             for key, value in stats.items():
                 stats_sum[key] = stats_sum.get(key, 0.0) + value.detach()
-            if algo.target_kl is not None and stats["approx_kl"] > algo.target_kl:
-                early_stop = True
-                break
         if early_stop:
             break
-    metrics = {f"train/{key}": float(value) / updates for key, value in stats_sum.items()}
-    metrics["train/grad_norm"] = float(grad_norms[0]) / updates
+    steps = max(updates, 1)
+    metrics = {f"train/{key}": float(value) / steps for key, value in stats_sum.items()}
+    metrics["train/grad_norm"] = float(grad_norms[0]) / steps
     if len(models.optimizers) > 1:
-        metrics["train/value_grad_norm"] = float(grad_norms[1]) / updates
+        metrics["train/value_grad_norm"] = float(grad_norms[1]) / steps
     metrics["train/updates"] = float(updates)
     metrics["train/early_stop"] = float(early_stop)
     return metrics

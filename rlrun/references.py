@@ -1,0 +1,129 @@
+"""Published learning results (`rlrun/reference/scores.csv`) and how rlrun's runs compare with them.
+
+Each row is one published figure: env and env version, algorithm, budget (env steps), mean and
+spread over seeds, what was measured (training return, deterministic evaluation return, the
+best average during training, ...) and the file it was read from. `compare` puts a report
+group beside every row of its env and algorithm, with the ratio and the differences a reader
+must know about (another measure, another env version, another budget).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from rlrun.config import ConfigError
+
+SCORES = Path(__file__).resolve().parent / "reference" / "scores.csv"
+"""The published figures shipped with rlrun."""
+COLUMNS = ("env", "env_version", "algorithm", "steps", "mean", "spread", "spread_kind", "seeds", "measure",
+           "source", "source_file")
+"""The CSV's columns, in order."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One published figure."""
+
+    env: str
+    """Env name without version (Hopper, CartPole, Pong)."""
+    env_version: str
+    """v1 ... v5, or rllab."""
+    algorithm: str
+    """rlrun's algorithm name."""
+    steps: int | None
+    """Budget of the figure (env steps); None when the source does not state it."""
+    mean: float
+    """Published mean return."""
+    spread: float | None
+    """Published spread (see `spread_kind`); None if none."""
+    spread_kind: str
+    """std, stderr, or empty."""
+    seeds: int | None
+    """Seeds behind the figure (count); None if not stated."""
+    measure: str
+    """What was measured (training return, deterministic evaluation return, ...)."""
+    source: str
+    """Who published it (CleanRL, RL Zoo, Tianshou, Duan et al. 2016)."""
+    source_file: str
+    """The repository file (and commit) it was read from."""
+
+    @property
+    def training_return(self) -> bool:
+        """Whether the figure is the return of the last training episodes (not of evaluations, nor
+        a best value over training)."""
+        return "training return" in self.measure.lower() or "training episodes" in self.measure.lower()
+
+    @property
+    def label(self) -> str:
+        spread = f" ± {self.spread:g}" if self.spread is not None else ""
+        return f"{self.source} {self.mean:g}{spread}"
+
+
+def _number(text: str, kind: type) -> float | int | None:
+    text = text.strip().replace(",", "")
+    return kind(float(text)) if text else None
+
+
+def load_references(path: Path = SCORES) -> list[Reference]:
+    """The rows of a reference CSV; ConfigError naming the file and row if one is malformed."""
+    if not path.is_file():
+        raise ConfigError(f"no reference scores at {path}; pass a CSV with columns {', '.join(COLUMNS)}")
+    references = []
+    with path.open(newline="") as file:
+        reader = csv.DictReader(file)
+        missing = set(COLUMNS) - set(reader.fieldnames or [])
+        if missing:
+            raise ConfigError(f"{path} lacks the columns {', '.join(sorted(missing))}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                references.append(Reference(
+                    env=row["env"].strip(), env_version=row["env_version"].strip(),
+                    algorithm=row["algorithm"].strip(), steps=_number(row["steps"], int),
+                    mean=float(row["mean"]), spread=_number(row["spread"], float),
+                    spread_kind=row["spread_kind"].strip(), seeds=_number(row["seeds"], int),
+                    measure=row["measure"].strip(), source=row["source"].strip(),
+                    source_file=row["source_file"].strip(),
+                ))
+            except (TypeError, ValueError) as error:
+                raise ConfigError(f"{path} line {line}: {error}") from None
+    return references
+
+
+def split_env_id(env_id: str) -> tuple[str, str]:
+    """`Hopper-v4` -> (`Hopper`, `v4`); `ALE/Pong-v5` -> (`Pong`, `v5`); an id without version -> (id, '')."""
+    name = env_id.rsplit("/", 1)[-1]
+    match = re.fullmatch(r"(.+)-(v\d+)", name)
+    name, version = match.groups() if match else (name, "")
+    return name.removesuffix("NoFrameskip"), version
+
+
+def matching(references: list[Reference], env_id: str, algo: str) -> list[Reference]:
+    """The references of this env (any version) and algorithm."""
+    name, _ = split_env_id(env_id)
+    return [ref for ref in references if ref.env == name and ref.algorithm == algo]
+
+
+def differences(reference: Reference, env_id: str, steps: float) -> list[str]:
+    """What differs between a reference and rlrun's figure, in words (empty when they compare)."""
+    notes = []
+    _, version = split_env_id(env_id)
+    if reference.env_version != version:
+        notes.append(f"{reference.env_version} vs rlrun's {version}")
+    if reference.steps is None:
+        notes.append("budget not stated")
+    elif abs(reference.steps - steps) > 0.05 * reference.steps:
+        notes.append(f"budget {reference.steps:,} vs rlrun's {steps:,.0f}")
+    text = reference.measure.lower()
+    if any(word in text for word in ("max", "best")) or not (reference.training_return or "evaluation" in text):
+        notes.append(f"measure: {reference.measure}")
+    return notes
+
+
+def ratio(ours: float, theirs: float) -> str:
+    """ours / theirs for positive returns; the difference otherwise (ratios of negative returns mislead)."""
+    if ours > 0 and theirs > 0:
+        return f"{ours / theirs:.2f}x"
+    return f"{ours - theirs:+.1f}"
