@@ -403,15 +403,19 @@ def validate_train(cfg: TrainConfig) -> None:
     if spec.check_task is not None:  # an in-process task (env=lm), not a Gymnasium env
         spec.check_task(cfg)
         return
-    if spec.replay and (cfg.env.normalize_obs or cfg.env.normalize_reward):
-        keys = [f"env.{key}=false" for key in ("normalize_obs", "normalize_reward") if getattr(cfg.env, key)]
-        raise ConfigError(
-            f"algo={spec.name} learns from a replay buffer, which would hold transitions normalised by "
-            f"statistics that keep moving; set {' '.join(keys)} (its presets do)"
-        )
     obs_space, action_space = env_spaces(cfg.env)
     if spec.check_spaces is not None:
         spec.check_spaces(obs_space, action_space, cfg.env.id)
+    if spec.replay and (cfg.env.normalize_obs or cfg.env.normalize_reward):
+        keys = [
+            f"env.{key}=false"
+            for key in ("normalize_obs", "normalize_reward")
+            if getattr(cfg.env, key)
+        ]
+        raise ConfigError(
+            f"algo={spec.name} learns from a replay buffer, which would hold transitions "
+            f"normalised by statistics that keep moving; set {' '.join(keys)} (its presets do)"
+        )
 
 
 def check_compile(spec: AlgoSpec) -> None:

@@ -253,7 +253,8 @@ def test_discrete_actions_are_refused(train_run, tmp_path, algo):
 
 
 def test_mujoco_presets_are_the_published_settings(compose_cfg):
-    for algo, lr, starts in [("sac", 3e-4, 5000), ("td3", 1e-3, 25000), ("ddpg", 1e-3, 25000)]:
+    # SAC: RL Zoo's MuJoCo entries; TD3 and DDPG: CleanRL's td3/ddpg_continuous_action.py
+    for algo, lr, starts in [("sac", 3e-4, 10000), ("td3", 3e-4, 25000), ("ddpg", 3e-4, 25000)]:
         cfg = compose_cfg([f"algo={algo}", "env=Hopper-v4"])
         assert (cfg.network.hidden_sizes, cfg.network.activation) == ([256, 256], "relu")
         assert (cfg.algo.batch_size, cfg.algo.buffer_size) == (256, 1_000_000)
@@ -263,6 +264,7 @@ def test_mujoco_presets_are_the_published_settings(compose_cfg):
         assert not cfg.env.normalize_obs and not cfg.env.normalize_reward
     cfg = compose_cfg(["algo=td3", "env=Hopper-v4"])
     assert (cfg.algo.policy_noise, cfg.algo.noise_clip, cfg.algo.policy_delay) == (0.2, 0.5, 2)
+    assert compose_cfg(["algo=ddpg", "env=Hopper-v4"]).algo.policy_delay == 2
 
 
 @pytest.mark.parametrize("algo", ALGOS)

@@ -281,7 +281,9 @@ def test_a2c_preset_uses_rmsprop(compose_cfg):
     assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.eps, cfg.optimizer.alpha) == ("rmsprop", 7e-4, 1e-5, 0.99)
     assert (cfg.algo.num_steps, cfg.algo.vf_coef, cfg.algo.max_grad_norm) == (5, 0.5, 0.5)
     cfg = compose_cfg(["algo=a2c", "env=Hopper-v4"])
-    assert cfg.optimizer.name == "rmsprop" and cfg.env.normalize_obs and cfg.algo.gae_lambda == 0.9
+    # Tianshou's mujoco_a2c.py: 16 envs x 5 steps, GAE 0.95, normalised observations
+    assert cfg.optimizer.name == "rmsprop" and cfg.env.normalize_obs
+    assert (cfg.env.num_envs, cfg.algo.num_steps, cfg.algo.gae_lambda) == (16, 5, 0.95)
 
 
 # ----- learning ----------------------------------------------------------------------------
