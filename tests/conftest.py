@@ -50,6 +50,43 @@ def train_run():
     return train_in_process
 
 
+LEARNING_SEEDS = (0, 1, 2)
+"""The seeds every learning test trains: its threshold must hold for each of them."""
+
+
+def train_seeds(overrides: list[str], tmp_path: Path, seeds=LEARNING_SEEDS) -> dict[int, object]:
+    """One run per seed (each in `tmp_path/seed<n>`); returns the TrainResults by seed.
+
+    Learning thresholds are set below the lowest final return seen over seeds 0-4 at the test's
+    budget, so that they test the algorithm, not a seed known to learn."""
+    return {seed: train_in_process([*overrides, f"seed={seed}"], tmp_path / f"seed{seed}")
+            for seed in seeds}
+
+
+def final_returns(results: dict[int, object]) -> dict[int, float]:
+    """The final evaluation return of each seed's run, rounded for readable failures."""
+    return {seed: round(result.final_eval_return, 1) for seed, result in results.items()}
+
+
+@pytest.fixture
+def train_each_seed():
+    return train_seeds
+
+
+@pytest.fixture
+def learn():
+    """`learn(overrides, tmp_path, threshold)`: train seeds 0-2 and assert each seed's final
+    evaluation return reaches `threshold`; returns the TrainResults by seed."""
+
+    def learn(overrides: list[str], tmp_path: Path, threshold: float) -> dict[int, object]:
+        results = train_seeds([*overrides, "eval.every_steps=0", "eval.episodes=10"], tmp_path)
+        returns = final_returns(results)
+        assert min(returns.values()) >= threshold, f"final eval returns by seed {returns}"
+        return results
+
+    return learn
+
+
 @dataclass
 class Expert:
     checkpoint: Path

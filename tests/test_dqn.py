@@ -176,20 +176,17 @@ def test_frames_are_stored_once_in_the_replay_buffer():
 @pytest.mark.parametrize(
     "overrides, threshold",
     [
-        ([], 400),  # the classic preset at 50k steps: seeds 0-2 score 500, 500, 500
-        # Double DQN learns more slowly with these settings: seeds 0-2 score 186, 157, 500
-        # (with the zoo's lr 2.3e-3 and 128 gradient steps per phase: 485, 500, 500, twice the cost)
-        (["algo.double_q=true"], 150),
+        # the classic preset at half its budget, 50k steps: seeds 0-4 score 500, 325, 500, 240,
+        # 500 (at the preset's 100k: IQM 500); Double DQN learns more slowly with these
+        # settings: 201, 194, 500, 500, 219. A random policy scores about 22.
+        ([], 200),
+        (["algo.double_q=true"], 120),
     ],
     ids=["dqn", "double_dqn"],
 )
-def test_dqn_learns_cartpole(train_run, tmp_path, overrides, threshold):
-    budget = ["total_timesteps=50000", "eval.every_steps=0", "eval.episodes=10"]
-    result = train_run(["algo=dqn", *overrides, *budget], tmp_path)
-    assert result.global_step == 50_000
-    assert result.final_eval_return >= threshold, (
-        result.final_eval_return
-    )  # a random policy scores about 22
+def test_dqn_learns_cartpole(learn, tmp_path, overrides, threshold):
+    results = learn(["algo=dqn", *overrides, "total_timesteps=50000"], tmp_path, threshold)
+    assert {result.global_step for result in results.values()} == {50_000}
 
 
 def _assert_same(a, b, path: str) -> None:

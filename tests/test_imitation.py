@@ -234,24 +234,28 @@ def test_cli_refuses_a_missing_expert_in_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_bc_reaches_the_expert_return_on_cartpole(train_run, cartpole_expert, tmp_path):
+def test_bc_reaches_the_expert_return_on_cartpole(train_each_seed, cartpole_expert, tmp_path):
     assert cartpole_expert.eval_return >= 475
-    result = train_run(["algo=bc", f"algo.expert={cartpole_expert.checkpoint}", "algo.expert_episodes=3",
-                        "eval.every_steps=0", "eval.episodes=10"], tmp_path)
-    assert result.final_eval_return >= 0.95 * cartpole_expert.eval_return, result.final_eval_return
-    last = [m for m in read_metrics(tmp_path) if "train/val_accuracy" in m][-1]
-    assert last["train/val_accuracy"] > 0.9
+    results = train_each_seed(["algo=bc", f"algo.expert={cartpole_expert.checkpoint}",
+                               "algo.expert_episodes=3", "eval.every_steps=0", "eval.episodes=10"], tmp_path)
+    for seed, result in results.items():
+        assert result.final_eval_return >= 0.95 * cartpole_expert.eval_return, (seed, result.final_eval_return)
+        last = [m for m in read_metrics(tmp_path / f"seed{seed}") if "train/val_accuracy" in m][-1]
+        assert last["train/val_accuracy"] > 0.9, (seed, last)
 
 
 @pytest.mark.slow
-def test_dagger_reaches_the_expert_return_on_cartpole_from_one_episode(train_run, cartpole_expert, tmp_path):
+def test_dagger_reaches_the_expert_return_on_cartpole_from_one_episode(
+    train_each_seed, cartpole_expert, tmp_path
+):
     """BC on the one episode alone returns 48-325 on seeds 0-2; two DAgger rounds reach 500."""
-    result = train_run(["algo=dagger", f"algo.expert={cartpole_expert.checkpoint}", "algo.expert_episodes=1",
-                        "algo.rounds=2", "algo.episodes_per_round=1", "eval.every_steps=0", "eval.episodes=10"],
-                       tmp_path)
-    assert result.final_eval_return >= 0.95 * cartpole_expert.eval_return, result.final_eval_return
-    rounds = [m for m in read_metrics(tmp_path) if "train/round_labels" in m]
-    assert [m["train/round"] for m in rounds] == [1.0, 2.0]
+    results = train_each_seed(["algo=dagger", f"algo.expert={cartpole_expert.checkpoint}",
+                               "algo.expert_episodes=1", "algo.rounds=2", "algo.episodes_per_round=1",
+                               "eval.every_steps=0", "eval.episodes=10"], tmp_path)
+    for seed, result in results.items():
+        assert result.final_eval_return >= 0.95 * cartpole_expert.eval_return, (seed, result.final_eval_return)
+        rounds = [m for m in read_metrics(tmp_path / f"seed{seed}") if "train/round_labels" in m]
+        assert [m["train/round"] for m in rounds] == [1.0, 2.0]
 
 @pytest.mark.slow
 def test_dagger_beats_bc_at_equal_expert_labels(train_run, tmp_path):

@@ -285,8 +285,8 @@ def test_resume_continues_the_step_count(train_run, tmp_path, algo):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algo, budget, threshold", [("trpo", 30_000, 475.0), ("npg", 30_000, 475.0)])
-def test_learns_cartpole(train_run, tmp_path, algo, budget, threshold):
-    result = train_run([f"algo={algo}", f"total_timesteps={budget}", "eval.every_steps=0",
-                        "eval.episodes=10"], tmp_path)
-    assert result.final_eval_return >= threshold, result.final_eval_return
+@pytest.mark.parametrize("algo", ["trpo", "npg"])
+def test_learns_cartpole(learn, tmp_path, algo):
+    # the classic presets' 100k steps: seeds 0-4 score 500 each (TRPO), 487-500 (NPG); at 30k
+    # some seeds are still at 96-344 (TRPO) and 199 (NPG)
+    learn([f"algo={algo}", "total_timesteps=100000"], tmp_path, 475)

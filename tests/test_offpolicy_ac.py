@@ -276,10 +276,10 @@ def test_classic_preset_turns_off_pendulum_normalisation(compose_cfg, algo):
 # ----- learning -------------------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", ALGOS)
-def test_learns_pendulum(train_run, tmp_path, algo):
-    overrides = ["env=Pendulum-v1", "total_timesteps=10000", "eval.every_steps=0", "eval.episodes=10"]
-    result = train_run([f"algo={algo}", *overrides], tmp_path)  # the classic preset otherwise
-    assert result.final_eval_return > -400, result.final_eval_return
+def test_learns_pendulum(learn, tmp_path, algo):
+    # the classic presets at 10k steps: seeds 0-4 score -164 to -281 (DDPG), -158 to -207 (TD3),
+    # -163 to -202 (SAC); random play scores about -1200
+    learn([f"algo={algo}", "env=Pendulum-v1", "total_timesteps=10000"], tmp_path, -400)
 
 
 @pytest.mark.parametrize("algo", ["sac", "dqn"])

@@ -82,6 +82,6 @@ def test_same_seed_same_metrics(train_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_ppo_learns_cartpole(train_run, tmp_path):
-    result = train_run(["total_timesteps=200000", "eval.every_steps=0", "eval.episodes=10"], tmp_path)
-    assert result.final_eval_return >= 400, result.final_eval_return  # seeds 0-7 gave 441-500 (max 500)
+def test_ppo_learns_cartpole(learn, tmp_path):
+    # seeds 0-4 score 449, 490, 498, 447, 389 at 100k steps (random play: about 22)
+    learn(["total_timesteps=100000"], tmp_path, 350)

@@ -121,7 +121,6 @@ def test_target_kl_stops_epochs_early(train_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_ppo_kl_learns_cartpole(train_run, tmp_path):
-    result = train_run(["algo=ppo_kl", "total_timesteps=100000", "eval.every_steps=0", "eval.episodes=10"],
-                       tmp_path)
-    assert result.final_eval_return >= 475, result.final_eval_return
+def test_ppo_kl_learns_cartpole(learn, tmp_path):
+    # seeds 0-4 score 498, 500, 489, 500, 500 at 100k steps
+    learn(["algo=ppo_kl", "total_timesteps=100000"], tmp_path, 450)

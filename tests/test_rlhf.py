@@ -184,11 +184,11 @@ def test_rlhf_refuses_env_reward_normalisation(train_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_rlhf_learns_cartpole_from_synthetic_preferences(train_run, tmp_path):
-    """True returns 412-468 on seeds 0-2 with this budget (random play: about 22)."""
-    result = train_run(["algo=rlhf", "total_timesteps=30000", "algo.total_annotations=200", "eval.every_steps=0",
-                        "eval.episodes=10"], tmp_path)
-    assert result.final_eval_return >= 200, result.final_eval_return
-    last = [m for m in read_metrics(tmp_path) if "train/rm_accuracy" in m][-1]
-    assert last["train/rm_accuracy"] > 0.7, last
-    assert last["train/annotations"] == 200
+def test_rlhf_learns_cartpole_from_synthetic_preferences(learn, tmp_path):
+    """True returns 484, 426, 464, 214, 266 on seeds 0-4 with this budget (random play: about
+    22)."""
+    results = learn(["algo=rlhf", "total_timesteps=30000", "algo.total_annotations=200"], tmp_path, 180)
+    for seed in results:
+        last = [m for m in read_metrics(tmp_path / f"seed{seed}") if "train/rm_accuracy" in m][-1]
+        assert last["train/rm_accuracy"] > 0.7, (seed, last)
+        assert last["train/annotations"] == 200

@@ -126,18 +126,8 @@ def test_sarsa_smoke(train_run, tmp_path, variant, modules):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("expected", [False, True], ids=["sarsa", "expected_sarsa"])
-def test_sarsa_beats_random_on_cartpole(train_run, tmp_path, expected):
-    # the classic preset, 100k steps; seeds 0-2 score 157, 159, 130 (expected SARSA: 19, 121, 117,
-    # its greedy policy can collapse at the end: seed 1) where a random policy scores about 22
-    result = train_run(
-        [
-            "algo=sarsa",
-            f"algo.expected={str(expected).lower()}",
-            f"seed={int(expected)}",
-            "eval.every_steps=0",
-            "eval.episodes=10",
-        ],
-        tmp_path,
-    )
-    assert result.global_step == 100_000
-    assert result.final_eval_return >= 100, result.final_eval_return
+def test_sarsa_beats_random_on_cartpole(learn, tmp_path, expected):
+    # the classic preset, 100k steps; seeds 0-4 score 193, 500, 500, 500, 210 (expected SARSA:
+    # 418, 500, 240, 440, 173) where a random policy scores about 22
+    results = learn(["algo=sarsa", f"algo.expected={str(expected).lower()}"], tmp_path, 150)
+    assert {result.global_step for result in results.values()} == {100_000}
