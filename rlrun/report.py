@@ -285,19 +285,22 @@ def plot_env(
 ) -> None:
     """One PNG: the learning curve (IQM and its 95% CI band) of each group of one env, with the
     published figures of its algorithm (`references`) as markers at their budget."""
+    from matplotlib import colormaps
     from matplotlib.figure import Figure  # Agg canvas, no display or pyplot state
 
-    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    figure = Figure(figsize=(9, 4.5), layout="constrained")
     axes = figure.subplots()
-    for group in groups:
+    palette = colormaps["tab10" if len(groups) <= 10 else "tab20"].colors
+    for index, group in enumerate(groups):
+        color = palette[index % len(palette)]
         steps, centre, low, high = learning_curve(group.runs, resamples, seed)
         label = f"{group.label} (n={len(group.runs)})"
         if len(steps) == 1:
-            axes.errorbar(steps, centre, yerr=[centre - low, high - centre], fmt="o", capsize=4, label=label)
+            axes.errorbar(steps, centre, yerr=[centre - low, high - centre], fmt="o", color=color,
+                          capsize=4, label=label)
         else:
-            (line,) = axes.plot(steps, centre, label=label)
-            axes.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
-        color = axes.get_lines()[-1].get_color() if axes.get_lines() else None
+            axes.plot(steps, centre, color=color, label=label)
+            axes.fill_between(steps, low, high, color=color, alpha=0.2, linewidth=0)
         for marker, ref in zip("DsP^v<>", matching(references or [], group.env, group.algo), strict=False):
             at = ref.steps if ref.steps is not None else float(steps[-1])
             spread = None if ref.spread is None else [[ref.spread], [ref.spread]]
@@ -307,7 +310,7 @@ def plot_env(
     axes.set_xlabel("env steps")
     axes.set_ylabel(f"eval return (IQM, {CONFIDENCE:.0%} bootstrap CI over seeds)")
     axes.grid(alpha=0.3)
-    axes.legend(fontsize="small")
+    axes.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     figure.savefig(path, dpi=120)
 
 
