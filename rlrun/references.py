@@ -46,7 +46,7 @@ class Reference:
     measure: str
     """What was measured (training return, deterministic evaluation return, ...)."""
     source: str
-    """Who published it (CleanRL, RL Zoo, Tianshou, Duan et al. 2016)."""
+    """Who published it (CleanRL, RL Zoo, Tianshou, the TD3 paper, Duan et al. 2016)."""
     source_file: str
     """The repository file (and commit) it was read from."""
 
