@@ -4,31 +4,53 @@ from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rlrun.config import ConfigError
+from rlrun.envs.config_source import env_family, registered_env_ids
 from rlrun.registry import algorithms
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 ENV_FILES = sorted(p.stem for p in (CONF / "env").glob("*.yaml"))
+MUJOCO = ("Hopper", "HalfCheetah", "Walker2d", "Ant", "Humanoid", "InvertedPendulum",
+          "InvertedDoublePendulum", "Reacher", "Swimmer")
+ENV_IDS = sorted({"CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0",
+                  "Pendulum-v1", "lm", *(f"{name}-{v}" for name in MUJOCO for v in ("v4", "v5"))})
+"""The env ids the presets are written for: each composes with every algorithm."""
 
 
-def test_ships_the_promised_env_files():
-    expected = {"CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1"}
-    for version in ("v4", "v5"):
-        for name in ("Hopper", "HalfCheetah", "Walker2d", "Ant", "Humanoid", "InvertedPendulum",
-                     "InvertedDoublePendulum", "Reacher", "Swimmer"):
-            expected.add(f"{name}-{version}")
-    assert expected <= set(ENV_FILES)
+@pytest.mark.parametrize("env", ENV_FILES)
+def test_env_files_hold_only_what_the_registry_cannot_generate(env):
+    shipped = OmegaConf.to_container(OmegaConf.load(CONF / "env" / f"{env}.yaml"))
+    if env in registered_env_ids():
+        generated = {"defaults": [{"/family": env_family(env)}], "env": {"id": env}}
+        assert shipped != generated, f"conf/env/{env}.yaml repeats the generated node: delete it"
 
 
 @pytest.mark.parametrize("algo", sorted(algorithms()))
-@pytest.mark.parametrize("env", ENV_FILES)
-def test_every_algo_and_env_file_composes(compose_cfg, algo, env):
+@pytest.mark.parametrize("env", ENV_IDS)
+def test_every_algo_and_env_composes(compose_cfg, algo, env):
     cfg = compose_cfg([f"algo={algo}", f"env={env}"])
     assert cfg.algo.name == algo
     assert cfg.env.id == env
     assert cfg.env.family in ("classic", "mujoco", "lm")
+
+
+@pytest.mark.parametrize("algo", sorted(algorithms()))
+def test_algo_files_only_select_their_schema(algo):
+    """Defaults are stated once, in the dataclass: conf/algo/<name>.yaml sets no value."""
+    shipped = OmegaConf.to_container(OmegaConf.load(CONF / "algo" / f"{algo}.yaml"))
+    assert shipped == {"defaults": [f"{algo}_schema", "_self_"]}
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF / "preset").glob("*.yaml")))
+def test_family_presets_state_only_values_that_differ_from_the_defaults(preset):
+    algo = max((name for name in algorithms() if preset.startswith(f"{name}_")), key=len)
+    values = OmegaConf.to_container(OmegaConf.load(CONF / "preset" / f"{preset}.yaml"))
+    defaults = vars(algorithms()[algo].config())
+    repeated = [key for key, value in values.get("algo", {}).items() if defaults.get(key) == value]
+    assert not repeated, f"conf/preset/{preset}.yaml repeats the defaults of algo.{repeated}"
 
 
 @pytest.mark.parametrize("group", ["network", "optimizer", "logger"])

@@ -117,3 +117,10 @@ def assert_resumed_exactly(args: list[str], tmp_path: Path) -> None:
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, family):
     assert_resumed_exactly(FAMILIES[family], tmp_path)
+
+
+def test_every_registered_algorithm_has_a_case():
+    from rlrun.registry import algorithms
+
+    covered = {arg.partition("=")[2] for args in FAMILIES.values() for arg in args if arg.startswith("algo=")}
+    assert covered == set(algorithms()), "add the missing algorithms to FAMILIES"

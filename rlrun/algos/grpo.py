@@ -42,6 +42,8 @@ from rlrun.run import Run, TrainResult
 @dataclass
 class GRPOConfig(LMConfig):
     name: str = "grpo"
+    prompts_per_batch: int = 16
+    """Prompts sampled per RL iteration (count); each is answered group_size times."""
     group_size: int = 4
     """Responses sampled per prompt, G (count, at least 2)."""
 

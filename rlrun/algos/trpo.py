@@ -48,6 +48,10 @@ from rlrun.run import Run, TrainResult
 @dataclass
 class TRPOConfig(NaturalPGConfig):
     name: str = "trpo"
+    num_steps: int = 2048
+    """Rollout length per environment between policy updates (env steps)."""
+    cg_iters: int = 15
+    """Conjugate-gradient iterations for the search direction F⁻¹g (count)."""
     fvp: str = "kl_hessian"
     """Fisher-vector product: kl_hessian (Hessian of the mean KL) or fisher (sampled score outer products)."""
     max_backtracks: int = 10
