@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from rlrun import cli
 from rlrun.algos import ppo
 from rlrun.config import ConfigError
+from rlrun.data.batch import Batch
 from rlrun.registry import algorithms
 from rlrun.run import config_changes
 
@@ -24,14 +25,14 @@ needs_compiler = pytest.mark.skipif(
 )
 
 
-def _minibatch(agent: ppo.ActorCritic, obs_space: gym.Space, action_space: gym.Space, rows: int) -> ppo.Batch:
+def _minibatch(agent: ppo.ActorCritic, obs_space: gym.Space, action_space: gym.Space, rows: int) -> Batch:
     generator = torch.Generator().manual_seed(0)
     obs = torch.randn(rows, *obs_space.shape, generator=generator)
     with torch.no_grad():
         dist, values = agent.dist_and_value(obs)
         actions = dist.sample()
         logprobs = dist.log_prob(actions)
-    return ppo.Batch(obs, actions, logprobs + 0.1 * torch.randn(rows, generator=generator), values,
+    return Batch(obs, actions, logprobs + 0.1 * torch.randn(rows, generator=generator), values,
                      torch.randn(rows, generator=generator), values + torch.randn(rows, generator=generator))
 
 

@@ -14,9 +14,9 @@ from torch.distributions import Normal, kl_divergence
 
 from rlrun.algos._natural import PolicyObjective, policy_parameters
 from rlrun.algos.npg import NPGConfig, npg_step
-from rlrun.algos.ppo import Batch
 from rlrun.algos.trpo import TRPOConfig, search_step, trpo_update
 from rlrun.config import ConfigError, NetworkConfig
+from rlrun.data.batch import Batch
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.trust_region import flat_params
 

@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from rlrun.algos.ppo import PPOConfig, ppo_loss
+from rlrun.algos.ppo import PPOConfig
+from rlrun.ops.clipped import ppo_loss
 
 
 def test_ppo_loss_on_a_hand_example():

@@ -29,8 +29,8 @@ import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
-from rlrun.algos.ppo import Batch
 from rlrun.config import AlgoConfig, ConfigError, TrainConfig, check, check_discount
+from rlrun.data.batch import Batch
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
 from rlrun.envs.factory import VecEnv
 from rlrun.networks.actor_critic import ActorCritic

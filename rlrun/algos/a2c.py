@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import gymnasium as gym
 
-from rlrun.algos.ppo import Batch
 from rlrun.config import AlgoConfig, TrainConfig, check, check_discount
+from rlrun.data.batch import Batch
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.optim import make_optimizer, scheduled_lr, set_lr

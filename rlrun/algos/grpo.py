@@ -5,7 +5,7 @@ model of eq. 15.4; GRPO is named in book 15.1 and 15.2.7 as PPO's alternative):
 - no value network: each prompt gets `group_size` responses sampled at `temperature`, and
   every token of response i gets the advantage Â_i = (r_i - mean(r_group)) / std(r_group)
   with r_i = r̂(x, y_i) (Shao et al. section 4.1.2);
-- PPO's clipped surrogate (`rlrun.algos.ppo.clipped_policy_loss`; book ch. 8) over the tokens,
+- PPO's clipped surrogate (`rlrun.ops.clipped.clipped_policy_loss`; book ch. 8) over the tokens,
   minus β times the per-token KL estimate π_ref/π - log(π_ref/π) - 1 to the frozen SFT
   reference in the loss (Shao et al. eqs. 3-4; β = `kl_coef`, adaptive as in ppo_lm), minus
   the entropy bonus, plus the optional PPO-ptx term (book eq. 15.12). All responses have
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import torch
 
-from rlrun.algos.ppo import clipped_policy_loss
 from rlrun.config import TrainConfig, check
 from rlrun.lm.pipeline import (
     LMConfig,
@@ -33,6 +32,7 @@ from rlrun.lm.pipeline import (
     update,
 )
 from rlrun.lm.task import LMTask
+from rlrun.ops.clipped import clipped_policy_loss
 from rlrun.ops.optim import scheduled_lr, set_lr
 from rlrun.ops.rlhf import group_advantages, kl_k3
 from rlrun.registry import AlgoSpec

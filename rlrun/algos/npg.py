@@ -33,8 +33,8 @@ from rlrun.algos._natural import (
     policy_parameters,
     train_loop,
 )
-from rlrun.algos.ppo import Batch
 from rlrun.config import ConfigError, TrainConfig, check
+from rlrun.data.batch import Batch
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.trust_region import (
     explicit_fisher,

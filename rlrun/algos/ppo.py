@@ -14,18 +14,19 @@ observation/reward normalisation, linear learning-rate annealing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
 import gymnasium as gym
 import torch
 
 from rlrun.config import AlgoConfig, ConfigError, TrainConfig, check, check_discount
+from rlrun.data.batch import Batch
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
 from rlrun.networks.actor_critic import ActorCritic
+from rlrun.ops.clipped import ppo_loss
 from rlrun.ops.distributions import Distribution
-from rlrun.ops.distributions import rows as distribution_rows
 from rlrun.ops.optim import FlatOptimizer, make_optimizer, scheduled_lr, set_lr
-from rlrun.ops.returns import explained_variance, gae
+from rlrun.ops.returns import explained_variance
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
 
@@ -72,87 +73,8 @@ class PPOConfig(AlgoConfig):
         check(self.target_kl is None or self.target_kl > 0, f"algo.target_kl={self.target_kl} must be > 0 or null")
 
 
-def clipped_value_loss(
-    new_values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, algo: PPOConfig
-) -> torch.Tensor:
-    """0.5 E[(V - R)^2], with V kept within clip_coef of the old values when `algo.clip_vloss`."""
-    value_error = (new_values - returns).square()
-    if algo.clip_vloss:
-        clipped = old_values + (new_values - old_values).clamp(-algo.clip_coef, algo.clip_coef)
-        value_error = torch.max(value_error, (clipped - returns).square())
-    return 0.5 * value_error.mean()
-
-
-def clipped_policy_loss(
-    new_logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor, clip_coef: float
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """-L^CLIP = -E[min(ρA, clip(ρ, 1-ε, 1+ε)A)], with approx_kl and clip_frac of the ratios ρ."""
-    log_ratio = new_logprobs - old_logprobs
-    ratio = log_ratio.exp()
-    surrogate = torch.min(ratio * advantages, ratio.clamp(1 - clip_coef, 1 + clip_coef) * advantages)
-    policy_loss = -surrogate.mean()
-    with torch.no_grad():
-        stats = {
-            "policy_loss": policy_loss.detach(),
-            "approx_kl": ((ratio - 1) - log_ratio).mean(),
-            "clip_frac": ((ratio - 1).abs() > clip_coef).float().mean(),
-        }
-    return policy_loss, stats
-
-
-def ppo_loss(
-    new_logprobs: torch.Tensor,
-    old_logprobs: torch.Tensor,
-    advantages: torch.Tensor,
-    new_values: torch.Tensor,
-    old_values: torch.Tensor,
-    returns: torch.Tensor,
-    entropy: torch.Tensor,
-    algo: PPOConfig,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Total loss -L^CLIP + c_v L^V - c_e H and its parts (advantages already normalised)."""
-    policy_loss, stats = clipped_policy_loss(new_logprobs, old_logprobs, advantages, algo.clip_coef)
-    value_loss = clipped_value_loss(new_values, old_values, returns, algo)
-    entropy_mean = entropy.mean()
-    loss = policy_loss + algo.vf_coef * value_loss
-    if algo.ent_coef > 0:  # (MuJoCo presets use 0: no entropy term to differentiate)
-        loss = loss - algo.ent_coef * entropy_mean
-    stats.update(value_loss=value_loss.detach(), entropy=entropy_mean.detach())
-    return loss, stats
-
-
 def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> ActorCritic:
     return ActorCritic(cfg.network, obs_space, action_space)
-
-
-@dataclass
-class Batch:
-    """A flattened rollout with its advantage estimates."""
-
-    obs: torch.Tensor
-    actions: torch.Tensor
-    logprobs: torch.Tensor
-    values: torch.Tensor
-    advantages: torch.Tensor
-    returns: torch.Tensor
-
-    @classmethod
-    def from_rollout(cls, buffer: RolloutBuffer, gamma: float, gae_lambda: float) -> Batch:
-        with torch.no_grad():
-            advantages, returns = gae(
-                buffer.rewards, buffer.values, buffer.next_values, buffer.terminations,
-                buffer.episode_ends, gamma, gae_lambda,
-            )
-        return cls(buffer.flat_obs(), buffer.flat_actions(), buffer.logprobs.reshape(-1),
-                   buffer.values.reshape(-1), advantages.reshape(-1), returns.reshape(-1))
-
-    def rows(self, index: torch.Tensor | slice) -> Batch:
-        """The batch rows `index`, every field (tensor or distribution) indexed alike."""
-        return replace(self, **{field.name: _rows(getattr(self, field.name), index) for field in fields(self)})
-
-
-def _rows(value: torch.Tensor | Distribution, index: torch.Tensor | slice) -> torch.Tensor | Distribution:
-    return value[index] if isinstance(value, torch.Tensor) else distribution_rows(value, index)
 
 
 def normalized_per_minibatch(advantages: torch.Tensor, minibatch_size: int) -> torch.Tensor:

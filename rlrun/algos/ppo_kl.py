@@ -21,17 +21,17 @@ from dataclasses import dataclass
 import torch
 
 from rlrun.algos.ppo import (
-    Batch,
     LossFn,
     PPOConfig,
     check_minibatches,
-    clipped_value_loss,
     make_policy,
     minibatch_loss,
     update,
 )
 from rlrun.config import TrainConfig, check
+from rlrun.data.batch import Batch
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
+from rlrun.ops.clipped import clipped_value_loss
 from rlrun.ops.distributions import Distribution, frozen
 from rlrun.ops.optim import make_optimizer, scheduled_lr, set_lr
 from rlrun.registry import AlgoSpec

@@ -14,7 +14,7 @@ Bradley-Terry reward-model stages of `rlrun.lm.pipeline` (book 15.1, 15.2.7, eq.
   λ = 1 the returns are the reward-to-go of eq. 15.11; whitened over the batch (`norm_adv`);
 - value network V(s_t) on every response position (eq. 15.6), initialised as a copy of the
   reward model (15.2.4), regressed on the returns with the clipped value loss;
-- PPO's clipped surrogate and value loss (`rlrun.algos.ppo.ppo_loss`; book ch. 8, Alg. 8.1)
+- PPO's clipped surrogate and value loss (`rlrun.ops.clipped.ppo_loss`; book ch. 8, Alg. 8.1)
   over `num_epochs` epochs of `num_minibatches` minibatches of whole responses, plus the
   PPO-ptx term `ptx_coef` × pretraining NLL (eq. 15.12).
 Global step: generated response tokens (`rlrun.lm.pipeline`).
@@ -27,7 +27,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rlrun.algos.ppo import ppo_loss
 from rlrun.config import TrainConfig, check, check_discount
 from rlrun.envs.normalize import RunningMeanStd
 from rlrun.lm.pipeline import (
@@ -42,6 +41,7 @@ from rlrun.lm.pipeline import (
     response_values,
     update,
 )
+from rlrun.ops.clipped import ppo_loss
 from rlrun.ops.optim import scheduled_lr, set_lr
 from rlrun.ops.returns import explained_variance
 from rlrun.ops.rlhf import kl_shaped_rewards, response_advantages

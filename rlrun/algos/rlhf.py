@@ -38,7 +38,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from rlrun.algos.ppo import (
-    Batch,
     PPOConfig,
     check_minibatches,
     clipped_loss,
@@ -47,6 +46,7 @@ from rlrun.algos.ppo import (
     update,
 )
 from rlrun.config import ConfigError, TrainConfig, check
+from rlrun.data.batch import Batch
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
 from rlrun.envs.normalize import RunningMeanStd
 from rlrun.networks.mlp import flat_dim, mlp

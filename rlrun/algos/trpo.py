@@ -37,8 +37,8 @@ from rlrun.algos._natural import (
     policy_parameters,
     train_loop,
 )
-from rlrun.algos.ppo import Batch
 from rlrun.config import TrainConfig, check
+from rlrun.data.batch import Batch
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.trust_region import backtracking_line_search, flat_grad, flat_params, set_flat_params
 from rlrun.registry import AlgoSpec
