@@ -37,7 +37,7 @@ from rlrun.compose import (
     validate_train,
 )
 from rlrun.config import ConfigError, EvalRunConfig, TrainConfig, register_schemas
-from rlrun.envs.config_source import GymRegistryConfigSource
+from rlrun.envs.config_source import GymRegistryConfigSource, GymRegistrySearchPath
 from rlrun.registry import algorithms
 from rlrun.sweep import assign_gpu, job_dir_name, seed_runs
 
@@ -81,6 +81,7 @@ _quiet_warnings()
 def _setup() -> None:
     _quiet_warnings()
     Plugins.instance().register(GymRegistryConfigSource)
+    Plugins.instance().register(GymRegistrySearchPath)
     register_schemas({name: spec.config for name, spec in algorithms().items()})
     if not OmegaConf.has_resolver("rlrun_run_dir"):
         OmegaConf.register_new_resolver("rlrun_run_dir", _run_dir)

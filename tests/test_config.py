@@ -131,3 +131,8 @@ def test_wrong_types_and_unknown_keys_are_refused(compose_cfg, override):
 def test_refused_env_backend_combinations(compose_cfg, overrides, fragment):
     with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
         compose_cfg(overrides)
+
+
+def test_a_users_own_search_path_keeps_every_registered_env(compose_cfg, tmp_path):
+    cfg = compose_cfg([f"hydra.searchpath=[file://{tmp_path}]", "env=LunarLander-v3"])
+    assert cfg.env.id == "LunarLander-v3" and cfg.env.family == "box2d"

@@ -1,16 +1,20 @@
 """A Hydra config source that builds `env/<id>` nodes from Gymnasium's registry.
 
 Shipped yaml files under `conf/env/` take precedence; this source answers for every other
-registered id, so `env=<any registered id>` works without a yaml file.
+registered id, so `env=<any registered id>` works without a yaml file. A search-path plugin
+puts it on Hydra's search path, so a user's own `hydra.searchpath=[...]` keeps it.
 """
 
 from __future__ import annotations
 
+from hydra.core.config_search_path import ConfigSearchPath
 from hydra.core.object_type import ObjectType
 from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
+from hydra.plugins.search_path_plugin import SearchPathPlugin
 from omegaconf import OmegaConf
 
 GROUP = "env"
+SEARCH_PATH = "rlrun-gym://envs"
 
 _FAMILY_BY_ENTRY_POINT = {
     "gymnasium.envs.classic_control": "classic",
@@ -98,3 +102,10 @@ class GymRegistryConfigSource(ConfigSource):
         if results_filter == ObjectType.CONFIG:
             return sorted(configs)
         return sorted(groups | configs)
+
+
+class GymRegistrySearchPath(SearchPathPlugin):
+    """Appends the registry source to every config search path, whatever `hydra.searchpath` is."""
+
+    def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+        search_path.append(provider="rlrun", path=SEARCH_PATH)
