@@ -47,6 +47,9 @@ RESAMPLES = 2000
 """Bootstrap resamples per confidence interval (count)."""
 CONFIDENCE = 0.95
 """Coverage of the confidence intervals."""
+PLOTTED_BUDGET_RATIO = 2.0
+"""Published figures at more than this multiple of a group's last step are left off its plot
+(they stay in the table), so that the curves keep their scale."""
 MAX_CURVE_POINTS = 200
 """Most grid steps of a learning curve (count); a denser union of eval steps is thinned evenly."""
 NOT_GROUPING = ("seed", "resume", "device", "torch_threads", "logger", "checkpoint", "bench")
@@ -280,6 +283,12 @@ def _file_name(env: str) -> str:
     return re.sub(r"[^\w.-]+", "_", env) + ".png"
 
 
+def plotted_references(references: list[Reference], last_step: float) -> list[Reference]:
+    """The published figures drawn on a curve that ends at `last_step`: those without a budget and
+    those up to `PLOTTED_BUDGET_RATIO` times it."""
+    return [ref for ref in references if ref.steps is None or ref.steps <= PLOTTED_BUDGET_RATIO * last_step]
+
+
 def plot_env(
     groups: list[Group], path: Path, resamples: int, seed: int, references: list[Reference] | None = None
 ) -> None:
@@ -301,11 +310,13 @@ def plot_env(
         else:
             axes.plot(steps, centre, color=color, label=label)
             axes.fill_between(steps, low, high, color=color, alpha=0.2, linewidth=0)
-        for marker, ref in zip("DsP^v<>", matching(references or [], group.env, group.algo), strict=False):
+        plotted = plotted_references(matching(references or [], group.env, group.algo), float(steps[-1]))
+        for marker, ref in zip("DsP^v<>", plotted, strict=False):
             at = ref.steps if ref.steps is not None else float(steps[-1])
             spread = None if ref.spread is None else [[ref.spread], [ref.spread]]
+            budget = f" at {ref.steps:,}" if ref.steps is not None else ""
             axes.errorbar([at], [ref.mean], yerr=spread, fmt=marker, color=color, mfc="none", capsize=3,
-                          label=f"{group.algo}: {ref.source}, {ref.env_version}, {_short(ref.measure)}")
+                          label=f"{group.algo}: {ref.source}, {ref.env_version}, {_short(ref.measure)}{budget}")
     axes.set_title(groups[0].env)
     axes.set_xlabel("env steps")
     axes.set_ylabel(f"eval return (IQM, {CONFIDENCE:.0%} bootstrap CI over seeds)")
@@ -317,6 +328,8 @@ def plot_env(
 def _short(measure: str) -> str:
     """A measure in two or three words, for plot legends."""
     text = measure.lower()
+    if "not stated" in text:
+        return "measure not stated"
     if "max" in text or "best" in text:
         return "best during training"
     return "training return" if "training" in text and "eval" not in text else "eval return"
@@ -394,7 +407,8 @@ def _markdown(
         *compared,
         "## Learning curves", "",
         "IQM over seeds of the evaluation return, with its bootstrap CI band"
-        + (" (markers: published figures at their budget)." if references is not None else "."), "",
+        + (" (markers: published figures at their budget, up to twice the runs' budget; all are in "
+           "the table)." if references is not None else "."), "",
         *(f"![{env}]({name})\n" for env, name in images.items()),
         "## Runs", "",
         *(f"- {g.label} on {g.env}: seeds {', '.join(map(str, g.seeds))} — "

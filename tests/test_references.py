@@ -8,9 +8,17 @@ import pytest
 from test_report import write_run
 
 from rlrun.config import ConfigError
-from rlrun.references import SCORES, differences, load_references, matching, ratio, split_env_id
+from rlrun.references import (
+    SCORES,
+    Reference,
+    differences,
+    load_references,
+    matching,
+    ratio,
+    split_env_id,
+)
 from rlrun.registry import algorithms
-from rlrun.report import write_report
+from rlrun.report import plotted_references, write_report
 
 
 def test_the_shipped_scores_load_and_every_row_names_its_source():
@@ -90,3 +98,11 @@ def test_a_malformed_reference_file_is_one_line(tmp_path):
     with pytest.raises(ConfigError, match="lacks the columns"):
         load_references(tmp_path / "bad.csv")
     assert SCORES.name == "scores.csv"
+
+
+def test_curves_leave_off_figures_far_past_the_runs_budget():
+    def reference(steps):
+        return Reference("Hopper", "v4", "td3", steps, 1.0, None, "", None, "eval", "src", "file")
+
+    at_100k, at_200k, at_1m, unstated = reference(100_000), reference(200_000), reference(1_000_000), reference(None)
+    assert plotted_references([at_100k, at_200k, at_1m, unstated], 100_000) == [at_100k, at_200k, unstated]

@@ -19,7 +19,7 @@ def gae(
     gamma: float,
     lam: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generalised advantage estimation, book eq. (5.x): A_t = sum_l (γλ)^l δ_{t+l}.
+    """Generalised advantage estimation, book eqs. 5.1, 5.6-5.7: A_t = sum_l (γλ)^l δ_{t+l}.
 
     Args:
         rewards: r_t, shape [T, N].
