@@ -14,7 +14,7 @@ import torch
 from omegaconf import OmegaConf
 
 from rlrun import cli
-from rlrun.algos import ppo
+from rlrun.algos import _ppo_family as ppo
 from rlrun.config import ConfigError
 from rlrun.data.batch import Batch
 from rlrun.registry import algorithms

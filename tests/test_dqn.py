@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rlrun.algos.dqn import crossed
+from rlrun.algos._td_control import crossed
 from rlrun.checkpoint import load_checkpoint
 from rlrun.config import ConfigError
 from rlrun.registry import algorithms

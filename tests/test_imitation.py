@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlrun.algos.bc import holdout_split, imitation_loss
+from rlrun.algos._imitation import holdout_split, imitation_loss
 from rlrun.algos.dagger import mixing_beta
 from rlrun.checkpoint import load_checkpoint
 from rlrun.config import ConfigError, EnvConfig

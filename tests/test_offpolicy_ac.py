@@ -149,7 +149,7 @@ def test_sac_critic_target_is_soft_min_of_target_twins(compose_cfg):
 
 
 def test_td3_target_uses_min_of_target_twins_and_delays_the_actor(compose_cfg):
-    from rlrun.algos.ddpg import DeterministicLearner
+    from rlrun.algos._deterministic import DeterministicLearner
 
     cfg = compose_cfg(["algo=td3", "env=Pendulum-v1", "network.hidden_sizes=[16]"])
     learner = DeterministicLearner(cfg, *_pendulum_spaces(), 1, torch.device("cpu"), num_critics=2,

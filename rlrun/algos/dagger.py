@@ -1,7 +1,7 @@
 """DAgger, dataset aggregation (Ross et al. 2011; book ch. 13.2).
 
-Round 0 is behavioral cloning on the expert's episodes (`rlrun.algos.bc`: same policy, loss,
-held-out split and epoch loop). Each of the `algo.rounds` rounds i = 1..rounds then
+Round 0 is behavioral cloning on the expert's episodes (`rlrun.algos.bc`; the policy, loss,
+held-out split and epoch loop of `rlrun.algos._imitation`). Each of the `algo.rounds` rounds i = 1..rounds then
 1. rolls out the mixture π_i = β_i π* + (1 - β_i) π̂_i for `algo.episodes_per_round` episodes:
    at every step each env executes the expert's action with probability β_i, else the
    learner's deterministic action (per-step mixing);
@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rlrun.algos.bc import (
+from rlrun.algos._imitation import (
     Actor,
-    BCConfig,
+    ImitationConfig,
     check_spaces,
     fit,
     initial_demos,
@@ -45,7 +45,7 @@ from rlrun.run import Run, TrainResult
 
 
 @dataclass
-class DAggerConfig(BCConfig):
+class DAggerConfig(ImitationConfig):
     name: str = "dagger"
     rounds: int = 10
     """Aggregation rounds after the initial behavioral cloning (count)."""

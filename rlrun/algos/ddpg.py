@@ -9,151 +9,31 @@ DDPG" box (Algorithm 1):
 - target networks ψ', θ' Polyak-averaged with `tau` after every update (book §2.6);
 - behaviour policy β = μ_θ(s) + noise: Gaussian (the book's recommendation, §9.6) or the
   Ornstein-Uhlenbeck process of the original paper, reset at episode ends.
-The replay loop (random warm-up, update schedule, checkpointed buffer) is in `_offpolicy`.
-`DeterministicLearner` also carries TD3's twin critics, target smoothing and delayed updates
-(book ch. 10), switched off here and on in `rlrun.algos.td3`.
+The replay loop (random warm-up, update schedule, checkpointed buffer) is in `_offpolicy`; the
+config, noise and update in `_deterministic`, whose `DeterministicLearner` also carries TD3's
+twin critics, target smoothing and delayed updates (book ch. 10), switched off here and on in
+`rlrun.algos.td3`.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import gymnasium as gym
-import numpy as np
-import torch
 
-from rlrun.algos._offpolicy import (
-    OffPolicyConfig,
-    optimizer_with_lr,
-    require_continuous_actions,
-    train_off_policy,
-)
-from rlrun.config import TrainConfig, check
-from rlrun.data.replay import ReplayBatch
-from rlrun.networks.continuous import DeterministicActor, QEnsemble
-from rlrun.ops.noise import ExplorationNoise, GaussianNoise, OrnsteinUhlenbeckNoise
-from rlrun.ops.targets import TargetSync
+from rlrun.algos._deterministic import DeterministicConfig, DeterministicLearner, make_policy
+from rlrun.algos._offpolicy import require_continuous_actions, train_off_policy
+from rlrun.config import TrainConfig
 from rlrun.registry import AlgoSpec
-from rlrun.run import Run, Stateful, TrainResult
+from rlrun.run import Run, TrainResult
 
 
 @dataclass
-class DDPGConfig(OffPolicyConfig):
+class DDPGConfig(DeterministicConfig):
     name: str = "ddpg"
-    learning_starts: int = 25_000
-    """Env steps of uniform random actions before the first update (env steps)."""
-    noise: str = "gaussian"
-    """Exploration noise added to the actor's actions: gaussian or ou (Ornstein-Uhlenbeck)."""
-    noise_std: float = 0.1
-    """Exploration noise std (gaussian) or sigma (ou), in half action ranges (actions scaled to [-1, 1])."""
-    ou_theta: float = 0.15
-    """Mean-reversion rate of the ou noise (per unit of ou_dt)."""
-    ou_dt: float = 0.01
-    """Time step of the ou process per env step."""
-    policy_delay: int = 1
-    """Critic updates per actor and target-network update (count; CleanRL's DDPG uses 2)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.policy_delay >= 1, f"algo.policy_delay={self.policy_delay} must be >= 1")
-        check(self.noise in ("gaussian", "ou"), f"algo.noise={self.noise!r} must be gaussian or ou")
-        check(self.noise_std >= 0, f"algo.noise_std={self.noise_std} must be >= 0; e.g. algo.noise_std=0.1")
-        check(self.ou_theta >= 0, f"algo.ou_theta={self.ou_theta} must be >= 0")
-        check(self.ou_dt > 0, f"algo.ou_dt={self.ou_dt} must be > 0; e.g. algo.ou_dt=0.01")
-        check(self.ou_theta * self.ou_dt <= 1,
-              f"algo.ou_theta * algo.ou_dt = {self.ou_theta * self.ou_dt} must be <= 1")
-
-
-def make_noise(algo: DDPGConfig, num_envs: int, action_dim: int, device: torch.device) -> ExplorationNoise:
-    if algo.noise == "ou":
-        return OrnsteinUhlenbeckNoise(num_envs, action_dim, algo.ou_theta, algo.noise_std, algo.ou_dt, device)
-    return GaussianNoise(num_envs, action_dim, algo.noise_std, device)
-
-
-class DeterministicLearner:
-    """Deterministic actor and Q critics with target networks: DDPG, or TD3 with its switches.
-
-    Args:
-        num_critics: 1 for DDPG; 2 for TD3's twin critics, whose minimum forms the target.
-        policy_noise: std of the clipped Gaussian added to target actions (TD3's smoothing, eq. 10.1).
-        noise_clip: bound c of that noise.
-        policy_delay: critic updates per actor and target update (d of Alg. 10.1).
-    """
-
-    def __init__(
-        self,
-        cfg: TrainConfig,
-        obs_space: gym.spaces.Box,
-        action_space: gym.spaces.Box,
-        num_envs: int,
-        device: torch.device,
-        num_critics: int = 1,
-        policy_noise: float = 0.0,
-        noise_clip: float = 0.0,
-        policy_delay: int = 1,
-    ) -> None:
-        algo: DDPGConfig = cfg.algo
-        self.gamma, self.tau = algo.gamma, algo.tau
-        self.policy_noise, self.noise_clip, self.policy_delay = policy_noise, noise_clip, policy_delay
-        self.actor = DeterministicActor(cfg.network, obs_space, action_space).to(device)
-        self.critic = QEnsemble(cfg.network, obs_space, action_space, num_critics).to(device)
-        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.target_syncs = [
-            TargetSync(self.actor_target, self.actor), TargetSync(self.critic_target, self.critic),
-        ]
-        self.actor_params = list(self.actor.parameters())
-        self.actor_optimizer = optimizer_with_lr(self.actor_params, cfg.optimizer, algo.actor_lr)
-        self.critic_optimizer = optimizer_with_lr(self.critic.parameters(), cfg.optimizer, algo.critic_lr)
-        self.optimizers = [self.actor_optimizer, self.critic_optimizer]
-        self.noise = make_noise(algo, num_envs, action_space.shape[0], device)
-
-    def tracked(self) -> dict[str, Stateful]:
-        return {
-            "actor": self.actor, "critic": self.critic, "actor_target": self.actor_target,
-            "critic_target": self.critic_target, "actor_optimizer": self.actor_optimizer,
-            "critic_optimizer": self.critic_optimizer, "noise": self.noise,
-        }
-
-    def explore(self, obs: torch.Tensor) -> torch.Tensor:
-        return (self.actor(obs) + self.noise.sample()).clamp_(-1.0, 1.0)
-
-    def end_episodes(self, ended: np.ndarray) -> None:
-        self.noise.reset(ended)
-
-    def update(self, batch: ReplayBatch, update: int) -> dict[str, torch.Tensor]:
-        with torch.no_grad():
-            next_actions = self.actor_target(batch.next_obs)
-            if self.policy_noise > 0:
-                smoothing = torch.randn_like(next_actions) * self.policy_noise
-                smoothing.clamp_(-self.noise_clip, self.noise_clip)
-                next_actions = (next_actions + smoothing).clamp_(-1.0, 1.0)
-            next_q = self.critic_target(batch.next_obs, next_actions).min(0).values
-            targets = batch.rewards + self.gamma * (1.0 - batch.dones) * next_q
-        q = self.critic(batch.obs, batch.actions)
-        critic_loss = (q - targets).square().mean(1).sum()
-        self.critic_optimizer.zero_grad()
-        critic_loss.backward()
-        self.critic_optimizer.step()
-        stats = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
-
-        if update % self.policy_delay == 0:
-            actor_loss = -self.critic.first(batch.obs, self.actor(batch.obs)).mean()
-            self.actor_optimizer.zero_grad()
-            actor_loss.backward(inputs=self.actor_params)  # no gradients for the critic's weights
-            self.actor_optimizer.step()
-            for sync in self.target_syncs:
-                sync.soft(self.tau)
-            stats["actor_loss"] = actor_loss.detach()
-        return stats
 
 
 check_spaces = require_continuous_actions("ddpg")
-
-
-def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> DeterministicActor:
-    return DeterministicActor(cfg.network, obs_space, action_space)
 
 
 def train(cfg: TrainConfig, run: Run) -> TrainResult:

@@ -18,63 +18,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import gymnasium as gym
 import numpy as np
 import torch
 
-from rlrun.config import AlgoConfig, ConfigError, TrainConfig, check, check_discount
+from rlrun.algos._td_control import (
+    TDControlConfig,
+    crossed,
+    make_policy,
+    require_discrete_actions,
+    td_update,
+)
+from rlrun.config import ConfigError, TrainConfig, check
 from rlrun.data.replay import ReplayBatch, ReplayBuffer
 from rlrun.envs.factory import VecEnv
 from rlrun.networks import numpy_acting
 from rlrun.networks.q import QNetwork
-from rlrun.ops.optim import FlatOptimizer, make_optimizer, scheduled_lr, set_lr
+from rlrun.ops.optim import make_optimizer, scheduled_lr, set_lr
+from rlrun.ops.stats import MeanStats
 from rlrun.ops.targets import TargetSync
 from rlrun.ops.td import (
-    LOSSES,
     double_q_target,
     epsilon_greedy,
     epsilon_greedy_numpy,
-    linear_schedule,
     q_learning_target,
-    td_loss,
 )
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, SideFile, TrainResult
-
-
-@dataclass
-class TDControlConfig(AlgoConfig):
-    """Settings shared by the value-based algorithms (DQN, SARSA)."""
-
-    gamma: float = 0.99
-    """Discount factor per env step."""
-    loss: str = "huber"
-    """TD loss: huber (δ=1, Mnih et al. 2015) or mse (eq. 2.5)."""
-    max_grad_norm: float = 10.0
-    """Global gradient norm clip (L2 norm); 0 disables clipping."""
-    eps_start: float = 1.0
-    """Exploration probability ε at step 0 (probability)."""
-    eps_end: float = 0.05
-    """Exploration probability ε after the decay (probability)."""
-    exploration_fraction: float = 0.1
-    """Fraction of total_timesteps over which ε decays linearly from eps_start to eps_end."""
-    log_every: int = 1000
-    """Log training metrics every this many env steps."""
-
-    def __post_init__(self) -> None:
-        check_discount("algo.gamma", self.gamma)
-        check(self.loss in LOSSES, f"algo.loss={self.loss!r} must be {' or '.join(LOSSES)}")
-        check(self.max_grad_norm >= 0, f"algo.max_grad_norm={self.max_grad_norm} must be >= 0")
-        for key in ("eps_start", "eps_end", "exploration_fraction"):
-            value = getattr(self, key)
-            check(0.0 <= value <= 1.0, f"algo.{key}={value} must be in [0, 1]")
-        check(self.log_every >= 1, f"algo.log_every={self.log_every} must be >= 1")
-
-    def epsilon(self, step: int, total_timesteps: int) -> float:
-        """ε at global env step `step`: a pure function of the step, so resuming needs no state."""
-        return linear_schedule(
-            self.eps_start, self.eps_end, self.exploration_fraction * total_timesteps, step
-        )
 
 
 @dataclass
@@ -113,31 +82,6 @@ class DQNConfig(TDControlConfig):
         check(0.0 < self.tau <= 1.0, f"algo.tau={self.tau} must be in (0, 1]; 1 means hard copies")
 
 
-def require_discrete_actions(algo: str) -> Callable[..., None]:
-    """A `check_spaces` that refuses every action space but Discrete, naming what to use instead."""
-
-    def check_spaces(
-        obs_space: gym.Space, action_space: gym.Space, env_id: str = "this env"
-    ) -> None:
-        if isinstance(action_space, gym.spaces.Discrete):
-            return
-        if isinstance(action_space, gym.spaces.Box):
-            raise ConfigError(
-                f"algo={algo} needs Discrete actions; {env_id} has continuous (Box) actions: "
-                "use algo=sac, td3 or ddpg (or ppo)"
-            )
-        raise ConfigError(
-            f"algo={algo} needs Discrete actions; {env_id} has "
-            f"{type(action_space).__name__} actions: use algo=ppo"
-        )
-
-    return check_spaces
-
-
-def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> QNetwork:
-    return QNetwork(cfg.network, obs_space, action_space)
-
-
 def make_replay(capacity: int, envs: VecEnv, device: torch.device) -> ReplayBuffer:
     """Replay buffer for these envs; uint8 frames stored once (optimize_memory, frame_stack)."""
     if capacity < envs.num_envs:
@@ -157,27 +101,6 @@ def make_replay(capacity: int, envs: VecEnv, device: torch.device) -> ReplayBuff
         optimize_memory=frames,
         frame_stack=frames and len(obs_space.shape) == 3,
     )
-
-
-def crossed(before: int, after: int, every: int) -> bool:
-    """Whether a multiple of `every` lies in (before, after]: schedules in env steps."""
-    return after // every > before // every
-
-
-def td_update(
-    optimizer: FlatOptimizer,
-    q_values: torch.Tensor,
-    targets: torch.Tensor,
-    loss_kind: str,
-    max_grad_norm: float,
-) -> dict[str, torch.Tensor]:
-    """One semi-gradient step on the TD loss of Q(s, a) (`q_values`) towards fixed `targets`."""
-    loss = td_loss(q_values, targets, loss_kind)
-    optimizer.zero_grad()
-    loss.backward()
-    grad_norm = optimizer.clip_grad_norm(max_grad_norm)
-    optimizer.step()
-    return {"loss": loss.detach(), "q_values": q_values.detach().mean(), "grad_norm": grad_norm}
 
 
 def dqn_targets(
@@ -205,25 +128,6 @@ def exploration_policy(q_network: QNetwork, run: Run, num_envs: int) -> Callable
         return epsilon_greedy(q_network(torch.as_tensor(obs, device=run.device)), epsilon).cpu().numpy()
 
     return explore
-
-
-class MeanStats:
-    """Running sums of per-step statistics (tensors, summed without host syncs) until logged."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, torch.Tensor] = {}
-        self.count = 0
-
-    def add(self, stats: dict[str, torch.Tensor]) -> None:
-        for key, value in stats.items():
-            self.sums[key] = self.sums.get(key, 0.0) + value
-        self.count += 1
-
-    def pop(self) -> dict[str, float]:
-        """Means as `train/<key>` floats (empty before any step), then reset."""
-        means = {f"train/{key}": float(value) / self.count for key, value in self.sums.items()}
-        self.sums, self.count = {}, 0
-        return means
 
 
 def train(cfg: TrainConfig, run: Run) -> TrainResult:

@@ -6,7 +6,7 @@ and the book's ch. 8 (PPO optimises the constrained surrogate of eq. 7.41 by min
   ρ_t = π_θ(a_t|s_t) / π_old(a_t|s_t), with the exact KL of the two action distributions;
 - `num_epochs` epochs of shuffled minibatches on -L^KLPEN + c_v L^V - c_e H (the minibatch loop,
   advantage normalisation, grad-norm clip and the optional early stop at `target_kl`, Alg. 8.1,
-  are PPO's own `rlrun.algos.ppo.update`);
+  are the PPO family's `rlrun.algos._ppo_family.update`);
 - after each update phase d = E_t[KL(π_old || π_θ)] over the whole batch, then
   β ← β/2 if d < d_targ/1.5, β ← 2β if d > 1.5 d_targ (lecture; `adapt_kl_coef`),
   d_targ = `kl_target`; β starts at `beta_init` and is checkpointed;
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import torch
 
-from rlrun.algos.ppo import (
+from rlrun.algos._ppo_family import (
     LossFn,
-    PPOConfig,
+    PPOFamilyConfig,
     check_minibatches,
     make_policy,
     minibatch_loss,
@@ -39,7 +39,7 @@ from rlrun.run import Run, Scalars, TrainResult
 
 
 @dataclass
-class PPOKLConfig(PPOConfig):
+class PPOKLConfig(PPOFamilyConfig):
     name: str = "ppo_kl"
     kl_target: float = 0.01
     """Target mean KL(π_old || π) per update phase, d_targ (nats)."""

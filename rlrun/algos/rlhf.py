@@ -37,8 +37,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rlrun.algos.ppo import (
-    PPOConfig,
+from rlrun.algos._ppo_family import (
+    PPOFamilyConfig,
     check_minibatches,
     clipped_loss,
     make_policy,
@@ -65,7 +65,7 @@ from rlrun.run import Run, TrainResult
 
 
 @dataclass
-class RLHFConfig(PPOConfig):
+class RLHFConfig(PPOFamilyConfig):
     name: str = "rlhf"
     base: str = "ppo"
     """Policy optimiser on the learned reward: ppo (rlrun.algos.ppo, with all of its algo.* fields)."""

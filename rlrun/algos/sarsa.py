@@ -27,8 +27,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlrun.algos.dqn import (
-    MeanStats,
+from rlrun.algos._td_control import (
     TDControlConfig,
     crossed,
     make_policy,
@@ -38,6 +37,7 @@ from rlrun.algos.dqn import (
 from rlrun.config import TrainConfig, check
 from rlrun.networks.q import QNetwork
 from rlrun.ops.optim import make_optimizer, scheduled_lr, set_lr
+from rlrun.ops.stats import MeanStats
 from rlrun.ops.targets import hard_update
 from rlrun.ops.td import epsilon_greedy, expected_sarsa_target, sarsa_target
 from rlrun.registry import AlgoSpec

@@ -1,7 +1,8 @@
 """Twin Delayed DDPG (Fujimoto et al. 2018).
 
 Follows book ch. 10 (Alg. 10.1) and the lecture's "Twin delayed DDPG: TD3" box (Algorithm 1):
-DDPG (`rlrun.algos.ddpg`, book Alg. 9.4) with three changes against Q overestimation:
+DDPG (`rlrun.algos.ddpg`, book Alg. 9.4; the shared learner in `_deterministic`) with three
+changes against Q overestimation:
 - twin critics Q_ψ1, Q_ψ2 trained on one target y = r + γ (1 - terminated) min_i Q_ψi'(s', ã),
   both from the target critics as in the lecture's box (book §10.2);
 - target policy smoothing ã = clip(μ_θ'(s') + clip(N(0, σ̃), -c, c), -1, 1) (book eq. 10.1),
@@ -17,15 +18,15 @@ from dataclasses import dataclass
 
 import gymnasium as gym
 
+from rlrun.algos._deterministic import DeterministicConfig, DeterministicLearner, make_policy
 from rlrun.algos._offpolicy import require_continuous_actions, train_off_policy
-from rlrun.algos.ddpg import DDPGConfig, DeterministicLearner, make_policy
 from rlrun.config import TrainConfig, check
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
 
 
 @dataclass
-class TD3Config(DDPGConfig):
+class TD3Config(DeterministicConfig):
     name: str = "td3"
     policy_noise: float = 0.2
     """Std of the target policy smoothing noise (half action ranges)."""

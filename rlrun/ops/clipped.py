@@ -9,7 +9,7 @@ import torch
 
 
 class ClipCoefficients(Protocol):
-    """The config fields the clipped losses read (PPOConfig, LMConfig, RLHFConfig have them)."""
+    """The config fields the clipped losses read (PPOFamilyConfig and LMConfig have them)."""
 
     clip_coef: float
     clip_vloss: bool

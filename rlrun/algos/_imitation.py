@@ -1,0 +1,224 @@
+"""What behavioral cloning and DAgger share (book ch. 13): their config, the policy (the actor of
+`ActorCritic` without a critic), the imitation loss, the held-out split, the epoch loop and the
+expert demonstrations. See `rlrun.algos.bc` for the method."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from rlrun.config import AlgoConfig, ConfigError, NetworkConfig, TrainConfig, check
+from rlrun.data.demos import Demos, Expert, collect_demos, load_demos, save_demos
+from rlrun.envs.factory import VecEnv
+from rlrun.networks.heads import make_policy_head
+from rlrun.networks.torso import make_torso
+from rlrun.ops.distributions import Categorical, Distribution
+from rlrun.ops.optim import FlatOptimizer, make_optimizer, scheduled_lr, set_lr
+from rlrun.run import Run, Scalars
+
+
+@dataclass
+class ImitationConfig(AlgoConfig):
+    """Settings shared by behavioral cloning and DAgger."""
+
+    expert: str | None = None
+    """Expert: an rlrun checkpoint file or run dir (needed unless `dataset` is set)."""
+    expert_episodes: int = 10
+    """Expert episodes recorded into the dataset (count)."""
+    dataset: str | None = None
+    """Train from this dataset instead of recording one: a .npz file, a Minari dataset dir or local id."""
+    loss: str = "nll"
+    """Continuous actions: nll (Gaussian negative log-likelihood) or mse (squared error of the mean)."""
+    epochs: int = 50
+    """Passes over the training split (count)."""
+    batch_size: int = 64
+    """Transitions per minibatch (count)."""
+    val_fraction: float = 0.1
+    """Share of the transitions held out for validation (fraction of the dataset)."""
+    max_grad_norm: float = 1.0
+    """Global gradient norm clip (L2 norm); 0 disables clipping."""
+    normalize_obs: bool = True
+    """Standardise observations with the dataset's mean and std inside the policy."""
+
+    def __post_init__(self) -> None:
+        check(self.expert_episodes >= 1, f"algo.expert_episodes={self.expert_episodes} must be >= 1")
+        check(self.loss in ("nll", "mse"), f"algo.loss={self.loss!r} must be nll or mse")
+        check(self.epochs >= 1, f"algo.epochs={self.epochs} must be >= 1")
+        check(self.batch_size >= 1, f"algo.batch_size={self.batch_size} must be >= 1")
+        check(0.0 <= self.val_fraction < 1.0, f"algo.val_fraction={self.val_fraction} must be in [0, 1)")
+        check(self.max_grad_norm >= 0, f"algo.max_grad_norm={self.max_grad_norm} must be >= 0")
+
+
+class Actor(nn.Module):
+    """π_θ(a|s): the actor of ActorCritic (torso and policy head), with input standardisation.
+
+    With `normalize`, observations are mapped to (obs - mean) / std, clipped to ±`clip_obs`;
+    mean and std are buffers set from the training data by `fit_normalization`.
+    """
+
+    def __init__(self, cfg: NetworkConfig, obs_space: gym.Space, action_space: gym.Space,
+                 normalize: bool, clip_obs: float) -> None:
+        super().__init__()
+        self.actor_torso, features = make_torso(cfg, obs_space)
+        self.policy_head = make_policy_head(cfg, features, action_space)
+        self.normalize = normalize
+        self.clip_obs = clip_obs
+        shape = obs_space.shape if normalize else ()
+        self.register_buffer("obs_mean", torch.zeros(shape))
+        self.register_buffer("obs_std", torch.ones(shape))
+
+    def fit_normalization(self, obs: np.ndarray) -> None:
+        if self.normalize:
+            self.obs_mean.copy_(torch.as_tensor(obs.mean(0)))
+            self.obs_std.copy_(torch.as_tensor(np.sqrt(obs.var(0) + 1e-8)))
+
+    def dist(self, obs: torch.Tensor) -> Distribution:
+        if self.normalize:
+            obs = ((obs - self.obs_mean) / self.obs_std).clamp(-self.clip_obs, self.clip_obs)
+        return self.policy_head(self.actor_torso(obs))
+
+    def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        dist = self.dist(obs)
+        return dist.mode() if deterministic else dist.sample()
+
+
+def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> Actor:
+    normalize = (cfg.algo.normalize_obs and isinstance(obs_space, gym.spaces.Box)
+                 and obs_space.dtype != np.uint8)
+    return Actor(cfg.network, obs_space, action_space, normalize, cfg.env.clip_obs)
+
+
+def check_spaces(obs_space: gym.Space, action_space: gym.Space, env_id: str = "this env") -> None:
+    if isinstance(action_space, gym.spaces.Discrete):
+        return
+    if not (isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1):
+        raise ConfigError(f"imitation needs Discrete or 1-D Box actions, {env_id} has {action_space}")
+
+
+def imitation_loss(dist: Distribution, actions: torch.Tensor, loss: str) -> torch.Tensor:
+    """Cross-entropy (discrete), Gaussian NLL (`loss=nll`) or squared error of the mean (`loss=mse`)."""
+    if isinstance(dist, Categorical) or loss == "nll":
+        return -dist.log_prob(actions).mean()
+    return (dist.mean - actions).square().sum(-1).mean()
+
+
+def holdout_split(size: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the training and validation transitions (a seeded random split)."""
+    generator = torch.Generator().manual_seed(seed)
+    permutation = torch.randperm(size, generator=generator)
+    val_size = min(round(size * val_fraction), size - 1)
+    return permutation[val_size:], permutation[:val_size]
+
+
+@torch.no_grad()
+def validation_metrics(actor: Actor, obs: torch.Tensor, actions: torch.Tensor, loss: str) -> dict[str, float]:
+    if len(actions) == 0:
+        return {}
+    dist = actor.dist(obs)
+    metrics = {"train/val_loss": float(imitation_loss(dist, actions, loss))}
+    if isinstance(dist, Categorical):
+        metrics["train/val_accuracy"] = float((dist.mode() == actions).float().mean())
+    else:
+        metrics["train/val_mse"] = float((dist.mean - actions).square().sum(-1).mean())
+    return metrics
+
+
+def train_epoch(actor: Actor, optimizer: FlatOptimizer, obs: torch.Tensor, actions: torch.Tensor,
+                algo: ImitationConfig) -> float:
+    """One shuffled pass of minibatch gradient steps over (obs, actions); returns the mean loss."""
+    permutation = torch.randperm(len(actions), device=actions.device)
+    losses = []
+    for start in range(0, len(actions), algo.batch_size):
+        mb = permutation[start : start + algo.batch_size]
+        loss = imitation_loss(actor.dist(obs[mb]), actions[mb], algo.loss)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.clip_grad_norm(algo.max_grad_norm)
+        optimizer.step()
+        losses.append(loss.detach())
+    return float(torch.stack(losses).mean())
+
+
+def fit(actor: Actor, optimizer: FlatOptimizer, demos: Demos, cfg: TrainConfig, run: Run, progress: Scalars,
+        global_step: int, metrics: dict[str, float] | None = None) -> int:
+    """Train on `demos` until `progress["epochs"]` reaches `algo.epochs`; returns the global step.
+
+    Logs train/loss and the validation metrics after each epoch (with `metrics` added), then
+    evaluates and checkpoints on schedule. Stops early at `total_timesteps` samples or a signal.
+    """
+    algo: ImitationConfig = cfg.algo
+    train_idx, val_idx = (idx.to(run.device) for idx in holdout_split(len(demos), algo.val_fraction, cfg.seed))
+    obs = torch.as_tensor(demos.obs, device=run.device)
+    actions = torch.as_tensor(demos.actions, device=run.device)
+    train_obs, train_actions = obs[train_idx], actions[train_idx]
+    val_obs, val_actions = obs[val_idx], actions[val_idx]
+    while progress["epochs"] < algo.epochs and global_step < cfg.total_timesteps and not run.should_stop:
+        lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
+        set_lr(optimizer, lr)
+        loss = train_epoch(actor, optimizer, train_obs, train_actions, algo)
+        global_step += len(train_actions)
+        progress["epochs"] += 1
+        run.log({"train/loss": loss, **validation_metrics(actor, val_obs, val_actions, algo.loss),
+                 "train/lr": lr, "train/dataset_size": float(len(demos)), **(metrics or {})}, global_step)
+        run.maybe_evaluate(actor, global_step)
+        run.maybe_checkpoint(global_step)
+    return global_step
+
+
+def check_raw_envs(cfg: TrainConfig) -> None:
+    """Imitation records raw observations and rewards: the envs must not normalise them."""
+    if cfg.env.normalize_obs or cfg.env.normalize_reward:
+        raise ConfigError(
+            f"algo={cfg.algo.name} records raw observations and rewards (the policy standardises its inputs "
+            "itself, algo.normalize_obs); set env.normalize_obs=false env.normalize_reward=false"
+        )
+
+
+def initial_demos(cfg: TrainConfig, run: Run, envs: VecEnv, expert: Expert | None) -> Demos:
+    """The dataset `algo.dataset`, or `algo.expert_episodes` expert episodes saved to the run dir."""
+    algo: ImitationConfig = cfg.algo
+    obs_space, action_space = envs.single_observation_space, envs.single_action_space
+    if algo.dataset is not None:
+        demos = load_demos(algo.dataset, cfg.env.id, obs_space, action_space)
+        run.logger.message(f"Read {len(demos)} transitions ({demos.num_episodes} episodes) from {algo.dataset}")
+        return demos
+    demos = collect_demos(expert.act, None, envs, algo.expert_episodes, run, seed=run.env_seed)
+    path = save_demos(demos, run.run_dir, cfg.env.id, obs_space, action_space)
+    returns = demos.episode_returns()
+    run.logger.message(
+        f"Recorded {demos.num_episodes} expert episodes ({len(demos)} transitions, return "
+        f"{returns.mean():.2f} ± {returns.std():.2f}) to {path}"
+    )
+    return demos
+
+
+def load_expert(cfg: TrainConfig, run: Run, envs: VecEnv, required: bool) -> Expert | None:
+    """The expert of `algo.expert` (refusing a run without expert and dataset)."""
+    algo: ImitationConfig = cfg.algo
+    if algo.expert is None:
+        if required or algo.dataset is None:
+            raise ConfigError(
+                f"algo={algo.name} needs an expert: algo.expert=<rlrun checkpoint or run dir>"
+                + ("" if required else " (or algo.dataset=<.npz file or Minari dataset>)")
+            )
+        return None
+    return Expert(algo.expert, cfg.env.id, envs.single_observation_space, envs.single_action_space, run.device)
+
+
+def setup(cfg: TrainConfig, run: Run, expert_required: bool) -> tuple[VecEnv, Expert | None, Actor, FlatOptimizer,
+                                                                        Demos, Scalars]:
+    """Envs, expert, policy, optimizer, dataset and progress counters, tracked for checkpoints."""
+    check_raw_envs(cfg)
+    envs = run.make_envs()
+    expert = load_expert(cfg, run, envs, expert_required)
+    obs_space, action_space = envs.single_observation_space, envs.single_action_space
+    actor = make_policy(cfg, obs_space, action_space).to(run.device)
+    optimizer = make_optimizer(actor.parameters(), cfg.optimizer)
+    demos = Demos.empty(obs_space, action_space)
+    progress = Scalars(epochs=0, round=0)
+    run.track(actor=actor, optimizer=optimizer, demos=demos, progress=progress)
+    return envs, expert, actor, optimizer, demos, progress

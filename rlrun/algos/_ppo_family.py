@@ -1,0 +1,155 @@
+"""The clipped minibatch loop of the PPO family (PPO, PPO-KL, RLHF; book ch. 8, Alg. 8.1): its
+config, the actor-critic policy, epochs of shuffled minibatch steps with per-minibatch
+advantage standardisation and the KL early stop, and the clipped-surrogate minibatch loss.
+See `rlrun.algos.ppo` for the method."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gymnasium as gym
+import torch
+
+from rlrun.config import AlgoConfig, ConfigError, TrainConfig, check, check_discount
+from rlrun.data.batch import Batch
+from rlrun.networks.actor_critic import ActorCritic
+from rlrun.ops.clipped import ppo_loss
+from rlrun.ops.distributions import Distribution
+from rlrun.ops.optim import FlatOptimizer
+from rlrun.ops.returns import explained_variance
+
+
+@dataclass
+class PPOFamilyConfig(AlgoConfig):
+    """Settings of the clipped minibatch loop shared by PPO, PPO-KL and RLHF."""
+
+    num_steps: int = 128
+    """Rollout length per environment between updates (env steps)."""
+    num_epochs: int = 4
+    """Passes over each rollout batch (count)."""
+    num_minibatches: int = 4
+    """Minibatches per epoch (count); minibatch size = num_envs * num_steps / num_minibatches."""
+    gamma: float = 0.99
+    """Discount factor per env step."""
+    gae_lambda: float = 0.95
+    """GAE lambda (1 gives Monte Carlo returns minus the baseline)."""
+    clip_coef: float = 0.2
+    """Policy ratio clip range epsilon (ratio units)."""
+    clip_vloss: bool = True
+    """Clip value-function updates to clip_coef around the old values."""
+    ent_coef: float = 0.01
+    """Entropy bonus coefficient (loss units per nat)."""
+    vf_coef: float = 0.5
+    """Value loss coefficient (loss units)."""
+    max_grad_norm: float = 0.5
+    """Global gradient norm clip (L2 norm); 0 disables clipping."""
+    norm_adv: bool = True
+    """Normalise advantages per minibatch to zero mean, unit std."""
+    target_kl: float | None = None
+    """End the update, without stepping it, at the first minibatch whose approx KL to the old
+    policy exceeds this (nats); null disables early stop."""
+
+    def __post_init__(self) -> None:
+        check(self.num_steps >= 1, f"algo.num_steps={self.num_steps} must be >= 1")
+        check(self.num_epochs >= 1, f"algo.num_epochs={self.num_epochs} must be >= 1")
+        check(self.num_minibatches >= 1, f"algo.num_minibatches={self.num_minibatches} must be >= 1")
+        check_discount("algo.gamma", self.gamma)
+        check(0.0 <= self.gae_lambda <= 1.0, f"algo.gae_lambda={self.gae_lambda} must be in [0, 1]")
+        check(self.clip_coef > 0, f"algo.clip_coef={self.clip_coef} must be > 0; e.g. algo.clip_coef=0.2")
+        check(self.ent_coef >= 0, f"algo.ent_coef={self.ent_coef} must be >= 0")
+        check(self.vf_coef >= 0, f"algo.vf_coef={self.vf_coef} must be >= 0")
+        check(self.max_grad_norm >= 0, f"algo.max_grad_norm={self.max_grad_norm} must be >= 0")
+        check(self.target_kl is None or self.target_kl > 0, f"algo.target_kl={self.target_kl} must be > 0 or null")
+
+
+def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> ActorCritic:
+    return ActorCritic(cfg.network, obs_space, action_space)
+
+
+def normalized_per_minibatch(advantages: torch.Tensor, minibatch_size: int) -> torch.Tensor:
+    """Advantages standardised within each consecutive minibatch (rows past the last whole one dropped)."""
+    per_minibatch = advantages[: len(advantages) // minibatch_size * minibatch_size].view(-1, minibatch_size)
+    mean, std = per_minibatch.mean(1, keepdim=True), per_minibatch.std(1, keepdim=True)
+    return ((per_minibatch - mean) / (std + 1e-8)).view(-1)
+
+
+LossFn = Callable[[Distribution, torch.Tensor, Batch, torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+"""The loss of one minibatch: (π_θ of its rows, their new values, the minibatch, its normalised advantages)."""
+
+MinibatchLoss = Callable[[ActorCritic, Batch, torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+"""Forward pass and loss of one minibatch: (agent, minibatch, normalised advantages) -> (loss, stats)."""
+
+
+def clipped_loss(algo: PPOFamilyConfig) -> LossFn:
+    """The clipped-surrogate loss of one minibatch."""
+
+    def loss_fn(dist, new_values, minibatch, advantages):
+        return ppo_loss(dist.log_prob(minibatch.actions), minibatch.logprobs, advantages, new_values,
+                        minibatch.values, minibatch.returns, dist.entropy(), algo)
+
+    return loss_fn
+
+
+def minibatch_loss(loss_fn: LossFn, compile: bool = False) -> MinibatchLoss:
+    """The forward pass and `loss_fn` of one minibatch; with `compile`, through `torch.compile`, which
+    fuses the forward and the backward into a few kernels (`compile=true`: PPO Hopper minibatches
+    1.6x faster on CPU, after a one-off compile of 5-20 s)."""
+
+    def forward_and_loss(agent, minibatch, advantages):
+        dist, new_values = agent.dist_and_value(minibatch.obs)
+        return loss_fn(dist, new_values, minibatch, advantages)
+
+    return torch.compile(forward_and_loss) if compile else forward_and_loss
+
+
+def update(
+    agent: ActorCritic,
+    optimizer: FlatOptimizer,
+    batch: Batch,
+    algo: PPOFamilyConfig,
+    forward_and_loss: MinibatchLoss,
+) -> dict[str, float]:
+    """Epochs of shuffled minibatch gradient steps on `forward_and_loss`, with the KL early stop.
+
+    Each epoch gathers the batch in a fresh random order once; minibatches are then slices
+    of it (views), and the advantages are standardised for all minibatches in one pass.
+    """
+    batch_size = len(batch.advantages)
+    minibatch_size = batch_size // algo.num_minibatches
+    all_stats: list[dict[str, torch.Tensor]] = []
+    grad_norms: list[torch.Tensor] = []
+    early_stop = False
+    for _ in range(algo.num_epochs):
+        shuffled = batch.rows(torch.randperm(batch_size, device=batch.advantages.device))
+        advantages = shuffled.advantages
+        if algo.norm_adv and minibatch_size > 1:
+            advantages = normalized_per_minibatch(advantages, minibatch_size)
+        for start in range(0, batch_size - minibatch_size + 1, minibatch_size):
+            mb = slice(start, start + minibatch_size)
+            loss, stats = forward_and_loss(agent, shuffled.rows(mb), advantages[mb])
+            all_stats.append(stats)
+            if algo.target_kl is not None and stats["approx_kl"] > algo.target_kl:
+                early_stop = True  # this minibatch's policy already left the KL radius: no step on it
+                break
+            optimizer.zero_grad()
+            loss.backward()
+            grad_norms.append(optimizer.clip_grad_norm(algo.max_grad_norm))
+            optimizer.step()
+        if early_stop:
+            break
+    metrics = {f"train/{key}": float(torch.stack([stats[key] for stats in all_stats]).mean())
+               for key in all_stats[0]}
+    metrics["train/grad_norm"] = float(torch.stack(grad_norms).mean()) if grad_norms else 0.0
+    metrics["train/explained_variance"] = explained_variance(batch.values, batch.returns)
+    metrics["train/updates"] = float(len(grad_norms))
+    metrics["train/early_stop"] = float(early_stop)
+    return metrics
+
+
+def check_minibatches(algo: PPOFamilyConfig, batch_size: int) -> None:
+    if batch_size // algo.num_minibatches < 1:
+        raise ConfigError(
+            f"algo.num_minibatches={algo.num_minibatches} exceeds the rollout batch of {batch_size} "
+            "(env.num_envs * algo.num_steps); lower algo.num_minibatches"
+        )
