@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from rlrun.algos._td_control import crossed
 from rlrun.checkpoint import load_checkpoint
 from rlrun.config import ConfigError
+from rlrun.ops.schedule import crossed
 from rlrun.registry import algorithms
 
 TINY_EVAL = ["eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]

@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlrun.algos._offpolicy import OffPolicyConfig, optimizer_with_lr
+from rlrun.algos._offpolicy import OffPolicyConfig, critic_step, optimizer_with_lr
 from rlrun.config import TrainConfig, check
 from rlrun.data.replay import ReplayBatch
 from rlrun.networks.continuous import DeterministicActor, QEnsemble
@@ -111,12 +111,7 @@ class DeterministicLearner:
                 next_actions = (next_actions + smoothing).clamp_(-1.0, 1.0)
             next_q = self.critic_target(batch.next_obs, next_actions).min(0).values
             targets = batch.rewards + self.gamma * (1.0 - batch.dones) * next_q
-        q = self.critic(batch.obs, batch.actions)
-        critic_loss = (q - targets).square().mean(1).sum()
-        self.critic_optimizer.zero_grad()
-        critic_loss.backward()
-        self.critic_optimizer.step()
-        stats = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
+        stats = critic_step(self.critic, self.critic_optimizer, batch, targets)
 
         if update % self.policy_delay == 0:
             actor_loss = -self.critic.first(batch.obs, self.actor(batch.obs)).mean()

@@ -36,6 +36,7 @@ from rlrun.data.replay import ReplayBatch, ReplayBuffer
 from rlrun.envs.factory import VecEnv
 from rlrun.networks.continuous import ActionScaler
 from rlrun.ops.optim import FlatOptimizer, make_optimizer, scheduled_lr
+from rlrun.ops.schedule import crossed
 from rlrun.run import Run, Scalars, SideFile, Stateful, TrainResult
 
 
@@ -82,6 +83,19 @@ def optimizer_with_lr(
 ) -> FlatOptimizer:
     """The configured optimizer with learning rate `lr` (optimizer.lr when None)."""
     return make_optimizer(params, cfg if lr is None else replace(cfg, lr=lr))
+
+
+def critic_step(
+    critic: nn.Module, optimizer: FlatOptimizer, batch: ReplayBatch, targets: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """One gradient step of every Q critic on the squared error to the fixed `targets` (summed over
+    critics, averaged over the batch); returns its `critic_loss` and `q_mean`."""
+    q = critic(batch.obs, batch.actions)
+    critic_loss = (q - targets).square().mean(1).sum()
+    optimizer.zero_grad()
+    critic_loss.backward()
+    optimizer.step()
+    return {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
 
 
 def require_continuous_actions(algo: str) -> Callable[..., None]:
@@ -163,11 +177,6 @@ class _Means:
         return means
 
 
-def _crossed(before: int, after: int, every: int) -> bool:
-    """Whether a multiple of `every` lies in (before, after]: schedules in env steps."""
-    return after // every > before // every
-
-
 def _anneal(optimizers: list[FlatOptimizer], cfg: OptimizerConfig, step: int, total: int) -> None:
     """Scale every learning rate by the `optimizer.schedule` factor at `step`."""
     factor = scheduled_lr(cfg, step, total) / cfg.lr
@@ -222,14 +231,14 @@ def train_off_policy(
         obs = torch.as_tensor(step.obs, device=device)
         previous, global_step = global_step, global_step + num_envs
 
-        if global_step > algo.learning_starts and _crossed(previous, global_step, algo.train_every):
+        if global_step > algo.learning_starts and crossed(previous, global_step, algo.train_every):
             if cfg.optimizer.schedule != "constant":
                 _anneal(learner.optimizers, cfg.optimizer, global_step, cfg.total_timesteps)
             for _ in range(algo.gradient_steps):
                 batch = replay.sample(algo.batch_size, sampler.generator)
                 means.add(learner.update(batch, int(progress["updates"])))
                 progress["updates"] += 1
-        if _crossed(previous, global_step, algo.log_every) or global_step >= cfg.total_timesteps:
+        if crossed(previous, global_step, algo.log_every) or global_step >= cfg.total_timesteps:
             run.log({**means.pop(), "train/updates": float(progress["updates"]),
                      "train/buffer_size": float(len(replay))}, global_step)
         run.maybe_evaluate(learner.actor, global_step)

@@ -75,9 +75,6 @@ def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space)
     return QNetwork(cfg.network, obs_space, action_space)
 
 
-def crossed(before: int, after: int, every: int) -> bool:
-    """Whether a multiple of `every` lies in (before, after]: schedules in env steps."""
-    return after // every > before // every
 
 
 def td_update(

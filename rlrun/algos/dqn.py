@@ -23,7 +23,6 @@ import torch
 
 from rlrun.algos._td_control import (
     TDControlConfig,
-    crossed,
     make_policy,
     require_discrete_actions,
     td_update,
@@ -34,6 +33,7 @@ from rlrun.envs.factory import VecEnv
 from rlrun.networks import numpy_acting
 from rlrun.networks.q import QNetwork
 from rlrun.ops.optim import make_optimizer, scheduled_lr, set_lr
+from rlrun.ops.schedule import crossed
 from rlrun.ops.stats import MeanStats
 from rlrun.ops.targets import TargetSync
 from rlrun.ops.td import (

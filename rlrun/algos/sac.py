@@ -29,6 +29,7 @@ from torch import nn
 
 from rlrun.algos._offpolicy import (
     OffPolicyConfig,
+    critic_step,
     optimizer_with_lr,
     require_continuous_actions,
     train_off_policy,
@@ -122,11 +123,7 @@ class SACLearner:
             next_actions, next_logprobs = self.actor.dist(batch.next_obs).rsample()
             next_q = self.critic_target(batch.next_obs, next_actions).min(0).values - alpha * next_logprobs
             targets = batch.rewards + self.gamma * (1.0 - batch.dones) * next_q
-        q = self.critic(batch.obs, batch.actions)
-        critic_loss = (q - targets).square().mean(1).sum()
-        self.critic_optimizer.zero_grad()
-        critic_loss.backward()
-        self.critic_optimizer.step()
+        stats = critic_step(self.critic, self.critic_optimizer, batch, targets)
 
         actions, logprobs = self.actor.dist(batch.obs).rsample()
         actor_loss = (alpha * logprobs - self.critic(batch.obs, actions).min(0).values).mean()
@@ -134,10 +131,7 @@ class SACLearner:
         actor_loss.backward(inputs=self.actor_params)  # no gradients for the critics' weights
         self.actor_optimizer.step()
         logprobs = logprobs.detach()
-        stats = {
-            "critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(),
-            "q_mean": q.detach().mean(), "alpha": alpha, "entropy": -logprobs.mean(),
-        }
+        stats.update(actor_loss=actor_loss.detach(), alpha=alpha, entropy=-logprobs.mean())
         if self.alpha_optimizer is not None:
             alpha_loss = -log_alpha * (logprobs.mean() + self.target_entropy)
             self.alpha_optimizer.zero_grad()

@@ -29,7 +29,6 @@ import torch
 
 from rlrun.algos._td_control import (
     TDControlConfig,
-    crossed,
     make_policy,
     require_discrete_actions,
     td_update,
@@ -37,6 +36,7 @@ from rlrun.algos._td_control import (
 from rlrun.config import TrainConfig, check
 from rlrun.networks.q import QNetwork
 from rlrun.ops.optim import make_optimizer, scheduled_lr, set_lr
+from rlrun.ops.schedule import crossed
 from rlrun.ops.stats import MeanStats
 from rlrun.ops.targets import hard_update
 from rlrun.ops.td import epsilon_greedy, expected_sarsa_target, sarsa_target
