@@ -94,6 +94,7 @@ def resume_state(cfg: TrainConfig, run_dir: Path) -> tuple[Path, dict[str, Any],
     path = resolve_checkpoint(cfg.resume.path) if cfg.resume.path else own
     state = load_checkpoint(path)  # on the CPU: each tracked object moves its state to its device
     check_algo(path, state, cfg.algo.name)
+    check_budget(path, state, cfg.total_timesteps)
     changes = config_changes(state["config"], cfg)
     refused = refused_changes(changes)
     if refused and not cfg.resume.allow_config_change:
@@ -104,6 +105,18 @@ def resume_state(cfg: TrainConfig, run_dir: Path) -> tuple[Path, dict[str, Any],
             "with the new ones"
         )
     return path, state, changes
+
+
+def check_budget(path: Path, state: dict[str, Any], total_timesteps: int) -> None:
+    """Refuse a `total_timesteps` lowered below the step the checkpoint already reached (a budget
+    only extends; the unchanged budget of a finished run is fine)."""
+    stored = OmegaConf.create(state["config"]).get("total_timesteps")
+    step = state["global_step"]
+    if stored is not None and total_timesteps < stored and total_timesteps < step:
+        raise CheckpointError(
+            f"total_timesteps={total_timesteps:,} is below step {step:,}, which {path} already "
+            f"reached: resume without total_timesteps, or give more than {step:,} to extend it"
+        )
 
 
 def check_algo(path: Path, state: dict[str, Any], algo: str) -> None:

@@ -192,3 +192,10 @@ def test_a_missing_extra_names_the_rlrun_extra(monkeypatch):
 def test_off_policy_algorithms_refuse_normalised_replay(tmp_path):
     line = one_line_error(rlrun("algo=td3", "env=Pendulum-v1", "env.normalize_reward=true", cwd=tmp_path))
     assert "algo=td3 learns from a replay buffer" in line and "env.normalize_reward=false" in line
+
+
+def test_resume_with_a_budget_below_the_checkpoints_step_is_refused(finished_run, tmp_path):
+    before = snapshot(finished_run)
+    line = one_line_error(rlrun(*TINY, "total_timesteps=100", f"resume={finished_run}", cwd=tmp_path))
+    assert "total_timesteps=100 is below step" in line and "to extend it" in line
+    assert snapshot(finished_run) == before
