@@ -121,7 +121,9 @@ def test_dqn_smoke_writes_metrics_and_a_replay_side_file(train_run, tmp_path, ca
     ):
         assert key in keys, key
     state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
-    assert set(state["modules"]) == {"q_network", "target_network", "optimizer", "envs", "replay"}
+    assert set(state["modules"]) == {
+        "q_network", "target_network", "optimizer", "envs", "replay", "sampler", "progress"
+    }
     assert state["modules"]["replay"] == {"side_file": "replay.pt", "global_step": 600}
     replay = load_checkpoint(tmp_path / "checkpoints" / "replay.pt")
     assert replay["global_step"] == 600 and replay["state"]["obs"].shape == (600, 1, 4)
@@ -157,11 +159,12 @@ def test_frames_are_stored_once_in_the_replay_buffer():
     import gymnasium as gym
     import numpy as np
 
-    from rlrun.algos.dqn import make_replay
+    from rlrun.data.replay import make_replay
 
     class Frames:
         num_envs = 2
         single_observation_space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+        single_action_space = gym.spaces.Discrete(2)
 
     class Vectors(Frames):
         single_observation_space = gym.spaces.Box(-1, 1, (4,), np.float32)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from types import SimpleNamespace
 
 import gymnasium as gym
 import numpy as np
@@ -113,18 +114,20 @@ def _batch(obs_dim: int, action_dim: int, size: int = 8) -> ReplayBatch:
     )
 
 
-def _pendulum_spaces():
+def _pendulum_envs():
+    """What a learner reads of its training envs: Pendulum-v1's spaces, one env."""
     env = gym.make("Pendulum-v1")
-    spaces = env.observation_space, env.action_space
+    envs = SimpleNamespace(single_observation_space=env.observation_space,
+                           single_action_space=env.action_space, num_envs=1)
     env.close()
-    return spaces
+    return envs
 
 
 def test_sac_critic_target_is_soft_min_of_target_twins(compose_cfg):
     from rlrun.algos.sac import SACLearner
 
     cfg = compose_cfg(["algo=sac", "env=Pendulum-v1", "network.hidden_sizes=[16]", "algo.alpha_init=0.5"])
-    learner = SACLearner(cfg, *_pendulum_spaces(), torch.device("cpu"))
+    learner = SACLearner(cfg, _pendulum_envs(), torch.device("cpu"))
     with torch.no_grad():  # make the target twins differ from the online ones
         for p in learner.critic_target.parameters():
             p.add_(0.3 * torch.randn_like(p))
@@ -152,7 +155,7 @@ def test_td3_target_uses_min_of_target_twins_and_delays_the_actor(compose_cfg):
     from rlrun.algos._deterministic import DeterministicLearner
 
     cfg = compose_cfg(["algo=td3", "env=Pendulum-v1", "network.hidden_sizes=[16]"])
-    learner = DeterministicLearner(cfg, *_pendulum_spaces(), 1, torch.device("cpu"), num_critics=2,
+    learner = DeterministicLearner(cfg, _pendulum_envs(), torch.device("cpu"), num_critics=2,
                                    policy_noise=0.2, noise_clip=0.0, policy_delay=2)  # clip 0: no smoothing
     with torch.no_grad():
         for p in [*learner.critic_target.parameters(), *learner.actor_target.parameters()]:

@@ -458,12 +458,13 @@ def test_frame_stack_side_store_only_holds_ended_transitions_in_buffer() -> None
 
 
 def test_dqn_stores_frame_stacks_frame_by_frame() -> None:
-    from rlrun.algos.dqn import make_replay
+    from rlrun.data.replay import make_replay
 
     def replay(shape: tuple[int, ...], dtype: type) -> ReplayBuffer:
         class Envs:
             num_envs = 2
             single_observation_space = gym.spaces.Box(0, 1, shape, dtype)
+            single_action_space = gym.spaces.Discrete(2)
 
         return make_replay(100, Envs, torch.device("cpu"))
 

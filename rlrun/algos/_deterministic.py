@@ -10,9 +10,15 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlrun.algos._offpolicy import OffPolicyConfig, critic_step, optimizer_with_lr
+from rlrun.algos._offpolicy import (
+    ContinuousLearner,
+    OffPolicyConfig,
+    critic_step,
+    optimizer_with_lr,
+)
 from rlrun.config import TrainConfig, check
 from rlrun.data.replay import ReplayBatch
+from rlrun.envs.factory import VecEnv
 from rlrun.networks.continuous import DeterministicActor, QEnsemble
 from rlrun.ops.noise import ExplorationNoise, GaussianNoise, OrnsteinUhlenbeckNoise
 from rlrun.ops.targets import TargetSync
@@ -51,7 +57,7 @@ def make_noise(algo: DeterministicConfig, num_envs: int, action_dim: int, device
     return GaussianNoise(num_envs, action_dim, algo.noise_std, device)
 
 
-class DeterministicLearner:
+class DeterministicLearner(ContinuousLearner):
     """Deterministic actor and Q critics with target networks: DDPG, or TD3 with its switches.
 
     Args:
@@ -64,16 +70,17 @@ class DeterministicLearner:
     def __init__(
         self,
         cfg: TrainConfig,
-        obs_space: gym.spaces.Box,
-        action_space: gym.spaces.Box,
-        num_envs: int,
+        envs: VecEnv,
         device: torch.device,
+        *,
         num_critics: int = 1,
         policy_noise: float = 0.0,
         noise_clip: float = 0.0,
         policy_delay: int = 1,
     ) -> None:
         algo: DeterministicConfig = cfg.algo
+        obs_space, action_space = envs.single_observation_space, envs.single_action_space
+        super().__init__(action_space, envs.num_envs, algo.learning_starts, device)
         self.gamma, self.tau = algo.gamma, algo.tau
         self.policy_noise, self.noise_clip, self.policy_delay = policy_noise, noise_clip, policy_delay
         self.actor = DeterministicActor(cfg.network, obs_space, action_space).to(device)
@@ -87,7 +94,7 @@ class DeterministicLearner:
         self.actor_optimizer = optimizer_with_lr(self.actor_params, cfg.optimizer, algo.actor_lr)
         self.critic_optimizer = optimizer_with_lr(self.critic.parameters(), cfg.optimizer, algo.critic_lr)
         self.optimizers = [self.actor_optimizer, self.critic_optimizer]
-        self.noise = make_noise(algo, num_envs, action_space.shape[0], device)
+        self.noise = make_noise(algo, envs.num_envs, action_space.shape[0], device)
 
     def tracked(self) -> dict[str, Stateful]:
         return {

@@ -1,16 +1,17 @@
-"""The off-policy actor-critic loop shared by DDPG, TD3 and SAC.
+"""The replay loop shared by DQN, DDPG, TD3 and SAC, and the config of the actor-critic ones.
 
-The outer loop of book Alg. 9.4, 10.1 and 11.1 (and of the lecture's DDPG, TD3 and SAC
-boxes), written once: act with the behaviour policy (uniform random actions for the first
-`learning_starts` env steps), store each transition <s, a, r, s', terminated> in the replay
-buffer with the real final observation where an episode ended, and every `train_every` env
-steps run `gradient_steps` updates on minibatches drawn with a seeded generator.
-Each algorithm module supplies a `Learner`: its networks, behaviour policy and update.
+The outer loop of book Alg. 2.2-2.3 (DQN) and 9.4, 10.1 and 11.1 (DDPG, TD3, SAC; the lecture's
+boxes), written once: act with the learner's behaviour policy, store each transition
+<s, a, r, s', terminated> in the replay buffer with the real final observation where an
+episode ended, and every `train_every` env steps run `gradient_steps` updates on minibatches
+drawn with a seeded generator. Each algorithm supplies a `ReplayLearner`: its networks, its
+behaviour policy, its update, and its env-step schedules (DQN's target copies, ε).
 
-Actions are handled in [-1, 1] everywhere (replay, critics, noise) and scaled to the env's
-bounds only when stepping the env. Resuming restores the replay buffer (written beside the
-checkpoint, `checkpoints/replay.pt`), the sampling generator and the update counter, and every
-schedule is a function of the global env step, so training continues where it stopped.
+Continuous actions are handled in [-1, 1] everywhere (replay, critics, noise) and scaled to the
+env's bounds only when stepping the env (`ContinuousLearner`). Resuming restores the replay
+buffer (written beside the checkpoint, `checkpoints/replay.pt`), the sampling generator and the
+update counter, and every schedule is a function of the global env step, so training continues
+where it stopped. SARSA is on-policy and keeps no replay buffer: it has its own loop.
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ from rlrun.config import (
     check,
     check_discount,
 )
-from rlrun.data.replay import ReplayBatch, ReplayBuffer
+from rlrun.data.replay import ArrayLike, ReplayBatch, make_replay
 from rlrun.envs.factory import VecEnv
 from rlrun.networks.continuous import ActionScaler
 from rlrun.ops.optim import FlatOptimizer, make_optimizer, scheduled_lr
 from rlrun.ops.schedule import crossed
+from rlrun.ops.stats import MeanStats
 from rlrun.run import Run, Scalars, SideFile, Stateful, TrainResult
 
 
@@ -76,6 +78,18 @@ class OffPolicyConfig(AlgoConfig):
             check(value is None or value > 0,
                   f"algo.{key}={value} must be > 0 or null (null uses optimizer.lr)")
         check(self.log_every >= 1, f"algo.log_every={self.log_every} must be >= 1")
+
+
+class ReplayConfig(Protocol):
+    """The `algo` keys the replay loop reads (OffPolicyConfig, DQNConfig)."""
+
+    gamma: float
+    buffer_size: int
+    batch_size: int
+    learning_starts: int
+    train_every: int
+    gradient_steps: int
+    log_every: int
 
 
 def optimizer_with_lr(
@@ -123,11 +137,11 @@ def require_continuous_actions(algo: str) -> Callable[..., None]:
     return check_spaces
 
 
-class Learner(Protocol):
-    """What an off-policy algorithm plugs into the shared loop."""
+class ReplayLearner(Protocol):
+    """What an algorithm plugs into the shared replay loop."""
 
-    actor: nn.Module
-    """The acting network: `act(obs, deterministic)` gives env actions (checkpointed as `actor`)."""
+    policy: nn.Module
+    """The acting network, evaluated and returned by the run (checkpointed under its own name)."""
     optimizers: list[FlatOptimizer]
     """Every optimizer, for the learning-rate schedule."""
 
@@ -135,17 +149,64 @@ class Learner(Protocol):
         """Objects with state to checkpoint, by name (networks, optimizers, noise, temperature)."""
         ...
 
-    def explore(self, obs: torch.Tensor) -> torch.Tensor:
-        """Behaviour-policy actions in [-1, 1] for a batch of observations (called without grad)."""
+    def act(self, obs: np.ndarray, global_step: int) -> tuple[ArrayLike, np.ndarray]:
+        """Behaviour actions for a batch of observations (called without grad): as stored in the
+        replay buffer, and as sent to the envs."""
         ...
 
     def end_episodes(self, ended: np.ndarray) -> None:
         """Told which envs (boolean mask) finished an episode this step."""
         ...
 
+    def after_env_step(self, previous: int, global_step: int) -> None:
+        """Told that the global env step moved from `previous` to `global_step` (env-step schedules)."""
+        ...
+
     def update(self, batch: ReplayBatch, update: int) -> dict[str, torch.Tensor]:
         """One gradient step on `batch` (`update` counts earlier steps); returns detached statistics."""
         ...
+
+    def log_values(self) -> dict[str, float]:
+        """Metrics of the learner's own schedules for the next log line (ε, learning rate)."""
+        ...
+
+
+class ContinuousLearner:
+    """The acting part of DDPG, TD3 and SAC: uniform random actions in [-1, 1] for the first
+    `learning_starts` env steps, then the subclass's `explore`; actions are stored in [-1, 1]
+    and scaled to the env's bounds only to step the envs."""
+
+    actor: nn.Module
+
+    def __init__(self, action_space: gym.spaces.Box, num_envs: int, learning_starts: int,
+                 device: torch.device) -> None:
+        self.scaler = ActionScaler(action_space).to(device)
+        self.random_shape = (num_envs, action_space.shape[0])
+        self.learning_starts, self.device = learning_starts, device
+
+    @property
+    def policy(self) -> nn.Module:
+        return self.actor
+
+    def explore(self, obs: torch.Tensor) -> torch.Tensor:
+        """Behaviour-policy actions in [-1, 1] for a batch of observations (called without grad)."""
+        raise NotImplementedError
+
+    def act(self, obs: np.ndarray, global_step: int) -> tuple[torch.Tensor, np.ndarray]:
+        if global_step < self.learning_starts:
+            actions = torch.rand(self.random_shape, device=self.device) * 2.0 - 1.0
+        else:
+            actions = self.explore(torch.as_tensor(obs, device=self.device))
+        return actions, self.scaler.to_env(actions).cpu().numpy()
+
+    def end_episodes(self, ended: np.ndarray) -> None:
+        """Nothing to reset by default."""
+
+    def after_env_step(self, previous: int, global_step: int) -> None:
+        """No env-step schedule: targets move with every update."""
+
+    def log_values(self) -> dict[str, float]:
+        return {}
 
 
 class SampleGenerator:
@@ -161,22 +222,6 @@ class SampleGenerator:
         self.generator.set_state(state["state"])
 
 
-class _Means:
-    """Averages of the per-update statistics between two logs."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, list[torch.Tensor]] = {}
-
-    def add(self, stats: dict[str, torch.Tensor]) -> None:
-        for key, value in stats.items():
-            self.values.setdefault(key, []).append(value)
-
-    def pop(self) -> dict[str, float]:
-        means = {f"train/{key}": float(torch.stack(values).mean()) for key, values in self.values.items()}
-        self.values.clear()
-        return means
-
-
 def _anneal(optimizers: list[FlatOptimizer], cfg: OptimizerConfig, step: int, total: int) -> None:
     """Scale every learning rate by the `optimizer.schedule` factor at `step`."""
     factor = scheduled_lr(cfg, step, total) / cfg.lr
@@ -189,58 +234,48 @@ def train_off_policy(
     cfg: TrainConfig,
     run: Run,
     check_spaces: Callable[..., None],
-    make_learner: Callable[[gym.spaces.Box, gym.spaces.Box, int], Learner],
+    make_learner: Callable[[VecEnv], ReplayLearner],
 ) -> TrainResult:
-    """Train the learner built by `make_learner(obs_space, action_space, num_envs)` on the training envs."""
-    algo: OffPolicyConfig = cfg.algo
+    """Train the learner built by `make_learner(envs)` from a replay buffer of the training envs."""
+    algo: ReplayConfig = cfg.algo
     envs: VecEnv = run.make_envs(gamma=algo.gamma)
-    obs_space, action_space = envs.single_observation_space, envs.single_action_space
-    check_spaces(obs_space, action_space, cfg.env.id)
-    num_envs, device = envs.num_envs, run.device
-    if algo.buffer_size < num_envs:
-        raise ConfigError(
-            f"algo.buffer_size={algo.buffer_size} is smaller than env.num_envs={num_envs}; raise it"
-        )
+    check_spaces(envs.single_observation_space, envs.single_action_space, cfg.env.id)
+    replay = make_replay(algo.buffer_size, envs, run.device)
     run.note_learning_starts(algo.learning_starts)
-    learner = make_learner(obs_space, action_space, num_envs)
+    learner = make_learner(envs)
     for optimizer in learner.optimizers:
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
-    replay = ReplayBuffer(algo.buffer_size, obs_space.shape, action_space.shape, num_envs, device=device)
     sampler = SampleGenerator(cfg.seed)
     progress = Scalars(updates=0)
     run.track(**learner.tracked(), envs=envs, replay=SideFile(replay), sampler=sampler, progress=progress)
     global_step = run.restore()
 
-    scaler = ActionScaler(action_space).to(device)
-    random_shape = (num_envs, action_space.shape[0])
-    means = _Means()
-    obs = torch.as_tensor(envs.reset(seed=run.env_seed), device=device)
+    stats = MeanStats()
+    obs = envs.reset(seed=run.env_seed)
     while global_step < cfg.total_timesteps and not run.should_stop:
         with torch.no_grad():
-            if global_step < algo.learning_starts:
-                actions = torch.rand(random_shape, device=device) * 2.0 - 1.0
-            else:
-                actions = learner.explore(obs)
-            step = envs.step(scaler.to_env(actions).cpu().numpy())
+            actions, env_actions = learner.act(obs, global_step)
+        step = envs.step(env_actions)
         run.record_episodes(step)
         replay.add(obs, step.final_obs, actions, step.rewards, step.terminations, step.truncations)
         ended = step.terminations | step.truncations
         if ended.any():
             learner.end_episodes(ended)
-        obs = torch.as_tensor(step.obs, device=device)
-        previous, global_step = global_step, global_step + num_envs
+        obs = step.obs
+        previous, global_step = global_step, global_step + envs.num_envs
+        learner.after_env_step(previous, global_step)
 
         if global_step > algo.learning_starts and crossed(previous, global_step, algo.train_every):
             if cfg.optimizer.schedule != "constant":
                 _anneal(learner.optimizers, cfg.optimizer, global_step, cfg.total_timesteps)
             for _ in range(algo.gradient_steps):
                 batch = replay.sample(algo.batch_size, sampler.generator)
-                means.add(learner.update(batch, int(progress["updates"])))
+                stats.add(learner.update(batch, int(progress["updates"])))
                 progress["updates"] += 1
         if crossed(previous, global_step, algo.log_every) or global_step >= cfg.total_timesteps:
-            run.log({**means.pop(), "train/updates": float(progress["updates"]),
+            run.log({**stats.pop(), **learner.log_values(), "train/updates": float(progress["updates"]),
                      "train/buffer_size": float(len(replay))}, global_step)
-        run.maybe_evaluate(learner.actor, global_step)
+        run.maybe_evaluate(learner.policy, global_step)
         run.maybe_checkpoint(global_step)
-    return run.finish(learner.actor, global_step)
+    return run.finish(learner.policy, global_step)

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import gymnasium as gym
-
 from rlrun.algos._deterministic import DeterministicConfig, DeterministicLearner, make_policy
 from rlrun.algos._offpolicy import require_continuous_actions, train_off_policy
 from rlrun.config import TrainConfig
+from rlrun.envs.factory import VecEnv
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
 
@@ -37,9 +36,8 @@ check_spaces = require_continuous_actions("ddpg")
 
 
 def train(cfg: TrainConfig, run: Run) -> TrainResult:
-    def make_learner(obs_space: gym.Space, action_space: gym.Space, num_envs: int) -> DeterministicLearner:
-        return DeterministicLearner(cfg, obs_space, action_space, num_envs, run.device,
-                                    policy_delay=cfg.algo.policy_delay)
+    def make_learner(envs: VecEnv) -> DeterministicLearner:
+        return DeterministicLearner(cfg, envs, run.device, policy_delay=cfg.algo.policy_delay)
 
     return train_off_policy(cfg, run, check_spaces, make_learner)
 

@@ -8,9 +8,10 @@ buffer (ch. 2.3), against a target network Q' copied every `target_update_every`
 value it (ch. 2.8, Alg. 2.6 in its Double DQN form). Behaviour is ε-greedy (ch. 2.1) with ε
 annealed linearly over `exploration_fraction` of the budget, then held at `eps_end`.
 
-Every schedule (ε, learning starts, training phases, target copies) is a function of the
-global env step, so a resumed run continues them exactly; the replay buffer is written
-beside each checkpoint (`checkpoints/replay.pt`).
+The loop is the replay loop of DDPG, TD3 and SAC (`rlrun.algos._offpolicy`): minibatches are
+drawn with its seeded generator. Every schedule (ε, learning starts, training phases, target
+copies) is a function of the global env step, so a resumed run continues them exactly; the
+replay buffer is written beside each checkpoint (`checkpoints/replay.pt`).
 """
 
 from __future__ import annotations
@@ -21,20 +22,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rlrun.algos._offpolicy import train_off_policy
 from rlrun.algos._td_control import (
     TDControlConfig,
     make_policy,
     require_discrete_actions,
     td_update,
 )
-from rlrun.config import ConfigError, TrainConfig, check
-from rlrun.data.replay import ReplayBatch, ReplayBuffer
+from rlrun.config import TrainConfig, check
+from rlrun.data.replay import ReplayBatch
 from rlrun.envs.factory import VecEnv
 from rlrun.networks import numpy_acting
 from rlrun.networks.q import QNetwork
-from rlrun.ops.optim import make_optimizer, scheduled_lr, set_lr
+from rlrun.ops.optim import make_optimizer
 from rlrun.ops.schedule import crossed
-from rlrun.ops.stats import MeanStats
 from rlrun.ops.targets import TargetSync
 from rlrun.ops.td import (
     double_q_target,
@@ -43,7 +44,7 @@ from rlrun.ops.td import (
     q_learning_target,
 )
 from rlrun.registry import AlgoSpec
-from rlrun.run import Run, SideFile, TrainResult
+from rlrun.run import Run, Stateful, TrainResult
 
 
 @dataclass
@@ -82,27 +83,6 @@ class DQNConfig(TDControlConfig):
         check(0.0 < self.tau <= 1.0, f"algo.tau={self.tau} must be in (0, 1]; 1 means hard copies")
 
 
-def make_replay(capacity: int, envs: VecEnv, device: torch.device) -> ReplayBuffer:
-    """Replay buffer for these envs; uint8 frames stored once (optimize_memory, frame_stack)."""
-    if capacity < envs.num_envs:
-        raise ConfigError(
-            f"algo.buffer_size={capacity} is smaller than env.num_envs={envs.num_envs}; raise it"
-        )
-    obs_space = envs.single_observation_space
-    frames = obs_space.dtype == np.uint8
-    return ReplayBuffer(
-        capacity,
-        obs_space.shape,
-        (),
-        envs.num_envs,
-        obs_dtype=torch.uint8 if frames else torch.float32,
-        action_dtype=torch.int64,
-        device=device,
-        optimize_memory=frames,
-        frame_stack=frames and len(obs_space.shape) == 3,
-    )
-
-
 def dqn_targets(
     q_network: QNetwork, target_network: QNetwork, batch: ReplayBatch, algo: DQNConfig
 ) -> torch.Tensor:
@@ -130,65 +110,51 @@ def exploration_policy(q_network: QNetwork, run: Run, num_envs: int) -> Callable
     return explore
 
 
-def train(cfg: TrainConfig, run: Run) -> TrainResult:
-    algo: DQNConfig = cfg.algo
-    envs = run.make_envs(gamma=algo.gamma)
-    obs_space, action_space = envs.single_observation_space, envs.single_action_space
-    check_spaces(obs_space, action_space, cfg.env.id)
-    q_network = make_policy(cfg, obs_space, action_space).to(run.device)
-    target_network = make_policy(cfg, obs_space, action_space).to(run.device).requires_grad_(False)
-    target_sync = TargetSync(target_network, q_network)
-    target_sync.hard()
-    optimizer = make_optimizer(q_network.parameters(), cfg.optimizer)
-    buffer = make_replay(algo.buffer_size, envs, run.device)
-    run.note_learning_starts(algo.learning_starts)
-    run.track(
-        q_network=q_network,
-        target_network=target_network,
-        optimizer=optimizer,
-        envs=envs,
-        replay=SideFile(buffer),
-    )
-    global_step = (
-        run.restore()
-    )  # minibatches and ε draws use the global torch RNG, restored with it
-    stats = MeanStats()
-    explore = exploration_policy(q_network, run, envs.num_envs)
-    obs = envs.reset(seed=run.env_seed)
-    while global_step < cfg.total_timesteps and not run.should_stop:
-        epsilon = algo.epsilon(global_step, cfg.total_timesteps)
-        actions = explore(obs, epsilon)
-        step = envs.step(actions)
-        run.record_episodes(step)
-        buffer.add(obs, step.final_obs, actions, step.rewards, step.terminations, step.truncations)
-        obs = step.obs
-        previous, global_step = global_step, global_step + envs.num_envs
+class DQNLearner:
+    """The Q-network with its target copy, acting ε-greedily, for the shared replay loop."""
 
-        if algo.tau == 1.0 and crossed(previous, global_step, algo.target_update_every):
-            target_sync.hard()
-        if global_step > algo.learning_starts and crossed(previous, global_step, algo.train_every):
-            set_lr(optimizer, scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps))
-            for _ in range(algo.gradient_steps):
-                batch = buffer.sample(algo.batch_size)
-                targets = dqn_targets(q_network, target_network, batch, algo)
-                q_taken = q_network(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
-                stats.add(td_update(optimizer, q_taken, targets, algo.loss, algo.max_grad_norm))
-                if algo.tau < 1.0:
-                    target_sync.soft(algo.tau)
-        if crossed(previous, global_step, algo.log_every) or global_step >= cfg.total_timesteps:
-            lr = optimizer.param_groups[0]["lr"]
-            run.log(
-                {
-                    **stats.pop(),
-                    "train/epsilon": epsilon,
-                    "train/lr": lr,
-                    "train/buffer_size": float(len(buffer)),
-                },
-                global_step,
-            )
-        run.maybe_evaluate(q_network, global_step)
-        run.maybe_checkpoint(global_step)
-    return run.finish(q_network, global_step)
+    def __init__(self, cfg: TrainConfig, run: Run, envs: VecEnv) -> None:
+        self.algo: DQNConfig = cfg.algo
+        self.total_timesteps = cfg.total_timesteps
+        obs_space, action_space = envs.single_observation_space, envs.single_action_space
+        self.policy = make_policy(cfg, obs_space, action_space).to(run.device)
+        self.target_network = make_policy(cfg, obs_space, action_space).to(run.device).requires_grad_(False)
+        self.target_sync = TargetSync(self.target_network, self.policy)
+        self.target_sync.hard()
+        self.optimizer = make_optimizer(self.policy.parameters(), cfg.optimizer)
+        self.optimizers = [self.optimizer]
+        self.explore = exploration_policy(self.policy, run, envs.num_envs)
+        self.epsilon = self.algo.epsilon(0, cfg.total_timesteps)
+
+    def tracked(self) -> dict[str, Stateful]:
+        return {"q_network": self.policy, "target_network": self.target_network, "optimizer": self.optimizer}
+
+    def act(self, obs: np.ndarray, global_step: int) -> tuple[np.ndarray, np.ndarray]:
+        self.epsilon = self.algo.epsilon(global_step, self.total_timesteps)
+        actions = self.explore(obs, self.epsilon)
+        return actions, actions
+
+    def end_episodes(self, ended: np.ndarray) -> None:
+        """ε-greedy keeps no per-episode state."""
+
+    def after_env_step(self, previous: int, global_step: int) -> None:
+        if self.algo.tau == 1.0 and crossed(previous, global_step, self.algo.target_update_every):
+            self.target_sync.hard()
+
+    def update(self, batch: ReplayBatch, update: int) -> dict[str, torch.Tensor]:
+        targets = dqn_targets(self.policy, self.target_network, batch, self.algo)
+        q_taken = self.policy(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
+        stats = td_update(self.optimizer, q_taken, targets, self.algo.loss, self.algo.max_grad_norm)
+        if self.algo.tau < 1.0:
+            self.target_sync.soft(self.algo.tau)
+        return stats
+
+    def log_values(self) -> dict[str, float]:
+        return {"train/epsilon": self.epsilon, "train/lr": self.optimizer.param_groups[0]["lr"]}
+
+
+def train(cfg: TrainConfig, run: Run) -> TrainResult:
+    return train_off_policy(cfg, run, check_spaces, lambda envs: DQNLearner(cfg, run, envs))
 
 
 check_spaces = require_discrete_actions("dqn")

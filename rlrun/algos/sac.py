@@ -23,11 +23,11 @@ import math
 from dataclasses import dataclass
 
 import gymnasium as gym
-import numpy as np
 import torch
 from torch import nn
 
 from rlrun.algos._offpolicy import (
+    ContinuousLearner,
     OffPolicyConfig,
     critic_step,
     optimizer_with_lr,
@@ -36,6 +36,7 @@ from rlrun.algos._offpolicy import (
 )
 from rlrun.config import TrainConfig, check
 from rlrun.data.replay import ReplayBatch
+from rlrun.envs.factory import VecEnv
 from rlrun.networks.continuous import QEnsemble, TanhGaussianActor
 from rlrun.ops.targets import TargetSync
 from rlrun.registry import AlgoSpec
@@ -73,12 +74,13 @@ class Temperature(nn.Module):
         self.log_alpha = nn.Parameter(torch.tensor(log_alpha), requires_grad=learnable)
 
 
-class SACLearner:
+class SACLearner(ContinuousLearner):
     """Squashed Gaussian actor, twin critics with target copies, and the temperature."""
 
-    def __init__(self, cfg: TrainConfig, obs_space: gym.spaces.Box, action_space: gym.spaces.Box,
-                 device: torch.device) -> None:
+    def __init__(self, cfg: TrainConfig, envs: VecEnv, device: torch.device) -> None:
         algo: SACConfig = cfg.algo
+        obs_space, action_space = envs.single_observation_space, envs.single_action_space
+        super().__init__(action_space, envs.num_envs, algo.learning_starts, device)
         self.gamma, self.tau = algo.gamma, algo.tau
         self.actor = TanhGaussianActor(cfg.network, obs_space, action_space).to(device)
         self.critic = QEnsemble(cfg.network, obs_space, action_space, num_critics=2).to(device)
@@ -112,9 +114,6 @@ class SACLearner:
 
     def explore(self, obs: torch.Tensor) -> torch.Tensor:
         return self.actor.dist(obs).rsample()[0]
-
-    def end_episodes(self, ended: np.ndarray) -> None:
-        """The stochastic policy explores by itself: nothing to reset."""
 
     def update(self, batch: ReplayBatch, update: int) -> dict[str, torch.Tensor]:
         log_alpha = self.temperature.log_alpha
@@ -150,10 +149,7 @@ def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space)
 
 
 def train(cfg: TrainConfig, run: Run) -> TrainResult:
-    def make_learner(obs_space: gym.spaces.Box, action_space: gym.spaces.Box, num_envs: int) -> SACLearner:
-        return SACLearner(cfg, obs_space, action_space, run.device)
-
-    return train_off_policy(cfg, run, check_spaces, make_learner)
+    return train_off_policy(cfg, run, check_spaces, lambda envs: SACLearner(cfg, envs, run.device))
 
 
 SPEC = AlgoSpec(

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import gymnasium as gym
-
 from rlrun.algos._deterministic import DeterministicConfig, DeterministicLearner, make_policy
 from rlrun.algos._offpolicy import require_continuous_actions, train_off_policy
 from rlrun.config import TrainConfig, check
+from rlrun.envs.factory import VecEnv
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
 
@@ -47,9 +46,9 @@ check_spaces = require_continuous_actions("td3")
 def train(cfg: TrainConfig, run: Run) -> TrainResult:
     algo: TD3Config = cfg.algo
 
-    def make_learner(obs_space: gym.Space, action_space: gym.Space, num_envs: int) -> DeterministicLearner:
+    def make_learner(envs: VecEnv) -> DeterministicLearner:
         return DeterministicLearner(
-            cfg, obs_space, action_space, num_envs, run.device, num_critics=2,
+            cfg, envs, run.device, num_critics=2,
             policy_noise=algo.policy_noise, noise_clip=algo.noise_clip, policy_delay=algo.policy_delay,
         )
 

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor
 
+from rlrun.config import ConfigError
 from rlrun.data.memory import check_fits
+
+if TYPE_CHECKING:
+    from rlrun.envs.factory import VecEnv
 
 ArrayLike = np.ndarray | Tensor
 
@@ -489,3 +494,26 @@ class ReplayBuffer:
         store = self._final_obs
         self._final_obs = store.new_empty((slots, *store.shape[1:]))
         self._final_obs[seq % slots] = final_obs.to(store)
+
+
+def make_replay(capacity: int, envs: VecEnv, device: torch.device) -> ReplayBuffer:
+    """The replay buffer for these envs' spaces: integer actions for Discrete, float vectors for
+    Box; uint8 observations stored once (`optimize_memory`), image stacks frame by frame."""
+    if capacity < envs.num_envs:
+        raise ConfigError(
+            f"algo.buffer_size={capacity} is smaller than env.num_envs={envs.num_envs}; raise it"
+        )
+    obs_space, action_space = envs.single_observation_space, envs.single_action_space
+    frames = obs_space.dtype == np.uint8
+    discrete = isinstance(action_space, gym.spaces.Discrete)
+    return ReplayBuffer(
+        capacity,
+        obs_space.shape,
+        () if discrete else action_space.shape,
+        envs.num_envs,
+        obs_dtype=torch.uint8 if frames else torch.float32,
+        action_dtype=torch.int64 if discrete else torch.float32,
+        device=device,
+        optimize_memory=frames,
+        frame_stack=frames and len(obs_space.shape) == 3,
+    )
