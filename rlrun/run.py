@@ -3,7 +3,8 @@
 Output dirs, thread count, seeding, device, training and evaluation envs, the metrics
 logger, checkpoints (save, keep, resume) and signal handling (Ctrl-C, SIGTERM, and the
 SIGUSR1/SIGUSR2 that cluster schedulers send before a time limit or preemption). An algorithm
-owns its loop and calls these services; it never builds envs, writes files or seeds anything itself.
+owns its loop and calls these services; it never builds envs or seeds anything itself, and
+writes its own outputs (datasets, samples) only through `output_dir` and `append_text`.
 
 A run writes nothing into its run dir until training starts, when the algorithm, set up, calls
 `restore` (or first logs or checkpoints): a run refused while the algorithm sets up (a replay
@@ -283,6 +284,17 @@ class Run:
             tmp.write_text(text)
             os.replace(tmp, path)
         self.logger.open()
+
+    def output_dir(self) -> Path:
+        """The run dir, for an algorithm's own outputs (datasets, samples); only after `restore()`."""
+        if not self.logger.opened:
+            raise RuntimeError("an algorithm writes into its run dir only once restore() has accepted the run")
+        return self.run_dir
+
+    def append_text(self, name: str, text: str) -> None:
+        """Append `text` and a newline to the file `name` in the run dir (after `restore()`)."""
+        with open(self.output_dir() / name, "a") as file:
+            file.write(text + "\n")
 
     def make_envs(self, gamma: float = 0.99, num_envs: int | None = None) -> VecEnv:
         """The training envs (seeded from `seed`; reward normalisation discounts with `gamma`).

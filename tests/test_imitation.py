@@ -71,8 +71,8 @@ def test_beta_schedules():
 
 def test_collected_episodes_are_whole_and_consistent():
     envs = make_vec_env(EnvConfig(id="CartPole-v1"), 3)
-    run = SimpleNamespace(device=torch.device("cpu"), record_episodes=lambda step: None)
-    demos = collect_demos(lambda obs: torch.zeros(len(obs), dtype=torch.long), None, envs, 5, run, seed=0)
+    demos = collect_demos(lambda obs: torch.zeros(len(obs), dtype=torch.long), None, envs, 5,
+                          lambda step: None, torch.device("cpu"), seed=0)
     envs.close()
     # Always pushing left ends every episode by termination within a few dozen steps.
     assert demos.num_episodes == 5 and demos.episode_starts.sum() == 5

@@ -104,7 +104,7 @@ def test_collect_episodes_keeps_each_envs_quota(tmp_path, compose_cfg):
     try:
         first_obs = torch.as_tensor(envs.reset(seed=0))
         batch, next_obs = collect_episodes(lambda obs: torch.randint(0, 2, (len(obs),)), envs, first_obs,
-                                           quotas, run, torch.device("cpu"))
+                                           quotas, run.record_episodes, torch.device("cpu"))
         assert next_obs.shape == first_obs.shape
     finally:
         run.close()

@@ -186,8 +186,9 @@ def initial_demos(cfg: TrainConfig, run: Run, envs: VecEnv, expert: Expert | Non
         demos = load_demos(algo.dataset, cfg.env.id, obs_space, action_space)
         run.logger.message(f"Read {len(demos)} transitions ({demos.num_episodes} episodes) from {algo.dataset}")
         return demos
-    demos = collect_demos(expert.act, None, envs, algo.expert_episodes, run, seed=run.env_seed)
-    path = save_demos(demos, run.run_dir, cfg.env.id, obs_space, action_space)
+    demos = collect_demos(expert.act, None, envs, algo.expert_episodes, run.record_episodes, run.device,
+                          seed=run.env_seed)
+    path = save_demos(demos, run.output_dir(), cfg.env.id, obs_space, action_space)
     returns = demos.episode_returns()
     run.logger.message(
         f"Recorded {demos.num_episodes} expert episodes ({len(demos)} transitions, return "

@@ -267,7 +267,7 @@ def train_loop(cfg: TrainConfig, run: Run, learner: Learner, policy_update: Poli
     global_step = run.restore()
     obs = envs.reset(seed=run.env_seed)
     while global_step < cfg.total_timesteps and not run.should_stop:
-        obs = collect_rollout(agent, envs, buffer, obs, run)
+        obs = collect_rollout(agent, envs, buffer, obs, run.record_episodes, cfg.numpy_acting)
         batch = Batch.from_rollout(buffer, algo.gamma, algo.gae_lambda)
         metrics = policy_update(agent, batch)
         metrics.update(value_update(cfg, learner, batch, global_step))

@@ -71,7 +71,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     while global_step < cfg.total_timesteps and not run.should_stop:
         lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
         set_lr(optimizer, lr)
-        obs = collect_rollout(agent, envs, buffer, obs, run)
+        obs = collect_rollout(agent, envs, buffer, obs, run.record_episodes, cfg.numpy_acting)
         global_step += buffer.batch_size
         batch = Batch.from_rollout(buffer, algo.gamma, algo.gae_lambda)
         metrics = actor_critic_step(

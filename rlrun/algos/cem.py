@@ -158,7 +158,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     while global_step < cfg.total_timesteps and not run.should_stop:
         candidates = search.sample(algo.population)
         act = partial(batched_act, actor, unflatten(actor, candidates), deterministic=algo.deterministic)
-        batch, obs = collect_episodes(act, envs, obs, quotas, run, run.device, store_transitions=False)
+        batch, obs = collect_episodes(act, envs, obs, quotas, run.record_episodes, run.device, store_transitions=False)
         global_step += batch.num_steps
         scores = batch.env_returns
         extra_std = algo.noise_floor * algo.noise_decay**search.iteration

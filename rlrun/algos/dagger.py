@@ -95,8 +95,8 @@ def run_round(actor: Actor, expert: Expert, envs: VecEnv, cfg: TrainConfig, run:
               beta: float) -> Demos:
     """Roll out the β-mixture and return the expert-labelled episodes."""
     actor.eval()
-    demos = collect_demos(mixed_policy(actor, expert, beta), expert.act, envs, cfg.algo.episodes_per_round, run,
-                          seed=cfg.seed + 7919 * round_index)  # a function of the round: exact on resume
+    demos = collect_demos(mixed_policy(actor, expert, beta), expert.act, envs, cfg.algo.episodes_per_round,
+                          run.record_episodes, run.device, seed=cfg.seed + 7919 * round_index)  # a function of the round: exact on resume
     actor.train()
     return demos
 

@@ -86,7 +86,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     while global_step < cfg.total_timesteps and not run.should_stop:
         lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
         set_lr(optimizer, lr)
-        obs = collect_rollout(behaviour, envs, buffer, obs, run, critic=agent)
+        obs = collect_rollout(behaviour, envs, buffer, obs, run.record_episodes, cfg.numpy_acting, critic=agent)
         global_step += buffer.batch_size
         b_obs, b_actions = buffer.flat_obs(), buffer.flat_actions()
         with torch.no_grad():

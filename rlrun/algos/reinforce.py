@@ -122,7 +122,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
         set_lr(optimizer, lr)
         if algo.baseline:
             set_lr(value_optimizer, scheduled_lr(value_optimizer_cfg, global_step, cfg.total_timesteps))
-        batch, obs = collect_episodes(sample, envs, obs, quotas, run, run.device)
+        batch, obs = collect_episodes(sample, envs, obs, quotas, run.record_episodes, run.device)
         global_step += batch.num_steps
         valid = batch.valid
         b_obs, b_actions = batch.obs[valid], batch.actions[valid]

@@ -27,6 +27,7 @@ import importlib.util
 import itertools
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,8 @@ import torch
 
 from rlrun.checkpoint import CheckpointError
 from rlrun.config import ConfigError
-from rlrun.envs.factory import VecEnv, env_spaces
+from rlrun.envs.factory import Step, VecEnv, env_spaces
 from rlrun.policy_io import load_policy
-from rlrun.run import Run
 
 NPZ_NAME = "demos.npz"
 """File name of a dataset written as .npz in the run dir."""
@@ -152,7 +152,8 @@ def collect_demos(
     label: Any,
     envs: VecEnv,
     episodes: int,
-    run: Run,
+    on_step: Callable[[Step], None],
+    device: torch.device,
     seed: int | None = None,
 ) -> Demos:
     """Run `episodes` whole episodes (spread over the envs) and record them.
@@ -163,10 +164,10 @@ def collect_demos(
         envs: Vector env returning raw observations.
         episodes: Episodes to record (count); each env runs a fixed quota of them, so short
             episodes are not over-represented, and steps past its quota are dropped.
-        run: Receives the finished episodes for the `rollout/` metrics.
+        on_step: Receives every env step (the run's `record_episodes`, for the `rollout/` metrics).
+        device: Where `act` and `label` take their observations.
         seed: Seed of the reset that starts the collection.
     """
-    device = run.device
     num_envs = envs.num_envs
     quotas = np.array([episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)])
     done = np.zeros(num_envs, np.int64)
@@ -179,7 +180,7 @@ def collect_demos(
         actions = act(obs)
         labels = actions if label is None else label(obs)
         step = envs.step(actions.cpu().numpy())
-        run.record_episodes(step)
+        on_step(step)
         for name, value in (("obs", obs.cpu().numpy()), ("actions", labels.cpu().numpy()),
                             ("rewards", step.rewards), ("terminations", step.terminations),
                             ("truncations", step.truncations), ("active", active)):

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rlrun.envs.factory import VecEnv
-from rlrun.run import Run
+from rlrun.envs.factory import Step, VecEnv
 
 
 @dataclass
@@ -58,7 +57,7 @@ def collect_episodes(
     envs: VecEnv,
     obs: torch.Tensor,
     quotas: np.ndarray,
-    run: Run,
+    on_step: Callable[[Step], None],
     device: torch.device,
     store_transitions: bool = True,
 ) -> tuple[EpisodeBatch, torch.Tensor]:
@@ -67,7 +66,7 @@ def collect_episodes(
 
     The envs are reset at the end of a batch, not at the start of the next, so that a
     checkpoint taken between batches holds envs at the start of their next episodes.
-    Finished training episodes (quota or not) are reported to `run` for the `rollout/` metrics.
+    Every env step is passed to `on_step` (the run's `record_episodes`, for the `rollout/` metrics).
     """
     done = np.zeros(envs.num_envs, np.int64)
     return_sums = np.zeros(envs.num_envs, np.float64)
@@ -78,7 +77,7 @@ def collect_episodes(
     while active.any():
         actions = act(obs)
         step = envs.step(actions.cpu().numpy())
-        run.record_episodes(step)
+        on_step(step)
         if store_transitions:
             obs_rows.append(obs)
             action_rows.append(actions)

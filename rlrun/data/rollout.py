@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import gymnasium as gym
@@ -9,10 +10,9 @@ import numpy as np
 import torch
 
 from rlrun.data.memory import check_fits
-from rlrun.envs.factory import VecEnv
+from rlrun.envs.factory import Step, VecEnv
 from rlrun.networks import numpy_acting
 from rlrun.networks.actor_critic import ActorCritic
-from rlrun.run import Run
 
 _COLUMNS = ("obs", "actions", "logprobs", "rewards", "values", "next_values", "terminations", "episode_ends")
 
@@ -122,15 +122,16 @@ def make_sampler(actor: ActorCritic, critic: ActorCritic, buffer: RolloutBuffer,
 
 @torch.no_grad()
 def collect_rollout(
-    agent: ActorCritic, envs: VecEnv, buffer: RolloutBuffer, obs: np.ndarray, run: Run,
-    critic: ActorCritic | None = None,
+    agent: ActorCritic, envs: VecEnv, buffer: RolloutBuffer, obs: np.ndarray,
+    on_step: Callable[[Step], None], act_in_numpy: bool, critic: ActorCritic | None = None,
 ) -> np.ndarray:
     """Fill `buffer` with `buffer.num_steps` steps of `agent`'s sampling policy (values from
     `critic`, by default `agent`); returns the next observations.
 
-    Finished training episodes are reported to `run` for the `rollout/` metrics.
+    Every env step is passed to `on_step` (the run's `record_episodes`, for the `rollout/`
+    metrics); `act_in_numpy` lets small MLPs act in numpy (`config.TrainConfig.numpy_acting`).
     """
-    sampler = make_sampler(agent, critic or agent, buffer, run.cfg.numpy_acting)
+    sampler = make_sampler(agent, critic or agent, buffer, act_in_numpy)
     store, put = sampler.columns(buffer), sampler.put
     truncated_rows: list[tuple[int, np.ndarray, np.ndarray]] = []
     obs = put(obs)
@@ -139,7 +140,7 @@ def collect_rollout(
         store.obs[t] = obs
         store.actions[t] = actions
         step = envs.step(sampler.to_env(actions))
-        run.record_episodes(step)
+        on_step(step)
         store.rewards[t] = put(step.rewards)
         store.terminations[t] = put(step.terminations)
         store.episode_ends[t] = put(step.terminations | step.truncations)

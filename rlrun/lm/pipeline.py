@@ -436,8 +436,7 @@ def write_samples(run: Run, task: LMTask, rollout: Rollout, global_step: int, co
                                             rollout.scores.tolist())]
     text = f"samples at step {global_step} (prompt|response):\n" + "\n".join(lines)
     run.logger.message(text)
-    with open(run.run_dir / "samples.txt", "a") as file:
-        file.write(text + "\n")
+    run.append_text("samples.txt", text)
 
 
 def make_evaluator(cfg: TrainConfig, task: LMTask, device: torch.device) -> Callable[[TokenPolicy], EvalResult]:
