@@ -8,8 +8,9 @@ import pickle
 import shutil
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -136,3 +137,96 @@ class Checkpointer:
                 f"cannot write {target} ({error.strerror}); {source.name} beside it is complete. "
                 "Free disk space or make the dir writable, then re-run the same command to resume"
             ) from None
+
+
+class Stateful(Protocol):
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> Any: ...
+
+
+class SideFile:
+    """Marks a tracked object whose state is too large for the checkpoint file (a replay buffer).
+
+    `run.track(replay=SideFile(buffer))` writes the state to `checkpoints/<name>.pt` beside
+    each checkpoint (atomically, before `last.pt`), with the same format marker and
+    `weights_only` loading; the checkpoint itself holds only the file name and step. Numbered
+    checkpoints and `best.pt` share the one side file, so resuming from them continues with
+    the newest side-file state.
+    """
+
+    def __init__(self, obj: Stateful) -> None:
+        self.obj = obj
+
+
+def non_finite_tensor(state: dict[str, Any]) -> str | None:
+    """Name of the first floating-point tensor in `state` holding a NaN or infinity."""
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            return name
+    return None
+
+
+def tracked_states(
+    tracked: dict[str, Stateful | SideFile], directory: Path, step: int, notice: Callable[[str], None]
+) -> dict[str, Any]:
+    """The checkpoint's `modules` entry: each object's state, side files written to `directory`."""
+    return {
+        name: save_side_file(name, obj.obj, directory, step, notice) if isinstance(obj, SideFile)
+        else obj.state_dict()
+        for name, obj in tracked.items()
+    }
+
+
+def save_side_file(
+    name: str, obj: Stateful, directory: Path, step: int, notice: Callable[[str], None]
+) -> dict[str, Any]:
+    path = directory / f"{name}.pt"
+    save_atomic({"format": FORMAT, "global_step": int(step), "state": obj.state_dict()}, path)
+    notice(f"Wrote {name} state to {path} ({path.stat().st_size / 2**20:.1f} MB)")
+    return {"side_file": path.name, "global_step": int(step)}
+
+
+def load_tracked(
+    tracked: dict[str, Stateful | SideFile], state: dict[str, Any], path: Path,
+    notice: Callable[[str], None],
+) -> None:
+    """Load the checkpoint `state` (read from `path`) into the tracked objects.
+
+    Raises:
+        CheckpointError: the checkpoint lacks an object, one does not fit, or a side file is missing.
+    """
+    missing = set(tracked) - set(state["modules"])
+    if missing:
+        raise CheckpointError(
+            f"{path} lacks {sorted(missing)}, which this config needs: resume with "
+            "the checkpoint's config, or train in a new run dir"
+        )
+    for name, obj in tracked.items():
+        try:
+            if isinstance(obj, SideFile):
+                obj.obj.load_state_dict(_load_side_file(state["modules"][name], path, int(state["global_step"]), notice))
+            else:
+                obj.load_state_dict(state["modules"][name])
+        except (RuntimeError, KeyError, ValueError, IndexError) as error:
+            raise CheckpointError(
+                f"{path}: its {name} does not fit this config "
+                f"({str(error).strip().splitlines()[0][:160]}); resume with the checkpoint's "
+                "network and algo settings, or train in a new run dir"
+            ) from None
+
+
+def _load_side_file(entry: dict[str, Any], checkpoint: Path, step: int, notice: Callable[[str], None]) -> dict[str, Any]:
+    path = checkpoint.parent / entry["side_file"]
+    if not path.is_file():
+        raise CheckpointError(
+            f"{checkpoint} needs {path.name} beside it, which is missing; resume from "
+            "the checkpoints dir that holds both"
+        )
+    side = load_checkpoint(path, map_location="cpu")
+    if side["global_step"] != step:
+        notice(
+            f"{path.name} is from step {side['global_step']}, the checkpoint from step {step}: "
+            f"continuing with the state of step {side['global_step']}"
+        )
+    return side["state"]

@@ -14,17 +14,14 @@ buffer that does not fit, a checkpoint that does not fit the config) leaves the 
 from __future__ import annotations
 
 import os
-import random
 import signal
 import sys
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 from omegaconf import OmegaConf
 from torch import nn
@@ -32,23 +29,22 @@ from torch import nn
 from rlrun.checkpoint import (
     FORMAT,
     Checkpointer,
-    CheckpointError,
+    SideFile,
+    Stateful,
     load_checkpoint,
-    save_atomic,
+    load_tracked,
+    non_finite_tensor,
+    tracked_states,
 )
 from rlrun.config import ConfigError, TrainConfig
 from rlrun.envs.factory import Step, VecEnv, make_vec_env
 from rlrun.evaluation import EvalResult, EvaluationInterrupted, evaluate
 from rlrun.logger import Logger
 from rlrun.ops.optim import FlatOptimizer, NonFiniteError
+from rlrun.ops.stats import EpisodeWindow
 from rlrun.resume import config_changes, resume_state
+from rlrun.seeding import rng_state, seed_everything, set_deterministic, set_rng_state
 from rlrun.threads import thread_control
-
-
-class Stateful(Protocol):
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> Any: ...
 
 
 class Policy(Protocol):
@@ -63,20 +59,6 @@ class Scalars(dict):
 
     def load_state_dict(self, state: dict[str, float]) -> None:
         self.update(state)
-
-
-class SideFile:
-    """Marks a tracked object whose state is too large for the checkpoint file (a replay buffer).
-
-    `run.track(replay=SideFile(buffer))` writes the state to `checkpoints/<name>.pt` beside
-    each checkpoint (atomically, before `last.pt`), with the same format marker and
-    `weights_only` loading; the checkpoint itself holds only the file name and step. Numbered
-    checkpoints and `best.pt` share the one side file, so resuming from them continues with
-    the newest side-file state.
-    """
-
-    def __init__(self, obj: Stateful) -> None:
-        self.obj = obj
 
 
 @dataclass
@@ -150,43 +132,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def rng_state() -> dict[str, Any]:
-    """Python, numpy and torch generator states as tensors and plain data."""
-    numpy_state = np.random.get_state(legacy=False)
-    state = {
-        "python": random.getstate(),
-        "numpy_key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
-        "numpy_pos": int(numpy_state["state"]["pos"]),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    np.random.set_state(("MT19937", state["numpy_key"].numpy().astype(np.uint32), state["numpy_pos"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _non_finite_tensor(state: dict[str, Any]) -> str | None:
-    """Name of the first floating-point tensor in `state` holding a NaN or infinity."""
-    for name, value in state.items():
-        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            return name
-    return None
-
-
 class Run:
     """One training run in `run_dir`, fresh or resumed from its checkpoint.
 
@@ -202,11 +147,7 @@ class Run:
         self._resume_path, self._resume_state, self._config_changes = resumed or (None, None, [])
         self.threads = thread_control(cfg.torch_threads)
         """Torch's CPU thread count, fixed or chosen by timing (`torch_threads=auto`)."""
-        if cfg.deterministic:
-            # cuBLAS is repeatable only with a fixed workspace, read when its first handle is made
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        if cfg.deterministic != torch.are_deterministic_algorithms_enabled():
-            torch.use_deterministic_algorithms(cfg.deterministic)  # its first call imports for ~1.7 s
+        set_deterministic(cfg.deterministic)
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
         self.checkpointer = Checkpointer(self.run_dir / "checkpoints", cfg.checkpoint.keep)
@@ -349,48 +290,10 @@ class Run:
         if state is None:
             self._open()
             return 0
-        missing = set(self._tracked) - set(state["modules"])
-        if missing:
-            raise CheckpointError(
-                f"{self._resume_path} lacks {sorted(missing)}, which this config needs: resume with "
-                "the checkpoint's config, or train in a new run dir"
-            )
-        for name, obj in self._tracked.items():
-            try:
-                if isinstance(obj, SideFile):
-                    obj.obj.load_state_dict(self._load_side_file(state["modules"][name], int(state["global_step"])))
-                else:
-                    obj.load_state_dict(state["modules"][name])
-            except (RuntimeError, KeyError, ValueError, IndexError) as error:
-                raise CheckpointError(
-                    f"{self._resume_path}: its {name} does not fit this config "
-                    f"({str(error).strip().splitlines()[0][:160]}); resume with the checkpoint's "
-                    "network and algo settings, or train in a new run dir"
-                ) from None
+        load_tracked(self._tracked, state, self._resume_path, self.logger.message)
         set_rng_state(state["rng"])
         self._open()
         return int(state["global_step"])
-
-    def _load_side_file(self, entry: dict[str, Any], step: int) -> dict[str, Any]:
-        path = self._resume_path.parent / entry["side_file"]
-        if not path.is_file():
-            raise CheckpointError(
-                f"{self._resume_path} needs {path.name} beside it, which is missing; resume from "
-                "the checkpoints dir that holds both"
-            )
-        side = load_checkpoint(path, map_location="cpu")
-        if side["global_step"] != step:
-            self.logger.message(
-                f"{path.name} is from step {side['global_step']}, the checkpoint from step {step}: "
-                f"continuing with the state of step {side['global_step']}"
-            )
-        return side["state"]
-
-    def _save_side_file(self, name: str, obj: Stateful, step: int) -> dict[str, Any]:
-        path = self.checkpointer.directory / f"{name}.pt"
-        save_atomic({"format": FORMAT, "global_step": int(step), "state": obj.state_dict()}, path)
-        self.logger.message(f"Wrote {name} state to {path} ({path.stat().st_size / 2**20:.1f} MB)")
-        return {"side_file": path.name, "global_step": int(step)}
 
     # ----- during training ----------------------------------------------------------------
     @property
@@ -517,7 +420,7 @@ class Run:
         self._open()
         self.step = step
         for name, obj in self._tracked.items():
-            if isinstance(obj, nn.Module) and (tensor := _non_finite_tensor(obj.state_dict())):
+            if isinstance(obj, nn.Module) and (tensor := non_finite_tensor(obj.state_dict())):
                 raise NonFiniteError(f"non-finite parameter {name}.{tensor}")
         state = {
             "format": FORMAT,
@@ -529,10 +432,7 @@ class Run:
             "final_eval_return": self.final_eval_return,
             "wandb_id": self.logger.wandb_id,
             "episodes": self._episodes.state_dict(),
-            "modules": {
-                name: self._save_side_file(name, obj.obj, step) if isinstance(obj, SideFile) else obj.state_dict()
-                for name, obj in self._tracked.items()
-            },
+            "modules": tracked_states(self._tracked, self.checkpointer.directory, step, self.logger.message),
             "rng": rng_state(),
         }
         self.checkpointer.save(state, step, best=best)
@@ -588,36 +488,3 @@ class Run:
             if envs is not None:
                 envs.close()
         self.logger.close()
-
-
-class EpisodeWindow:
-    """Returns and lengths of the last `size` finished training episodes (the `rollout/` window)."""
-
-    def __init__(self, size: int) -> None:
-        self.returns: deque[float] = deque(maxlen=size)
-        self.lengths: deque[int] = deque(maxlen=size)
-        self.total = 0
-        """Training episodes finished since the run started (count)."""
-
-    def add(self, returns: np.ndarray, lengths: np.ndarray) -> None:
-        self.returns.extend(returns.tolist())
-        self.lengths.extend(lengths.tolist())
-        self.total += len(returns)
-
-    def metrics(self) -> dict[str, float]:
-        """`rollout/ep_return_mean` and `rollout/ep_len_mean` over the window, and the episode count."""
-        if not self.returns:
-            return {}
-        return {
-            "rollout/ep_return_mean": float(np.mean(self.returns)),
-            "rollout/ep_len_mean": float(np.mean(self.lengths)),
-            "rollout/episodes": float(self.total),
-        }
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"returns": list(self.returns), "lengths": list(self.lengths), "total": self.total}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.returns.extend(state.get("returns", []))
-        self.lengths.extend(state.get("lengths", []))
-        self.total = int(state.get("total", 0))
