@@ -1,13 +1,12 @@
 """Optimizers over flat parameters match torch.optim on the unflattened network."""
 
-import dataclasses
 
 import pytest
 import torch
 from torch import nn
 
 from rlrun.config import OptimizerConfig
-from rlrun.ops.optim import NonFiniteError, make_optimizer, scheduled_lr
+from rlrun.ops.optim import NonFiniteError, anneal_lr, make_optimizer
 
 
 def twin_networks():
@@ -82,10 +81,13 @@ def test_clip_grad_norm_covers_exactly_the_optimizers_parameters():
         assert torch.allclose(mine.grad, theirs.grad, rtol=1e-5)
 
 
-def test_linear_schedule():
-    cfg = dataclasses.replace(OptimizerConfig(lr=1.0), schedule="linear")
-    assert [scheduled_lr(cfg, s, 100) for s in (0, 25, 100, 150)] == [1.0, 0.75, 0.0, 0.0]
-    assert scheduled_lr(OptimizerConfig(lr=1.0), 50, 100) == 1.0
+def test_linear_schedule_scales_each_optimizers_own_rate():
+    actor = make_optimizer(nn.Linear(2, 2).parameters(), OptimizerConfig(lr=2.0))
+    critic = make_optimizer(nn.Linear(2, 2).parameters(), OptimizerConfig(lr=1.0))
+    assert [anneal_lr(actor, "linear", s, 100) for s in (0, 25, 100, 150)] == [2.0, 1.5, 0.0, 0.0]
+    assert [anneal_lr(critic, "linear", s, 100) for s in (0, 25)] == [1.0, 0.75]
+    assert critic.param_groups[0]["lr"] == 0.75
+    assert anneal_lr(critic, "constant", 50, 100) == 1.0  # from the configured rate, not the last one
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])

@@ -17,7 +17,7 @@ from rlrun.envs.factory import VecEnv
 from rlrun.networks.heads import make_policy_head
 from rlrun.networks.torso import make_torso
 from rlrun.ops.distributions import Categorical, Distribution
-from rlrun.ops.optim import FlatOptimizer, make_optimizer, scheduled_lr, set_lr
+from rlrun.ops.optim import FlatOptimizer, anneal_lr, make_optimizer
 from rlrun.run import Run, Scalars
 
 
@@ -157,8 +157,7 @@ def fit(actor: Actor, optimizer: FlatOptimizer, demos: Demos, cfg: TrainConfig, 
     train_obs, train_actions = obs[train_idx], actions[train_idx]
     val_obs, val_actions = obs[val_idx], actions[val_idx]
     while progress["epochs"] < algo.epochs and global_step < cfg.total_timesteps and not run.should_stop:
-        lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
-        set_lr(optimizer, lr)
+        lr = anneal_lr(optimizer, cfg.optimizer.schedule, global_step, cfg.total_timesteps)
         loss = train_epoch(actor, optimizer, train_obs, train_actions, algo)
         global_step += len(train_actions)
         progress["epochs"] += 1

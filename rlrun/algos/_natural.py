@@ -35,7 +35,7 @@ from rlrun.data.rollout import RolloutBuffer, collect_rollout
 from rlrun.envs.factory import VecEnv
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.distributions import frozen
-from rlrun.ops.optim import FlatOptimizer, make_optimizer, scheduled_lr, set_lr
+from rlrun.ops.optim import FlatOptimizer, anneal_lr, make_optimizer
 from rlrun.ops.returns import explained_variance
 from rlrun.ops.trust_region import (
     MatVec,
@@ -234,8 +234,7 @@ def fit_value(
 def value_update(cfg: TrainConfig, learner: Learner, batch: Batch, global_step: int) -> dict[str, float]:
     """Fit the critic on `batch` at the scheduled `algo.vf_lr`; returns its `train/` metrics."""
     algo: NaturalPGConfig = cfg.algo
-    lr = scheduled_lr(replace(cfg.optimizer, lr=algo.vf_lr), global_step, cfg.total_timesteps)
-    set_lr(learner.value_optimizer, lr)
+    lr = anneal_lr(learner.value_optimizer, cfg.optimizer.schedule, global_step, cfg.total_timesteps)
     value_loss = fit_value(learner.agent, learner.value_optimizer, batch, algo.vf_epochs, algo.vf_minibatches)
     return {
         "train/value_loss": value_loss,

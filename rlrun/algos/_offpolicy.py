@@ -36,7 +36,7 @@ from rlrun.config import (
 from rlrun.data.replay import ArrayLike, ReplayBatch, make_replay
 from rlrun.envs.factory import VecEnv
 from rlrun.networks.continuous import ActionScaler
-from rlrun.ops.optim import FlatOptimizer, make_optimizer, scheduled_lr
+from rlrun.ops.optim import FlatOptimizer, anneal_lr, make_optimizer
 from rlrun.ops.schedule import crossed
 from rlrun.ops.stats import MeanStats
 from rlrun.run import Run, Scalars, SideFile, Stateful, TrainResult
@@ -222,14 +222,6 @@ class SampleGenerator:
         self.generator.set_state(state["state"])
 
 
-def _anneal(optimizers: list[FlatOptimizer], cfg: OptimizerConfig, step: int, total: int) -> None:
-    """Scale every learning rate by the `optimizer.schedule` factor at `step`."""
-    factor = scheduled_lr(cfg, step, total) / cfg.lr
-    for optimizer in optimizers:
-        for group in optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * factor
-
-
 def train_off_policy(
     cfg: TrainConfig,
     run: Run,
@@ -243,9 +235,6 @@ def train_off_policy(
     replay = make_replay(algo.buffer_size, envs, run.device)
     run.note_learning_starts(algo.learning_starts)
     learner = make_learner(envs)
-    for optimizer in learner.optimizers:
-        for group in optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
     sampler = SampleGenerator(cfg.seed)
     progress = Scalars(updates=0)
     run.track(**learner.tracked(), envs=envs, replay=SideFile(replay), sampler=sampler, progress=progress)
@@ -267,8 +256,8 @@ def train_off_policy(
         learner.after_env_step(previous, global_step)
 
         if global_step > algo.learning_starts and crossed(previous, global_step, algo.train_every):
-            if cfg.optimizer.schedule != "constant":
-                _anneal(learner.optimizers, cfg.optimizer, global_step, cfg.total_timesteps)
+            for optimizer in learner.optimizers:
+                anneal_lr(optimizer, cfg.optimizer.schedule, global_step, cfg.total_timesteps)
             for _ in range(algo.gradient_steps):
                 batch = replay.sample(algo.batch_size, sampler.generator)
                 stats.add(learner.update(batch, int(progress["updates"])))

@@ -33,7 +33,7 @@ from rlrun.lm.pipeline import (
 )
 from rlrun.lm.task import LMTask
 from rlrun.ops.clipped import clipped_policy_loss
-from rlrun.ops.optim import scheduled_lr, set_lr
+from rlrun.ops.optim import anneal_lr
 from rlrun.ops.rlhf import group_advantages, kl_k3
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
@@ -89,8 +89,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     task = check_grpo_task(cfg)
     models, coefs, global_step = prepare(cfg, run, task, with_value=False)
     while global_step < cfg.total_timesteps and not run.should_stop:
-        lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
-        set_lr(models.optimizers[0], lr)
+        lr = anneal_lr(models.optimizers[0], cfg.optimizer.schedule, global_step, cfg.total_timesteps)
         prompts = task.prompts(algo.prompts_per_batch).to(run.device).repeat_interleave(algo.group_size, 0)
         rollout = collect(models, task, prompts, algo.temperature)
         advantages = group_advantages(rollout.scores, algo.group_size)[:, None].expand(-1, task.response_length)

@@ -25,7 +25,7 @@ from rlrun.config import AlgoConfig, TrainConfig, check, check_discount
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.importance import truncated_importance_weights, vtrace
-from rlrun.ops.optim import make_optimizer, scheduled_lr, set_lr
+from rlrun.ops.optim import anneal_lr, make_optimizer
 from rlrun.ops.policy_gradient import actor_critic_step
 from rlrun.ops.targets import hard_update
 from rlrun.registry import AlgoSpec
@@ -84,8 +84,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
                            envs.single_action_space, run.device)
     obs = envs.reset(seed=run.env_seed)
     while global_step < cfg.total_timesteps and not run.should_stop:
-        lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
-        set_lr(optimizer, lr)
+        lr = anneal_lr(optimizer, cfg.optimizer.schedule, global_step, cfg.total_timesteps)
         obs = collect_rollout(behaviour, envs, buffer, obs, run.record_episodes, cfg.numpy_acting, critic=agent)
         global_step += buffer.batch_size
         b_obs, b_actions = buffer.flat_obs(), buffer.flat_actions()

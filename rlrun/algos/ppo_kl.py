@@ -33,7 +33,7 @@ from rlrun.data.batch import Batch
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
 from rlrun.ops.clipped import clipped_value_loss
 from rlrun.ops.distributions import Distribution, frozen
-from rlrun.ops.optim import make_optimizer, scheduled_lr, set_lr
+from rlrun.ops.optim import anneal_lr, make_optimizer
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, Scalars, TrainResult
 
@@ -121,8 +121,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
                            envs.single_action_space, run.device)
     obs = envs.reset(seed=run.env_seed)
     while global_step < cfg.total_timesteps and not run.should_stop:
-        lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
-        set_lr(optimizer, lr)
+        lr = anneal_lr(optimizer, cfg.optimizer.schedule, global_step, cfg.total_timesteps)
         obs = collect_rollout(agent, envs, buffer, obs, run.record_episodes, cfg.numpy_acting)
         global_step += buffer.batch_size
         batch = Batch.from_rollout(buffer, algo.gamma, algo.gae_lambda)

@@ -42,7 +42,7 @@ from rlrun.lm.pipeline import (
     update,
 )
 from rlrun.ops.clipped import ppo_loss
-from rlrun.ops.optim import scheduled_lr, set_lr
+from rlrun.ops.optim import anneal_lr
 from rlrun.ops.returns import explained_variance
 from rlrun.ops.rlhf import kl_shaped_rewards, response_advantages
 from rlrun.registry import AlgoSpec
@@ -96,9 +96,8 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     models, coefs, global_step = prepare(cfg, run, task, with_value=True, score_rms=score_rms)
     n = task.prompt_length
     while global_step < cfg.total_timesteps and not run.should_stop:
-        lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
         for optimizer in models.optimizers:
-            set_lr(optimizer, lr)
+            lr = anneal_lr(optimizer, cfg.optimizer.schedule, global_step, cfg.total_timesteps)
         rollout = collect(models, task, task.prompts(algo.prompts_per_batch).to(run.device), algo.temperature)
         scores = normalized_scores(rollout.scores, score_rms) if algo.normalize_reward else rollout.scores
         rewards = kl_shaped_rewards(rollout.logprobs, rollout.ref_logprobs, scores, coefs["beta"])

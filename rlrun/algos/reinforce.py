@@ -26,7 +26,7 @@ import torch
 from rlrun.config import AlgoConfig, ConfigError, TrainConfig, check, check_discount
 from rlrun.data.episodes import EpisodeBatch, collect_episodes, episode_quotas
 from rlrun.networks.actor_critic import ActorCritic
-from rlrun.ops.optim import make_optimizer, scheduled_lr, set_lr
+from rlrun.ops.optim import anneal_lr, make_optimizer
 from rlrun.ops.policy_gradient import actor_critic_step, value_regression_steps
 from rlrun.ops.returns import discounted_returns, explained_variance
 from rlrun.registry import AlgoSpec
@@ -118,10 +118,9 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     obs = torch.as_tensor(envs.reset(seed=run.env_seed), device=run.device)
     sample = lambda obs: agent.dist(obs).sample()
     while global_step < cfg.total_timesteps and not run.should_stop:
-        lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
-        set_lr(optimizer, lr)
+        lr = anneal_lr(optimizer, cfg.optimizer.schedule, global_step, cfg.total_timesteps)
         if algo.baseline:
-            set_lr(value_optimizer, scheduled_lr(value_optimizer_cfg, global_step, cfg.total_timesteps))
+            anneal_lr(value_optimizer, cfg.optimizer.schedule, global_step, cfg.total_timesteps)
         batch, obs = collect_episodes(sample, envs, obs, quotas, run.record_episodes, run.device)
         global_step += batch.num_steps
         valid = batch.valid

@@ -50,7 +50,7 @@ from rlrun.data.batch import Batch
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
 from rlrun.envs.normalize import RunningMeanStd
 from rlrun.networks.mlp import flat_dim, mlp
-from rlrun.ops.optim import FlatOptimizer, make_optimizer, scheduled_lr, set_lr
+from rlrun.ops.optim import FlatOptimizer, anneal_lr, make_optimizer
 from rlrun.ops.preferences import (
     bradley_terry_loss,
     ensemble_disagreement,
@@ -352,8 +352,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     forward_and_loss = minibatch_loss(clipped_loss(algo), cfg.compile)
     obs = envs.reset(seed=run.env_seed)
     while global_step < cfg.total_timesteps and not run.should_stop:
-        lr = scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps)
-        set_lr(optimizer, lr)
+        lr = anneal_lr(optimizer, cfg.optimizer.schedule, global_step, cfg.total_timesteps)
         obs = collect_rollout(agent, envs, buffer, obs, run.record_episodes, cfg.numpy_acting)
         global_step += buffer.batch_size
         metrics: dict[str, float] = {}

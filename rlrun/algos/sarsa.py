@@ -35,7 +35,7 @@ from rlrun.algos._td_control import (
 )
 from rlrun.config import TrainConfig, check
 from rlrun.networks.q import QNetwork
-from rlrun.ops.optim import make_optimizer, scheduled_lr, set_lr
+from rlrun.ops.optim import anneal_lr, make_optimizer
 from rlrun.ops.schedule import crossed
 from rlrun.ops.stats import MeanStats
 from rlrun.ops.targets import hard_update
@@ -180,7 +180,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
         ):
             hard_update(target_network, q_network)
         epsilon = algo.epsilon(global_step, cfg.total_timesteps)
-        set_lr(optimizer, scheduled_lr(cfg.optimizer, global_step, cfg.total_timesteps))
+        anneal_lr(optimizer, cfg.optimizer.schedule, global_step, cfg.total_timesteps)
         b_obs, b_actions = batch.flat("obs"), batch.flat("actions")
         for _ in range(algo.gradient_steps):
             targets = sarsa_targets(q_network, target_network, batch, algo, epsilon)

@@ -48,6 +48,8 @@ class FlatOptimizer:
             p._rlrun_flat = True
             offset += n
         self.optimizer = _torch_optimizer(self.flat, cfg, first.device)
+        self.base_lr = cfg.lr
+        """The configured learning rate, which `anneal_lr` scales by the schedule."""
         self.name = "optimizer"
         self.skip_nonfinite = False
         self.skipped_steps = 0
@@ -146,11 +148,19 @@ def make_optimizer(params: Iterable[nn.Parameter], cfg: OptimizerConfig) -> Flat
     return FlatOptimizer(params, cfg)
 
 
-def scheduled_lr(cfg: OptimizerConfig, step: int, total_steps: int) -> float:
-    """Learning rate at global env step `step`: constant, or linear from lr down to 0."""
-    if cfg.schedule == "linear":
-        return cfg.lr * max(0.0, 1.0 - step / total_steps)
-    return cfg.lr
+def lr_fraction(schedule: str, step: int, total_steps: int) -> float:
+    """The fraction of the configured learning rate at global env step `step`: 1 (constant), or
+    linear from 1 down to 0 at `total_steps`."""
+    if schedule == "linear":
+        return max(0.0, 1.0 - step / total_steps)
+    return 1.0
+
+
+def anneal_lr(optimizer: FlatOptimizer, schedule: str, step: int, total_steps: int) -> float:
+    """Set `optimizer`'s learning rate to its configured one times `lr_fraction`; returns it."""
+    lr = optimizer.base_lr * lr_fraction(schedule, step, total_steps)
+    set_lr(optimizer, lr)
+    return lr
 
 
 def set_lr(optimizer: FlatOptimizer | torch.optim.Optimizer, lr: float) -> None:
