@@ -17,7 +17,7 @@ from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.clipped import ppo_loss
 from rlrun.ops.distributions import Distribution
 from rlrun.ops.optim import FlatOptimizer
-from rlrun.ops.returns import explained_variance
+from rlrun.ops.returns import explained_variance, standardize
 
 
 @dataclass
@@ -70,8 +70,7 @@ def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space)
 def normalized_per_minibatch(advantages: torch.Tensor, minibatch_size: int) -> torch.Tensor:
     """Advantages standardised within each consecutive minibatch (rows past the last whole one dropped)."""
     per_minibatch = advantages[: len(advantages) // minibatch_size * minibatch_size].view(-1, minibatch_size)
-    mean, std = per_minibatch.mean(1, keepdim=True), per_minibatch.std(1, keepdim=True)
-    return ((per_minibatch - mean) / (std + 1e-8)).view(-1)
+    return standardize(per_minibatch, dim=1).view(-1)
 
 
 LossFn = Callable[[Distribution, torch.Tensor, Batch, torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
@@ -123,7 +122,7 @@ def update(
     for _ in range(algo.num_epochs):
         shuffled = batch.rows(torch.randperm(batch_size, device=batch.advantages.device))
         advantages = shuffled.advantages
-        if algo.norm_adv and minibatch_size > 1:
+        if algo.norm_adv:
             advantages = normalized_per_minibatch(advantages, minibatch_size)
         for start in range(0, batch_size - minibatch_size + 1, minibatch_size):
             mb = slice(start, start + minibatch_size)

@@ -12,7 +12,7 @@ import torch
 
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.optim import FlatOptimizer
-from rlrun.ops.returns import explained_variance
+from rlrun.ops.returns import explained_variance, standardize
 
 
 def actor_critic_loss(
@@ -46,13 +46,6 @@ def actor_critic_loss(
     return loss, stats
 
 
-def normalize(advantages: torch.Tensor) -> torch.Tensor:
-    """Zero mean, unit standard deviation (unchanged for fewer than two samples)."""
-    if advantages.numel() < 2:
-        return advantages
-    return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-
-
 def actor_critic_step(
     agent: ActorCritic,
     optimizer: FlatOptimizer,
@@ -76,7 +69,7 @@ def actor_critic_step(
     """
     train_critic = vf_coef > 0
     if norm_adv:
-        advantages = normalize(advantages)
+        advantages = standardize(advantages)
     if weights is not None:
         advantages = weights * advantages
     dist, new_values = agent.dist_and_value(obs) if train_critic else (agent.dist(obs), None)
