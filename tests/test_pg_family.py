@@ -12,6 +12,7 @@ from rlrun.algos.reinforce import batch_returns, episode_start_returns
 from rlrun.config import ConfigError
 from rlrun.data.episodes import EpisodeBatch, collect_episodes, episode_quotas
 from rlrun.envs.factory import make_vec_env
+from rlrun.ops.entropy import with_entropy_bonus
 from rlrun.ops.importance import truncated_importance_weights, vtrace
 from rlrun.ops.policy_gradient import actor_critic_loss
 from rlrun.ops.returns import gae
@@ -64,6 +65,18 @@ def test_actor_critic_loss_on_a_hand_example():
     assert math.isclose(float(loss), policy + 0.5 * value - 0.1 * 0.4, rel_tol=1e-6)
     loss, stats = actor_critic_loss(logprobs, advantages, None, returns, entropy, vf_coef=0.5, ent_coef=0.0)
     assert "value_loss" not in stats and math.isclose(float(loss), policy, abs_tol=1e-6)
+
+
+def test_no_entropy_term_without_a_bonus():
+    # A collapsed Gaussian's entropy can be -inf; with ent_coef=0 it must not reach the loss or the gradient.
+    log_std = torch.tensor([0.0, float("-inf")], requires_grad=True)
+    logprobs = torch.tensor([-1.0, -2.0], requires_grad=True)
+    loss, stats = actor_critic_loss(logprobs, torch.ones(2), None, torch.zeros(2), log_std, vf_coef=0.0,
+                                    ent_coef=0.0)
+    loss.backward()
+    assert math.isinf(float(stats["entropy"])) and math.isclose(float(loss.detach()), 1.5)
+    assert torch.isfinite(logprobs.grad).all() and log_std.grad is None
+    assert float(with_entropy_bonus(torch.tensor(1.0), torch.tensor(2.0), 0.25)) == 0.5
 
 
 def test_whole_episode_and_reward_to_go_returns():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from rlrun.networks.actor_critic import ActorCritic
+from rlrun.ops.entropy import with_entropy_bonus
 from rlrun.ops.optim import FlatOptimizer
 from rlrun.ops.returns import explained_variance, standardize
 
@@ -37,7 +38,7 @@ def actor_critic_loss(
     """
     policy_loss = -(logprobs * advantages).mean()
     entropy_mean = entropy.mean()
-    loss = policy_loss - ent_coef * entropy_mean
+    loss = with_entropy_bonus(policy_loss, entropy_mean, ent_coef)
     stats = {"policy_loss": policy_loss.detach(), "entropy": entropy_mean.detach()}
     if new_values is not None:
         value_loss = (new_values - returns).square().mean()
