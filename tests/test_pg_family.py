@@ -3,15 +3,17 @@
 import json
 import math
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
-from rlrun.algos.cem import Actor, batched_act, fit_elite, unflatten
+from rlrun.algos.cem import batched_act, fit_elite, make_policy, unflatten
 from rlrun.algos.reinforce import batch_returns, episode_start_returns
 from rlrun.config import ConfigError
 from rlrun.data.episodes import EpisodeBatch, collect_episodes, episode_quotas
 from rlrun.envs.factory import make_vec_env
+from rlrun.ops.entropy import with_entropy_bonus
 from rlrun.ops.importance import truncated_importance_weights, vtrace
 from rlrun.ops.policy_gradient import actor_critic_loss
 from rlrun.ops.returns import gae
@@ -64,6 +66,18 @@ def test_actor_critic_loss_on_a_hand_example():
     assert math.isclose(float(loss), policy + 0.5 * value - 0.1 * 0.4, rel_tol=1e-6)
     loss, stats = actor_critic_loss(logprobs, advantages, None, returns, entropy, vf_coef=0.5, ent_coef=0.0)
     assert "value_loss" not in stats and math.isclose(float(loss), policy, abs_tol=1e-6)
+
+
+def test_no_entropy_term_without_a_bonus():
+    # A collapsed Gaussian's entropy can be -inf; with ent_coef=0 it must not reach the loss or the gradient.
+    log_std = torch.tensor([0.0, float("-inf")], requires_grad=True)
+    logprobs = torch.tensor([-1.0, -2.0], requires_grad=True)
+    loss, stats = actor_critic_loss(logprobs, torch.ones(2), None, torch.zeros(2), log_std, vf_coef=0.0,
+                                    ent_coef=0.0)
+    loss.backward()
+    assert math.isinf(float(stats["entropy"])) and math.isclose(float(loss.detach()), 1.5)
+    assert torch.isfinite(logprobs.grad).all() and log_std.grad is None
+    assert float(with_entropy_bonus(torch.tensor(1.0), torch.tensor(2.0), 0.25)) == 0.5
 
 
 def test_whole_episode_and_reward_to_go_returns():
@@ -173,15 +187,27 @@ def test_cem_elite_fit_on_a_hand_example():
 def test_batched_candidates_act_like_separate_networks(compose_cfg, env):
     cfg = compose_cfg([f"env={env}", "network.hidden_sizes=[8, 8]"])
     envs = make_vec_env(cfg.env, 1)
-    actor = Actor(cfg, envs.single_observation_space, envs.single_action_space)
+    actor = make_policy(cfg, envs.single_observation_space, envs.single_action_space)
     envs.close()
     candidates = flat_params(actor.parameters()) + torch.randn(5, sum(p.numel() for p in actor.parameters()))
     obs = torch.randn(5, *envs.single_observation_space.shape)
     batched = batched_act(actor, unflatten(actor, candidates), obs, deterministic=True)
     for i in range(5):
-        single = Actor(cfg, envs.single_observation_space, envs.single_action_space)
+        single = make_policy(cfg, envs.single_observation_space, envs.single_action_space)
         torch.nn.utils.vector_to_parameters(candidates[i], single.parameters())
         torch.testing.assert_close(batched[i], single.act(obs[i : i + 1])[0])
+
+
+def test_cem_policy_keeps_the_checkpoint_keys_of_its_torso(compose_cfg):
+    # algo=cem checkpoints name the torso `torso`; the shared Actor calls it `actor_torso`.
+    cfg = compose_cfg(["env=CartPole-v1", "network.hidden_sizes=[8]"])
+    spaces = (gym.spaces.Box(-1.0, 1.0, (4,)), gym.spaces.Discrete(2))
+    policy, copy = make_policy(cfg, *spaces), make_policy(cfg, *spaces)
+    state = policy.state_dict()
+    assert list(state) == ["torso.layers.0.weight", "torso.layers.0.bias", "policy_head.logits.weight",
+                           "policy_head.logits.bias"]
+    copy.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip(copy.parameters(), policy.parameters()))
 
 
 # ----- training runs -----------------------------------------------------------------------

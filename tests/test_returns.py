@@ -1,6 +1,6 @@
 import torch
 
-from rlrun.ops.returns import discounted_returns, explained_variance, gae
+from rlrun.ops.returns import discounted_returns, explained_variance, gae, standardize
 
 
 def col(values):
@@ -53,3 +53,16 @@ def test_explained_variance():
     targets = torch.tensor([1.0, 2.0, 3.0, 4.0])
     assert explained_variance(targets, targets) == 1.0
     assert abs(explained_variance(torch.full((4,), 2.5), targets)) < 1e-6
+
+
+def test_standardize_whole_tensor_or_per_slice():
+    x = torch.tensor([[1.0, 3.0], [2.0, 10.0]])
+    whole = standardize(x)
+    torch.testing.assert_close(whole.mean(), torch.tensor(0.0))
+    torch.testing.assert_close(whole.std(), torch.tensor(1.0), atol=1e-6, rtol=0)
+    rows = standardize(x, dim=1)  # each row on its own: std of two values a, b is |a - b| / sqrt(2)
+    half = 2**-0.5
+    torch.testing.assert_close(rows, torch.tensor([[-half, half], [-half, half]]), atol=1e-6, rtol=0)
+    one = torch.tensor([5.0])  # fewer than two samples: unchanged (no nan std)
+    assert standardize(one) is one
+    assert standardize(x[:, :1], dim=1).equal(x[:, :1])

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from rlrun.algos.rlhf import PreferenceDataset, relabel_rewards, sample_segments
+from rlrun.algos.rlhf import relabel_rewards
 from rlrun.checkpoint import load_checkpoint
 from rlrun.config import ConfigError
+from rlrun.data.preferences import PreferenceDataset, sample_segments
 from rlrun.data.rollout import RolloutBuffer
 from rlrun.envs.normalize import RunningMeanStd
 from rlrun.ops.preferences import (

@@ -1,6 +1,6 @@
-"""What behavioral cloning and DAgger share (book ch. 13): their config, the policy (the actor of
-`ActorCritic` without a critic), the imitation loss, the held-out split, the epoch loop and the
-expert demonstrations. See `rlrun.algos.bc` for the method."""
+"""What behavioral cloning and DAgger share (book ch. 13): their config, the policy (the `Actor`
+of `rlrun.networks.actor` behind an input standardisation), the imitation loss, the held-out
+split, the epoch loop and the expert demonstrations. See `rlrun.algos.bc` for the method."""
 
 from __future__ import annotations
 
@@ -9,13 +9,11 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import nn
 
 from rlrun.config import AlgoConfig, ConfigError, NetworkConfig, TrainConfig, check
 from rlrun.data.demos import Demos, Expert, collect_demos, load_demos, save_demos
 from rlrun.envs.factory import VecEnv
-from rlrun.networks.heads import make_policy_head
-from rlrun.networks.torso import make_torso
+from rlrun.networks.actor import Actor, actor_parts
 from rlrun.ops.distributions import Categorical, Distribution
 from rlrun.ops.optim import FlatOptimizer, anneal_lr, make_optimizer
 from rlrun.run import Run, Scalars
@@ -53,8 +51,8 @@ class ImitationConfig(AlgoConfig):
         check(self.max_grad_norm >= 0, f"algo.max_grad_norm={self.max_grad_norm} must be >= 0")
 
 
-class Actor(nn.Module):
-    """π_θ(a|s): the actor of ActorCritic (torso and policy head), with input standardisation.
+class StandardizedActor(Actor):
+    """π_θ(a|s): the `Actor` (torso and policy head) behind an input standardisation.
 
     With `normalize`, observations are mapped to (obs - mean) / std, clipped to ±`clip_obs`;
     mean and std are buffers set from the training data by `fit_normalization`.
@@ -62,9 +60,7 @@ class Actor(nn.Module):
 
     def __init__(self, cfg: NetworkConfig, obs_space: gym.Space, action_space: gym.Space,
                  normalize: bool, clip_obs: float) -> None:
-        super().__init__()
-        self.actor_torso, features = make_torso(cfg, obs_space)
-        self.policy_head = make_policy_head(cfg, features, action_space)
+        super().__init__(*actor_parts(cfg, obs_space, action_space))
         self.normalize = normalize
         self.clip_obs = clip_obs
         shape = obs_space.shape if normalize else ()
@@ -79,17 +75,13 @@ class Actor(nn.Module):
     def dist(self, obs: torch.Tensor) -> Distribution:
         if self.normalize:
             obs = ((obs - self.obs_mean) / self.obs_std).clamp(-self.clip_obs, self.clip_obs)
-        return self.policy_head(self.actor_torso(obs))
-
-    def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
-        dist = self.dist(obs)
-        return dist.mode() if deterministic else dist.sample()
+        return super().dist(obs)
 
 
-def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> Actor:
+def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> StandardizedActor:
     normalize = (cfg.algo.normalize_obs and isinstance(obs_space, gym.spaces.Box)
                  and obs_space.dtype != np.uint8)
-    return Actor(cfg.network, obs_space, action_space, normalize, cfg.env.clip_obs)
+    return StandardizedActor(cfg.network, obs_space, action_space, normalize, cfg.env.clip_obs)
 
 
 def check_spaces(obs_space: gym.Space, action_space: gym.Space, env_id: str = "this env") -> None:

@@ -36,7 +36,7 @@ from rlrun.envs.factory import VecEnv
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.distributions import frozen
 from rlrun.ops.optim import FlatOptimizer, anneal_lr, make_optimizer
-from rlrun.ops.returns import explained_variance
+from rlrun.ops.returns import explained_variance, standardize
 from rlrun.ops.trust_region import (
     MatVec,
     conjugate_gradient,
@@ -146,9 +146,7 @@ class PolicyObjective:
 
     @classmethod
     def from_batch(cls, agent: ActorCritic, batch: Batch, norm_adv: bool) -> PolicyObjective:
-        advantages = batch.advantages
-        if norm_adv and len(advantages) > 1:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        advantages = standardize(batch.advantages) if norm_adv else batch.advantages
         return cls(agent, batch.obs, batch.actions, advantages)
 
     def logprobs(self) -> Tensor:

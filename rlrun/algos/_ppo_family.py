@@ -1,7 +1,7 @@
-"""The clipped minibatch loop of the PPO family (PPO, PPO-KL, RLHF; book ch. 8, Alg. 8.1): its
-config, the actor-critic policy, epochs of shuffled minibatch steps with per-minibatch
-advantage standardisation and the KL early stop, and the clipped-surrogate minibatch loss.
-See `rlrun.algos.ppo` for the method."""
+"""The clipped minibatch update of the PPO family (PPO, PPO-KL, RLHF; book ch. 8, Alg. 8.1): its
+config, the actor-critic policy, the update (the epochs of shuffled minibatch steps with the KL
+early stop of `rlrun.ops.minibatches`, on advantages standardised per minibatch), and the
+clipped-surrogate minibatch loss. See `rlrun.algos.ppo` for the method."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from rlrun.data.batch import Batch
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.clipped import ppo_loss
 from rlrun.ops.distributions import Distribution
+from rlrun.ops.minibatches import LossAndStats, minibatch_steps
 from rlrun.ops.optim import FlatOptimizer
-from rlrun.ops.returns import explained_variance
+from rlrun.ops.returns import explained_variance, standardize
 
 
 @dataclass
@@ -70,8 +71,7 @@ def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space)
 def normalized_per_minibatch(advantages: torch.Tensor, minibatch_size: int) -> torch.Tensor:
     """Advantages standardised within each consecutive minibatch (rows past the last whole one dropped)."""
     per_minibatch = advantages[: len(advantages) // minibatch_size * minibatch_size].view(-1, minibatch_size)
-    mean, std = per_minibatch.mean(1, keepdim=True), per_minibatch.std(1, keepdim=True)
-    return ((per_minibatch - mean) / (std + 1e-8)).view(-1)
+    return standardize(per_minibatch, dim=1).view(-1)
 
 
 LossFn = Callable[[Distribution, torch.Tensor, Batch, torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
@@ -110,40 +110,30 @@ def update(
     algo: PPOFamilyConfig,
     forward_and_loss: MinibatchLoss,
 ) -> dict[str, float]:
-    """Epochs of shuffled minibatch gradient steps on `forward_and_loss`, with the KL early stop.
+    """Epochs of shuffled minibatch gradient steps on `forward_and_loss`, with the KL early stop
+    (`rlrun.ops.minibatches`); the loss parts are averaged over every minibatch evaluated.
 
-    Each epoch gathers the batch in a fresh random order once; minibatches are then slices
-    of it (views), and the advantages are standardised for all minibatches in one pass.
+    Each epoch gathers the batch in its random order once; minibatches are then slices of it
+    (views), and the advantages are standardised for all minibatches in one pass.
     """
     batch_size = len(batch.advantages)
     minibatch_size = batch_size // algo.num_minibatches
-    all_stats: list[dict[str, torch.Tensor]] = []
-    grad_norms: list[torch.Tensor] = []
-    early_stop = False
-    for _ in range(algo.num_epochs):
-        shuffled = batch.rows(torch.randperm(batch_size, device=batch.advantages.device))
+
+    def epoch_loss(permutation: torch.Tensor) -> Callable[[slice], LossAndStats]:
+        shuffled = batch.rows(permutation)
         advantages = shuffled.advantages
-        if algo.norm_adv and minibatch_size > 1:
+        if algo.norm_adv:
             advantages = normalized_per_minibatch(advantages, minibatch_size)
-        for start in range(0, batch_size - minibatch_size + 1, minibatch_size):
-            mb = slice(start, start + minibatch_size)
-            loss, stats = forward_and_loss(agent, shuffled.rows(mb), advantages[mb])
-            all_stats.append(stats)
-            if algo.target_kl is not None and stats["approx_kl"] > algo.target_kl:
-                early_stop = True  # this minibatch's policy already left the KL radius: no step on it
-                break
-            optimizer.zero_grad()
-            loss.backward()
-            grad_norms.append(optimizer.clip_grad_norm(algo.max_grad_norm))
-            optimizer.step()
-        if early_stop:
-            break
-    metrics = {f"train/{key}": float(torch.stack([stats[key] for stats in all_stats]).mean())
-               for key in all_stats[0]}
+        return lambda rows: forward_and_loss(agent, shuffled.rows(rows), advantages[rows])
+
+    steps = minibatch_steps([optimizer], batch_size, algo, epoch_loss, batch.advantages.device)
+    metrics = {f"train/{key}": float(torch.stack([stats[key] for stats in steps.stats]).mean())
+               for key in steps.stats[0]}
+    grad_norms = steps.grad_norms[0]
     metrics["train/grad_norm"] = float(torch.stack(grad_norms).mean()) if grad_norms else 0.0
     metrics["train/explained_variance"] = explained_variance(batch.values, batch.returns)
-    metrics["train/updates"] = float(len(grad_norms))
-    metrics["train/early_stop"] = float(early_stop)
+    metrics["train/updates"] = float(steps.updates)
+    metrics["train/early_stop"] = float(steps.early_stop)
     return metrics
 
 

@@ -31,9 +31,7 @@ from torch.func import functional_call
 
 from rlrun.config import AlgoConfig, TrainConfig, check
 from rlrun.data.episodes import collect_episodes
-from rlrun.networks.heads import make_policy_head
-from rlrun.networks.torso import make_torso
-from rlrun.ops.distributions import Distribution
+from rlrun.networks.actor import Actor, actor_parts
 from rlrun.ops.trust_region import flat_params, set_flat_params
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
@@ -71,22 +69,32 @@ class CEMConfig(AlgoConfig):
         return max(1, round(self.elite_frac * self.population))
 
 
-class Actor(nn.Module):
-    """The policy network alone: torso and policy head, no critic."""
+class CEMPolicy(Actor):
+    """The `Actor`, called to act (`functional_call` runs `forward`), under algo=cem's checkpoint
+    keys: they name the torso `torso` (`policy.torso.*`), not `actor_torso`."""
 
     def __init__(self, cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> None:
-        super().__init__()
-        self.torso, features = make_torso(cfg.network, obs_space)
-        self.policy_head = make_policy_head(cfg.network, features, action_space)
+        super().__init__(*actor_parts(cfg.network, obs_space, action_space))
+        self.register_state_dict_post_hook(_save_torso_keys)
+        self.register_load_state_dict_pre_hook(_load_torso_keys)
 
-    def dist(self, obs: torch.Tensor) -> Distribution:
-        return self.policy_head(self.torso(obs))
+    forward = Actor.act
 
-    def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
-        dist = self.dist(obs)
-        return dist.mode() if deterministic else dist.sample()
 
-    forward = act
+def _rename(state: dict[str, torch.Tensor], old: str, new: str) -> None:
+    """Keys `old + rest` of `state` become `new + rest`, in place and in order."""
+    items = list(state.items())
+    state.clear()
+    for key, value in items:
+        state[new + key.removeprefix(old) if key.startswith(old) else key] = value
+
+
+def _save_torso_keys(module: nn.Module, state: dict[str, torch.Tensor], prefix: str, *_) -> None:
+    _rename(state, prefix + "actor_torso.", prefix + "torso.")
+
+
+def _load_torso_keys(module: nn.Module, state: dict[str, torch.Tensor], prefix: str, *_) -> None:
+    _rename(state, prefix + "torso.", prefix + "actor_torso.")
 
 
 def fit_elite(
@@ -140,8 +148,8 @@ def batched_act(actor: Actor, params: dict[str, torch.Tensor], obs: torch.Tensor
         return torch.vmap(act_one, randomness="different")(params, obs)
 
 
-def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> Actor:
-    return Actor(cfg, obs_space, action_space)
+def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> CEMPolicy:
+    return CEMPolicy(cfg, obs_space, action_space)
 
 
 def train(cfg: TrainConfig, run: Run) -> TrainResult:

@@ -29,7 +29,6 @@ import numpy as np
 import torch
 
 from rlrun.algos._imitation import (
-    Actor,
     ImitationConfig,
     check_spaces,
     fit,
@@ -40,6 +39,7 @@ from rlrun.algos._imitation import (
 from rlrun.config import TrainConfig, check
 from rlrun.data.demos import Demos, Expert, collect_demos
 from rlrun.envs.factory import VecEnv
+from rlrun.networks.actor import Actor
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
 

@@ -33,6 +33,7 @@ from rlrun.lm.pipeline import (
 )
 from rlrun.lm.task import LMTask
 from rlrun.ops.clipped import clipped_policy_loss
+from rlrun.ops.entropy import with_entropy_bonus
 from rlrun.ops.optim import anneal_lr
 from rlrun.ops.rlhf import group_advantages, kl_k3
 from rlrun.registry import AlgoSpec
@@ -65,7 +66,7 @@ def grpo_loss(
     policy_loss, stats = clipped_policy_loss(new_logprobs, old_logprobs, advantages, algo.clip_coef)
     kl = kl_k3(new_logprobs, ref_logprobs).mean()
     entropy_mean = entropy.mean()
-    loss = policy_loss + beta * kl - algo.ent_coef * entropy_mean
+    loss = with_entropy_bonus(policy_loss + beta * kl, entropy_mean, algo.ent_coef)
     stats.update(kl_penalty=kl.detach(), entropy=entropy_mean.detach())
     return loss, stats
 

@@ -33,6 +33,7 @@ from rlrun.data.batch import Batch
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
 from rlrun.ops.clipped import clipped_value_loss
 from rlrun.ops.distributions import Distribution, frozen
+from rlrun.ops.entropy import with_entropy_bonus
 from rlrun.ops.optim import anneal_lr, make_optimizer
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, Scalars, TrainResult
@@ -80,7 +81,7 @@ def kl_penalty_loss(
     policy_loss = -surrogate + beta * kl
     value_loss = clipped_value_loss(new_values, old_values, returns, algo)
     entropy = dist.entropy().mean()
-    loss = policy_loss + algo.vf_coef * value_loss - algo.ent_coef * entropy
+    loss = with_entropy_bonus(policy_loss + algo.vf_coef * value_loss, entropy, algo.ent_coef)
     stats = {
         "policy_loss": policy_loss.detach(),
         "surrogate": surrogate.detach(),

@@ -43,7 +43,7 @@ from rlrun.lm.pipeline import (
 )
 from rlrun.ops.clipped import ppo_loss
 from rlrun.ops.optim import anneal_lr
-from rlrun.ops.returns import explained_variance
+from rlrun.ops.returns import explained_variance, standardize
 from rlrun.ops.rlhf import kl_shaped_rewards, response_advantages
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
@@ -105,7 +105,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
             values = response_values(models.value, rollout.tokens, n)
         advantages, returns = response_advantages(rewards, values, algo.gamma, algo.gae_lambda)
         if algo.norm_adv:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+            advantages = standardize(advantages)
         metrics = update(models, rollout, task, algo, clipped_loss(algo, rollout, values, advantages, returns))
         metrics["train/explained_variance"] = explained_variance(values, returns)
         metrics["train/lr"] = lr

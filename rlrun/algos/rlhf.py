@@ -7,14 +7,15 @@ book ch. 14.2-14.3, after each rollout
 1. trajectory segments σ = (s_0, a_0, ..., s_{k-1}, a_{k-1}) of `segment_len` = k steps
    (eq. 14.2) are cut from the rollout, starting anywhere; a segment whose episode terminates
    continues in an absorbing state of reward 0 (mask 0), a segment cut by the time limit
-   before its end is not used;
+   before its end is not used (`rlrun.data.preferences.sample_segments`);
 2. `annotations_per_iteration` pairs are chosen, at random or (`pair_selection=disagreement`)
    as those of `candidate_pairs` random pairs on which the ensemble's P(σ¹ ≻ σ²) varies most;
 3. a synthetic annotator, standing in for people, labels them by the true returns
    (μ of eq. 14.4: the higher true return wins, ties within `tie_margin` get 0.5; noise by label
    flips or Boltzmann rationality, `rlrun.ops.preferences.synthetic_preferences`);
-4. the reward-model ensemble (`ensemble` MLPs r̂(s, a)) is trained on all comparisons with the
-   Bradley-Terry cross-entropy (eqs. 14.5-14.7, `rlrun.ops.preferences`). As in Christiano et
+4. the reward-model ensemble (`ensemble` MLPs r̂(s, a), `rlrun.networks.reward_ensemble`) is
+   trained on all comparisons (`rlrun.data.preferences.PreferenceDataset`) with the
+   Bradley-Terry cross-entropy (eqs. 14.5-14.7, `rlrun.ops.reward_model`). As in Christiano et
    al., each member sees a bootstrap resample of the comparisons, here online: each comparison
    carries a Poisson(1) count per member, its weight in that member's loss (Oza & Russell 2001).
    A share `val_fraction` of the comparisons is held out (train/rm_accuracy);
@@ -34,8 +35,6 @@ from dataclasses import dataclass, field, replace
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import nn
-from torch.nn import functional as F
 
 from rlrun.algos._ppo_family import (
     PPOFamilyConfig,
@@ -47,19 +46,13 @@ from rlrun.algos._ppo_family import (
 )
 from rlrun.config import ConfigError, TrainConfig, check
 from rlrun.data.batch import Batch
+from rlrun.data.preferences import PreferenceDataset, sample_segments
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
 from rlrun.envs.normalize import RunningMeanStd
-from rlrun.networks.mlp import flat_dim, mlp
-from rlrun.ops.optim import FlatOptimizer, anneal_lr, make_optimizer
-from rlrun.ops.preferences import (
-    bradley_terry_loss,
-    ensemble_disagreement,
-    pearson_correlation,
-    preference_accuracy,
-    preference_probability,
-    segment_returns,
-    synthetic_preferences,
-)
+from rlrun.networks.reward_ensemble import RewardEnsemble
+from rlrun.ops.optim import anneal_lr, make_optimizer
+from rlrun.ops.preferences import ensemble_disagreement, synthetic_preferences
+from rlrun.ops.reward_model import member_returns, reward_model_metrics, train_reward_model
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
 
@@ -135,122 +128,6 @@ def check_spaces(obs_space: gym.Space, action_space: gym.Space, env_id: str = "t
         raise ConfigError(f"algo=rlhf needs Discrete or 1-D Box actions, {env_id} has {action_space}")
 
 
-def _width(space: gym.Space) -> int:
-    return int(space.n) if isinstance(space, gym.spaces.Discrete) else flat_dim(space.shape)
-
-
-def _features(x: torch.Tensor, space: gym.Space) -> torch.Tensor:
-    """One-hot for Discrete spaces, float otherwise."""
-    if isinstance(space, gym.spaces.Discrete):
-        return F.one_hot(x.long(), int(space.n)).float()
-    return x.float()
-
-
-class RewardEnsemble(nn.Module):
-    """`members` independent MLPs r̂_e(s, a) on concat(obs, action) (one-hot for Discrete spaces).
-
-    Hidden layers of `hidden_sizes` with `activation` (the run's network.activation), a linear
-    scalar output; members differ by their random initialisation and bootstrap weights.
-    """
-
-    def __init__(self, obs_space: gym.Space, action_space: gym.Space, members: int, hidden_sizes: list[int],
-                 activation: str) -> None:
-        super().__init__()
-        self.obs_space, self.action_space = obs_space, action_space
-        in_dim = _width(obs_space) + _width(action_space)
-        self.members = nn.ModuleList(
-            nn.Sequential(mlp(in_dim, list(hidden_sizes), activation), nn.Linear(hidden_sizes[-1], 1))
-            for _ in range(members)
-        )
-
-    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Rewards of every member for a batch [...] of (obs, action): shape [members, ...]."""
-        x = torch.cat([_features(obs, self.obs_space), _features(actions, self.action_space)], -1)
-        flat = x.reshape(-1, x.shape[-1])
-        return torch.stack([member(flat).squeeze(-1) for member in self.members]).reshape(-1, *x.shape[:-1])
-
-
-class PreferenceDataset:
-    """Annotated segment pairs (σ¹, σ², μ) (eq. 14.4), preallocated for `capacity` pairs.
-
-    Holds per pair: obs and actions [2, k, ...], masks [2, k] (0 on absorbing steps), μ(1),
-    the true segment returns (for diagnostics only), a held-out flag and the Poisson(1)
-    bootstrap counts of the ensemble members. Its state is tensors only.
-    """
-
-    def __init__(self, capacity: int, segment_len: int, obs_space: gym.Space, action_space: gym.Space,
-                 members: int, device: torch.device) -> None:
-        obs_dtype = torch.long if isinstance(obs_space, gym.spaces.Discrete) else torch.float32
-        action_dtype = torch.long if isinstance(action_space, gym.spaces.Discrete) else torch.float32
-        shape = (capacity, 2, segment_len)
-        self.obs = torch.zeros((*shape, *obs_space.shape), dtype=obs_dtype, device=device)
-        self.actions = torch.zeros((*shape, *action_space.shape), dtype=action_dtype, device=device)
-        self.masks = torch.zeros(shape, device=device)
-        self.mu1 = torch.zeros(capacity, device=device)
-        self.true_returns = torch.zeros(capacity, 2, device=device)
-        self.held_out = torch.zeros(capacity, dtype=torch.bool, device=device)
-        self.weights = torch.zeros(capacity, members, device=device)
-        self.size = 0
-
-    @property
-    def capacity(self) -> int:
-        return len(self.mu1)
-
-    def add(self, obs: torch.Tensor, actions: torch.Tensor, masks: torch.Tensor, mu1: torch.Tensor,
-            true_returns: torch.Tensor, val_fraction: float) -> None:
-        """Append pairs (leading axis) and draw their held-out flags and bootstrap counts."""
-        n = min(len(mu1), self.capacity - self.size)
-        rows = slice(self.size, self.size + n)
-        self.obs[rows], self.actions[rows], self.masks[rows] = obs[:n], actions[:n], masks[:n]
-        self.mu1[rows], self.true_returns[rows] = mu1[:n], true_returns[:n]
-        self.held_out[rows] = torch.rand(n, device=self.mu1.device) < val_fraction
-        self.weights[rows] = torch.poisson(torch.ones(n, self.weights.shape[1], device=self.mu1.device))
-        self.size += n
-
-    def indices(self, held_out: bool) -> torch.Tensor:
-        return torch.nonzero(self.held_out[: self.size] == held_out).squeeze(-1)
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"obs": self.obs, "actions": self.actions, "masks": self.masks, "mu1": self.mu1,
-                "true_returns": self.true_returns, "held_out": self.held_out, "weights": self.weights,
-                "size": torch.tensor(self.size)}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        for name in ("obs", "actions", "masks", "mu1", "true_returns", "held_out", "weights"):
-            getattr(self, name).copy_(state[name])
-        self.size = int(state["size"])
-
-
-def sample_segments(buffer: RolloutBuffer, count: int, segment_len: int) -> dict[str, torch.Tensor]:
-    """Up to `count` random segments of the rollout (obs, actions, masks, true_returns; leading axis).
-
-    A segment starts at a random step and env; steps after its episode's termination are
-    masked (absorbing, reward 0); segments cut by a truncation before their last step are dropped.
-    """
-    device = buffer.rewards.device
-    starts = torch.randint(0, buffer.num_steps - segment_len + 1, (count,), device=device)
-    envs = torch.randint(0, buffer.num_envs, (count,), device=device)
-    steps = starts[:, None] + torch.arange(segment_len, device=device)
-    ends = buffer.episode_ends[steps, envs[:, None]]
-    masks = (ends.cumsum(1) - ends == 0).float()
-    cut = ((ends - buffer.terminations[steps, envs[:, None]]) * masks)[:, :-1].sum(1) > 0
-    keep = ~cut
-    steps, envs, masks = steps[keep], envs[keep], masks[keep]
-    return {
-        "obs": buffer.obs[steps, envs[:, None]],
-        "actions": buffer.actions[steps, envs[:, None]],
-        "masks": masks,
-        "true_returns": segment_returns(buffer.rewards[steps, envs[:, None]], masks),
-    }
-
-
-@torch.no_grad()
-def member_returns(reward_model: RewardEnsemble, obs: torch.Tensor, actions: torch.Tensor,
-                   masks: torch.Tensor) -> torch.Tensor:
-    """Each member's segment returns, shape [members, *masks.shape[:-1]]."""
-    return segment_returns(reward_model(obs, actions), masks)
-
-
 def select_pairs(segments: dict[str, torch.Tensor], reward_model: RewardEnsemble, algo: RLHFConfig
                  ) -> dict[str, torch.Tensor]:
     """Pair up the segments and keep `annotations_per_iteration` pairs (random or most disputed).
@@ -266,48 +143,6 @@ def select_pairs(segments: dict[str, torch.Tensor], reward_model: RewardEnsemble
     else:
         chosen = torch.arange(wanted, device=paired["masks"].device)  # segments are in random order
     return {name: value[chosen] for name, value in paired.items()}
-
-
-def train_reward_model(reward_model: RewardEnsemble, optimizer: FlatOptimizer, data: PreferenceDataset,
-                       algo: RLHFConfig) -> dict[str, float]:
-    """`rm_epochs` passes of Bradley-Terry minibatch steps over the training comparisons.
-
-    Returns train/rm_loss, the mean loss of the members over the steps (none without training pairs).
-    """
-    train_idx = data.indices(held_out=False)
-    losses = []
-    for _ in range(algo.rm_epochs):
-        permutation = train_idx[torch.randperm(len(train_idx), device=train_idx.device)]
-        for start in range(0, len(permutation), algo.rm_batch_size):
-            mb = permutation[start : start + algo.rm_batch_size]
-            returns = segment_returns(reward_model(data.obs[mb], data.actions[mb]), data.masks[mb])
-            member_losses = torch.stack([
-                bradley_terry_loss(returns[e, :, 0], returns[e, :, 1], data.mu1[mb], data.weights[mb, e])
-                for e in range(len(returns))
-            ])
-            loss = member_losses.sum()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(member_losses.mean().detach())
-    return {"train/rm_loss": float(torch.stack(losses).mean())} if losses else {}
-
-
-@torch.no_grad()
-def reward_model_metrics(reward_model: RewardEnsemble, data: PreferenceDataset) -> dict[str, float]:
-    """Held-out accuracy on strict preferences and learned-vs-true return correlation."""
-    val_idx = data.indices(held_out=True)
-    if len(val_idx) == 0:
-        return {}
-    returns = member_returns(reward_model, data.obs[val_idx], data.actions[val_idx], data.masks[val_idx]).mean(0)
-    metrics = {}
-    if (data.mu1[val_idx] != 0.5).any():
-        probabilities = preference_probability(returns[:, 0], returns[:, 1])
-        metrics["train/rm_accuracy"] = float(preference_accuracy(probabilities, data.mu1[val_idx]))
-    true_returns = data.true_returns[val_idx].reshape(-1)
-    if len(true_returns) > 2 and true_returns.std() > 0:
-        metrics["train/rm_true_return_corr"] = float(pearson_correlation(returns.reshape(-1), true_returns))
-    return metrics
 
 
 @torch.no_grad()
@@ -363,7 +198,8 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
                                         algo.annotator_noise, algo.tie_margin)
             preferences.add(pairs["obs"], pairs["actions"], pairs["masks"], mu1, pairs["true_returns"],
                             algo.val_fraction)
-            metrics.update(train_reward_model(reward_model, rm_optimizer, preferences, algo))
+            metrics.update(train_reward_model(reward_model, rm_optimizer, preferences, algo.rm_epochs,
+                                              algo.rm_batch_size))
         metrics.update(reward_model_metrics(reward_model, preferences))
         metrics["train/learned_reward_mean"] = relabel_rewards(buffer, reward_model, reward_rms, algo.gamma)
         metrics.update(update(agent, optimizer, Batch.from_rollout(buffer, algo.gamma, algo.gae_lambda), algo,

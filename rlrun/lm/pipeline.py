@@ -49,6 +49,7 @@ from rlrun.networks.lm import (
     make_token_scorer,
     response_logits,
 )
+from rlrun.ops.minibatches import LossAndStats, minibatch_steps
 from rlrun.ops.optim import FlatOptimizer, make_optimizer, set_lr
 from rlrun.ops.preferences import bradley_terry_loss, preference_accuracy, preference_probability
 from rlrun.ops.rlhf import adaptive_kl_coef
@@ -363,46 +364,36 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None
 
 
 def update(models: LMModels, rollout: Rollout, task: LMTask, algo: LMConfig, loss_fn: LossFn) -> dict[str, float]:
-    """Epochs of shuffled minibatch steps on `loss_fn` (+ the PPO-ptx term), with the KL early stop."""
-    batch_size = rollout.tokens.shape[0]
-    minibatch_size = batch_size // algo.num_minibatches
+    """Epochs of shuffled minibatch steps on `loss_fn` (+ the PPO-ptx term), with the KL early stop
+    (`rlrun.ops.minibatches`); the loss parts are averaged over the minibatches stepped."""
     n, device = task.prompt_length, rollout.tokens.device
-    stats_sum: dict[str, torch.Tensor] = {}
-    grad_norms = torch.zeros(len(models.optimizers), device=device)
-    updates, early_stop = 0, False
-    for _ in range(algo.num_epochs):
-        permutation = torch.randperm(batch_size, device=device)
-        for start in range(0, batch_size - minibatch_size + 1, minibatch_size):
-            mb = permutation[start : start + minibatch_size]
+
+    def epoch_loss(permutation: torch.Tensor) -> Callable[[slice], LossAndStats]:
+        def minibatch_loss(rows: slice) -> LossAndStats:
+            mb = permutation[rows]
             tokens = rollout.tokens[mb]
             new_logprobs, entropy = token_logprobs(models.policy, tokens, n, algo.temperature)
             new_values = response_values(models.value, tokens, n) if models.value is not None else None
-            loss, stats = loss_fn(mb, new_logprobs, entropy, new_values)
-            if algo.target_kl is not None and stats["approx_kl"] > algo.target_kl:
-                early_stop = True  # this minibatch's policy already left the KL radius: no step on it
-                break
-            if algo.ptx_coef > 0:
-                text = task.text(algo.supervised_batch_size, task.context_length).to(device)
-                stats["ptx_loss"] = lm_loss(models.policy, text)
-                loss = loss + algo.ptx_coef * stats["ptx_loss"]
-            for optimizer in models.optimizers:
-                optimizer.zero_grad()
-            loss.backward()
-            for i, optimizer in enumerate(models.optimizers):
-                grad_norms[i] += optimizer.clip_grad_norm(algo.max_grad_norm)
-                optimizer.step()
-            updates += 1
-            for key, value in stats.items():
-                stats_sum[key] = stats_sum.get(key, 0.0) + value.detach()
-        if early_stop:
-            break
-    steps = max(updates, 1)
-    metrics = {f"train/{key}": float(value) / steps for key, value in stats_sum.items()}
-    metrics["train/grad_norm"] = float(grad_norms[0]) / steps
+            return loss_fn(mb, new_logprobs, entropy, new_values)
+
+        return minibatch_loss
+
+    def ptx_loss(stats: dict[str, torch.Tensor]) -> torch.Tensor:
+        nll = lm_loss(models.policy, task.text(algo.supervised_batch_size, task.context_length).to(device))
+        stats["ptx_loss"] = nll.detach()
+        return algo.ptx_coef * nll
+
+    steps = minibatch_steps(models.optimizers, rollout.tokens.shape[0], algo, epoch_loss, device,
+                            ptx_loss if algo.ptx_coef > 0 else None)
+    stepped = steps.stats[: steps.updates]
+    count = max(steps.updates, 1)
+    keys = stepped[0] if stepped else {}
+    metrics = {f"train/{key}": float(sum(stats[key] for stats in stepped)) / count for key in keys}
+    metrics["train/grad_norm"] = float(sum(steps.grad_norms[0])) / count
     if len(models.optimizers) > 1:
-        metrics["train/value_grad_norm"] = float(grad_norms[1]) / steps
-    metrics["train/updates"] = float(updates)
-    metrics["train/early_stop"] = float(early_stop)
+        metrics["train/value_grad_norm"] = float(sum(steps.grad_norms[1])) / count
+    metrics["train/updates"] = float(steps.updates)
+    metrics["train/early_stop"] = float(steps.early_stop)
     return metrics
 
 

@@ -7,6 +7,8 @@ from typing import Protocol
 
 import torch
 
+from rlrun.ops.entropy import with_entropy_bonus
+
 
 class ClipCoefficients(Protocol):
     """The config fields the clipped losses read (PPOFamilyConfig and LMConfig have them)."""
@@ -59,8 +61,6 @@ def ppo_loss(
     policy_loss, stats = clipped_policy_loss(new_logprobs, old_logprobs, advantages, algo.clip_coef)
     value_loss = clipped_value_loss(new_values, old_values, returns, algo)
     entropy_mean = entropy.mean()
-    loss = policy_loss + algo.vf_coef * value_loss
-    if algo.ent_coef > 0:  # (MuJoCo presets use 0: no entropy term to differentiate)
-        loss = loss - algo.ent_coef * entropy_mean
+    loss = with_entropy_bonus(policy_loss + algo.vf_coef * value_loss, entropy_mean, algo.ent_coef)
     stats.update(value_loss=value_loss.detach(), entropy=entropy_mean.detach())
     return loss, stats

@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 
 from rlrun.networks.actor_critic import ActorCritic
+from rlrun.ops.entropy import with_entropy_bonus
 from rlrun.ops.optim import FlatOptimizer
-from rlrun.ops.returns import explained_variance
+from rlrun.ops.returns import explained_variance, standardize
 
 
 def actor_critic_loss(
@@ -37,20 +38,13 @@ def actor_critic_loss(
     """
     policy_loss = -(logprobs * advantages).mean()
     entropy_mean = entropy.mean()
-    loss = policy_loss - ent_coef * entropy_mean
+    loss = with_entropy_bonus(policy_loss, entropy_mean, ent_coef)
     stats = {"policy_loss": policy_loss.detach(), "entropy": entropy_mean.detach()}
     if new_values is not None:
         value_loss = (new_values - returns).square().mean()
         loss = loss + vf_coef * value_loss
         stats["value_loss"] = value_loss.detach()
     return loss, stats
-
-
-def normalize(advantages: torch.Tensor) -> torch.Tensor:
-    """Zero mean, unit standard deviation (unchanged for fewer than two samples)."""
-    if advantages.numel() < 2:
-        return advantages
-    return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
 
 def actor_critic_step(
@@ -76,7 +70,7 @@ def actor_critic_step(
     """
     train_critic = vf_coef > 0
     if norm_adv:
-        advantages = normalize(advantages)
+        advantages = standardize(advantages)
     if weights is not None:
         advantages = weights * advantages
     dist, new_values = agent.dist_and_value(obs) if train_critic else (agent.dist(obs), None)

@@ -1,4 +1,4 @@
-"""Advantage and return estimators (book ch. 3.4 reward-to-go, ch. 5 GAE).
+"""Advantage and return estimators (book ch. 3.4 reward-to-go, ch. 5 GAE) and their statistics.
 
 All functions take time-major tensors `[T, N]` (T steps of N parallel envs) and keep
 terminations and truncations apart: a value is bootstrapped through a truncation (the
@@ -77,3 +77,15 @@ def explained_variance(predictions: torch.Tensor, targets: torch.Tensor) -> floa
     if var_targets == 0:
         return float("nan")
     return float(1.0 - (targets - predictions).var() / var_targets)
+
+
+def standardize(x: torch.Tensor, dim: int | None = None, eps: float = 1e-8) -> torch.Tensor:
+    """(x - mean) / (std + eps) over all of `x`, or along `dim` for each slice on its own.
+
+    `x` is returned unchanged when it holds fewer than two samples to standardise over.
+    """
+    if (x.numel() if dim is None else x.shape[dim]) < 2:
+        return x
+    if dim is None:
+        return (x - x.mean()) / (x.std() + eps)
+    return (x - x.mean(dim, keepdim=True)) / (x.std(dim, keepdim=True) + eps)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from rlrun.ops.returns import gae
+from rlrun.ops.returns import gae, standardize
 
 
 def kl_shaped_rewards(
@@ -72,9 +72,7 @@ def group_advantages(scores: torch.Tensor, group_size: int, eps: float = 1e-6) -
     Returns:
         Advantages, shape [B]; zero within a group of equal rewards.
     """
-    groups = scores.view(-1, group_size)
-    advantages = (groups - groups.mean(1, keepdim=True)) / (groups.std(1, keepdim=True) + eps)
-    return advantages.reshape(-1)
+    return standardize(scores.view(-1, group_size), dim=1, eps=eps).reshape(-1)
 
 
 def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
