@@ -93,8 +93,8 @@ def clipped_loss(algo: PPOFamilyConfig) -> LossFn:
 
 def minibatch_loss(loss_fn: LossFn, compile: bool = False) -> MinibatchLoss:
     """The forward pass and `loss_fn` of one minibatch; with `compile`, through `torch.compile`, which
-    fuses the forward and the backward into a few kernels (`compile=true`: PPO Hopper minibatches
-    1.6x faster on CPU, after a one-off compile of 5-20 s)."""
+    fuses the forward and the backward into a few kernels, after a one-off compile (`compile=true`;
+    `scripts/benchmark.py` measures what it gains)."""
 
     def forward_and_loss(agent, minibatch, advantages):
         dist, new_values = agent.dist_and_value(minibatch.obs)

@@ -1,7 +1,7 @@
 """Natural policy gradient (Kakade 2001; Peters & Schaal 2008), plain or truncated (TNPG).
 
 Follows the book's ch. 6, Alg. 6.1, and the lecture "Natural Policy Gradient" / "Truncated
-Natural Policy Gradient, TNPG" (advanced-policy-optimization-lecture.txt). Each iteration:
+Natural Policy Gradient, TNPG" (Lecture 9; see docs/sources.md). Each iteration:
 - collect `num_envs * num_steps` steps with π_θ, GAE(γ, λ) advantages Â (book ch. 5);
 - policy gradient ĝ = (1/N) Σ ∇log π_θ(a|s) Â (Alg. 6.1), as the gradient of the surrogate
   (eq. 7.38-7.39, equal at θ' = θ);

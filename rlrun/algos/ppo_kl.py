@@ -1,6 +1,6 @@
 """Proximal Policy Optimization with the adaptive KL penalty (Schulman et al. 2017, section 4).
 
-Follows the lecture "Proximal Policy Optimization" (advanced-policy-optimization-lecture.txt)
+Follows the lecture "Proximal Policy Optimization" (Lecture 9; see docs/sources.md)
 and the book's ch. 8 (PPO optimises the constrained surrogate of eq. 7.41 by minibatch SGD):
 - penalised surrogate L^KLPEN = E_t[ρ_t Â_t] - β E_t[KL(π_old(·|s_t) || π_θ(·|s_t))],
   ρ_t = π_θ(a_t|s_t) / π_old(a_t|s_t), with the exact KL of the two action distributions;

@@ -1,7 +1,7 @@
 """Trust Region Policy Optimization (Schulman et al. 2015).
 
 Follows the book's ch. 7, Alg. 7.1 (sections 7.6-7.9, App. B), and the lecture "Trust Region
-Policy Optimization" (advanced-policy-optimization-lecture.txt). Each iteration:
+Policy Optimization" (Lecture 9; see docs/sources.md). Each iteration:
 - collect `num_envs * num_steps` steps with π_θk, GAE(γ, λ) advantages Â (book ch. 5);
 - surrogate L(θ') = E[π_θ'(a|s) / π_θk(a|s) · Â] with the mean-KL constraint
   E[KL(π_θk(·|s) || π_θ'(·|s))] ≤ δ (eq. 7.41), δ = `max_kl`; gradient ĝ at θ' = θk (eq. 7.39);
