@@ -30,7 +30,8 @@ class ImitationConfig(AlgoConfig):
     expert_episodes: int = 10
     """Expert episodes recorded into the dataset (count)."""
     dataset: str | None = None
-    """Train from this dataset instead of recording one: a .npz file, a Minari dataset dir or local id."""
+    """Train from this dataset instead of recording one (path or id): a .npz file, a Minari dataset
+    dir, or the id of a dataset in Minari's local storage (namespace/name-v0, MINARI_DATASETS_PATH)."""
     loss: str = "nll"
     """Continuous actions: nll (Gaussian negative log-likelihood) or mse (squared error of the mean)."""
     epochs: int = 50
@@ -200,10 +201,15 @@ def load_expert(cfg: TrainConfig, run: Run, envs: VecEnv, required: bool) -> Exp
     """The expert of `algo.expert` (refusing a run without expert and dataset)."""
     algo: ImitationConfig = cfg.algo
     if algo.expert is None:
+        if required and algo.dataset is not None:
+            raise ConfigError(
+                f"algo={algo.name} needs an expert: algo.expert=<rlrun checkpoint or run dir> labels the "
+                "states its rollouts visit (algo.dataset only replaces the initial expert episodes)"
+            )
         if required or algo.dataset is None:
             raise ConfigError(
                 f"algo={algo.name} needs an expert: algo.expert=<rlrun checkpoint or run dir>"
-                + ("" if required else " (or algo.dataset=<.npz file or Minari dataset>)")
+                + ("" if required else " (or algo.dataset=<.npz file, Minari dataset dir or id>)")
             )
         return None
     return Expert(algo.expert, cfg.env.id, envs.single_observation_space, envs.single_action_space, run.device)
