@@ -175,3 +175,15 @@ def test_bc_refuses_a_dataset_of_other_spaces_in_one_line(minari_root, monkeypat
     assert result.stderr.startswith("rlrun: algo.dataset=rlrun/acrobot-v0 holds observations Box(")
     assert "(6,), float32) and actions Discrete(3)" in result.stderr  # the dataset's spaces
     assert "(4,), float32) and Discrete(2)" in result.stderr  # the env's
+
+
+@needs_minari
+def test_eval_dataset_under_a_relative_storage_path(tiny_checkpoint, tmp_path, monkeypatch):
+    """Minari 0.5 alone fails to write under a relative MINARI_DATASETS_PATH (README commands use one)."""
+    import minari
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MINARI_DATASETS_PATH", "datasets")
+    rlrun_eval(monkeypatch, tiny_checkpoint, "eval.dataset=rlrun/relative-v0", "eval.episodes=1")
+    assert (tmp_path / "datasets" / "rlrun" / "relative-v0" / "data" / "metadata.json").is_file()
+    assert minari.load_dataset("rlrun/relative-v0").total_episodes == 1

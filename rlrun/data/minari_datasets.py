@@ -10,6 +10,7 @@ spaces and the env spec. Minari comes with the `minari` extra and is imported on
 
 from __future__ import annotations
 
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -30,6 +31,14 @@ def require_minari(what: str) -> None:
     require("h5py", what)
 
 
+def absolute_storage_root() -> None:
+    """Make a relative MINARI_DATASETS_PATH absolute (Minari 0.5 fails to write a dataset under a
+    relative one: it joins each file's path to the dataset's dir twice to sum their sizes)."""
+    root = os.environ.get("MINARI_DATASETS_PATH")
+    if root:
+        os.environ["MINARI_DATASETS_PATH"] = os.path.abspath(root)
+
+
 def dataset_path(dataset_id: str) -> Path:
     """Where Minari keeps the dataset `dataset_id` (under MINARI_DATASETS_PATH)."""
     from minari.storage import get_dataset_path
@@ -41,6 +50,7 @@ def check_new_dataset(dataset_id: str, overwrite: bool) -> Path:
     """Refuse an id that is not Minari's `namespace/name-v<N>`, or that names an existing
     dataset unless `overwrite`; returns the dataset's dir."""
     require_minari(f"eval.dataset={dataset_id}")
+    absolute_storage_root()
     from minari.dataset.minari_dataset import parse_dataset_id
 
     try:
