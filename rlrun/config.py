@@ -246,8 +246,7 @@ class EvalConfig:
     export: str | None = None
     """rlrun-eval only: write the policy beside the checkpoint as torchscript or onnx (null: no export)."""
     dataset: str | None = None
-    """rlrun-eval only: record the evaluated episodes as this Minari dataset id, namespace/name-v<N>,
-    in Minari's local storage (MINARI_DATASETS_PATH; null: record nothing)."""
+    """rlrun-eval only: record the episodes as this local Minari dataset id, namespace/name-v0."""
     dataset_overwrite: bool = False
     """rlrun-eval only: replace an existing Minari dataset of the same id (flag; false refuses)."""
 

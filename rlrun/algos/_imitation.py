@@ -30,8 +30,7 @@ class ImitationConfig(AlgoConfig):
     expert_episodes: int = 10
     """Expert episodes recorded into the dataset (count)."""
     dataset: str | None = None
-    """Train from this dataset instead of recording one (path or id): a .npz file, a Minari dataset
-    dir, or the id of a dataset in Minari's local storage (namespace/name-v0, MINARI_DATASETS_PATH)."""
+    """Train from this dataset, not new expert episodes: .npz file, Minari dir or local Minari id."""
     loss: str = "nll"
     """Continuous actions: nll (Gaussian negative log-likelihood) or mse (squared error of the mean)."""
     epochs: int = 50
