@@ -261,7 +261,7 @@ EVAL_USAGE = """usage: rlrun-eval <run dir or checkpoint> [key=value ...]   (or 
   eval.video=false          record MP4s to <run dir>/eval/ (needs the video extra)
   eval.video_episodes=1     episodes recorded (count)
   eval.export=null          torchscript | onnx: write a self-contained policy file beside the checkpoint
-  eval.dataset=null         namespace/name-v0: record the episodes as a Minari dataset (the minari extra)
+  eval.dataset=null         namespace/name-v0: record the episodes as a Minari dataset (minari extra)
   eval.dataset_overwrite=false  replace an existing dataset of that id
   device=auto  seed=<the run's seed>  torch_threads=1"""
 
@@ -366,11 +366,14 @@ def _write_dataset(options: EvalRunConfig, recording: EpisodeRecording, envs: Ve
     mode = "deterministic" if options.eval.deterministic else "sampled"
     out = write_dataset(
         options.eval.dataset, episodes, recording.env_spec(), envs.single_observation_space,
-        envs.single_action_space, options.eval.dataset_overwrite, algorithm_name=f"rlrun {state['algo']}",
-        description=f"{len(episodes)} evaluation episodes ({mode} actions) of {path} at step {state['global_step']}",
+        envs.single_action_space, options.eval.dataset_overwrite,
+        algorithm_name=f"rlrun {state['algo']}",
+        description=f"{len(episodes)} evaluation episodes ({mode} actions) of {path} at step "
+                    f"{state['global_step']}",
     )
     steps = sum(len(episode.actions) for episode in episodes)
-    print(f"wrote Minari dataset {options.eval.dataset} ({len(episodes)} episodes, {steps} steps) to {out}")
+    print(f"wrote Minari dataset {options.eval.dataset} ({len(episodes)} episodes, {steps} steps) "
+          f"to {out}")
 
 
 def _export(

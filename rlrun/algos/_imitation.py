@@ -202,8 +202,8 @@ def load_expert(cfg: TrainConfig, run: Run, envs: VecEnv, required: bool) -> Exp
     if algo.expert is None:
         if required and algo.dataset is not None:
             raise ConfigError(
-                f"algo={algo.name} needs an expert: algo.expert=<rlrun checkpoint or run dir> labels the "
-                "states its rollouts visit (algo.dataset only replaces the initial expert episodes)"
+                f"algo={algo.name} needs an expert: algo.expert=<rlrun checkpoint or run dir> labels "
+                "the states its rollouts visit (algo.dataset only replaces the initial expert episodes)"
             )
         if required or algo.dataset is None:
             raise ConfigError(

@@ -260,7 +260,8 @@ def load_demos(source: str, env_id: str, obs_space: gym.Space, action_space: gym
 def _same_space(recorded: gym.Space, env: gym.Space) -> bool:
     """Whether a dataset's space is the env's (Box: shape and bounds, whatever the float dtype)."""
     if isinstance(recorded, gym.spaces.Box) and isinstance(env, gym.spaces.Box):
-        return recorded.shape == env.shape and np.allclose(recorded.low, env.low) and np.allclose(recorded.high, env.high)
+        return (recorded.shape == env.shape and np.allclose(recorded.low, env.low)
+                and np.allclose(recorded.high, env.high))
     return recorded == env
 
 
@@ -319,10 +320,11 @@ def _load_minari(source: str, path: Path, env_id: str, obs_space: gym.Space,
     if env_spec is None:
         metadata = json.loads((Path(dataset.spec.data_path) / "metadata.json").read_text())
         raise ConfigError(f"algo.dataset={source} names no env ({metadata.get('dataset_id')}); cannot check it")
-    if not (_same_space(dataset.observation_space, obs_space) and _same_space(dataset.action_space, action_space)):
+    recorded_obs, recorded_actions = dataset.observation_space, dataset.action_space
+    if not (_same_space(recorded_obs, obs_space) and _same_space(recorded_actions, action_space)):
         raise ConfigError(
-            f"algo.dataset={source} holds observations {dataset.observation_space} and actions "
-            f"{dataset.action_space} (recorded on {env_spec.id}), env {env_id} has {obs_space} and "
+            f"algo.dataset={source} holds observations {recorded_obs} and actions "
+            f"{recorded_actions} (recorded on {env_spec.id}), env {env_id} has {obs_space} and "
             f"{action_space}; use a dataset recorded on {env_id} with the same env settings"
         )
     parts: dict[str, list[np.ndarray]] = {field.name: [] for field in fields(Demos)}

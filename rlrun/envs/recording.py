@@ -126,12 +126,13 @@ class EpisodeRecording:
         return recorder
 
     def env_spec(self) -> gym.envs.registration.EnvSpec | None:
-        """The spec of the recorded env as Gymnasium makes it (its kwargs and time limit),
-        without the wrappers rlrun adds; None before the envs are built or for an unregistered env."""
+        """The spec of the recorded env as Gymnasium makes it (its kwargs and time limit), without
+        the wrappers rlrun adds; None before the envs are built, or for an unregistered env."""
         recorder = self.recorders[0]
         spec = None if recorder is None else recorder.env.spec
         return None if spec is None else dataclasses.replace(spec, additional_wrappers=())
 
     def episodes(self) -> list[RecordedEpisode]:
         """Every env's recorded episodes, env after env."""
-        return [episode for recorder in self.recorders if recorder is not None for episode in recorder.episodes]
+        built = [recorder for recorder in self.recorders if recorder is not None]
+        return [episode for recorder in built for episode in recorder.episodes]
