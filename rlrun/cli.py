@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from rlrun.envs.factory import VecEnv
+    from rlrun.envs.recording import EpisodeRecording
     from rlrun.run import Launch
 
 __all__ = ["CONF_DIR", "CXX_COMPILERS", "USAGE_EXIT", "check_compile", "compose_checked", "evaluate", "report",
@@ -260,6 +261,8 @@ EVAL_USAGE = """usage: rlrun-eval <run dir or checkpoint> [key=value ...]   (or 
   eval.video=false          record MP4s to <run dir>/eval/ (needs the video extra)
   eval.video_episodes=1     episodes recorded (count)
   eval.export=null          torchscript | onnx: write a self-contained policy file beside the checkpoint
+  eval.dataset=null         namespace/name-v0: record the episodes as a Minari dataset (minari extra)
+  eval.dataset_overwrite=false  replace an existing dataset of that id
   device=auto  seed=<the run's seed>  torch_threads=1"""
 
 
@@ -293,6 +296,8 @@ def _evaluate_checkpoint(options: EvalRunConfig) -> None:
     from rich.table import Table
 
     from rlrun.envs.factory import VideoSpec, make_vec_env
+    from rlrun.envs.recording import EpisodeRecording
+    from rlrun.evaluation import episode_quotas
     from rlrun.evaluation import evaluate as run_evaluation
     from rlrun.extras import require
     from rlrun.policy_io import load_policy
@@ -300,6 +305,12 @@ def _evaluate_checkpoint(options: EvalRunConfig) -> None:
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM ends it like Ctrl-C
     started = time.time()
+    recording = None
+    if options.eval.dataset is not None:
+        from rlrun.data.minari_datasets import check_new_dataset
+
+        check_new_dataset(options.eval.dataset, options.eval.dataset_overwrite)  # before evaluating
+        recording = EpisodeRecording(episode_quotas(options.eval.episodes, options.eval.num_envs))
     torch.set_num_threads(options.torch_threads)
     device = resolve_device(options.device)
     loaded = load_policy(options.checkpoint, device)
@@ -313,7 +324,7 @@ def _evaluate_checkpoint(options: EvalRunConfig) -> None:
         video = VideoSpec(run_dir_of(path) / "eval", options.eval.video_episodes,
                           f"{path.stem}-step{state['global_step']}")
     envs = make_vec_env(train_cfg.env, options.eval.num_envs, training=False, video=video,
-                        max_episode_steps=options.eval.max_episode_steps)
+                        max_episode_steps=options.eval.max_episode_steps, record_episodes=recording)
     envs.obs_normalizer = loaded.obs_normalizer(envs.single_observation_space)
     if options.eval.export is not None:
         _export(options.eval.export, policy, envs, path, state, train_cfg)
@@ -333,13 +344,36 @@ def _evaluate_checkpoint(options: EvalRunConfig) -> None:
         "deterministic": options.eval.deterministic, **result.metrics(),
         "returns": result.returns.tolist(), "lengths": result.lengths.tolist(),
     }
+    if recording is not None:
+        report["dataset"] = options.eval.dataset
     out = path.with_name(f"{path.stem}.eval.json")
     out.write_text(json.dumps(report, indent=2))
     print(f"wrote {out}")
+    if recording is not None:
+        _write_dataset(options, recording, envs, path, state)
     if video is not None:
         for file in sorted(video.folder.glob(f"{video.prefix}-env*.mp4")):
             if file.stat().st_mtime >= started:
                 print(f"wrote {file}")
+
+
+def _write_dataset(options: EvalRunConfig, recording: EpisodeRecording, envs: VecEnv, path: Path,
+                   state: dict[str, Any]) -> None:
+    """Write the recorded evaluation episodes as the Minari dataset `eval.dataset` and say so."""
+    from rlrun.data.minari_datasets import write_dataset
+
+    episodes = recording.episodes()
+    mode = "deterministic" if options.eval.deterministic else "sampled"
+    out = write_dataset(
+        options.eval.dataset, episodes, recording.env_spec(), envs.single_observation_space,
+        envs.single_action_space, options.eval.dataset_overwrite,
+        algorithm_name=f"rlrun {state['algo']}",
+        description=f"{len(episodes)} evaluation episodes ({mode} actions) of {path} at step "
+                    f"{state['global_step']}",
+    )
+    steps = sum(len(episode.actions) for episode in episodes)
+    print(f"wrote Minari dataset {options.eval.dataset} ({len(episodes)} episodes, {steps} steps) "
+          f"to {out}")
 
 
 def _export(

@@ -245,6 +245,10 @@ class EvalConfig:
     """Episodes recorded when `video` is on (count, at most `episodes`)."""
     export: str | None = None
     """rlrun-eval only: write the policy beside the checkpoint as torchscript or onnx (null: no export)."""
+    dataset: str | None = None
+    """rlrun-eval only: record the episodes as this local Minari dataset id, namespace/name-v0."""
+    dataset_overwrite: bool = False
+    """rlrun-eval only: replace an existing Minari dataset of the same id (flag; false refuses)."""
 
     def __post_init__(self) -> None:
         check(self.episodes >= 1, f"eval.episodes={self.episodes} must be >= 1")
@@ -383,9 +387,10 @@ class TrainConfig:
         )
         check(self.seed >= 0, f"seed={self.seed} must be >= 0")
         check(
-            not self.eval.video and self.eval.export is None,
-            "eval.video and eval.export apply to rlrun-eval only; after training run "
-            "`rlrun-eval checkpoint=<run dir> eval.video=true` (or eval.export=torchscript|onnx)",
+            not self.eval.video and self.eval.export is None and self.eval.dataset is None,
+            "eval.video, eval.export and eval.dataset apply to rlrun-eval only; after training run "
+            "`rlrun-eval checkpoint=<run dir> eval.video=true` (or eval.export=torchscript|onnx, "
+            "eval.dataset=<namespace/name-v0>)",
         )
 
 

@@ -47,6 +47,11 @@ class EvalResult:
         }
 
 
+def episode_quotas(episodes: int, num_envs: int) -> list[int]:
+    """Episodes each env runs so that `episodes` are spread over `num_envs` envs (counts)."""
+    return [episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)]
+
+
 def evaluate(
     policy: nn.Module,
     envs: VecEnv,
@@ -61,7 +66,7 @@ def evaluate(
     Each env runs a fixed quota of episodes so that short episodes are not over-represented.
     `should_stop` is asked after every step; when it says yes, EvaluationInterrupted is raised.
     """
-    quotas = np.array([episodes // envs.num_envs + (i < episodes % envs.num_envs) for i in range(envs.num_envs)])
+    quotas = np.array(episode_quotas(episodes, envs.num_envs))
     done_counts = np.zeros(envs.num_envs, np.int64)
     returns: list[float] = []
     lengths: list[int] = []

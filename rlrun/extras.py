@@ -17,6 +17,8 @@ EXTRA_OF_MODULE = {
     "cv2": "atari",
     "Box2D": "box2d",
     "transformers": "lm",
+    "minari": "minari",
+    "h5py": "minari",
     "hydra_plugins.hydra_joblib_launcher": "sweep",
     "hydra_plugins.hydra_submitit_launcher": "sweep",
     "hydra_plugins.hydra_optuna_sweeper": "sweep",

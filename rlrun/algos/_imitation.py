@@ -28,7 +28,7 @@ class ImitationConfig(AlgoConfig):
     expert_episodes: int = 10
     """Expert episodes recorded into the dataset (count)."""
     dataset: str | None = None
-    """Train from this dataset instead of recording one: a .npz file, a Minari dataset dir or local id."""
+    """Train from this dataset, not new expert episodes: .npz file, Minari dir or local Minari id."""
     loss: str = "nll"
     """Continuous actions: nll (Gaussian negative log-likelihood) or mse (squared error of the mean)."""
     epochs: int = 50
@@ -192,10 +192,15 @@ def load_expert(cfg: TrainConfig, run: Run, envs: VecEnv, required: bool) -> Exp
     """The expert of `algo.expert` (refusing a run without expert and dataset)."""
     algo: ImitationConfig = cfg.algo
     if algo.expert is None:
+        if required and algo.dataset is not None:
+            raise ConfigError(
+                f"algo={algo.name} needs an expert: algo.expert=<rlrun checkpoint or run dir> labels "
+                "the states its rollouts visit (algo.dataset only replaces the initial expert episodes)"
+            )
         if required or algo.dataset is None:
             raise ConfigError(
                 f"algo={algo.name} needs an expert: algo.expert=<rlrun checkpoint or run dir>"
-                + ("" if required else " (or algo.dataset=<.npz file or Minari dataset>)")
+                + ("" if required else " (or algo.dataset=<.npz file, Minari dataset dir or id>)")
             )
         return None
     return Expert(algo.expert, cfg.env.id, envs.single_observation_space, envs.single_action_space, run.device)

@@ -13,7 +13,8 @@ policy (`algo.normalize_obs`), so the envs must not normalise them.
 Data: `algo.expert_episodes` episodes of the expert (`algo.expert`, any rlrun checkpoint,
 acting deterministically with its own observation normalisation) are recorded into the run
 dir (`rlrun.data.demos`: Minari format when installed, else demos.npz), or an existing
-dataset is read (`algo.dataset`).
+dataset is read (`algo.dataset`: a .npz file, a Minari dataset dir, or the id of a dataset in
+Minari's local storage, such as one `rlrun-eval ... eval.dataset=<id>` recorded).
 
 global_step counts supervised samples: each gradient step adds its minibatch size, so an epoch
 adds the size of the training split. Training runs `algo.epochs` epochs, or stops earlier once

@@ -1,7 +1,9 @@
 """DAgger, dataset aggregation (Ross et al. 2011; book ch. 13.2).
 
-Round 0 is behavioral cloning on the expert's episodes (`rlrun.algos.bc`; the policy, loss,
-held-out split and epoch loop of `rlrun.algos._imitation`). Each of the `algo.rounds` rounds i = 1..rounds then
+Round 0 is behavioral cloning on the expert's episodes, or on `algo.dataset` (`rlrun.algos.bc`;
+the policy, loss, held-out split and epoch loop of `rlrun.algos._imitation`); the expert
+`algo.expert` is needed either way, to label the rollouts. Each of the `algo.rounds` rounds
+i = 1..rounds then
 1. rolls out the mixture π_i = β_i π* + (1 - β_i) π̂_i for `algo.episodes_per_round` episodes:
    at every step each env executes the expert's action with probability β_i, else the
    learner's deterministic action (per-step mixing);

@@ -4,8 +4,8 @@ An expert is any rlrun checkpoint (`Expert`): its policy acts deterministically 
 observations normalised with the expert's own statistics. Demonstrations (`Demos`) hold raw
 observations, so a learner can normalise them its own way.
 
-On disk a dataset is written in the Minari format when the `minari` package (with h5py) is
-installed, else as one `.npz` file (`numpy.load(path, allow_pickle=False)` reads it):
+On disk a dataset is written in the Minari format when the `minari` extra (Minari with h5py)
+is installed, else as one `.npz` file (`numpy.load(path, allow_pickle=False)` reads it):
 
 | array | shape, dtype | meaning |
 |---|---|---|
@@ -18,7 +18,9 @@ installed, else as one `.npz` file (`numpy.load(path, allow_pickle=False)` reads
 | final_obs | [E, *obs_shape] | last observation s_T of each of the E episodes |
 | env_id | [] str | Gymnasium id of the env the data came from |
 
-A Minari dataset stores the same episodes (observations s_0..s_T, T+1 rows per episode).
+A Minari dataset stores the same episodes (observations s_0..s_T, T+1 rows per episode); one
+read from Minari's local storage by id (`rlrun-eval ... eval.dataset=<id>` writes them,
+`rlrun.data.minari_datasets`) must have the env's observation and action spaces.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import torch
 
 from rlrun.checkpoint import CheckpointError
 from rlrun.config import ConfigError
+from rlrun.data.minari_datasets import require_minari
 from rlrun.envs.factory import Step, VecEnv, env_spaces
 from rlrun.policy_io import load_policy
 
@@ -206,7 +209,7 @@ def collect_demos(
 
 
 def minari_available() -> bool:
-    """Whether datasets can be written and read in the Minari format here."""
+    """Whether datasets can be written and read in the Minari format here (the minari extra)."""
     return importlib.util.find_spec("minari") is not None and importlib.util.find_spec("h5py") is not None
 
 
@@ -223,10 +226,12 @@ def save_demos(demos: Demos, run_dir: Path, env_id: str, obs_space: gym.Space, a
 
 
 def load_demos(source: str, env_id: str, obs_space: gym.Space, action_space: gym.Space) -> Demos:
-    """Read a dataset: a .npz file, a Minari dataset dir, or the id of a local Minari dataset.
+    """Read a dataset: a .npz file, a Minari dataset dir, or the id of a dataset in Minari's
+    local storage (MINARI_DATASETS_PATH).
 
     Raises:
-        ConfigError: missing or unreadable dataset, or one recorded on another env.
+        ConfigError: missing or unreadable dataset, one whose spaces (Minari) or shapes (.npz)
+            are not the env's, or one recorded on another env.
     """
     path = Path(source).expanduser()
     if path.suffix == ".npz":
@@ -239,7 +244,7 @@ def load_demos(source: str, env_id: str, obs_space: gym.Space, action_space: gym
             demos = Demos(**{field.name: data[field.name] for field in fields(Demos)})
             recorded_env = str(data["env_id"])
     else:
-        demos, recorded_env = _load_minari(source, path)
+        demos, recorded_env = _load_minari(source, path, env_id, obs_space, action_space)
     for name in ("obs", "final_obs", "actions"):
         if getattr(demos, name).dtype == np.float64:
             setattr(demos, name, getattr(demos, name).astype(np.float32))
@@ -251,6 +256,14 @@ def load_demos(source: str, env_id: str, obs_space: gym.Space, action_space: gym
             f"{demos.actions.shape[1:]}, the env {obs_space.shape} and {action_space.shape}"
         )
     return demos
+
+
+def _same_space(recorded: gym.Space, env: gym.Space) -> bool:
+    """Whether a dataset's space is the env's (Box: shape and bounds, whatever the float dtype)."""
+    if isinstance(recorded, gym.spaces.Box) and isinstance(env, gym.spaces.Box):
+        return (recorded.shape == env.shape and np.allclose(recorded.low, env.low)
+                and np.allclose(recorded.high, env.high))
+    return recorded == env
 
 
 def _save_minari(demos: Demos, directory: Path, env_id: str, obs_space: gym.Space, action_space: gym.Space) -> Path:
@@ -286,12 +299,11 @@ def _save_minari(demos: Demos, directory: Path, env_id: str, obs_space: gym.Spac
     return directory
 
 
-def _load_minari(source: str, path: Path) -> tuple[Demos, str]:
-    """A Minari dataset from its dir (holding data/ or metadata.json) or a local dataset id."""
-    if not minari_available():
-        raise ConfigError(
-            f"algo.dataset={source} is not a .npz file; reading Minari datasets needs `pip install minari h5py`"
-        )
+def _load_minari(source: str, path: Path, env_id: str, obs_space: gym.Space,
+                 action_space: gym.Space) -> tuple[Demos, str]:
+    """A Minari dataset from its dir (holding data/ or metadata.json) or a local dataset id,
+    refusing one whose spaces are not the env's."""
+    require_minari(f"algo.dataset={source} (not a .npz file: a Minari dataset id or dir)")
     import minari
 
     data_path = path / "data" if (path / "data" / "metadata.json").is_file() else path
@@ -309,6 +321,13 @@ def _load_minari(source: str, path: Path) -> tuple[Demos, str]:
     if env_spec is None:
         metadata = json.loads((Path(dataset.spec.data_path) / "metadata.json").read_text())
         raise ConfigError(f"algo.dataset={source} names no env ({metadata.get('dataset_id')}); cannot check it")
+    recorded_obs, recorded_actions = dataset.observation_space, dataset.action_space
+    if not (_same_space(recorded_obs, obs_space) and _same_space(recorded_actions, action_space)):
+        raise ConfigError(
+            f"algo.dataset={source} holds observations {recorded_obs} and actions "
+            f"{recorded_actions} (recorded on {env_spec.id}), env {env_id} has {obs_space} and "
+            f"{action_space}; use a dataset recorded on {env_id} with the same env settings"
+        )
     parts: dict[str, list[np.ndarray]] = {field.name: [] for field in fields(Demos)}
     for episode in dataset.iterate_episodes():
         steps = len(episode.actions)

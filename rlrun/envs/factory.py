@@ -15,6 +15,7 @@ import torch
 
 from rlrun.config import ConfigError, EnvConfig
 from rlrun.envs.normalize import ObsNormalizer, RewardNormalizer
+from rlrun.envs.recording import EpisodeRecording
 from rlrun.envs.vector import EnvPoolVectorEnv, SerialVectorEnv, SubprocessVectorEnv
 
 
@@ -354,6 +355,7 @@ def make_vec_env(
     render_mode: str | None = None,
     video: VideoSpec | None = None,
     max_episode_steps: int | None = None,
+    record_episodes: EpisodeRecording | None = None,
 ) -> VecEnv:
     """Build `num_envs` copies of the configured env as one VecEnv.
 
@@ -363,7 +365,9 @@ def make_vec_env(
     without a display, MuJoCo renders through EGL and pygame (classic control) off-screen,
     unless MUJOCO_GL or SDL_VIDEODRIVER says otherwise. Rendering always uses Gymnasium's
     envs (EnvPool does not render), whatever `env.backend` says. `max_episode_steps` caps
-    episodes below the config's time limit (evaluation's `eval.max_episode_steps`).
+    episodes below the config's time limit (evaluation's `eval.max_episode_steps`). With
+    `record_episodes`, each env is wrapped in its recorder, and the envs are Gymnasium's, stepped in
+    this process (whatever `env.backend` and `env.vectorization` say) so that it can be read.
     """
     refuse_in_process_task(cfg)
     if video is not None:
@@ -373,13 +377,15 @@ def make_vec_env(
             os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
             os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     envs: SerialVectorEnv | SubprocessVectorEnv | EnvPoolVectorEnv
-    if cfg.backend == "envpool" and render_mode is None:
+    if cfg.backend == "envpool" and render_mode is None and record_episodes is None:
         envs = _envpool_envs(cfg, num_envs)
     else:
         fns = [_env_fn(cfg, render_mode, training, max_episode_steps) for _ in range(num_envs)]
         if video is not None:
             fns = [partial(_recording, fn, video, i, num_envs) for i, fn in enumerate(fns)]
-        if cfg.vectorization == "async":
+        if record_episodes is not None:
+            fns = [partial(record_episodes.wrap, fn, i) for i, fn in enumerate(fns)]
+        if cfg.vectorization == "async" and record_episodes is None:
             envs = SubprocessVectorEnv(fns)
         else:
             envs = SerialVectorEnv(fns, replayable=training)
