@@ -86,8 +86,8 @@ class _TensorBoardSink:
     name = "tensorboard"
 
     def __init__(self, log_dir: Path, start_step: int, config: dict) -> None:
+        from tensorboard.plugins.hparams.summary_v2 import hparams_pb
         from torch.utils.tensorboard import SummaryWriter
-        from torch.utils.tensorboard.summary import hparams
 
         if log_dir.is_dir():
             _truncate_events(log_dir, start_step)
@@ -95,8 +95,7 @@ class _TensorBoardSink:
         text = OmegaConf.to_yaml(OmegaConf.create(config))
         self._writer.add_text("config", "".join(f"    {line}\n" for line in text.splitlines()),
                               start_step)
-        _, session, _ = hparams(hparam_values(config), {})
-        self._writer.file_writer.add_summary(session, start_step)
+        self._writer.file_writer.add_summary(hparams_pb(hparam_values(config)), start_step)
 
     def log(self, metrics: dict[str, float], step: int, elapsed: float) -> None:
         for key, value in metrics.items():
