@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.utils.tensorboard
 
-from rlrun.config import ConfigError, LoggerConfig
+from rlrun.config import LoggerConfig
 from rlrun.logger import Logger
 from rlrun.sweep import sweep_name
 
@@ -358,16 +358,21 @@ def test_a_raising_logger_is_reported_once_as_a_warning_and_training_finishes(
 
 @pytest.mark.parametrize("name", ["tensorboard", "wandb", "mlflow"])
 def test_a_logger_without_its_package_is_refused_in_one_line_naming_the_extra(
-    compose_cfg, monkeypatch: pytest.MonkeyPatch, name: str
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str
 ) -> None:
-    from rlrun.compose import check_loggers
+    from rlrun import cli
+    from rlrun.compose import compose_checked
 
+    cli._setup()
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda module, *a: None if module == name else real(module, *a))
-    with pytest.raises(ConfigError, match=rf"^logger.{name}=true needs {name}, which is not installed: "
-                                          rf"pip install -e '.\[{name}\]'"):
-        check_loggers(compose_cfg([f"logger={name}"]).logger)
-    check_loggers(compose_cfg([]).logger)  # the default loggers need no extra
+    compose_checked("train", ["logger=default"])  # the default loggers need no extra
+    with pytest.raises(SystemExit) as exit_info:
+        compose_checked("train", [f"logger={name}"])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"rlrun: logger.{name}=true needs {name}, which is not installed: "
+                           f"pip install -e '.[{name}]'")
 
 
 # ----- a sweep and its resume through the command line ---------------------------------------------
