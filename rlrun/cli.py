@@ -39,7 +39,7 @@ from rlrun.compose import (
 from rlrun.config import ConfigError, EvalRunConfig, TrainConfig, register_schemas
 from rlrun.envs.config_source import GymRegistryConfigSource, GymRegistrySearchPath
 from rlrun.registry import algorithms
-from rlrun.sweep import assign_gpu, job_dir_name, seed_runs
+from rlrun.sweep import assign_gpu, job_dir_name, seed_runs, sweep_name
 
 if TYPE_CHECKING:
     from torch import nn
@@ -116,16 +116,20 @@ def _train_job(cfg: DictConfig, validated: bool = False) -> float:
             validate_train(typed)
         hydra_cfg = HydraConfig.get()
         job_dir = Path(hydra_cfg.runtime.output_dir)
+        sweep = None
         if hydra_cfg.mode == RunMode.MULTIRUN:
             launcher = hydra_cfg.runtime.choices.get("hydra/launcher")
             assign_gpu(typed.device, launcher, hydra_cfg.job.num)
+            sweep = sweep_name(hydra_cfg.sweep.dir)
         overrides = [str(line) for line in hydra_cfg.overrides.task]
         presets = _presets(hydra_cfg.runtime.choices)
         if typed.hparams_search is None:
-            return _train_run(typed, job_dir, Launch(overrides, _config_files(cfg, overrides), presets))
+            launch = Launch(overrides, _config_files(cfg, overrides), presets, sweep)
+            return _train_run(typed, job_dir, launch)
         runs = seed_runs(typed, cfg, overrides, job_dir)
         return statistics.fmean(
-            _train_run(seed_cfg, run_dir, Launch(seed_overrides, _config_files(seed_node, seed_overrides), presets))
+            _train_run(seed_cfg, run_dir, Launch(seed_overrides, _config_files(seed_node, seed_overrides),
+                                                 presets, sweep))
             for seed_cfg, seed_node, seed_overrides, run_dir in runs
         )
     except ConfigError as error:

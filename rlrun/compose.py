@@ -29,15 +29,18 @@ from omegaconf.errors import OmegaConfBaseException
 
 from rlrun.arguments import parse_error
 from rlrun.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, run_dir_of
-from rlrun.config import ConfigError, TrainConfig
+from rlrun.config import ConfigError, LoggerConfig, TrainConfig
 from rlrun.envs.config_source import registered_env_ids
-from rlrun.extras import install_hint
+from rlrun.extras import install_hint, require
 from rlrun.registry import AlgoSpec, algorithms
 from rlrun.resume import check_algo, flatten, known_part
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 USAGE_EXIT = 2
 CXX_COMPILERS = ("g++", "c++", "clang++")
+LOGGER_EXTRAS = ("tensorboard", "wandb", "mlflow")
+"""The loggers that need a package of their own: each key `logger.<name>`, its module and its
+extra share that name."""
 """C++ compilers torch.compile's inductor can build its kernels with."""
 
 # Hydra command-line flags after which nothing is checked (they print and exit).
@@ -397,6 +400,7 @@ def validate_train(cfg: TrainConfig) -> None:
     """Checks that span groups: the env exists and builds, and the algorithm can act in it."""
     from rlrun.envs.factory import env_spaces
 
+    check_loggers(cfg.logger)
     spec = algorithms()[cfg.algo.name]
     if cfg.compile:
         check_compile(spec)
@@ -416,6 +420,13 @@ def validate_train(cfg: TrainConfig) -> None:
             f"algo={spec.name} learns from a replay buffer, which would hold transitions "
             f"normalised by statistics that keep moving; set {' '.join(keys)} (its presets do)"
         )
+
+
+def check_loggers(cfg: LoggerConfig) -> None:
+    """Each logger that is on has its package (an extra) installed."""
+    for name in LOGGER_EXTRAS:
+        if getattr(cfg, name):
+            require(name, f"logger.{name}=true")
 
 
 def check_compile(spec: AlgoSpec) -> None:

@@ -214,6 +214,20 @@ class LoggerConfig:
     """Weights & Biases project name."""
     wandb_entity: str | None = None
     """Weights & Biases entity (team or user); null uses the default."""
+    wandb_group: str | None = None
+    """Weights & Biases group; null: a sweep's jobs share the sweep's name, a lone run has none."""
+    wandb_name: str | None = None
+    """Weights & Biases display name of the run; null uses the run dir's name."""
+    wandb_tags: list[str] = field(default_factory=list)
+    """Weights & Biases tags of the run (a list of words, e.g. [baseline,v2])."""
+    wandb_notes: str | None = None
+    """Weights & Biases notes of the run (free text); null adds none."""
+    mlflow: bool = False
+    """Log to MLflow: config as params, metrics by env step, final checkpoint and eval summary."""
+    mlflow_uri: str | None = None
+    """MLflow tracking URI (http://host:5000, sqlite:///db, file:/dir); null: mlruns/ in run dir."""
+    mlflow_experiment: str = "rlrun"
+    """MLflow experiment name (created when absent)."""
     every_steps: int = 10_000
     """Status line interval on the console and in train.log (env steps); metrics files get every event."""
     return_window: int = 100

@@ -23,6 +23,9 @@ EXTRA_OF_MODULE = {
     "hydra_plugins.hydra_submitit_launcher": "sweep",
     "hydra_plugins.hydra_optuna_sweeper": "sweep",
     "hydra_plugins.hydra_ray_launcher": "ray",
+    "tensorboard": "tensorboard",
+    "wandb": "wandb",
+    "mlflow": "mlflow",
 }
 """The rlrun extra (`pip install -e '.[<extra>]'`) that installs each optional module."""
 

@@ -1,7 +1,7 @@
-"""Metric logging: metrics.jsonl, TensorBoard, Weights & Biases and a rich console.
+"""Metric logging: metrics.jsonl, TensorBoard, Weights & Biases, MLflow and a rich console.
 
 Every back-end receives every event. A back-end that fails (at start or while logging) is
-reported once and switched off; training goes on with the others.
+reported once, as a warning, and switched off; training goes on with the others.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -67,19 +68,34 @@ def _truncate(path: Path, start_step: int) -> float:
     return last_time
 
 
+_CONFIG_TEXT_TAG = "config/text_summary"
+"""Tag of the resolved config's text event (`add_text("config", ...)`)."""
+_HPARAMS_TAG = "_hparams_/session_start_info"
+"""Tag of the HParams plugin's session event (the run's flattened config)."""
+
+
 class _TensorBoardSink:
-    """Scalars under run_dir/tb. On resume, events after `start_step` (written after the last
-    checkpoint by the interrupted attempt) are dropped from the event files first, so the resumed
-    run continues one clean step axis."""
+    """Scalars under run_dir/tb, the resolved config as text and as an HParams session.
+
+    The HParams tab compares the runs under one log dir (a sweep's jobs) by their config values;
+    its metrics are the runs' scalars, `eval/return_mean` (the last value: the final evaluation's
+    return) among them. On resume, events after `start_step` (written after the last checkpoint
+    by the interrupted attempt) and the old config events are dropped from the event files
+    first, so the resumed run continues one clean step axis under its current config."""
 
     name = "tensorboard"
 
-    def __init__(self, log_dir: Path, start_step: int) -> None:
+    def __init__(self, log_dir: Path, start_step: int, config: dict) -> None:
+        from tensorboard.plugins.hparams.summary_v2 import hparams_pb
         from torch.utils.tensorboard import SummaryWriter
 
         if log_dir.is_dir():
             _truncate_events(log_dir, start_step)
         self._writer = SummaryWriter(str(log_dir))
+        text = OmegaConf.to_yaml(OmegaConf.create(config))
+        self._writer.add_text("config", "".join(f"    {line}\n" for line in text.splitlines()),
+                              start_step)
+        self._writer.file_writer.add_summary(hparams_pb(hparam_values(config)), start_step)
 
     def log(self, metrics: dict[str, float], step: int, elapsed: float) -> None:
         for key, value in metrics.items():
@@ -89,9 +105,18 @@ class _TensorBoardSink:
         self._writer.close()
 
 
+def hparam_values(config: dict) -> dict[str, float | int | str | bool]:
+    """The config's leaves by dotted key, as HParams values (null and lists as their JSON text)."""
+    from rlrun.resume import flatten
+
+    return {key: value if isinstance(value, (bool, int, float, str)) else json.dumps(value)
+            for key, value in flatten(config).items()}
+
+
 def _truncate_events(log_dir: Path, start_step: int) -> None:
     """Rewrite the event files of `log_dir` into one that keeps only events up to `start_step`,
-    under the oldest file's name (so that it sorts before the resumed run's new file)."""
+    less the config events (the resumed run writes its own), under the oldest file's name (so
+    that it sorts before the resumed run's new file)."""
     from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
@@ -103,7 +128,9 @@ def _truncate_events(log_dir: Path, start_step: int) -> None:
     writer = EventFileWriter(str(staging))
     for path in old:
         for event in LegacyEventFileLoader(str(path)).Load():
-            if event.step <= start_step and not event.HasField("file_version"):
+            if event.step <= start_step and not event.HasField("file_version") and not any(
+                value.tag in (_CONFIG_TEXT_TAG, _HPARAMS_TAG) for value in event.summary.value
+            ):
                 writer.add_event(event)
     writer.close()
     (written,) = staging.iterdir()
@@ -119,7 +146,8 @@ class _WandbSink:
     name = "wandb"
 
     def __init__(
-        self, cfg: LoggerConfig, run_dir: Path, config: dict, run_id: str | None, run_name: str
+        self, cfg: LoggerConfig, run_dir: Path, config: dict, run_id: str | None, run_name: str,
+        group: str | None,
     ) -> None:
         import wandb
 
@@ -130,7 +158,10 @@ class _WandbSink:
             config=config,
             id=run_id,  # None: wandb generates one (wandb.util.generate_id is gone in 0.31)
             resume="allow",
-            name=run_name or None,
+            name=cfg.wandb_name or run_name or None,
+            group=cfg.wandb_group or group,
+            tags=list(cfg.wandb_tags),
+            notes=cfg.wandb_notes,
         )
         self.id: str = self._run.id
 
@@ -300,10 +331,12 @@ class Logger:
         cfg: Which back-ends are on and the status-line interval.
         run_dir: Run directory; metrics.jsonl, train.log, tb/ and wandb/ go there.
         total_steps: Training budget (env steps), for the progress bar.
-        config: Resolved run config, stored with the wandb run.
+        config: Resolved run config, stored with the wandb and MLflow runs and in tb/.
         start_step: Env step a resumed run starts from (0 for a fresh run).
         wandb_id: Id of the wandb run to resume; a new one is generated when None.
-        run_name: Display name of the wandb run.
+        mlflow_id: Id of the MLflow run to continue; a new run is created when None.
+        run_name: Display name of the wandb and MLflow runs.
+        group: The sweep this run is a job of (the wandb group unless `wandb_group` is set).
     """
 
     def __init__(
@@ -315,12 +348,16 @@ class Logger:
         *,
         start_step: int = 0,
         wandb_id: str | None = None,
+        mlflow_id: str | None = None,
         run_name: str = "",
+        group: str | None = None,
     ) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self._config, self._start_step, self._run_name = config, start_step, run_name
+        self._group = group
         self.wandb_id: str | None = wandb_id
+        self.mlflow_id: str | None = mlflow_id
         self.status = Status(total_steps, start_step)
         self._next_interval = (start_step // cfg.every_steps + 1) * cfg.every_steps
         self._status_line = ""
@@ -339,7 +376,7 @@ class Logger:
 
     def open(self) -> None:
         """Create the run dir's log files (metrics.jsonl truncated to `start_step` on resume,
-        train.log, tb/, the wandb run); safe to call again."""
+        train.log, tb/, the wandb and MLflow runs); safe to call again."""
         if self._opened:
             return
         self._opened = True
@@ -352,11 +389,18 @@ class Logger:
                  if self.cfg.jsonl else None)
         self._time_offset = jsonl.previous_time if jsonl else 0.0
         if self.cfg.tensorboard:
-            self._start("tensorboard", _TensorBoardSink, self.run_dir / "tb", self._start_step)
+            self._start("tensorboard", _TensorBoardSink, self.run_dir / "tb", self._start_step,
+                        self._config)
         if self.cfg.wandb:
             wandb = self._start("wandb", _WandbSink, self.cfg, self.run_dir, self._config, self.wandb_id,
-                                self._run_name)
+                                self._run_name, self._group)
             self.wandb_id = wandb.id if wandb else self.wandb_id
+        if self.cfg.mlflow:
+            from rlrun.mlflow_log import MlflowSink
+
+            mlflow = self._start("mlflow", MlflowSink, self.cfg, self.run_dir, self._config,
+                                 self.mlflow_id, self._run_name, self._group)
+            self.mlflow_id = mlflow.id if mlflow else self.mlflow_id
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         """Records one event at global env step `step` (tensors and numpy scalars accepted)."""
@@ -368,6 +412,13 @@ class Logger:
         self.status.record(values, step)
         if self._console is not None:
             self._console.record(values)
+
+    def finish(self, summary: dict[str, Any], checkpoint: Path) -> None:
+        """The run ended with its final evaluation: hand `summary` (plain data) and the final
+        `checkpoint` file to the back-ends that keep artifacts (MLflow)."""
+        for sink in list(self._sinks):
+            if hasattr(sink, "finish"):
+                self._guarded(sink.name, sink.finish, summary, checkpoint)
 
     def progress(self, step: int) -> None:
         """Updates the progress bar (throttled) and writes a status line every `every_steps` steps."""
@@ -389,11 +440,12 @@ class Logger:
         if self._opened and self.status.line() != self._status_line:
             self._interval()
 
-    def message(self, text: str) -> None:
-        """Shows one human-readable line on the console and writes it to train.log."""
+    def message(self, text: str, level: int = logging.INFO) -> None:
+        """Shows one human-readable line on the console and writes it to train.log (and to the
+        `rlrun` Python logger at `level`)."""
         if self._console is not None:
             self._console.print(text)
-        self._write_text(text)
+        self._write_text(text, level)
 
     def panel(self, title: str, rows: list[tuple[str, str]]) -> None:
         """A titled block of `name  value` rows: a rich panel on a terminal, plain lines otherwise."""
@@ -430,8 +482,8 @@ class Logger:
         """Writes one line to train.log only."""
         self._write_text(text)
 
-    def _write_text(self, line: str) -> None:
-        _log.info(line)
+    def _write_text(self, line: str, level: int = logging.INFO) -> None:
+        _log.log(level, line)
         if not self._opened:
             self._early_lines.append(line)
         elif self._text is not None:
@@ -450,5 +502,5 @@ class Logger:
         except Exception as exc:  # noqa: BLE001 - a logging back-end must never stop training
             self._sinks = [sink for sink in self._sinks if sink.name != name]
             error = f"{type(exc).__name__}: {exc}"
-            self.message(f"{name} logging failed ({error}); continuing without it")
+            self.message(f"{name} logging failed ({error}); continuing without it", logging.WARNING)
             return None

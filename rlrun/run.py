@@ -28,6 +28,7 @@ from torch import nn
 
 from rlrun.checkpoint import (
     FORMAT,
+    LAST,
     Checkpointer,
     SideFile,
     Stateful,
@@ -72,6 +73,8 @@ class Launch:
     presets: list[str] = field(default_factory=list)
     """The preset files applied, in order (`conf/preset/<algo>_<family>.yaml`, then
     `conf/preset/env/<algo>_<env id>.yaml`)."""
+    sweep: str | None = None
+    """Name of the Hydra multirun this run is a job of (`rlrun.sweep.sweep_name`); None alone."""
 
 
 @dataclass
@@ -159,9 +162,12 @@ class Run:
         self.best_eval_return: float | None = state.get("best_eval_return")
         self.final_eval_return: float | None = None
         config_dict = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+        self.sweep: str | None = self.launch.sweep or state.get("sweep")
+        """The sweep this run is a job of (kept in checkpoints, so `resume=<job dir>` keeps it)."""
         self.logger = Logger(
             cfg.logger, self.run_dir, cfg.total_timesteps, config_dict,
-            start_step=start_step, wandb_id=state.get("wandb_id"), run_name=self.run_dir.name,
+            start_step=start_step, wandb_id=state.get("wandb_id"), mlflow_id=state.get("mlflow_id"),
+            run_name=self.run_dir.name, group=self.sweep,
         )
         self._tracked: dict[str, Stateful] = {}
         self._train_envs: VecEnv | None = None
@@ -196,6 +202,11 @@ class Run:
             loggers.append(f"tensorboard {self.run_dir / 'tb'}")
         if cfg.logger.wandb:
             loggers.append(f"wandb {self.run_dir / 'wandb'} (project {cfg.logger.wandb_project})")
+        if cfg.logger.mlflow:
+            from rlrun.mlflow_log import store_uri
+
+            loggers.append(f"mlflow {store_uri(cfg.logger, self.run_dir)} "
+                           f"(experiment {cfg.logger.mlflow_experiment})")
         rows = [
             ("run dir", str(self.run_dir)),
             ("algo", cfg.algo.name),
@@ -431,6 +442,8 @@ class Run:
             "best_eval_return": self.best_eval_return,
             "final_eval_return": self.final_eval_return,
             "wandb_id": self.logger.wandb_id,
+            "mlflow_id": self.logger.mlflow_id,
+            "sweep": self.sweep,
             "episodes": self._episodes.state_dict(),
             "modules": tracked_states(self._tracked, self.checkpointer.directory, step, self.logger.message),
             "rng": rng_state(),
@@ -454,6 +467,8 @@ class Run:
                     f"`rlrun resume={self.run_dir}` (add total_timesteps=N to extend it)",
                     self._signal,
                 )
+            self.logger.finish(self._final_summary(result, step),
+                               self.checkpointer.directory / LAST)
             self.logger.report_status()
             rounded = (f" (total_timesteps={self.cfg.total_timesteps:,} rounded up to whole iterations)"
                        if step > self.cfg.total_timesteps else "")
@@ -464,6 +479,16 @@ class Run:
             return TrainResult(result.mean, step, self.run_dir)
         finally:
             self.close()
+
+    def _final_summary(self, result: EvalResult, step: int) -> dict[str, Any]:
+        """The final evaluation as plain data: its metrics, per-episode returns, the best return."""
+        return {
+            "global_step": int(step),
+            **result.metrics(),
+            "episodes": len(result.returns),
+            "returns": result.returns.tolist(),
+            "best_eval_return": self.best_eval_return,
+        }
 
     def divergence_message(self, error: NonFiniteError) -> str:
         """One line for a run stopped by NonFiniteError: step, what diverged, what was kept, the fix."""

@@ -5,6 +5,7 @@
 - `assign_gpu`: under a local parallel launcher (joblib, submitit_local) on a machine with several
   GPUs, each job sees one GPU: GPU = job number % GPU count.
 - `seed_runs`: an `hparams_search` trial trains once per seed, in `<job dir>/seed_<k>`.
+- `sweep_name`: the name a sweep's jobs share in the loggers (their wandb group).
 - `MakeSweepDir`: a Hydra callback that creates the sweep dir when a multirun starts, before the
   Optuna sweeper opens its study storage (`<sweep dir>/optuna.db`) there.
 """
@@ -40,6 +41,17 @@ def job_dir_name(override_dirname: str) -> str:
         return name
     digest = hashlib.sha1(encoded).hexdigest()[:8]
     return encoded[: MAX_DIR_NAME - 9].decode(errors="ignore") + "-" + digest
+
+
+def sweep_name(sweep_dir: str | Path) -> str:
+    """The sweep's name: its dir below the nearest `multirun` dir (`2026-11-22/10-00-00` for the
+    default `outputs/multirun/<date>/<time>`), else the dir's own name (`hydra.sweep.dir=
+    outputs/lr_scan` gives `lr_scan`)."""
+    path = Path(sweep_dir)
+    for depth, parent in enumerate(path.parents):
+        if parent.name == "multirun":
+            return "/".join(path.parts[-depth - 1:])
+    return path.name
 
 
 def gpu_for_job(job_num: int, visible: list[str]) -> str | None:
