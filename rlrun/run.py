@@ -252,10 +252,21 @@ class Run:
         """The training envs (seeded from `seed`; reward normalisation discounts with `gamma`).
 
         `num_envs` overrides `env.num_envs` for algorithms whose env count is set by their own
-        config (e.g. one env per CEM candidate).
+        config (e.g. one env per CEM candidate). Raises ConfigError when the algorithm cannot act
+        in these spaces (its `AlgoSpec.check_spaces`, which the command line runs before this).
         """
+        from rlrun.registry import algorithms
+
         count = self.cfg.env.num_envs if num_envs is None else num_envs
         self._train_envs = make_vec_env(self.cfg.env, count, gamma=gamma, training=True)
+        check_spaces = algorithms()[self.cfg.algo.name].check_spaces
+        if check_spaces is not None:
+            try:
+                check_spaces(self._train_envs.single_observation_space,
+                             self._train_envs.single_action_space, self.cfg.env.id)
+            except ConfigError:
+                self._train_envs.close()
+                raise
         self._train_envs.action_space.seed(self.cfg.seed)
         self._train_envs.notify = self.logger.message
         return self._train_envs

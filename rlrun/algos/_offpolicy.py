@@ -225,13 +225,11 @@ class SampleGenerator:
 def train_off_policy(
     cfg: TrainConfig,
     run: Run,
-    check_spaces: Callable[..., None],
     make_learner: Callable[[VecEnv], ReplayLearner],
 ) -> TrainResult:
     """Train the learner built by `make_learner(envs)` from a replay buffer of the training envs."""
     algo: ReplayConfig = cfg.algo
     envs: VecEnv = run.make_envs(gamma=algo.gamma)
-    check_spaces(envs.single_observation_space, envs.single_action_space, cfg.env.id)
     replay = make_replay(algo.buffer_size, envs, run.device)
     run.note_learning_starts(algo.learning_starts)
     learner = make_learner(envs)

@@ -39,7 +39,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     def make_learner(envs: VecEnv) -> DeterministicLearner:
         return DeterministicLearner(cfg, envs, run.device, policy_delay=cfg.algo.policy_delay)
 
-    return train_off_policy(cfg, run, check_spaces, make_learner)
+    return train_off_policy(cfg, run, make_learner)
 
 
 SPEC = AlgoSpec(

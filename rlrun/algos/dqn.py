@@ -154,7 +154,7 @@ class DQNLearner:
 
 
 def train(cfg: TrainConfig, run: Run) -> TrainResult:
-    return train_off_policy(cfg, run, check_spaces, lambda envs: DQNLearner(cfg, run, envs))
+    return train_off_policy(cfg, run, lambda envs: DQNLearner(cfg, run, envs))
 
 
 check_spaces = require_discrete_actions("dqn")

@@ -149,7 +149,7 @@ def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space)
 
 
 def train(cfg: TrainConfig, run: Run) -> TrainResult:
-    return train_off_policy(cfg, run, check_spaces, lambda envs: SACLearner(cfg, envs, run.device))
+    return train_off_policy(cfg, run, lambda envs: SACLearner(cfg, envs, run.device))
 
 
 SPEC = AlgoSpec(

@@ -134,7 +134,6 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     algo: SarsaConfig = cfg.algo
     envs = run.make_envs(gamma=algo.gamma)
     obs_space, action_space = envs.single_observation_space, envs.single_action_space
-    check_spaces(obs_space, action_space, cfg.env.id)
     q_network = make_policy(cfg, obs_space, action_space).to(run.device)
     target_network = q_network
     if algo.target_update_every > 0:

@@ -52,7 +52,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
             policy_noise=algo.policy_noise, noise_clip=algo.noise_clip, policy_delay=algo.policy_delay,
         )
 
-    return train_off_policy(cfg, run, check_spaces, make_learner)
+    return train_off_policy(cfg, run, make_learner)
 
 
 SPEC = AlgoSpec(
