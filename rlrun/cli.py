@@ -396,11 +396,13 @@ def _export(
 
 
 def report() -> None:
-    """`rlrun-report PATH... [--out DIR]`: tables, learning curves and report.md for run or sweep dirs."""
+    """`rlrun-report PATH... [--out DIR] [--compare KEY=A,B]`: tables, learning curves, aggregates
+    across envs, performance profiles and probabilities of improvement in report.md."""
     import argparse
 
     from rlrun.references import SCORES, load_references
-    from rlrun.report import RESAMPLES, write_report
+    from rlrun.report import write_report
+    from rlrun.stats import RESAMPLES
 
     parser = argparse.ArgumentParser(
         prog="rlrun-report",
@@ -415,9 +417,14 @@ def report() -> None:
     parser.add_argument("--reference", nargs="?", const=SCORES, type=Path, default=None, metavar="CSV",
                         help="set the results beside published figures (default CSV: rlrun's "
                              "reference/scores.csv)")
+    parser.add_argument("--compare", action="append", default=[], metavar="KEY=A,B",
+                        help="probability of improvement of the groups with KEY=A over those with "
+                             "KEY=B, all else equal (repeatable; e.g. --compare algo=ppo,a2c); by "
+                             "default every pair that differs in one key, when there are few")
     args = parser.parse_args()
     try:
         references = load_references(args.reference) if args.reference is not None else None
-        write_report(args.paths, args.out or args.paths[0] / "report", args.resamples, args.seed, references)
+        write_report(args.paths, args.out or args.paths[0] / "report", args.resamples, args.seed, references,
+                     args.compare)
     except ConfigError as error:
         fail(str(error))

@@ -21,6 +21,10 @@ SCORES = Path(__file__).resolve().parent / "reference" / "scores.csv"
 COLUMNS = ("env", "env_version", "algorithm", "steps", "mean", "spread", "spread_kind", "seeds", "measure",
            "source", "source_file")
 """The CSV's columns, in order."""
+RANDOM_SCORES = Path(__file__).resolve().parent / "reference" / "random.csv"
+"""The return of a uniform-random policy per env (written by scripts/random_scores.py)."""
+RANDOM_COLUMNS = ("env", "env_version", "mean", "std", "episodes", "source")
+"""The random-score CSV's columns, in order."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,46 @@ def load_references(path: Path = SCORES) -> list[Reference]:
     return references
 
 
+@dataclass(frozen=True)
+class RandomScore:
+    """The mean return of a uniform-random policy on one env."""
+
+    env: str
+    """Env name without version (Hopper, CartPole)."""
+    env_version: str
+    """v0 ... v5."""
+    mean: float
+    """Mean raw return over the episodes."""
+    std: float
+    """Standard deviation of the return over the episodes."""
+    episodes: int
+    """Episodes played (count)."""
+    source: str
+    """How it was measured."""
+
+
+def load_random_scores(path: Path = RANDOM_SCORES) -> list[RandomScore]:
+    """The rows of a random-score CSV; ConfigError naming the file and row if one is malformed."""
+    if not path.is_file():
+        raise ConfigError(f"no random scores at {path}; write them with scripts/random_scores.py")
+    scores = []
+    with path.open(newline="") as file:
+        reader = csv.DictReader(file)
+        missing = set(RANDOM_COLUMNS) - set(reader.fieldnames or [])
+        if missing:
+            raise ConfigError(f"{path} lacks the columns {', '.join(sorted(missing))}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                scores.append(RandomScore(
+                    env=row["env"].strip(), env_version=row["env_version"].strip(),
+                    mean=float(row["mean"]), std=float(row["std"]), episodes=int(row["episodes"]),
+                    source=row["source"].strip(),
+                ))
+            except (TypeError, ValueError) as error:
+                raise ConfigError(f"{path} line {line}: {error}") from None
+    return scores
+
+
 def split_env_id(env_id: str) -> tuple[str, str]:
     """`Hopper-v4` -> (`Hopper`, `v4`); `ALE/Pong-v5` -> (`Pong`, `v5`); an id without version -> (id, '')."""
     name = env_id.rsplit("/", 1)[-1]
@@ -104,6 +148,27 @@ def matching(references: list[Reference], env_id: str, algo: str) -> list[Refere
     """The references of this env (any version) and algorithm."""
     name, _ = split_env_id(env_id)
     return [ref for ref in references if ref.env == name and ref.algorithm == algo]
+
+
+def _same_version_first(rows: list, env_id: str) -> list:
+    """The rows of the env's own version when there are any, else all of them."""
+    _, version = split_env_id(env_id)
+    return [row for row in rows if row.env_version == version] or rows
+
+
+def random_score(scores: list[RandomScore], env_id: str) -> RandomScore | None:
+    """The random score of this env (its own version if measured, else another); None if none."""
+    name, _ = split_env_id(env_id)
+    found = _same_version_first([score for score in scores if score.env == name], env_id)
+    return found[0] if found else None
+
+
+def best_reference(references: list[Reference], env_id: str) -> Reference | None:
+    """The highest published mean of this env over every algorithm, budget and measure (of its own
+    version where it has one); None when the env has no published figure."""
+    name, _ = split_env_id(env_id)
+    found = _same_version_first([ref for ref in references if ref.env == name], env_id)
+    return max(found, key=lambda ref: ref.mean) if found else None
 
 
 def differences(reference: Reference, env_id: str, steps: float) -> list[str]:

@@ -6,23 +6,27 @@ and groups the runs by env, algorithm and every command-line override whose valu
 across runs; seeds are the replicates. Overrides that do not change what is learned (seed,
 hydra.*, resume, device, torch_threads, logger, checkpoint.*) never group.
 
-Statistics, in the manner of Agarwal et al. (2021), "Deep RL at the Edge of the Statistical
-Precipice" (the rliable protocol), implemented here with numpy:
+Statistics, by rliable (Agarwal et al. 2021, "Deep RL at the Edge of the Statistical Precipice";
+`rlrun/stats.py`):
 
 - the final return of a run is its last `eval/return_mean` event;
 - IQM, the interquartile mean: the mean of the runs left after dropping the floor(n/4) lowest
-  and the floor(n/4) highest (scipy.stats.trim_mean(x, 0.25));
-- 95% confidence intervals: percentile bootstrap over runs, `RESAMPLES` resamples drawn with
-  `numpy.random.default_rng(seed)` (the same draws for every group, so a group's interval
-  does not depend on which other runs are in the report). Each group is one task, so the
-  stratified bootstrap (runs resampled within each task) is this bootstrap over runs;
+  and the floor(n/4) highest (rliable's aggregate_iqm, scipy.stats.trim_mean(x, 0.25));
+- 95% confidence intervals: rliable's stratified percentile bootstrap over runs
+  (`get_interval_estimates`), `RESAMPLES` resamples seeded with `--seed` for each interval
+  alone (a group's interval does not depend on which other runs are in the report). Each group
+  is one task, so the stratified bootstrap is a bootstrap over its runs;
 - learning curves: each run's `eval/return_mean` events are interpolated linearly onto the
   group's grid (the union of its runs' evaluation steps within the step range all of them
-  cover), then the IQM and its bootstrap interval are taken at every grid step, resampling
-  whole runs.
+  cover), then the IQM and its stratified bootstrap interval are taken at every grid step,
+  resampling whole runs;
+- across envs (`rlrun/aggregate.py`, `rlrun/normalisation.py`): final returns normalised per env
+  by a random-policy score and the best published one, IQM and mean of the normalised scores
+  with stratified bootstrap CIs, performance profiles, and the probability of improvement of
+  one algorithm or override value over another.
 
-Outputs in the `--out` dir: `report.md` (the table and the plots), one `<env>.png` per env
-with the groups overlaid, and `runs.csv` (one row per run).
+Outputs in the `--out` dir: `report.md` (the tables and the plots), one `<env>.png` per env
+with the groups overlaid, `performance_profile.png`, and `runs.csv` (one row per run).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import csv
 import json
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,13 +44,21 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+from rlrun import aggregate
 from rlrun.config import ConfigError
-from rlrun.references import Reference, differences, matching, ratio
+from rlrun.normalisation import Normalisation, normalisation
+from rlrun.references import (
+    Reference,
+    differences,
+    load_random_scores,
+    load_references,
+    matching,
+    ratio,
+)
+from rlrun.stats import CONFIDENCE, RESAMPLES, interval, iqm_and_mean, iqm_per_step
 
-RESAMPLES = 2000
-"""Bootstrap resamples per confidence interval (count)."""
-CONFIDENCE = 0.95
-"""Coverage of the confidence intervals."""
+PROFILE_IMAGE = "performance_profile.png"
+"""The performance-profile figure's file name in the `--out` dir."""
 PLOTTED_BUDGET_RATIO = 2.0
 """Published figures at more than this multiple of a group's last step are left off its plot
 (they stay in the table), so that the curves keep their scale."""
@@ -55,44 +67,6 @@ MAX_CURVE_POINTS = 200
 NOT_GROUPING = ("seed", "resume", "device", "torch_threads", "logger", "checkpoint", "bench")
 """Override keys (and key prefixes before a dot or slash) that never make a group; a suite's
 `bench/<suite>` case names the algo and env, which group anyway."""
-
-Statistic = Callable[[np.ndarray, int], np.ndarray]
-
-
-# ----- statistics ---------------------------------------------------------------------------
-def mean(values: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Arithmetic mean along `axis`."""
-    return np.mean(values, axis=axis)
-
-
-def iqm(values: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Interquartile mean along `axis`: drop floor(n/4) values at each end, average the rest."""
-    n = values.shape[axis]
-    cut = n // 4
-    return np.take(np.sort(values, axis=axis), np.arange(cut, n - cut), axis=axis).mean(axis=axis)
-
-
-def bootstrap_ci(
-    values: np.ndarray, statistic: Statistic, resamples: int = RESAMPLES, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap interval of `statistic` over the runs on axis 0 of `values`.
-
-    Args:
-        values: Shape (runs,) or (runs, steps); whole rows (runs) are resampled with replacement.
-        statistic: `statistic(samples, axis)` reduces the runs axis.
-        resamples: Bootstrap resamples (count).
-        seed: Seed of the numpy generator that draws the resamples.
-
-    Returns:
-        The lower and upper ends of the CONFIDENCE interval, of shape values.shape[1:].
-    """
-    n = values.shape[0]
-    draws = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
-    estimates = statistic(values[draws], 1)
-    tail = 100.0 * (1.0 - CONFIDENCE) / 2.0
-    low, high = np.percentile(estimates, [tail, 100.0 - tail], axis=0)
-    return low, high
-
 
 # ----- reading runs -------------------------------------------------------------------------
 @dataclass
@@ -240,15 +214,14 @@ def summarize(runs: list[RunRecord], keys: list[str], resamples: int, seed: int)
         buckets.setdefault((run.env, run.algo, setting), []).append(run)
     groups = []
     for (env, algo, setting), members in sorted(buckets.items()):
-        finals = np.array([run.final_return for run in members])
-        mean_ci = bootstrap_ci(finals, mean, resamples, seed)
-        iqm_ci = bootstrap_ci(finals, iqm, resamples, seed)
-        trained = np.array([run.train_return for run in members])
-        train_ci = bootstrap_ci(trained, iqm, resamples, seed)
+        finals = np.array([[run.final_return] for run in members])  # (runs, one task)
+        (iqm, mean), low, high = interval(finals, iqm_and_mean, resamples, seed)
+        trained = np.array([[run.train_return] for run in members])
+        (train_iqm, _), train_low, train_high = interval(trained, iqm_and_mean, resamples, seed)
         groups.append(Group(
-            env, algo, setting, members, float(mean(finals)), (float(mean_ci[0]), float(mean_ci[1])),
-            float(iqm(finals)), (float(iqm_ci[0]), float(iqm_ci[1])),
-            float(iqm(trained)), (float(train_ci[0]), float(train_ci[1])),
+            env, algo, setting, members, float(mean), (float(low[1]), float(high[1])),
+            float(iqm), (float(low[0]), float(high[0])),
+            float(train_iqm), (float(train_low[0]), float(train_high[0])),
         ))
     return groups
 
@@ -274,8 +247,8 @@ def learning_curve(
     """(grid steps, IQM over runs, CI low, CI high) of the runs' eval/return_mean curves."""
     grid = curve_grid(runs)
     curves = np.stack([np.interp(grid, run.eval_steps, run.eval_returns) for run in runs])
-    low, high = bootstrap_ci(curves, iqm, resamples, seed)
-    return grid, iqm(curves, 0), low, high
+    centre, low, high = interval(curves[:, np.newaxis, :], iqm_per_step, resamples, seed)
+    return grid, centre, low, high
 
 
 # ----- outputs ------------------------------------------------------------------------------
@@ -377,7 +350,7 @@ def _rows(groups: list[Group], keys: list[str]) -> tuple[list[str], list[list[st
 
 def _markdown(
     groups: list[Group], keys: list[str], images: dict[str, str], resamples: int, seed: int,
-    references: list[Reference] | None = None,
+    references: list[Reference] | None, across: list[str],
 ) -> str:
     header, rows = _rows(groups, keys)
     compared = []
@@ -399,12 +372,13 @@ def _markdown(
         (f"{sum(len(g.runs) for g in groups)} runs in {len(groups)} groups"
         f" (grouped by env, algo{''.join(', ' + key for key in keys)}; seeds are the replicates)."), "",
         (f"Final return: the last `eval/return_mean` of each run. IQM: mean of the middle 50% of runs. "
-        f"{CONFIDENCE:.0%} CI: percentile bootstrap over runs ({resamples} resamples, seed {seed}). "
-        "Steps, wall time and SPS: means over runs."), "",
+        f"{CONFIDENCE:.0%} CI: rliable's stratified percentile bootstrap over runs ({resamples} "
+        f"resamples, seed {seed}). Steps, wall time and SPS: means over runs."), "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" if i < 2 + len(keys) else "---:" for i in range(len(header))) + "|",
         *("| " + " | ".join(row) + " |" for row in rows), "",
         *compared,
+        *across,
         "## Learning curves", "",
         "IQM over seeds of the evaluation return, with its bootstrap CI band"
         + (" (markers: published figures at their budget, up to twice the runs' budget; all are in "
@@ -418,30 +392,62 @@ def _markdown(
     return "\n".join(lines)
 
 
-def _write_runs_csv(groups: list[Group], keys: list[str], path: Path) -> None:
+def _write_runs_csv(
+    groups: list[Group], keys: list[str], norms: dict[str, Normalisation | None], path: Path
+) -> None:
+    """One row per run; `normalised_return` is empty for an env that is not normalised."""
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(["run_dir", "env", "algo", *keys, "seed", "final_return", "steps", "wall_s", "sps"])
+        writer.writerow(["run_dir", "env", "algo", *keys, "seed", "final_return", "steps", "wall_s", "sps",
+                         "normalised_return"])
         for group in groups:
+            norm = norms[group.env]
             for run in group.runs:
                 writer.writerow([run.path, run.env, run.algo, *(run.value(key) for key in keys), run.seed,
-                                 run.final_return, run.steps, run.wall, run.sps])
+                                 run.final_return, run.steps, run.wall, run.sps,
+                                 "" if norm is None else float(norm(run.final_return))])
+
+
+def _print_table(console: Console, title: str, header: list[str], rows: list[list[str]], left: int) -> None:
+    """A rich table whose first `left` columns are left-aligned and the rest right-aligned."""
+    table = Table(title=title)
+    for i, column in enumerate(header):
+        table.add_column(column, justify="left" if i < left else "right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def _comparison_pairs(
+    methods: list[aggregate.Method], requests: list[aggregate.CompareRequest]
+) -> tuple[list[tuple], int]:
+    """The pairs to compare (those asked for, else every single-key pair up to AUTO_COMPARISONS)
+    and the number of single-key pairs left out."""
+    if requests:
+        pairs = [pair for request in requests for pair in aggregate.requested_pairs(methods, request)]
+        return list({(x.label, y.label): (x, y, key) for x, y, key in pairs}.values()), 0
+    pairs = aggregate.single_key_pairs(methods)
+    return (pairs, 0) if len(pairs) <= aggregate.AUTO_COMPARISONS else ([], len(pairs))
 
 
 def write_report(
     paths: list[Path], out: Path, resamples: int = RESAMPLES, seed: int = 0,
-    references: list[Reference] | None = None,
+    references: list[Reference] | None = None, compare: list[str] | None = None,
 ) -> list[Group]:
-    """Read the runs under `paths`; print the table; write report.md, PNGs and runs.csv to `out`.
+    """Read the runs under `paths`; print the tables; write report.md, PNGs and runs.csv to `out`.
 
     With `references`, the groups are also set beside the published figures of their env and
-    algorithm (a table, and markers on the curves).
+    algorithm (a table, and markers on the curves); the normalisation takes its high anchors
+    from them, or from rlrun's shipped reference CSV without them. `compare` holds `KEY=A,B`
+    requests for the probability of improvement (see `rlrun.aggregate`).
 
     Raises:
-        ConfigError: a path is not a dir, no run dir with an evaluation is found, or resamples < 1.
+        ConfigError: a path is not a dir, no run dir with an evaluation is found, resamples < 1,
+            or a `compare` request is malformed or matches no pair of groups.
     """
     if resamples < 1:
         raise ConfigError(f"--resamples={resamples} must be >= 1; e.g. --resamples {RESAMPLES}")
+    requests = [aggregate.parse_compare(text) for text in compare or []]
     console = Console()
     run_dirs = find_run_dirs(paths)
     runs = []
@@ -459,34 +465,49 @@ def write_report(
         )
     keys = grouping_keys(runs)
     groups = summarize(runs, keys, resamples, seed)
+    methods = aggregate.methods_of(groups)
+    pairs, skipped_pairs = _comparison_pairs(methods, requests)  # refuses bad requests before writing
     for group in groups:
         if len(set(group.seeds)) < len(group.seeds):
             console.print(f"note: {group.label} on {group.env} has runs with the same seed: {group.seeds}",
                           markup=False, soft_wrap=True)
-    header, rows = _rows(groups, keys)
-    table = Table(title=f"{len(runs)} runs, {len(groups)} groups (final eval return; 95% bootstrap CIs)")
-    for i, column in enumerate(header):
-        table.add_column(column, justify="left" if i < 2 + len(keys) else "right")
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+    envs = sorted({group.env for group in groups})
+    randoms, anchors = load_random_scores(), references if references is not None else load_references()
+    norms = {env: normalisation(env, np.array([run.final_return for g in groups if g.env == env for run in g.runs]),
+                                randoms, anchors) for env in envs}
+    aggregates = aggregate.aggregates(methods, norms, resamples, seed)
+    comparisons = aggregate.compare(pairs, resamples, seed)
+
+    _print_table(console, f"{len(runs)} runs, {len(groups)} groups (final eval return; 95% bootstrap CIs)",
+                 *_rows(groups, keys), left=2 + len(keys))
     if references is not None:
         ref_header, ref_rows = _reference_rows(groups, references)
-        shown = ("env", "algo", "published", "source", "rlrun / published", "differs")
-        compared = Table(title="published figures (rlrun / published: like measure with like; all in report.md)")
-        for column in shown:
-            compared.add_column(column)
-        for row in ref_rows:
-            compared.add_row(*(row[ref_header.index(column)] for column in shown))
-        console.print(compared)
+        shown = ["env", "algo", "published", "source", "rlrun / published", "differs"]
+        _print_table(console, "published figures (rlrun / published: like measure with like; all in report.md)",
+                     shown, [[row[ref_header.index(column)] for column in shown] for row in ref_rows],
+                     left=len(shown))
+    if aggregates:
+        _print_table(console, "across envs (normalised final return; normalisation in report.md)",
+                     *aggregate.aggregate_rows(aggregates), left=3)
+    if comparisons:
+        _print_table(console, "probability of improvement", *aggregate.comparison_rows(comparisons), left=5)
+    elif skipped_pairs:
+        console.print(f"{skipped_pairs} pairs of groups differ in one key: name the ones to compare with "
+                      "--compare KEY=A,B (e.g. --compare algo=ppo,a2c)", markup=False, soft_wrap=True)
+
     out.mkdir(parents=True, exist_ok=True)
     images = {}
-    for env in sorted({group.env for group in groups}):
+    for env in envs:
         images[env] = _file_name(env)
         plot_env([group for group in groups if group.env == env], out / images[env], resamples, seed,
                  references)
-    (out / "report.md").write_text(_markdown(groups, keys, images, resamples, seed, references))
-    _write_runs_csv(groups, keys, out / "runs.csv")
-    console.print(f"wrote {out / 'report.md'}, {len(images)} plot(s) and runs.csv",
+    profile_image = None
+    if aggregates:
+        profile_image = PROFILE_IMAGE
+        aggregate.plot_profiles(methods, norms, out / profile_image, resamples, seed)
+    across = aggregate.markdown(envs, norms, aggregates, comparisons, profile_image, skipped_pairs)
+    (out / "report.md").write_text(_markdown(groups, keys, images, resamples, seed, references, across))
+    _write_runs_csv(groups, keys, norms, out / "runs.csv")
+    console.print(f"wrote {out / 'report.md'}, {len(images) + (profile_image is not None)} plot(s) and runs.csv",
                   markup=False, soft_wrap=True)
     return groups

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from rlrun import cli
-from rlrun.report import RunRecord, bootstrap_ci, iqm, learning_curve, mean, write_report
+from rlrun.report import RunRecord, learning_curve, write_report
+from rlrun.stats import interval, iqm_and_mean, iqm_per_step
 
 # Final returns by group, chosen so that mean and IQM differ.
 PPO_DEFAULT = [100.0, 200.0, 300.0, 400.0, 10_000.0]  # mean 2200; IQM drops 1 each end: (200+300+400)/3 = 300
@@ -51,25 +52,35 @@ def sweep(tmp_path):
     return root
 
 
+def column(values):
+    """Scores of one task as rliable takes them: shape (runs, 1)."""
+    return np.array(values, dtype=float).reshape(-1, 1)
+
+
 def test_iqm_and_mean_by_hand():
-    assert iqm(np.arange(1.0, 9.0)) == pytest.approx((3 + 4 + 5 + 6) / 4)
-    assert iqm(np.array(PPO_DEFAULT)) == pytest.approx(300.0)
-    assert iqm(np.array([5.0])) == 5.0
-    columns = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [100.0, 40.0]])
-    np.testing.assert_allclose(iqm(columns, 0), [2.5, 25.0])
-    np.testing.assert_allclose(mean(columns, 0), [26.5, 25.0])
+    assert iqm_and_mean(column(np.arange(1.0, 9.0)))[0] == pytest.approx((3 + 4 + 5 + 6) / 4)
+    assert iqm_and_mean(column(PPO_DEFAULT)) == pytest.approx([300.0, 2200.0])
+    assert iqm_and_mean(column([5.0]))[0] == 5.0
+    columns = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [100.0, 40.0]])  # 4 runs of 2 tasks
+    # across tasks: the 8 scores sorted are 1 2 3 10 20 30 40 100; 2 dropped at each end
+    assert iqm_and_mean(columns) == pytest.approx([(3 + 10 + 20 + 30) / 4, (26.5 + 25.0) / 2])
+    np.testing.assert_allclose(iqm_per_step(columns[:, np.newaxis, :]), [2.5, 25.0])  # per step
 
 
 def test_bootstrap_ci_is_seeded_and_matches_the_normal_approximation():
     values = np.random.default_rng(1).normal(10.0, 2.0, size=400)
-    low, high = bootstrap_ci(values, mean, resamples=2000, seed=0)
+    before = np.random.get_state()[1].copy()
+    _, low, high = interval(column(values), iqm_and_mean, resamples=2000, seed=0)
+    np.testing.assert_array_equal(np.random.get_state()[1], before)  # numpy's global state is put back
     half_width = 1.96 * values.std() / np.sqrt(len(values))  # independent: normal approximation
-    assert low == pytest.approx(values.mean() - half_width, abs=0.15 * half_width)
-    assert high == pytest.approx(values.mean() + half_width, abs=0.15 * half_width)
-    assert bootstrap_ci(values, mean, 2000, 0) == (low, high)
-    assert bootstrap_ci(values, mean, 2000, 1) != (low, high)
-    assert bootstrap_ci(np.array([7.0]), iqm, 100, 0) == (7.0, 7.0)  # one run: no spread
-    assert bootstrap_ci(np.full(5, 3.0), iqm, 100, 0) == (3.0, 3.0)
+    assert low[1] == pytest.approx(values.mean() - half_width, abs=0.15 * half_width)
+    assert high[1] == pytest.approx(values.mean() + half_width, abs=0.15 * half_width)
+    _, same_low, same_high = interval(column(values), iqm_and_mean, 2000, 0)
+    assert (same_low, same_high) == (pytest.approx(low), pytest.approx(high))
+    assert interval(column(values), iqm_and_mean, 2000, 1)[1][1] != low[1]
+    for constant in ([7.0], [3.0] * 5):  # one run, or all equal: no spread
+        point, low, high = interval(column(constant), iqm_and_mean, 100, 0)
+        np.testing.assert_array_equal([point, low, high], np.full((3, 2), constant[0]))
 
 
 def test_learning_curve_interpolates_onto_the_union_of_eval_steps():
@@ -88,7 +99,7 @@ def test_learning_curve_interpolates_onto_the_union_of_eval_steps():
 
 def test_report_groups_runs_and_computes_the_table(sweep, tmp_path, capsys):
     out = tmp_path / "out"
-    groups = write_report([sweep], out, resamples=2000, seed=0)
+    groups = write_report([sweep], out, resamples=500, seed=0)
     printed = capsys.readouterr().out
     assert "skipped" in printed and "unfinished" in printed
     by_label = {(g.env, g.label): g for g in groups}
@@ -111,7 +122,7 @@ def test_report_groups_runs_and_computes_the_table(sweep, tmp_path, capsys):
     run = pendulum.runs[0]
     assert (run.steps, run.wall, run.sps) == (3000, pytest.approx(6.5), pytest.approx(1003.0))
 
-    again = write_report([sweep], tmp_path / "again", resamples=2000, seed=0)
+    again = write_report([sweep], tmp_path / "again", resamples=500, seed=0)
     assert [(g.mean_ci, g.iqm_ci) for g in again] == [(g.mean_ci, g.iqm_ci) for g in groups]
 
     for name in ("CartPole-v1.png", "Pendulum-v1.png"):
