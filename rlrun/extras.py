@@ -19,7 +19,7 @@ EXTRA_OF_MODULE = {
     "transformers": "lm",
     "hydra_plugins.hydra_joblib_launcher": "sweep",
     "hydra_plugins.hydra_submitit_launcher": "sweep",
-    "hydra_plugins.hydra_optuna_sweeper": "sweep",
+    "optuna": "sweep",
     "hydra_plugins.hydra_ray_launcher": "ray",
 }
 """The rlrun extra (`pip install -e '.[<extra>]'`) that installs each optional module."""
