@@ -22,7 +22,9 @@ Precipice" (the rliable protocol), implemented here with numpy:
   whole runs.
 
 Outputs in the `--out` dir: `report.md` (the table and the plots), one `<env>.png` per env
-with the groups overlaid, and `runs.csv` (one row per run).
+with the groups overlaid, and `runs.csv` (one row per run). A sweep dir of rlrun's Optuna sweeper
+adds its study (`rlrun.search.report`): trials by state, best trial, parameter importances,
+`optimization_history.png` and `intermediate_values.png`.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from rich.table import Table
 
 from rlrun.config import ConfigError
 from rlrun.references import Reference, differences, matching, ratio
+from rlrun.search import RESULTS_FILE
+from rlrun.search.report import study_section
 
 RESAMPLES = 2000
 """Bootstrap resamples per confidence interval (count)."""
@@ -485,7 +489,11 @@ def write_report(
         images[env] = _file_name(env)
         plot_env([group for group in groups if group.env == env], out / images[env], resamples, seed,
                  references)
-    (out / "report.md").write_text(_markdown(groups, keys, images, resamples, seed, references))
+    studies = [study_section(path, out) for path in paths if (path / RESULTS_FILE).is_file()]
+    for study in studies:
+        console.print(study.headline, markup=False, soft_wrap=True)
+    markdown = _markdown(groups, keys, images, resamples, seed, references)
+    (out / "report.md").write_text("\n".join([markdown, *(study.markdown for study in studies)]))
     _write_runs_csv(groups, keys, out / "runs.csv")
     console.print(f"wrote {out / 'report.md'}, {len(images)} plot(s) and runs.csv",
                   markup=False, soft_wrap=True)

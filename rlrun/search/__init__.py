@@ -7,3 +7,6 @@
   storage and ends the run when the pruner says so.
 - `report`: the study section of `rlrun-report`.
 """
+
+RESULTS_FILE = "optimization_results.yaml"
+"""Written in the sweep dir by the sweeper: the best trial, the study's name and its storage."""

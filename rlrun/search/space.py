@@ -2,8 +2,10 @@
 parses it, and a trial's parameters back as overrides.
 
 - `choice(a, b, ...)` (and a shuffled range): categorical;
-- `interval(a, b)`: uniform float, or uniform int when both ends are ints;
-- `tag(log, interval(a, b))`: log-uniform (float, or int when both ends are ints);
+- `interval(a, b)`: uniform float (Hydra reads both ends as floats);
+- `tag(log, interval(a, b))`: log-uniform float;
+- `tag(int, interval(a, b))`, `tag(int, log, interval(a, b))`: the same over the ints from a to b
+  (an addition of rlrun's: Hydra's Optuna sweeper has no integer interval);
 - `range(a, b, step)`: ints (floats when any number is a float) from a to b, b included;
 - a plain value: fixed for every trial.
 """
@@ -14,7 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import IntervalSweep, Override, RangeSweep, Transformer
+from hydra.core.override_parser.types import (
+    IntervalSweep,
+    Override,
+    RangeSweep,
+    Transformer,
+    ValueType,
+)
 from hydra.errors import OverrideParseException
 from optuna.distributions import (
     BaseDistribution,
@@ -41,6 +49,8 @@ class SearchSpace:
 
 
 def _distribution(override: Override) -> BaseDistribution:
+    if override.value_type == ValueType.GLOB_CHOICE_SWEEP:
+        raise ValueError("glob() picks config group options")
     value = override.value()
     if override.is_choice_sweep() or (override.is_range_sweep() and value.shuffle):
         return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
@@ -51,8 +61,8 @@ def _distribution(override: Override) -> BaseDistribution:
         return IntDistribution(int(value.start), int(value.stop), step=int(value.step))
     assert isinstance(value, IntervalSweep)
     log = "log" in value.tags
-    if isinstance(value.start, int) and isinstance(value.end, int):
-        return IntDistribution(value.start, value.end, log=log)
+    if "int" in value.tags:
+        return IntDistribution(round(value.start), round(value.end), log=log)
     return FloatDistribution(value.start, value.end, log=log)
 
 
@@ -81,6 +91,7 @@ def parse_space(params: dict[str, str] | None, arguments: list[str]) -> SearchSp
         except (AssertionError, ValueError) as error:
             raise ConfigError(
                 f"{override.input_line}: not a search range ({error or 'unsupported sweep'}); use "
-                "choice(a,b,...), interval(a,b), tag(log,interval(a,b)) or range(a,b,step)"
+                "choice(a,b,...), interval(a,b), tag(log,interval(a,b)), tag(int,interval(a,b)) or "
+                "range(a,b,step)"
             ) from None
     return space

@@ -21,6 +21,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
+from rlrun.search import RESULTS_FILE
 from rlrun.search.space import SearchSpace, parse_space
 from rlrun.search.study import (
     check_settings,
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 
 OVERRIDES = "overrides"
 """User attribute of every trial: its override lines (what makes two trials the same)."""
-RESULTS_FILE = "optimization_results.yaml"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
