@@ -76,7 +76,7 @@ def study_section(sweep_dir: Path, out: Path) -> StudySection:
     import optuna
     from optuna.visualization import matplotlib as optuna_plots
 
-    from rlrun.search.study import open_storage
+    from rlrun.search.study import JOURNAL, open_storage
 
     results = OmegaConf.load(sweep_dir / RESULTS_FILE)
     storage = _storage_of(sweep_dir, str(results.storage))
@@ -84,8 +84,9 @@ def study_section(sweep_dir: Path, out: Path) -> StudySection:
     trials = study.get_trials(deepcopy=False)
     states = {state.name.lower(): sum(t.state == state for t in trials) for state in optuna.trial.TrialState}
     counts = ", ".join(f"{n} {state}" for state, n in states.items() if n)
+    dashboard = storage[len(JOURNAL):] if storage.startswith(JOURNAL) else storage  # it takes a journal's path
     summary = (f"Storage `{storage}`: {len(trials)} trials ({counts}). Browse it with "
-               f"`optuna-dashboard {storage}`.")
+               f"`optuna-dashboard {dashboard}`.")
     lines = [f"## Study `{study.study_name}`", "", summary, "", "| state | trials |", "|---|---:|",
              *(f"| {state} | {n} |" for state, n in states.items() if n), ""]
     completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
