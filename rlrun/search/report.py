@@ -84,7 +84,7 @@ def study_section(sweep_dir: Path, out: Path) -> StudySection:
     trials = study.get_trials(deepcopy=False)
     states = {state.name.lower(): sum(t.state == state for t in trials) for state in optuna.trial.TrialState}
     counts = ", ".join(f"{n} {state}" for state, n in states.items() if n)
-    dashboard = storage[len(JOURNAL):] if storage.startswith(JOURNAL) else storage  # it takes a journal's path
+    dashboard = storage.removeprefix(JOURNAL)  # it takes a journal's path
     summary = (f"Storage `{storage}`: {len(trials)} trials ({counts}). Browse it with "
                f"`optuna-dashboard {dashboard}`.")
     lines = [f"## Study `{study.study_name}`", "", summary, "", "| state | trials |", "|---|---:|",
