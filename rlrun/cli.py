@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from rlrun.envs.factory import VecEnv
     from rlrun.envs.recording import EpisodeRecording
     from rlrun.run import Launch
+    from rlrun.search.trial import TrialReporter
 
 __all__ = ["CONF_DIR", "CXX_COMPILERS", "USAGE_EXIT", "check_compile", "compose_checked", "evaluate", "report",
            "train", "validate_train"]
@@ -108,7 +109,7 @@ def _config_files(cfg: DictConfig, overrides: list[str]) -> dict[str, str]:
 def _train_job(cfg: DictConfig, validated: bool = False) -> float:
     """One job: train (once per seed under hparams_search); the final eval return (seed mean).
     `validated`: this config already passed `validate_train` in this process."""
-    from rlrun.run import Launch
+    from rlrun.run import Launch, RunPruned
 
     try:
         typed: TrainConfig = OmegaConf.to_object(cfg)
@@ -123,17 +124,29 @@ def _train_job(cfg: DictConfig, validated: bool = False) -> float:
             sweep = sweep_name(hydra_cfg.sweep.dir)
         overrides = [str(line) for line in hydra_cfg.overrides.task]
         presets = _presets(hydra_cfg.runtime.choices)
-        if typed.hparams_search is None:
-            launch = Launch(overrides, _config_files(cfg, overrides), presets, sweep)
-            return _train_run(typed, job_dir, launch)
-        runs = seed_runs(typed, cfg, overrides, job_dir)
-        return statistics.fmean(
-            _train_run(seed_cfg, run_dir, Launch(seed_overrides, _config_files(seed_node, seed_overrides),
-                                                 presets, sweep))
-            for seed_cfg, seed_node, seed_overrides, run_dir in runs
-        )
+        runs = ([(typed, cfg, overrides, job_dir)] if typed.hparams_search is None
+                else seed_runs(typed, cfg, overrides, job_dir))
+        reporters = _trial_reporters(hydra_cfg, typed, len(runs))
+        returns = []
+        for index, (seed_cfg, seed_node, seed_overrides, run_dir) in enumerate(runs):
+            launch = Launch(seed_overrides, _config_files(seed_node, seed_overrides), presets, sweep,
+                            trial=reporters[index] if reporters else None)
+            try:
+                returns.append(_train_run(seed_cfg, run_dir, launch))
+            except RunPruned as pruned:
+                return pruned.value  # the trial's seeds after this one are not trained
+        return statistics.fmean(returns)
     except ConfigError as error:
         fail(str(error))
+
+
+def _trial_reporters(hydra_cfg: DictConfig, typed: TrainConfig, seeds: int) -> list[TrialReporter] | None:
+    """Under rlrun's Optuna sweeper, one reporter to the job's trial per seed run; else None."""
+    if hydra_cfg.mode != RunMode.MULTIRUN or hydra_cfg.sweeper.get("trial") is None:
+        return None
+    from rlrun.search.trial import trial_reporters
+
+    return trial_reporters(hydra_cfg.sweeper, typed.total_timesteps, seeds, typed.eval.every_steps)
 
 
 def _presets(choices: DictConfig) -> list[str]:
@@ -148,7 +161,7 @@ def _train_run(cfg: TrainConfig, run_dir: Path, launch: Launch) -> float:
     trained again). A refused run leaves the dir as it found it (and removes it if it made it)."""
     from rlrun.lock import RunLock
     from rlrun.ops.optim import NonFiniteError
-    from rlrun.run import Run, RunInterrupted, finished_result
+    from rlrun.run import Run, RunInterrupted, RunPruned, finished_result
 
     lock = RunLock(run_dir).acquire()
     try:
@@ -161,6 +174,10 @@ def _train_run(cfg: TrainConfig, run_dir: Path, launch: Launch) -> float:
         run = Run(cfg, run_dir, launch)
         try:
             return spec.train(cfg, run).final_eval_return
+        except RunPruned as pruned:
+            run.record_line(str(pruned))
+            print(f"rlrun: {pruned}")
+            raise
         except RunInterrupted as interrupted:
             run.record_line(str(interrupted))
             run.close()
@@ -207,6 +224,7 @@ def train() -> None:
         output_dir_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
         composed = [compose_checked("train", overrides, output_dir_key if i == 0 else None)
                     for i, overrides in enumerate(override_sets)]
+        _check_search(composed[0].hydra.sweeper, sys.argv[1:])
         plain = override_sets == [sys.argv[1:]]  # no flags, no sweep syntax
         if plain and composed[0].hydra.mode != RunMode.MULTIRUN:  # (a search config may set MULTIRUN)
             _run_single(composed[0])
@@ -215,6 +233,23 @@ def train() -> None:
             print(OmegaConf.to_yaml(job_node(composed[0])), end="")  # the resumed run's config, not the defaults
             return
     _train_app()
+
+
+def _check_search(sweeper: DictConfig, argv: list[str]) -> None:
+    """Under rlrun's Optuna sweeper, exit with one line on a setting or a search range it cannot
+    use (before the sweep dir or the study is made)."""
+    if not str(sweeper.get("_target_", "")).endswith(".RlrunOptunaSweeper"):
+        return
+    from rlrun.search.space import parse_space
+    from rlrun.search.study import check_settings
+
+    task = [arg for arg in argv if "=" in arg and not arg.startswith("-")
+            and not arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    try:
+        check_settings(sweeper)
+        parse_space(None if sweeper.params is None else dict(sweeper.params), task)
+    except ConfigError as error:
+        fail(str(error))
 
 
 def _shows_job_config(argv: list[str]) -> bool:

@@ -71,12 +71,13 @@ _HYDRA_FLAGS_WITH_VALUE = {
 }
 # The Hydra plugin package (the [sweep] extra) that each launcher or sweeper choice needs.
 _PLUGINS = {
-    "joblib": ("hydra-joblib-launcher", "sweep"),
-    "submitit_local": ("hydra-submitit-launcher", "sweep"),
-    "submitit_slurm": ("hydra-submitit-launcher", "sweep"),
-    "ray": ("hydra-ray-launcher", "ray"),
-    "optuna": ("hydra-optuna-sweeper", "sweep"),
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "sweep"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "sweep"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "sweep"),
+    "ray": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher", "ray"),
+    "rlrun_optuna": ("optuna", "optuna", "sweep"),
 }
+"""A launcher or sweeper choice -> the module it needs, its package and the rlrun extra."""
 
 HABITS = {
     "lr": "optimizer.lr",
@@ -328,10 +329,10 @@ def check_plugins(overrides: list[str]) -> None:
     """Exit with the install command when a launcher or sweeper's Hydra plugin is missing."""
     for line in overrides:
         key, _, choice = line.partition("=")
-        choice = "optuna" if key == "hparams_search" and choice != "null" else choice
+        choice = "rlrun_optuna" if key == "hparams_search" and choice != "null" else choice
         if key in ("hydra/launcher", "hydra/sweeper", "hparams_search") and choice in _PLUGINS:
-            package, extra = _PLUGINS[choice]
-            if importlib.util.find_spec("hydra_plugins." + package.replace("-", "_")) is None:
+            module, package, extra = _PLUGINS[choice]
+            if importlib.util.find_spec(module) is None:
                 fail(
                     f"{line} needs the {package} package, which is not installed: "
                     f"{install_hint(extra)}"

@@ -21,7 +21,7 @@ EXTRA_OF_MODULE = {
     "h5py": "minari",
     "hydra_plugins.hydra_joblib_launcher": "sweep",
     "hydra_plugins.hydra_submitit_launcher": "sweep",
-    "hydra_plugins.hydra_optuna_sweeper": "sweep",
+    "optuna": "sweep",
     "hydra_plugins.hydra_ray_launcher": "ray",
     "tensorboard": "tensorboard",
     "wandb": "wandb",

@@ -26,7 +26,9 @@ Statistics, by rliable (Agarwal et al. 2021, "Deep RL at the Edge of the Statist
   one algorithm or override value over another.
 
 Outputs in the `--out` dir: `report.md` (the tables and the plots), one `<env>.png` per env
-with the groups overlaid, `performance_profile.png`, and `runs.csv` (one row per run).
+with the groups overlaid, `performance_profile.png`, and `runs.csv` (one row per run). A sweep dir
+of rlrun's Optuna sweeper adds its study (`rlrun.search.report`): trials by state, best trial,
+parameter importances, `optimization_history.png` and `intermediate_values.png`.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ from rlrun.references import (
     matching,
     ratio,
 )
+from rlrun.search import RESULTS_FILE
+from rlrun.search.report import study_section
 from rlrun.stats import CONFIDENCE, RESAMPLES, interval, iqm_and_mean, iqm_per_step
 
 PROFILE_IMAGE = "performance_profile.png"
@@ -506,7 +510,11 @@ def write_report(
         profile_image = PROFILE_IMAGE
         aggregate.plot_profiles(methods, norms, out / profile_image, resamples, seed)
     across = aggregate.markdown(envs, norms, aggregates, comparisons, profile_image, skipped_pairs)
-    (out / "report.md").write_text(_markdown(groups, keys, images, resamples, seed, references, across))
+    studies = [study_section(path, out) for path in paths if (path / RESULTS_FILE).is_file()]
+    for study in studies:
+        console.print(study.headline, markup=False, soft_wrap=True)
+    markdown = _markdown(groups, keys, images, resamples, seed, references, across)
+    (out / "report.md").write_text("\n".join([markdown, *(study.markdown for study in studies)]))
     _write_runs_csv(groups, keys, norms, out / "runs.csv")
     console.print(f"wrote {out / 'report.md'}, {len(images) + (profile_image is not None)} plot(s) and runs.csv",
                   markup=False, soft_wrap=True)

@@ -62,6 +62,14 @@ class Scalars(dict):
         self.update(state)
 
 
+class EvalReporter(Protocol):
+    """Where a run's evaluations also go (a search trial: `rlrun.search.trial.TrialReporter`)."""
+
+    def report(self, value: float, step: int, may_prune: bool) -> bool:
+        """Take the eval return `value` of env step `step`; True: stop the run here (only when
+        `may_prune`)."""
+
+
 @dataclass
 class Launch:
     """How a run was started, kept with it once it is accepted."""
@@ -75,6 +83,8 @@ class Launch:
     `conf/preset/env/<algo>_<env id>.yaml`)."""
     sweep: str | None = None
     """Name of the Hydra multirun this run is a job of (`rlrun.sweep.sweep_name`); None alone."""
+    trial: EvalReporter | None = None
+    """The search trial the evaluations are reported to (a job of rlrun's Optuna sweeper)."""
 
 
 @dataclass
@@ -89,6 +99,16 @@ class TrainResult:
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
 """Signals that end training after the current iteration with a checkpoint."""
+
+
+class RunPruned(Exception):
+    """The search's pruner stopped the run after the evaluation `value` at step `step`; the
+    checkpoint of that step is written."""
+
+    def __init__(self, message: str, value: float, step: int) -> None:
+        super().__init__(message)
+        self.value = value
+        self.step = step
 
 
 class RunInterrupted(Exception):
@@ -181,6 +201,7 @@ class Run:
         self._start_time = time.perf_counter()
         self._start_step = start_step
         self._signal: int | None = None
+        self._pruned: tuple[int, float] | None = None
         self._closed = False
         self._previous_handlers = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         self._start_panel()
@@ -320,8 +341,9 @@ class Run:
     # ----- during training ----------------------------------------------------------------
     @property
     def should_stop(self) -> bool:
-        """True once a STOP_SIGNALS signal arrived: the loop ends after the current iteration."""
-        return self._signal is not None
+        """True once a STOP_SIGNALS signal arrived or the search pruned the run: the loop ends
+        after the current iteration."""
+        return self._signal is not None or self._pruned is not None
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signal = signum
@@ -395,7 +417,8 @@ class Run:
         The final evaluation reuses an evaluation of the same step instead of repeating it.
         """
         self._open()
-        if self._last_eval is not None and self._last_eval[0] == step:
+        repeated = self._last_eval is not None and self._last_eval[0] == step
+        if repeated:
             result = self._last_eval[1]
             improved = False
         else:
@@ -416,6 +439,9 @@ class Run:
         if final:
             self.final_eval_return = result.mean
         self.save_checkpoint(step, best=improved)
+        if not repeated and self.launch.trial is not None and self.launch.trial.report(result.mean, step, may_prune=not final):
+            self._pruned = (step, result.mean)
+            self.logger.message(f"Pruned by the search at step {step} (eval return {result.mean:.2f})")
         return result
 
     def maybe_evaluate(self, policy: Policy, step: int) -> EvalResult | None:
@@ -469,6 +495,12 @@ class Run:
         Raises RunInterrupted (after checkpointing) when a signal stopped training.
         """
         try:
+            if self._pruned is not None:
+                if self._checkpoint_step != step:
+                    self.save_checkpoint(step)
+                raise RunPruned(f"the search pruned this trial at step {self._pruned[0]} (eval return "
+                                f"{self._pruned[1]:.2f}); checkpoint saved in {self.run_dir}", self._pruned[1],
+                                self._pruned[0])
             result = None if self._signal is not None else self._evaluate_and_log(policy, step, final=True)
             if result is None:  # stopped by a signal, before or during the final evaluation
                 self.save_checkpoint(step)

@@ -75,23 +75,31 @@ def test_job_dir_name_is_one_short_unique_path_component():
 
 
 # ----- config -------------------------------------------------------------------------------
-@pytest.mark.parametrize("search, env", [("ppo_optuna", "Pendulum-v1"), ("sac_optuna", "Pendulum-v1")])
+@pytest.mark.parametrize("search, env", [("ppo_optuna", "Pendulum-v1"), ("sac_optuna", "Pendulum-v1"),
+                                         ("dqn_optuna", "CartPole-v1"), ("td3_optuna", "Pendulum-v1")])
 def test_search_spaces_name_real_keys(search, env):
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    pytest.importorskip("optuna")
     from hydra import compose, initialize_config_dir
 
     from rlrun import cli
+    from rlrun.search.space import parse_space
 
     cli._setup()
     with initialize_config_dir(config_dir=cli.CONF_DIR, version_base="1.3"):
         cfg = compose("train", [f"hparams_search={search}", f"env={env}"], return_hydra_config=True)
     sweeper = cfg.hydra.sweeper
-    assert sweeper.direction == "maximize" and sweeper.study_name and "optuna.db" in sweeper.storage
+    assert sweeper._target_.endswith("RlrunOptunaSweeper") and sweeper.direction == "maximize"
+    assert sweeper.study_name == search.split("_")[0] and sweeper.storage is None  # sqlite in the sweep dir
     assert cfg.hparams_search.seeds == [0, 1, 2]
-    params = [f"{key}={value}" for key, value in sweeper.params.items()]
-    (first_values,), _ = cli.override_lists(params)
-    typed = cli.compose_checked("train", [f"hparams_search={search}", f"env={env}", *first_values])
-    assert OmegaConf.select(typed, "algo.name") == search.split("_")[0]
+    space = parse_space(dict(sweeper.params), [])
+    assert set(space.distributions) == set(sweeper.params) and not space.fixed
+    for low_or_high in (0, -1):  # every range's ends compose and validate
+        values = []
+        for key, distribution in space.distributions.items():
+            ends = getattr(distribution, "choices", None) or (distribution.low, distribution.high)
+            values.append(f"{key}={ends[low_or_high]}")
+        typed = cli.compose_checked("train", [f"hparams_search={search}", f"env={env}", *values])
+        assert OmegaConf.select(typed, "algo.name") == search.split("_")[0]
 
 
 def test_slurm_launcher_config_overrides_the_plugin_defaults():
@@ -201,10 +209,8 @@ def test_joblib_grid_writes_one_run_dir_per_job_named_by_its_overrides(tmp_path)
         assert (run_dir / "checkpoints" / "last.pt").is_file()
 
 
-def test_optuna_search_repeats_seeds_per_trial_and_continues_its_study(tmp_path, monkeypatch):
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
-    monkeypatch.setenv("SQLALCHEMY_SILENCE_UBER_WARNING", "1")  # optuna 2.10 predates SQLAlchemy 2
-    import optuna
+def test_optuna_search_repeats_seeds_per_trial_and_continues_its_study(tmp_path):
+    optuna = pytest.importorskip("optuna")
 
     sweep = tmp_path / "sweep"
     args = ["hparams_search=ppo_optuna", "hparams_search.seeds=[0,1]", "hydra.sweeper.n_trials=3",
