@@ -11,7 +11,7 @@ import torch
 from torch.distributions import Categorical as TorchCategorical
 from torch.distributions import kl_divergence
 
-from rlrun.algos.ppo_kl import PPOKLConfig, adapt_kl_coef, kl_penalty_loss
+from rlrun.algos.ppo_kl import PPOKLConfig, halve_or_double_kl_coef, kl_penalty_loss
 from rlrun.ops.distributions import Categorical, DiagGaussian, frozen
 
 TINY = ["eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]
@@ -30,13 +30,13 @@ TINY = ["eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]
     ],
 )
 def test_beta_rule_on_hand_made_kl_values(kl, expected):
-    assert adapt_kl_coef(1.0, kl, kl_target=1.5) == expected
+    assert halve_or_double_kl_coef(1.0, kl, kl_target=1.5) == expected
 
 
 def test_beta_rule_over_a_sequence_of_phases():
     beta, history = 1.0, []
     for kl in (0.001, 0.001, 0.05, 0.02, 0.012):  # d_targ = 0.01: bounds 0.00667 and 0.015
-        beta = adapt_kl_coef(beta, kl, kl_target=0.01)
+        beta = halve_or_double_kl_coef(beta, kl, kl_target=0.01)
         history.append(beta)
     assert history == [0.5, 0.25, 0.5, 1.0, 1.0]
 
@@ -94,10 +94,10 @@ def test_smoke_and_beta_is_checkpointed(train_run, tmp_path, env):
     train_rows = [row for row in rows if "train/beta" in row]
     assert train_rows[0]["train/beta"] == 1.0
     for before, after in itertools.pairwise(train_rows):  # each phase's β follows the rule
-        assert after["train/beta"] == adapt_kl_coef(before["train/beta"], before["train/kl"], 0.01)
+        assert after["train/beta"] == halve_or_double_kl_coef(before["train/beta"], before["train/kl"], 0.01)
     last = train_rows[-1]
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
-    assert checkpoint["modules"]["coefs"]["beta"] == adapt_kl_coef(last["train/beta"], last["train/kl"], 0.01)
+    assert checkpoint["modules"]["coefs"]["beta"] == halve_or_double_kl_coef(last["train/beta"], last["train/kl"], 0.01)
 
 
 def test_resume_continues_steps_and_beta(train_run, tmp_path):

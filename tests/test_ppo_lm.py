@@ -22,10 +22,10 @@ from rlrun.lm.task import LMTask, LMTaskConfig
 from rlrun.networks.lm import generate, make_token_policy, make_token_scorer
 from rlrun.ops.optim import make_optimizer
 from rlrun.ops.rlhf import (
-    adaptive_kl_coef,
     group_advantages,
     kl_k3,
     kl_shaped_rewards,
+    proportional_kl_coef,
     response_advantages,
 )
 
@@ -89,7 +89,7 @@ def test_response_advantages_td_and_discounted_cases():
 
 @pytest.mark.parametrize("kl, expected", [(2.0, 1.0), (4.0, 1.02), (100.0, 1.02), (1.8, 0.99), (0.0, 0.98)])
 def test_adaptive_kl_coef(kl, expected):
-    assert math.isclose(adaptive_kl_coef(1.0, kl, kl_target=2.0), expected, rel_tol=1e-9)
+    assert math.isclose(proportional_kl_coef(1.0, kl, kl_target=2.0), expected, rel_tol=1e-9)
 
 
 def test_group_advantages_and_k3():

@@ -135,7 +135,7 @@ def train_epoch(actor: Actor, optimizer: FlatOptimizer, obs: torch.Tensor, actio
     return float(torch.stack(losses).mean())
 
 
-def fit(actor: Actor, optimizer: FlatOptimizer, demos: Demos, cfg: TrainConfig, run: Run, progress: Scalars,
+def train_epochs(actor: Actor, optimizer: FlatOptimizer, demos: Demos, cfg: TrainConfig, run: Run, progress: Scalars,
         global_step: int, metrics: dict[str, float] | None = None) -> int:
     """Train on `demos` until `progress["epochs"]` reaches `algo.epochs`; returns the global step.
 

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from rlrun.algos._imitation import (
     ImitationConfig,
     check_spaces,
-    fit,
     initial_demos,
     make_policy,
     setup,
+    train_epochs,
 )
 from rlrun.config import TrainConfig
 from rlrun.registry import AlgoSpec
@@ -50,7 +50,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     if len(demos) == 0:
         demos.extend(initial_demos(cfg, run, envs, expert))
         actor.fit_normalization(demos.obs)
-    global_step = fit(actor, optimizer, demos, cfg, run, progress, global_step)
+    global_step = train_epochs(actor, optimizer, demos, cfg, run, progress, global_step)
     return run.finish(actor, global_step)
 
 

@@ -33,10 +33,10 @@ import torch
 from rlrun.algos._imitation import (
     ImitationConfig,
     check_spaces,
-    fit,
     initial_demos,
     make_policy,
     setup,
+    train_epochs,
 )
 from rlrun.config import TrainConfig, check
 from rlrun.data.demos import Demos, Expert, collect_demos
@@ -111,7 +111,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
         demos.extend(initial_demos(cfg, run, envs, expert))
         actor.fit_normalization(demos.obs)
     while True:
-        global_step = fit(actor, optimizer, demos, cfg, run, progress, global_step,
+        global_step = train_epochs(actor, optimizer, demos, cfg, run, progress, global_step,
                           {"train/round": float(progress["round"])})
         if progress["epochs"] < algo.epochs or progress["round"] >= algo.rounds:
             break  # budget spent, signal, or the last round trained (run.finish evaluates it)

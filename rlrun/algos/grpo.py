@@ -22,8 +22,8 @@ import torch
 from rlrun.config import TrainConfig, check
 from rlrun.lm.pipeline import (
     LMConfig,
-    LossFn,
     Rollout,
+    TokenLossFn,
     check_task,
     collect,
     end_iteration,
@@ -71,7 +71,7 @@ def grpo_loss(
     return loss, stats
 
 
-def group_loss(algo: GRPOConfig, rollout: Rollout, advantages: torch.Tensor, beta: float) -> LossFn:
+def group_loss(algo: GRPOConfig, rollout: Rollout, advantages: torch.Tensor, beta: float) -> TokenLossFn:
     """GRPO's loss over the response tokens of minibatch `mb` (rows of the rollout)."""
 
     def loss_fn(mb, new_logprobs, entropy, new_values):

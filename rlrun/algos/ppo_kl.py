@@ -8,7 +8,7 @@ and the book's ch. 8 (PPO optimises the constrained surrogate of eq. 7.41 by min
   advantage normalisation, grad-norm clip and the optional early stop at `target_kl`, Alg. 8.1,
   are the PPO family's `rlrun.algos._ppo_family.update`);
 - after each update phase d = E_t[KL(π_old || π_θ)] over the whole batch, then
-  β ← β/2 if d < d_targ/1.5, β ← 2β if d > 1.5 d_targ (lecture; `adapt_kl_coef`),
+  β ← β/2 if d < d_targ/1.5, β ← 2β if d > 1.5 d_targ (lecture; `halve_or_double_kl_coef`),
   d_targ = `kl_target`; β starts at `beta_init` and is checkpointed;
 - advantages by GAE(γ, λ) (book ch. 5). `clip_coef` only bounds the value update here (with
   `clip_vloss`); the policy ratio is not clipped.
@@ -53,7 +53,7 @@ class PPOKLConfig(PPOFamilyConfig):
         check(self.beta_init > 0, f"algo.beta_init={self.beta_init} must be > 0; e.g. algo.beta_init=1.0")
 
 
-def adapt_kl_coef(beta: float, kl: float, kl_target: float) -> float:
+def halve_or_double_kl_coef(beta: float, kl: float, kl_target: float) -> float:
     """The lecture's rule: β/2 if kl < kl_target/1.5, 2β if kl > 1.5 kl_target, else β."""
     if kl < kl_target / 1.5:
         return beta / 2.0
@@ -133,7 +133,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
                          minibatch_loss(penalty_loss(algo, beta)))
         with torch.no_grad():
             kl = float(old_dist.kl(agent.dist(batch.obs)).mean())
-        coefs["beta"] = adapt_kl_coef(beta, kl, algo.kl_target)
+        coefs["beta"] = halve_or_double_kl_coef(beta, kl, algo.kl_target)
         run.log({**metrics, "train/kl": kl, "train/beta": beta, "train/lr": lr}, global_step)
         run.maybe_evaluate(agent, global_step)
         run.maybe_checkpoint(global_step)

@@ -31,8 +31,8 @@ from rlrun.config import TrainConfig, check, check_discount
 from rlrun.envs.normalize import RunningMeanStd
 from rlrun.lm.pipeline import (
     LMConfig,
-    LossFn,
     Rollout,
+    TokenLossFn,
     check_task,
     collect,
     end_iteration,
@@ -72,8 +72,8 @@ class PPOLMConfig(LMConfig):
         check(self.vf_coef >= 0, f"algo.vf_coef={self.vf_coef} must be >= 0")
 
 
-def clipped_loss(algo: PPOLMConfig, rollout: Rollout, values: torch.Tensor, advantages: torch.Tensor,
-                 returns: torch.Tensor) -> LossFn:
+def token_clipped_loss(algo: PPOLMConfig, rollout: Rollout, values: torch.Tensor, advantages: torch.Tensor,
+                 returns: torch.Tensor) -> TokenLossFn:
     """PPO's clipped loss over the response tokens of minibatch `mb` (rows of the rollout)."""
 
     def loss_fn(mb, new_logprobs, entropy, new_values):
@@ -106,7 +106,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
         advantages, returns = response_advantages(rewards, values, algo.gamma, algo.gae_lambda)
         if algo.norm_adv:
             advantages = standardize(advantages)
-        metrics = update(models, rollout, task, algo, clipped_loss(algo, rollout, values, advantages, returns))
+        metrics = update(models, rollout, task, algo, token_clipped_loss(algo, rollout, values, advantages, returns))
         metrics["train/explained_variance"] = explained_variance(values, returns)
         metrics["train/lr"] = lr
         global_step += rollout.tokens.shape[0] * task.response_length

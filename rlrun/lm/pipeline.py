@@ -52,7 +52,7 @@ from rlrun.networks.lm import (
 from rlrun.ops.minibatches import LossAndStats, minibatch_steps
 from rlrun.ops.optim import FlatOptimizer, make_optimizer, set_lr
 from rlrun.ops.preferences import bradley_terry_loss, preference_accuracy, preference_probability
-from rlrun.ops.rlhf import adaptive_kl_coef
+from rlrun.ops.rlhf import proportional_kl_coef
 from rlrun.run import Run, Scalars, Stateful
 
 
@@ -200,7 +200,7 @@ def lm_loss(policy: TokenPolicy, tokens: torch.Tensor, start: int = 0) -> torch.
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, start + 1 :].reshape(-1))
 
 
-def fit(optimizer: FlatOptimizer, steps: int, loss_fn: Callable[[], torch.Tensor], max_grad_norm: float,
+def supervised_steps(optimizer: FlatOptimizer, steps: int, loss_fn: Callable[[], torch.Tensor], max_grad_norm: float,
         stop: Callable[[], bool] = lambda: False) -> float:
     """`steps` gradient steps on `loss_fn()` (fewer once `stop()` says so); returns the mean loss
     of the last tenth of them."""
@@ -264,7 +264,7 @@ def train_reward_model(
         return bradley_terry_loss(reward_model.score(pairs.tokens1[mb]), reward_model.score(pairs.tokens0[mb]),
                                   pairs.labels[mb])
 
-    return fit(optimizer, steps, loss_fn, max_grad_norm, stop)
+    return supervised_steps(optimizer, steps, loss_fn, max_grad_norm, stop)
 
 
 @torch.no_grad()
@@ -284,11 +284,11 @@ def run_stages(cfg: TrainConfig, run: Run, task: LMTask, models: LMModels) -> di
     set_lr(policy_optimizer, algo.supervised_lr)
     metrics = {}
     if algo.pretrain_steps:
-        metrics["train/pretrain_loss"] = fit(
+        metrics["train/pretrain_loss"] = supervised_steps(
             policy_optimizer, algo.pretrain_steps,
             lambda: lm_loss(policy, task.text(batch, task.context_length).to(device)), algo.max_grad_norm, stop)
     if algo.sft_steps:
-        metrics["train/sft_loss"] = fit(
+        metrics["train/sft_loss"] = supervised_steps(
             policy_optimizer, algo.sft_steps,
             lambda: lm_loss(policy, task.demonstrations(batch).to(device), task.prompt_length - 1),
             algo.max_grad_norm, stop)
@@ -358,12 +358,12 @@ def collect(models: LMModels, task: LMTask, prompts: torch.Tensor, temperature: 
     return Rollout(tokens, logprobs, ref_logprobs, models.reward_model.score(tokens), task.true_reward(responses))
 
 
-LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None],
+TokenLossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None],
                   tuple[torch.Tensor, dict[str, torch.Tensor]]]
 """(minibatch rows, new log-probs [mb, m], entropy [mb, m], new values [mb, m] or None) -> (loss, stats)."""
 
 
-def update(models: LMModels, rollout: Rollout, task: LMTask, algo: LMConfig, loss_fn: LossFn) -> dict[str, float]:
+def update(models: LMModels, rollout: Rollout, task: LMTask, algo: LMConfig, loss_fn: TokenLossFn) -> dict[str, float]:
     """Epochs of shuffled minibatch steps on `loss_fn` (+ the PPO-ptx term), with the KL early stop
     (`rlrun.ops.minibatches`); the loss parts are averaged over the minibatches stepped."""
     n, device = task.prompt_length, rollout.tokens.device
@@ -411,7 +411,7 @@ def end_iteration(
         "train/beta": coefs["beta"],
     })
     if algo.adaptive_kl:
-        coefs["beta"] = adaptive_kl_coef(coefs["beta"], kl_ref, algo.kl_target)
+        coefs["beta"] = proportional_kl_coef(coefs["beta"], kl_ref, algo.kl_target)
     run.log(metrics, global_step)
     iteration = global_step // (len(rollout.tokens) * task.response_length)
     if algo.sample_every and iteration % algo.sample_every == 0:

@@ -4,7 +4,7 @@ Responses are batch-major `[B, m]`: B responses of m tokens each, all of the sam
 - `kl_shaped_rewards`: the per-token rewards of eqs. 15.7-15.9 with a coefficient β;
 - `response_advantages`: GAE(γ, λ) (book ch. 5) over the response tokens, the episode ending
   with its last token; with γ = 1 and λ = 1 the returns are the reward-to-go of eq. 15.11;
-- `adaptive_kl_coef`: the proportional controller of β (Ziegler et al. 2019, section 2.2);
+- `proportional_kl_coef`: the proportional controller of β (Ziegler et al. 2019, section 2.2);
 - `group_advantages`: GRPO's group-relative advantages (Shao et al. 2024, section 4.1.2);
 - `kl_k3`: the per-token KL estimate of GRPO's loss (Shao et al. 2024, eq. 4).
 """
@@ -56,7 +56,7 @@ def response_advantages(
     return advantages.T, returns.T
 
 
-def adaptive_kl_coef(beta: float, kl: float, kl_target: float, gain: float = 0.1) -> float:
+def proportional_kl_coef(beta: float, kl: float, kl_target: float, gain: float = 0.1) -> float:
     """β (1 + K_β e), e = clip(KL / KL_target - 1, -0.2, 0.2), K_β = `gain` (Ziegler et al. 2019)."""
     error = min(max(kl / kl_target - 1.0, -0.2), 0.2)
     return beta * (1.0 + gain * error)
