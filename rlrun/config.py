@@ -304,14 +304,14 @@ class ResumeConfig:
 
 
 @dataclass
-class GuardConfig:
+class DivergenceConfig:
     on_nan: str = "stop"
     """On a non-finite gradient: stop (exit 1, last good checkpoint kept) or skip_update (count it)."""
 
     def __post_init__(self) -> None:
         check(
             self.on_nan in ("stop", "skip_update"),
-            f"train.on_nan={self.on_nan!r} must be stop or skip_update",
+            f"divergence.on_nan={self.on_nan!r} must be stop or skip_update",
         )
 
 
@@ -357,7 +357,7 @@ class TrainConfig:
     """Training budget (env steps summed over all training envs)."""
     resume: ResumeConfig = field(default_factory=ResumeConfig)
     """Where to continue from (`resume=<run dir or checkpoint>`) and whether the config may change."""
-    train: GuardConfig = field(default_factory=GuardConfig)
+    divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
     """What to do when training diverges (non-finite gradients)."""
     torch_threads: int | str = 1
     """Torch intra-op CPU threads (count; 1 is fastest for small MLPs on shared cores), or auto:

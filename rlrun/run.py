@@ -306,7 +306,7 @@ class Run:
         for name, obj in objects.items():
             if isinstance(obj, FlatOptimizer):
                 obj.name = name
-                obj.skip_nonfinite = self.cfg.train.on_nan == "skip_update"
+                obj.skip_nonfinite = self.cfg.divergence.on_nan == "skip_update"
 
     def notice(self, text: str) -> None:
         """Show one line to the user (console and train.log)."""
@@ -542,7 +542,7 @@ class Run:
         )
         return (
             f"training diverged after step {self.step}: {error}; {kept}. Lower optimizer.lr (or clip "
-            "gradients harder), or set train.on_nan=skip_update to skip such updates"
+            "gradients harder), or set divergence.on_nan=skip_update to skip such updates"
         )
 
     def close(self) -> None:

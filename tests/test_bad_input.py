@@ -50,7 +50,7 @@ def finished_run(tmp_path_factory):
         (["algo.clip_coef=0"], "algo.clip_coef"),
         (["algo.gamma=1.5"], "algo.gamma"),
         (["env.num_envs=0"], "env.num_envs"),
-        (["train.on_nan=ignore"], "train.on_nan"),
+        (["divergence.on_nan=ignore"], "divergence.on_nan"),
         (["resume.allow_config_change=maybe"], "resume.allow_config_change"),
         (["logger=nope"], "unknown logger"),
     ],
@@ -134,7 +134,7 @@ def test_diverging_training_stops_naming_step_and_optimizer(tmp_path):
     args = ["total_timesteps=2048", *TINY, "optimizer.name=sgd", "optimizer.lr=1e30", f"hydra.run.dir={run_dir}"]
     line = one_line_error(rlrun(*args, cwd=tmp_path), exit_code=1)
     assert "diverged after step" in line and "non-finite gradient in optimizer" in line
-    assert "train.on_nan=skip_update" in line
+    assert "divergence.on_nan=skip_update" in line
     assert (run_dir / "metrics.jsonl").is_file()
 
 

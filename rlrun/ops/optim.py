@@ -30,7 +30,7 @@ class FlatOptimizer:
 
     `step()` refuses a gradient with a NaN or infinity: it raises NonFiniteError naming the
     optimizer, or, with `skip_nonfinite`, leaves parameters and moments untouched and counts
-    the step in `skipped_steps` (`Run.track` sets both from `train.on_nan`).
+    the step in `skipped_steps` (`Run.track` sets both from `divergence.on_nan`).
     """
 
     def __init__(self, params: Iterable[nn.Parameter], cfg: OptimizerConfig) -> None:
