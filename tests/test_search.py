@@ -217,16 +217,21 @@ def test_report_shows_the_study(pruned_search, tmp_path):
     assert (tmp_path / "intermediate_values.png").stat().st_size > 1000
 
 
-def test_journal_storage_under_joblib_gets_reports_from_the_worker_processes(tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+@pytest.mark.parametrize(
+    "launcher",
+    [["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], ["hydra/launcher=submitit_local"]],
+    ids=["joblib", "submitit_local"],
+)
+def test_journal_storage_gets_reports_from_the_worker_processes(launcher, tmp_path):
+    plugin = "joblib" if "joblib" in launcher[0] else "submitit"
+    pytest.importorskip(f"hydra_plugins.hydra_{plugin}_launcher")
     sweep = tmp_path / "sweep"
     result = rlrun(
         "hparams_search=ppo_optuna",
         "hydra.sweeper.params=null",
         "hparams_search.seeds=[0]",
         "algo.clip_coef=interval(0.1,0.3)",
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
+        *launcher,
         "hydra.sweeper.n_jobs=2",
         "hydra.sweeper.n_trials=2",
         "hydra.sweeper.storage=journal",
