@@ -140,7 +140,9 @@ def _train_job(cfg: DictConfig, validated: bool = False) -> float:
         fail(str(error))
 
 
-def _trial_reporters(hydra_cfg: DictConfig, typed: TrainConfig, seeds: int) -> list[TrialReporter] | None:
+def _trial_reporters(
+    hydra_cfg: DictConfig, typed: TrainConfig, seeds: int
+) -> list[TrialReporter] | None:
     """Under rlrun's Optuna sweeper, one reporter to the job's trial per seed run; else None."""
     if hydra_cfg.mode != RunMode.MULTIRUN or hydra_cfg.sweeper.get("trial") is None:
         return None

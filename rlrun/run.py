@@ -439,7 +439,8 @@ class Run:
         if final:
             self.final_eval_return = result.mean
         self.save_checkpoint(step, best=improved)
-        if not repeated and self.launch.trial is not None and self.launch.trial.report(result.mean, step, may_prune=not final):
+        trial = None if repeated else self.launch.trial
+        if trial is not None and trial.report(result.mean, step, may_prune=not final):
             self._pruned = (step, result.mean)
             self.logger.message(f"Pruned by the search at step {step} (eval return {result.mean:.2f})")
         return result
@@ -492,15 +493,16 @@ class Run:
     def finish(self, policy: Policy, step: int) -> TrainResult:
         """End the run: final evaluation and checkpoint, close loggers.
 
-        Raises RunInterrupted (after checkpointing) when a signal stopped training.
+        Raises RunInterrupted (after checkpointing) when a signal stopped training, RunPruned
+        (after checkpointing, without a final evaluation) when the search pruned the run.
         """
         try:
             if self._pruned is not None:
                 if self._checkpoint_step != step:
                     self.save_checkpoint(step)
-                raise RunPruned(f"the search pruned this trial at step {self._pruned[0]} (eval return "
-                                f"{self._pruned[1]:.2f}); checkpoint saved in {self.run_dir}", self._pruned[1],
-                                self._pruned[0])
+                pruned_step, value = self._pruned
+                raise RunPruned(f"the search pruned this trial at step {pruned_step} (eval return "
+                                f"{value:.2f}); checkpoint saved in {self.run_dir}", value, pruned_step)
             result = None if self._signal is not None else self._evaluate_and_log(policy, step, final=True)
             if result is None:  # stopped by a signal, before or during the final evaluation
                 self.save_checkpoint(step)

@@ -47,13 +47,15 @@ class RlrunOptunaSweeperConf:
     max_failure_rate: float = 0.0
     """Fraction of failed trials (0 to 1) the search goes on after; above it, it stops."""
     params: dict[str, str] | None = field(default_factory=dict)
-    """The search space: key -> choice(...), interval(a, b), tag(log, interval(a, b)), range(a, b)."""
+    """The search space: key -> choice(...), interval(a, b), tag(log, interval(a, b)),
+    tag(int, interval(a, b)), range(a, b) (rlrun.search.space)."""
     trial: int | None = None
     """Set by the sweeper in each job it launches: the trial number the job reports to."""
 
 
-ConfigStore.instance().store(group="hydra/sweeper", name=NAME, node=RlrunOptunaSweeperConf,
-                             provider="rlrun")
+ConfigStore.instance().store(
+    group="hydra/sweeper", name=NAME, node=RlrunOptunaSweeperConf, provider="rlrun"
+)
 
 
 class RlrunOptunaSweeper(Sweeper):
@@ -64,8 +66,9 @@ class RlrunOptunaSweeper(Sweeper):
 
         self.search = OptunaSearch(settings)
 
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
-              config: DictConfig) -> None:
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
         self.search.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: list[str]) -> None:

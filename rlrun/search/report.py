@@ -43,13 +43,18 @@ def _importances(study) -> list[str]:
     if len(completed) < 2:
         return [f"(parameter importances need 2 completed trials; the study has {len(completed)})"]
     try:
-        importances = optuna.importance.get_param_importances(study)
+        with warnings.catch_warnings():  # e.g. that all importances are equal: the table shows it
+            warnings.simplefilter("ignore", UserWarning)
+            importances = optuna.importance.get_param_importances(study)
     except (ValueError, RuntimeError) as error:
         return [f"(parameter importances could not be computed: {error})"]
     if not importances:
         return ["(no parameter varies across the completed trials)"]
-    return ["| parameter | importance |", "|---|---:|",
-            *(f"| `{name}` | {value:.3f} |" for name, value in importances.items())]
+    return [
+        "| parameter | importance |",
+        "|---|---:|",
+        *(f"| `{name}` | {value:.3f} |" for name, value in importances.items()),
+    ]
 
 
 def _save_plot(plot, study, path: Path) -> None:
@@ -82,20 +87,42 @@ def study_section(sweep_dir: Path, out: Path) -> StudySection:
     storage = _storage_of(sweep_dir, str(results.storage))
     study = optuna.load_study(study_name=str(results.study_name), storage=open_storage(storage))
     trials = study.get_trials(deepcopy=False)
-    states = {state.name.lower(): sum(t.state == state for t in trials) for state in optuna.trial.TrialState}
+    states = {
+        state.name.lower(): sum(t.state == state for t in trials)
+        for state in optuna.trial.TrialState
+    }
     counts = ", ".join(f"{n} {state}" for state, n in states.items() if n)
     dashboard = storage.removeprefix(JOURNAL)  # it takes a journal's path
-    summary = (f"Storage `{storage}`: {len(trials)} trials ({counts}). Browse it with "
-               f"`optuna-dashboard {dashboard}`.")
-    lines = [f"## Study `{study.study_name}`", "", summary, "", "| state | trials |", "|---|---:|",
-             *(f"| {state} | {n} |" for state, n in states.items() if n), ""]
+    summary = (
+        f"Storage `{storage}`: {len(trials)} trials ({counts}). Browse it with "
+        f"`optuna-dashboard {dashboard}`."
+    )
+    lines = [
+        f"## Study `{study.study_name}`",
+        "",
+        summary,
+        "",
+        "| state | trials |",
+        "|---|---:|",
+        *(f"| {state} | {n} |" for state, n in states.items() if n),
+        "",
+    ]
     completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     if completed:
         best = study.best_trial
-        headline = (f"study {study.study_name}: {len(trials)} trials ({counts}); best value {best.value:.2f} "
-                    f"(trial {best.number})")
-        lines += [f"Best trial: {best.number}, value {best.value:.4g}.", "", "| parameter | value |", "|---|---|",
-                  *(f"| `{name}` | {value} |" for name, value in best.params.items()), ""]
+        headline = (
+            f"study {study.study_name}: {len(trials)} trials ({counts}); "
+            f"best value {best.value:.2f} "
+            f"(trial {best.number})"
+        )
+        lines += [
+            f"Best trial: {best.number}, value {best.value:.4g}.",
+            "",
+            "| parameter | value |",
+            "|---|---|",
+            *(f"| `{name}` | {value} |" for name, value in best.params.items()),
+            "",
+        ]
     else:
         headline = f"study {study.study_name}: {len(trials)} trials ({counts}); none completed yet"
         lines += ["(no completed trial yet)", ""]
@@ -105,7 +132,12 @@ def study_section(sweep_dir: Path, out: Path) -> StudySection:
         lines += ["### Optimisation history", "", f"![optimisation history]({HISTORY_PNG})", ""]
     if any(t.intermediate_values for t in trials):
         _save_plot(optuna_plots.plot_intermediate_values, study, out / INTERMEDIATE_PNG)
-        lines += ["### Evaluations reported to the pruner", "",
-                  "x: seed index * total_timesteps + env step (seeds train one after another).", "",
-                  f"![intermediate values]({INTERMEDIATE_PNG})", ""]
+        lines += [
+            "### Evaluations reported to the pruner",
+            "",
+            "x: seed index * total_timesteps + env step (seeds train one after another).",
+            "",
+            f"![intermediate values]({INTERMEDIATE_PNG})",
+            "",
+        ]
     return StudySection("\n".join(lines), headline)

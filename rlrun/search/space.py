@@ -53,7 +53,9 @@ def _distribution(override: Override) -> BaseDistribution:
         raise ValueError("glob() picks config group options")
     value = override.value()
     if override.is_choice_sweep() or (override.is_range_sweep() and value.shuffle):
-        return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
+        return CategoricalDistribution(
+            list(override.sweep_iterator(transformer=Transformer.encode))
+        )
     if isinstance(value, RangeSweep):
         numbers = (value.start, value.stop, value.step)
         if any(isinstance(number, float) for number in numbers):

@@ -53,7 +53,9 @@ class OptunaSearch:
         self.failures = 0
         self.launched = 0
 
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
         self.config = config
         self.launcher = Plugins.instance().instantiate_launcher(
             config=config, hydra_context=hydra_context, task_function=task_function
@@ -69,9 +71,12 @@ class OptunaSearch:
             file.parent.mkdir(parents=True, exist_ok=True)
         settings = self.settings
         return optuna.create_study(
-            study_name=settings["study_name"], storage=open_storage(self.url), load_if_exists=True,
+            study_name=settings["study_name"],
+            storage=open_storage(self.url),
+            load_if_exists=True,
             sampler=make_sampler(settings["sampler"], settings["sampler_seed"]),
-            pruner=make_pruner(settings, int(self.config.eval.every_steps)), direction=settings["direction"],
+            pruner=make_pruner(settings, int(self.config.eval.every_steps)),
+            direction=settings["direction"],
         )
 
     def sweep(self, arguments: list[str]) -> None:
@@ -79,8 +84,10 @@ class OptunaSearch:
         params = self.settings["params"]
         space = parse_space(None if params is None else dict(params), arguments)
         study = self.open_study()
-        log.info(f"Study {study.study_name} in {self.url}: {len(study.trials)} trials so far; "
-                 f"{self.settings['n_trials']} more, {self.settings['n_jobs']} at a time")
+        log.info(
+            f"Study {study.study_name} in {self.url}: {len(study.trials)} trials so far; "
+            f"{self.settings['n_trials']} more, {self.settings['n_jobs']} at a time"
+        )
         left = self.settings["n_trials"]
         while left > 0:
             batch = min(left, self.settings["n_jobs"])
@@ -89,8 +96,11 @@ class OptunaSearch:
             self._write_results(study)
 
     def _run_batch(self, study: optuna.Study, space: SearchSpace, size: int) -> None:
-        recorded = {tuple(t.user_attrs[OVERRIDES]): t for t in study.get_trials(deepcopy=False, states=FINISHED)
-                    if OVERRIDES in t.user_attrs}
+        recorded = {
+            tuple(t.user_attrs[OVERRIDES]): t
+            for t in study.get_trials(deepcopy=False, states=FINISHED)
+            if OVERRIDES in t.user_attrs
+        }
         launched: dict[tuple[str, ...], optuna.Trial] = {}
         repeats: list[tuple[optuna.Trial, tuple[str, ...]]] = []
         for _ in range(size):
@@ -103,13 +113,22 @@ class OptunaSearch:
                 repeats.append((trial, overrides))
             else:
                 launched[overrides] = trial
-        jobs = [[*overrides, f"hydra.sweeper.trial={trial.number}", f"hydra.sweeper.storage={_quoted(self.url)}",
-                 f"hydra.sweeper.study_name={_quoted(study.study_name)}"]
-                for overrides, trial in launched.items()]
+        jobs = [
+            [
+                *overrides,
+                f"hydra.sweeper.trial={trial.number}",
+                f"hydra.sweeper.storage={_quoted(self.url)}",
+                f"hydra.sweeper.study_name={_quoted(study.study_name)}",
+            ]
+            for overrides, trial in launched.items()
+        ]
         returns = self.launcher.launch(jobs, initial_job_idx=self.launched) if jobs else []
         self.launched += len(jobs)
         # get_trials re-reads running trials from the storage, where their jobs wrote
-        attrs = {t.number: t.user_attrs for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+        attrs = {
+            t.number: t.user_attrs
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        }
         for trial, result in zip(launched.values(), returns):
             self._tell(study, trial, result, pruned=PRUNED_AT in attrs.get(trial.number, {}))
         for trial, overrides in repeats:
@@ -125,8 +144,11 @@ class OptunaSearch:
             study.tell(trial, state=TrialState.PRUNED)
         else:
             study.tell(trial, state=previous.state)
-        log.info(f"Trial {trial.number}: the parameters of trial {previous.number}; answered from the study "
-                 f"({previous.state.name.lower()}, value {previous.value}) without training")
+        log.info(
+            f"Trial {trial.number}: the parameters of trial {previous.number}; "
+            "answered from the study "
+            f"({previous.state.name.lower()}, value {previous.value}) without training"
+        )
 
     def _tell(self, study: optuna.Study, trial: optuna.Trial, result: Any, pruned: bool) -> None:
         """Record a launched trial's job result: complete with its value, pruned (its job said
@@ -151,13 +173,21 @@ class OptunaSearch:
         """`<sweep dir>/optimization_results.yaml`: the best trial (as Hydra's Optuna sweeper
         writes it), the study's storage and its trials by state."""
         states = [trial.state.name.lower() for trial in study.get_trials(deepcopy=False)]
-        results: dict[str, Any] = {"name": "optuna", "study_name": study.study_name, "storage": self.url,
-                                   "trials": {state: states.count(state) for state in sorted(set(states))}}
+        results: dict[str, Any] = {
+            "name": "optuna",
+            "study_name": study.study_name,
+            "storage": self.url,
+            "trials": {state: states.count(state) for state in sorted(set(states))},
+        }
         completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if completed:
             best = study.best_trial
-            results.update(best_trial=best.number, best_params=best.params, best_value=best.value,
-                           best_overrides=best.user_attrs.get(OVERRIDES, []))
+            results.update(
+                best_trial=best.number,
+                best_params=best.params,
+                best_value=best.value,
+                best_overrides=best.user_attrs.get(OVERRIDES, []),
+            )
             log.info(f"Best trial so far: {best.number}, value {best.value}")
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(OmegaConf.create(results), self.sweep_dir / RESULTS_FILE)

@@ -45,14 +45,21 @@ class TrialReporter:
         return False
 
 
-def trial_reporters(sweeper: DictConfig, budget: int, seeds: int, eval_every_steps: int) -> list[TrialReporter] | None:
+def trial_reporters(
+    sweeper: DictConfig, budget: int, seeds: int, eval_every_steps: int
+) -> list[TrialReporter] | None:
     """One reporter per seed run of this job, or None when the job is not a trial of rlrun's
     sweeper. `sweeper` is the job's `hydra.sweeper` node, `budget` its total_timesteps."""
     if sweeper.get("trial") is None:
         return None
     storage = open_storage(sweeper.storage)
-    study = optuna.load_study(study_name=sweeper.study_name, storage=storage,
-                              pruner=make_pruner(sweeper, eval_every_steps))
+    study = optuna.load_study(
+        study_name=sweeper.study_name,
+        storage=storage,
+        pruner=make_pruner(sweeper, eval_every_steps),
+    )
     study_id = storage.get_study_id_from_name(sweeper.study_name)
-    trial = optuna.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, sweeper.trial))
+    trial = optuna.Trial(
+        study, storage.get_trial_id_from_study_id_trial_number(study_id, sweeper.trial)
+    )
     return [TrialReporter(trial, index * budget) for index in range(seeds)]
