@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,28 +72,33 @@ def _number(text: str, kind: type) -> float | int | None:
     return kind(float(text)) if text else None
 
 
+def _csv_rows(path: Path, columns: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """(file line number, row) of a CSV, after checking that it has `columns`."""
+    with path.open(newline="") as file:
+        reader = csv.DictReader(file)
+        missing = set(columns) - set(reader.fieldnames or [])
+        if missing:
+            raise ConfigError(f"{path} lacks the columns {', '.join(sorted(missing))}")
+        yield from enumerate(reader, start=2)
+
+
 def load_references(path: Path = SCORES) -> list[Reference]:
     """The rows of a reference CSV; ConfigError naming the file and row if one is malformed."""
     if not path.is_file():
         raise ConfigError(f"no reference scores at {path}; pass a CSV with columns {', '.join(COLUMNS)}")
     references = []
-    with path.open(newline="") as file:
-        reader = csv.DictReader(file)
-        missing = set(COLUMNS) - set(reader.fieldnames or [])
-        if missing:
-            raise ConfigError(f"{path} lacks the columns {', '.join(sorted(missing))}")
-        for line, row in enumerate(reader, start=2):
-            try:
-                references.append(Reference(
-                    env=row["env"].strip(), env_version=row["env_version"].strip(),
-                    algorithm=row["algorithm"].strip(), steps=_number(row["steps"], int),
-                    mean=float(row["mean"]), spread=_number(row["spread"], float),
-                    spread_kind=row["spread_kind"].strip(), seeds=_number(row["seeds"], int),
-                    measure=row["measure"].strip(), source=row["source"].strip(),
-                    source_file=row["source_file"].strip(),
-                ))
-            except (TypeError, ValueError) as error:
-                raise ConfigError(f"{path} line {line}: {error}") from None
+    for line, row in _csv_rows(path, COLUMNS):
+        try:
+            references.append(Reference(
+                env=row["env"].strip(), env_version=row["env_version"].strip(),
+                algorithm=row["algorithm"].strip(), steps=_number(row["steps"], int),
+                mean=float(row["mean"]), spread=_number(row["spread"], float),
+                spread_kind=row["spread_kind"].strip(), seeds=_number(row["seeds"], int),
+                measure=row["measure"].strip(), source=row["source"].strip(),
+                source_file=row["source_file"].strip(),
+            ))
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"{path} line {line}: {error}") from None
     return references
 
 
@@ -119,20 +125,15 @@ def load_random_scores(path: Path = RANDOM_SCORES) -> list[RandomScore]:
     if not path.is_file():
         raise ConfigError(f"no random scores at {path}; write them with scripts/random_scores.py")
     scores = []
-    with path.open(newline="") as file:
-        reader = csv.DictReader(file)
-        missing = set(RANDOM_COLUMNS) - set(reader.fieldnames or [])
-        if missing:
-            raise ConfigError(f"{path} lacks the columns {', '.join(sorted(missing))}")
-        for line, row in enumerate(reader, start=2):
-            try:
-                scores.append(RandomScore(
-                    env=row["env"].strip(), env_version=row["env_version"].strip(),
-                    mean=float(row["mean"]), std=float(row["std"]), episodes=int(row["episodes"]),
-                    source=row["source"].strip(),
-                ))
-            except (TypeError, ValueError) as error:
-                raise ConfigError(f"{path} line {line}: {error}") from None
+    for line, row in _csv_rows(path, RANDOM_COLUMNS):
+        try:
+            scores.append(RandomScore(
+                env=row["env"].strip(), env_version=row["env_version"].strip(),
+                mean=float(row["mean"]), std=float(row["std"]), episodes=int(row["episodes"]),
+                source=row["source"].strip(),
+            ))
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"{path} line {line}: {error}") from None
     return scores
 
 
