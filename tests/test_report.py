@@ -27,11 +27,12 @@ def write_run_dir(run_dir, config, overrides, records, tail=""):
     (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     algo, env = config["algo"]["name"], config["env"]["id"]
     (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"algo={algo}", f"env={env}", *overrides]))
-    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records) + tail)
+    lines = "".join(json.dumps(record) + "\n" for record in records)
+    (run_dir / "metrics.jsonl").write_text(lines + tail)
 
 
 def write_run(run_dir, algo, env, seed, final, overrides, lr=0.00025, evals=True, sps=1000.0):
-    """A run with evals at 1000, 2000, 3000 (final * 1/3, 2/3, 1) and training returns of half those."""
+    """A run with evals at 1000, 2000, 3000 (final * 1/3, 2/3, 1), training returns half those."""
     config = {"algo": {"name": algo}, "env": {"id": env}, "seed": seed, "optimizer": {"lr": lr}}
     lines = []
     for i, step in enumerate((1000, 2000, 3000), start=1):
@@ -39,7 +40,7 @@ def write_run(run_dir, algo, env, seed, final, overrides, lr=0.00025, evals=True
                       "time/wall": 1.9 * step / 1000, "rollout/ep_return_mean": 0.5 * final * i / 3})
         if evals:
             lines.append({"step": step, "time": 2.0 * step / 1000 + 0.5, "eval/return_mean": final * i / 3})
-    write_run_dir(run_dir, config, overrides, lines, tail='{"step": 3000, "eval/ret')  # cut short by a crash
+    write_run_dir(run_dir, config, overrides, lines, tail='{"step": 3000, "eval/ret')  # a crash
 
 
 @pytest.fixture
@@ -92,8 +93,9 @@ def test_bootstrap_ci_is_seeded_and_matches_the_normal_approximation():
 
 def curve_run(steps, returns):
     return RunRecord(path=None, algo="ppo", env="E", seed=0, overrides={}, config={},
-                     eval_steps=np.array(steps), eval_returns=np.array(returns, float), steps=steps[-1],
-                     wall=1.0, sps=1.0, train_steps=np.array([], int), train_returns=np.array([]))
+                     eval_steps=np.array(steps), eval_returns=np.array(returns, float),
+                     steps=steps[-1], wall=1.0, sps=1.0, train_steps=np.array([], int),
+                     train_returns=np.array([]))
 
 
 def test_learning_curve_interpolates_onto_the_union_of_eval_steps():
@@ -148,8 +150,9 @@ def test_report_groups_runs_and_computes_the_table(sweep, tmp_path, capsys):
     markdown = (out / "report.md").read_text()
     assert "![CartPole-v1](CartPole-v1.png)" in markdown and "![Pendulum-v1](Pendulum-v1.png)" in markdown
     assert f"| CartPole-v1 | ppo | 0.00025 | 5 | 2200.00 | {IQM_LABEL} | 300.00 [" in markdown
-    assert f"| CartPole-v1 | ppo | 0.001 | 4 | 40.00 | {MEAN_LABEL} | 40.00 [10.00, 100.00] |" in markdown
-    assert f"| Pendulum-v1 | a2c | 0.0007 | 3 | -150.00 | {MEAN_LABEL} | -150.00 [-200.00, -100.00] |" in markdown
+    four, three = "40.00 [10.00, 100.00]", "-150.00 [-200.00, -100.00]"
+    assert f"| CartPole-v1 | ppo | 0.001 | 4 | 40.00 | {MEAN_LABEL} | {four} |" in markdown
+    assert f"| Pendulum-v1 | a2c | 0.0007 | 3 | -150.00 | {MEAN_LABEL} | {three} |" in markdown
     assert "logger.tensorboard" not in markdown
     assert len((out / "runs.csv").read_text().splitlines()) == 1 + 5 + 4 + 3
 
@@ -175,7 +178,8 @@ def read_csv(path):
 
 def test_runs_csv_and_curves_csv_hold_each_runs_numbers_and_curves(tmp_path):
     root = tmp_path / "runs"
-    config = {"algo": {"name": "ppo"}, "env": {"id": "Hopper-v4"}, "seed": 0, "optimizer": {"lr": 0.001}}
+    config = {"algo": {"name": "ppo"}, "env": {"id": "Hopper-v4"}, "seed": 0,
+              "optimizer": {"lr": 0.001}}
     records = [{"step": step, "rollout/ep_return_mean": step / 10} for step in range(10, 5010, 10)]
     records += [{"step": step, "eval/return_mean": -float(step)} for step in (1000, 2505, 5000)]
     records += [{"step": 5003, "train/loss": 0.5}]  # the last logged step carries neither return
@@ -189,25 +193,28 @@ def test_runs_csv_and_curves_csv_hold_each_runs_numbers_and_curves(tmp_path):
     assert list(runs[0]) == ["run_dir", "env", "algo", "optimizer.lr", "seed", "final_return",
                              "final_train_return", "steps", "wall_s", "sps", "normalised_return"]
     by_seed = {row["seed"]: row for row in runs}
-    assert (float(by_seed["0"]["final_return"]), float(by_seed["0"]["final_train_return"])) == (-5000.0, 500.0)
+    long = by_seed["0"]
+    assert (float(long["final_return"]), float(long["final_train_return"])) == (-5000.0, 500.0)
     assert by_seed["1"]["final_train_return"] == ""
 
     rows = read_csv(tmp_path / "out" / "curves.csv")
-    assert list(rows[0]) == ["run_dir", "env", "algo", "optimizer.lr", "seed", "step", "eval_return",
-                             "train_return"]
+    assert list(rows[0]) == ["run_dir", "env", "algo", "optimizer.lr", "seed", "step",
+                             "eval_return", "train_return"]
     assert [row["run_dir"] for row in rows] == sorted(row["run_dir"] for row in rows)
     long = [row for row in rows if row["seed"] == "0"]
     assert {row["optimizer.lr"] for row in long} == {"0.001"} and long[0]["env"] == "Hopper-v4"
     steps = [int(row["step"]) for row in long]
     assert steps == sorted(set(steps)) and steps[0] == 10 and steps[-1] == 5003
     evals = {int(row["step"]): row for row in long if row["eval_return"]}
-    assert {step: float(row["eval_return"]) for step, row in evals.items()} == {1000: -1000.0, 2505: -2505.0,
-                                                                             5000: -5000.0}
+    assert {step: float(row["eval_return"]) for step, row in evals.items()} == {
+        1000: -1000.0, 2505: -2505.0, 5000: -5000.0}
     assert float(evals[2505]["train_return"]) == 250.0  # the last training return at or before 2505
     trained = [row for row in long if not row["eval_return"] and int(row["step"]) != 5003]
     assert 150 < len(trained) <= CURVES_TRAIN_STEPS  # 500 training logs thinned to at most 200
     gaps = np.diff([int(row["step"]) for row in trained])
-    assert gaps.max() <= 30 and all(float(row["train_return"]) == int(row["step"]) / 10 for row in trained)
+    assert gaps.max() <= 30
+    assert all(float(row["train_return"]) == int(row["step"]) / 10 for row in trained)
     assert (long[-1]["eval_return"], float(long[-1]["train_return"])) == ("", 500.0)
     short_rows = [row for row in rows if row["seed"] == "1"]
-    assert [(row["step"], row["eval_return"], row["train_return"]) for row in short_rows] == [("100", "7.0", "")]
+    points = [(row["step"], row["eval_return"], row["train_return"]) for row in short_rows]
+    assert points == [("100", "7.0", "")]

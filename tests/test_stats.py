@@ -43,15 +43,17 @@ def test_probability_of_improvement_by_hand():
 
 
 def test_summary_gives_the_iqm_and_its_ci_only_from_five_runs():
-    assert summary([4.0, 1.0, 10.0, 3.0]) == (MEAN_LABEL, 4.5, 1.0, 10.0)  # IQM of 4 would drop 2 runs
+    assert summary([4.0, 1.0, 10.0, 3.0]) == (MEAN_LABEL, 4.5, 1.0, 10.0)  # an IQM would drop 2
     assert summary([-3.0]) == (MEAN_LABEL, -3.0, -3.0, -3.0)
     five = summary([1.0, 2.0, 3.0, 4.0, 100.0], resamples=500)
     assert (five.label, five.point) == (IQM_LABEL, 3.0)  # 1 and 100 dropped
     assert 1.0 <= five.low < 3.0 < five.high < 100.0
     assert five.text(1) == f"3.0 [{five.low:.1f}, {five.high:.1f}]" and IQM_LABEL == "IQM [95% CI]"
     label, centre, low, high = summary_per_step(np.array([[1.0, 5.0], [3.0, 9.0]]))
-    assert label == MEAN_LABEL and centre.tolist() == [2.0, 7.0] and (low.tolist(), high.tolist()) == ([1, 5], [3, 9])
-    label, centre, _, _ = summary_per_step(np.array([[v, -v] for v in (1.0, 2.0, 3.0, 4.0, 100.0)]), 200)
+    assert label == MEAN_LABEL and centre.tolist() == [2.0, 7.0]
+    assert (low.tolist(), high.tolist()) == ([1, 5], [3, 9])
+    five_runs = np.array([[v, -v] for v in (1.0, 2.0, 3.0, 4.0, 100.0)])
+    label, centre, _, _ = summary_per_step(five_runs, resamples=200)
     assert label == IQM_LABEL and centre.tolist() == [3.0, -3.0]
 
 
