@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rlrun import aggregate
@@ -266,9 +267,10 @@ def _file_name(env: str) -> str:
 
 
 def plotted_references(references: list[Reference], last_step: float) -> list[Reference]:
-    """The published figures drawn on a curve that ends at `last_step`: those without a budget and
-    those up to `PLOTTED_BUDGET_RATIO` times it."""
-    return [ref for ref in references if ref.steps is None or ref.steps <= PLOTTED_BUDGET_RATIO * last_step]
+    """The published figures drawn on a curve that ends at `last_step`: those read at a stated step
+    up to `PLOTTED_BUDGET_RATIO` times it (a figure without one has no place on the step axis)."""
+    return [ref for ref in references
+            if ref.steps is not None and ref.steps <= PLOTTED_BUDGET_RATIO * last_step]
 
 
 def plot_env(
@@ -294,12 +296,10 @@ def plot_env(
             axes.fill_between(steps, low, high, color=color, alpha=0.2, linewidth=0)
         plotted = plotted_references(matching(references or [], group.env, group.algo), float(steps[-1]))
         for marker, ref in zip("DsP^v<>", plotted, strict=False):
-            at = ref.steps if ref.steps is not None else float(steps[-1])
             spread = None if ref.spread is None else [[ref.spread], [ref.spread]]
-            budget = f" at {ref.steps:,}" if ref.steps is not None else ""
-            label = f"{group.algo}: {ref.source}, {ref.env_version}, {ref.measure_kind}{budget}"
-            axes.errorbar([at], [ref.mean], yerr=spread, fmt=marker, color=color, mfc="none", capsize=3,
-                          label=label)
+            label = f"{group.algo}: {ref.source}, {ref.env_version}, {ref.measure_kind}"
+            axes.errorbar([ref.steps], [ref.mean], yerr=spread, fmt=marker, color=color, mfc="none",
+                          capsize=3, label=f"{label} at {ref.steps:,}")
     axes.set_title(groups[0].env)
     axes.set_xlabel("env steps")
     axes.set_ylabel("eval return over seeds (statistic in the legend)")
@@ -397,7 +397,8 @@ def _markdown(
          f"band from {MIN_RUNS_FOR_IQM} runs, else mean with a [min, max] band (the legend says "
          "which)")
         + (" (markers: published figures at the step they are read at, up to twice the runs' last "
-           "step; all are in the table)." if published is not None else "."), "",
+           "step; figures without a step are only in the table)." if published is not None
+           else "."), "",
         *(f"![{env}]({name})\n" for env, name in images.items()),
         "## Runs", "",
         *(f"- {g.label} on {g.env}: seeds {', '.join(map(str, g.seeds))} — "
@@ -461,12 +462,13 @@ def _write_curves_csv(runs: list[RunRecord], keys: list[str], path: Path) -> Non
 
 
 def _print_table(console: Console, title: str, header: list[str], rows: list[list[str]], left: int) -> None:
-    """A rich table whose first `left` columns are left-aligned and the rest right-aligned."""
-    table = Table(title=title)
+    """A rich table whose first `left` columns are left-aligned and the rest right-aligned; text in
+    brackets ([min, max]) is shown, not read as markup."""
+    table = Table(title=escape(title))
     for i, column in enumerate(header):
-        table.add_column(column, justify="left" if i < left else "right")
+        table.add_column(escape(column), justify="left" if i < left else "right")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*map(escape, row))
     console.print(table)
 
 
