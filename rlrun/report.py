@@ -10,23 +10,29 @@ Statistics, by rliable (Agarwal et al. 2021, "Deep RL at the Edge of the Statist
 `rlrun/stats.py`):
 
 - the final return of a run is its last `eval/return_mean` event;
-- IQM, the interquartile mean: the mean of the runs left after dropping the floor(n/4) lowest
-  and the floor(n/4) highest (rliable's aggregate_iqm, scipy.stats.trim_mean(x, 0.25));
-- 95% confidence intervals: rliable's stratified percentile bootstrap over runs
+- a group's final returns: from 5 runs (`rlrun.stats.MIN_RUNS_FOR_IQM`) the IQM, the
+  interquartile mean (the mean of the runs left after dropping the floor(n/4) lowest and the
+  floor(n/4) highest: rliable's aggregate_iqm, scipy.stats.trim_mean(x, 0.25)), with its 95%
+  confidence interval, rliable's stratified percentile bootstrap over runs
   (`get_interval_estimates`), `RESAMPLES` resamples seeded with `--seed` for each interval
-  alone (a group's interval does not depend on which other runs are in the report). Each group
-  is one task, so the stratified bootstrap is a bootstrap over its runs;
+  alone (a group's interval does not depend on which other runs are in the report; each group
+  is one task, so the stratified bootstrap is a bootstrap over its runs). Below 5 runs the IQM
+  drops no run and a bootstrap only spans them, so the mean and [min, max] are given instead,
+  labelled so (`rlrun.stats.summary`);
 - learning curves: each run's `eval/return_mean` events are interpolated linearly onto the
   group's grid (the union of its runs' evaluation steps within the step range all of them
-  cover), then the IQM and its stratified bootstrap interval are taken at every grid step,
-  resampling whole runs;
+  cover), then the same statistic is taken at every grid step (the IQM's bootstrap resamples
+  whole runs);
+- published figures (`--reference`): each compared with rlrun's figure by the same measure at
+  the same step (`rlrun.references.compare`);
 - across envs (`rlrun/aggregate.py`, `rlrun/normalisation.py`): final returns normalised per env
   by a random-policy score and the best published one, IQM and mean of the normalised scores
   with stratified bootstrap CIs, performance profiles, and the probability of improvement of
   one algorithm or override value over another.
 
 Outputs in the `--out` dir: `report.md` (the tables and the plots), one `<env>.png` per env
-with the groups overlaid, `performance_profile.png`, and `runs.csv` (one row per run). A sweep dir
+with the groups overlaid, `performance_profile.png`, `runs.csv` (one row per run) and `curves.csv`
+(each run's evaluation and training-return curves, `curve_points`). A sweep dir
 of rlrun's Optuna sweeper adds its study (`rlrun.search.report`): trials by state, best trial,
 parameter importances, `optimization_history.png` and `intermediate_values.png`.
 """
@@ -44,22 +50,25 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rlrun import aggregate
 from rlrun.config import ConfigError
 from rlrun.normalisation import Normalisation, normalisation
-from rlrun.references import (
-    Reference,
-    differences,
-    load_random_scores,
-    load_references,
-    matching,
-    ratio,
-)
+from rlrun.references import Reference, compare, load_random_scores, load_references, matching
 from rlrun.search import RESULTS_FILE
 from rlrun.search.report import study_section
-from rlrun.stats import CONFIDENCE, RESAMPLES, interval, iqm_and_mean, iqm_per_step
+from rlrun.stats import (
+    CONFIDENCE,
+    IQM_LABEL,
+    MEAN_LABEL,
+    MIN_RUNS_FOR_IQM,
+    RESAMPLES,
+    Summary,
+    summary,
+    summary_per_step,
+)
 
 PROFILE_IMAGE = "performance_profile.png"
 """The performance-profile figure's file name in the `--out` dir."""
@@ -68,6 +77,8 @@ PLOTTED_BUDGET_RATIO = 2.0
 (they stay in the table), so that the curves keep their scale."""
 MAX_CURVE_POINTS = 200
 """Most grid steps of a learning curve (count); a denser union of eval steps is thinned evenly."""
+CURVES_TRAIN_STEPS = 200
+"""Most training-log steps per run in curves.csv (count), evenly spread over the run."""
 NOT_GROUPING = ("seed", "resume", "device", "torch_threads", "logger", "checkpoint", "bench")
 """Override keys (and key prefixes before a dot or slash) that never make a group; a suite's
 `bench/<suite>` case names the algo and env, which group anyway."""
@@ -99,13 +110,20 @@ class RunRecord:
     """Wall time at the last metrics event, summed over resumed segments (s)."""
     sps: float
     """Last `time/sps` (env steps per second of the last training segment); nan if none."""
-    train_return: float
-    """The last `rollout/ep_return_mean` (raw return of the last training episodes); nan if none."""
+    train_steps: np.ndarray
+    """Env steps at which `rollout/ep_return_mean` was logged (increasing)."""
+    train_returns: np.ndarray
+    """`rollout/ep_return_mean` at those steps (raw return of the last training episodes)."""
 
     @property
     def final_return(self) -> float:
         """The last `eval/return_mean`."""
         return float(self.eval_returns[-1])
+
+    @property
+    def train_return(self) -> float:
+        """The last `rollout/ep_return_mean`; nan if none."""
+        return float(self.train_returns[-1]) if len(self.train_returns) else math.nan
 
     def value(self, key: str) -> str:
         """The value of `key` in this run: the composed config's, or the override of a group choice."""
@@ -142,7 +160,8 @@ def read_run(run_dir: Path) -> RunRecord | None:
     config = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), resolve=False)
     overrides = parse_overrides(OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")))
     evals: dict[int, float] = {}
-    steps, wall, sps, train_return = 0, 0.0, math.nan, math.nan
+    trains: dict[int, float] = {}
+    steps, wall, sps = 0, 0.0, math.nan
     with (run_dir / "metrics.jsonl").open() as lines:
         for line in lines:
             try:
@@ -153,17 +172,18 @@ def read_run(run_dir: Path) -> RunRecord | None:
             steps = max(steps, step)
             wall = float(record.get("time", wall))
             sps = float(record.get("time/sps", sps))
-            train_return = float(record.get("rollout/ep_return_mean", train_return))
-            if "eval/return_mean" in record:
-                evals[step] = float(record["eval/return_mean"])  # the later of two at one step wins
+            for key, series in (("eval/return_mean", evals), ("rollout/ep_return_mean", trains)):
+                if key in record:
+                    series[step] = float(record[key])  # the later of two at one step wins
     if not evals:
         return None
-    eval_steps = np.array(sorted(evals))
+    eval_steps, train_steps = np.array(sorted(evals)), np.array(sorted(trains), dtype=int)
     return RunRecord(
         path=run_dir, algo=str(config["algo"]["name"]), env=str(config["env"]["id"]),
         seed=int(config.get("seed", 0)), overrides=overrides, config=config, eval_steps=eval_steps,
         eval_returns=np.array([evals[s] for s in eval_steps]), steps=steps, wall=wall, sps=sps,
-        train_return=train_return,
+        train_steps=train_steps,
+        train_returns=np.array([trains[s] for s in train_steps], dtype=float),
     )
 
 
@@ -190,16 +210,8 @@ class Group:
     """The replicates (one per seed)."""
     mean: float
     """Mean final return over runs."""
-    mean_ci: tuple[float, float]
-    """Bootstrap CI of the mean."""
-    iqm: float
-    """IQM of the final returns."""
-    iqm_ci: tuple[float, float]
-    """Bootstrap CI of the IQM."""
-    train_iqm: float
-    """IQM of the runs' last training return (`rollout/ep_return_mean`); nan if a run has none."""
-    train_iqm_ci: tuple[float, float]
-    """Bootstrap CI of `train_iqm`."""
+    final: Summary
+    """`rlrun.stats.summary` of the final returns: IQM and CI, or mean and range below 5 runs."""
 
     @property
     def label(self) -> str:
@@ -218,15 +230,9 @@ def summarize(runs: list[RunRecord], keys: list[str], resamples: int, seed: int)
         buckets.setdefault((run.env, run.algo, setting), []).append(run)
     groups = []
     for (env, algo, setting), members in sorted(buckets.items()):
-        finals = np.array([[run.final_return] for run in members])  # (runs, one task)
-        (iqm, mean), low, high = interval(finals, iqm_and_mean, resamples, seed)
-        trained = np.array([[run.train_return] for run in members])
-        (train_iqm, _), train_low, train_high = interval(trained, iqm_and_mean, resamples, seed)
-        groups.append(Group(
-            env, algo, setting, members, float(mean), (float(low[1]), float(high[1])),
-            float(iqm), (float(low[0]), float(high[0])),
-            float(train_iqm), (float(train_low[0]), float(train_high[0])),
-        ))
+        finals = [run.final_return for run in members]
+        groups.append(Group(env, algo, setting, members, float(np.mean(finals)),
+                            summary(finals, resamples, seed)))
     return groups
 
 
@@ -247,12 +253,12 @@ def curve_grid(runs: list[RunRecord]) -> np.ndarray:
 
 def learning_curve(
     runs: list[RunRecord], resamples: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(grid steps, IQM over runs, CI low, CI high) of the runs' eval/return_mean curves."""
+) -> tuple[np.ndarray, str, np.ndarray, np.ndarray, np.ndarray]:
+    """(grid steps, statistic's label, centre, low, high) of the runs' eval/return_mean curves:
+    IQM and CI, or mean and range below 5 runs (`rlrun.stats.summary_per_step`)."""
     grid = curve_grid(runs)
     curves = np.stack([np.interp(grid, run.eval_steps, run.eval_returns) for run in runs])
-    centre, low, high = interval(curves[:, np.newaxis, :], iqm_per_step, resamples, seed)
-    return grid, centre, low, high
+    return grid, *summary_per_step(curves, resamples, seed)
 
 
 # ----- outputs ------------------------------------------------------------------------------
@@ -261,9 +267,10 @@ def _file_name(env: str) -> str:
 
 
 def plotted_references(references: list[Reference], last_step: float) -> list[Reference]:
-    """The published figures drawn on a curve that ends at `last_step`: those without a budget and
-    those up to `PLOTTED_BUDGET_RATIO` times it."""
-    return [ref for ref in references if ref.steps is None or ref.steps <= PLOTTED_BUDGET_RATIO * last_step]
+    """The published figures drawn on a curve that ends at `last_step`: those read at a stated step
+    up to `PLOTTED_BUDGET_RATIO` times it (a figure without one has no place on the step axis)."""
+    return [ref for ref in references
+            if ref.steps is not None and ref.steps <= PLOTTED_BUDGET_RATIO * last_step]
 
 
 def plot_env(
@@ -279,8 +286,8 @@ def plot_env(
     palette = colormaps["tab10" if len(groups) <= 10 else "tab20"].colors
     for index, group in enumerate(groups):
         color = palette[index % len(palette)]
-        steps, centre, low, high = learning_curve(group.runs, resamples, seed)
-        label = f"{group.label} (n={len(group.runs)})"
+        steps, statistic, centre, low, high = learning_curve(group.runs, resamples, seed)
+        label = f"{group.label} (n={len(group.runs)}, {statistic})"
         if len(steps) == 1:
             axes.errorbar(steps, centre, yerr=[centre - low, high - centre], fmt="o", color=color,
                           capsize=4, label=label)
@@ -289,62 +296,56 @@ def plot_env(
             axes.fill_between(steps, low, high, color=color, alpha=0.2, linewidth=0)
         plotted = plotted_references(matching(references or [], group.env, group.algo), float(steps[-1]))
         for marker, ref in zip("DsP^v<>", plotted, strict=False):
-            at = ref.steps if ref.steps is not None else float(steps[-1])
             spread = None if ref.spread is None else [[ref.spread], [ref.spread]]
-            budget = f" at {ref.steps:,}" if ref.steps is not None else ""
-            axes.errorbar([at], [ref.mean], yerr=spread, fmt=marker, color=color, mfc="none", capsize=3,
-                          label=f"{group.algo}: {ref.source}, {ref.env_version}, {_short(ref.measure)}{budget}")
+            label = f"{group.algo}: {ref.source}, {ref.env_version}, {ref.measure_kind}"
+            axes.errorbar([ref.steps], [ref.mean], yerr=spread, fmt=marker, color=color, mfc="none",
+                          capsize=3, label=f"{label} at {ref.steps:,}")
     axes.set_title(groups[0].env)
     axes.set_xlabel("env steps")
-    axes.set_ylabel(f"eval return (IQM, {CONFIDENCE:.0%} bootstrap CI over seeds)")
+    axes.set_ylabel("eval return over seeds (statistic in the legend)")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     figure.savefig(path, dpi=120)
 
 
-def _short(measure: str) -> str:
-    """A measure in two or three words, for plot legends."""
-    text = measure.lower()
-    if "not stated" in text:
-        return "measure not stated"
-    if "max" in text or "best" in text:
-        return "best during training"
-    return "training return" if "training" in text and "eval" not in text else "eval return"
+def _published(ref: Reference) -> str:
+    """`2382.86 ± 271.74 at 1,000,000`, with `of 3,000,000` when read before the run's end."""
+    spread = f" ± {ref.spread:g}" if ref.spread is not None else ""
+    at = f" at {ref.steps:,}" if ref.steps else ""
+    within = f" of {ref.budget:,}" if ref.steps and ref.budget and ref.budget != ref.steps else ""
+    return f"{ref.mean:g}{spread}{at}{within}"
 
 
-def _reference_rows(groups: list[Group], references: list[Reference]) -> tuple[list[str], list[list[str]]]:
-    """Each group beside every published figure of its env and algorithm: header and rows."""
-    header = ["env", "algo", "runs", "steps", "rlrun eval IQM [95% CI]", "rlrun training IQM [95% CI]",
-              "published", "seeds", "source", "measure", "rlrun / published", "differs"]
+def _reference_rows(
+    groups: list[Group], references: list[Reference], resamples: int, seed: int
+) -> tuple[list[str], list[list[str]]]:
+    """Each group beside every published figure of its env and algorithm, compared by the figure's
+    own measure (`rlrun.references.compare`): header and rows."""
+    header = ["env", "algo", "runs", "published", "measure_kind", "seeds", "source", "measure",
+              "rlrun, same measure", "rlrun / published", "differs"]
     rows = []
     for group in groups:
-        steps = float(np.mean([run.steps for run in group.runs]))
         for ref in matching(references, group.env, group.algo):
-            ours = group.train_iqm if ref.training_return else group.iqm
+            found = compare(ref, group.runs, resamples, seed)
             rows.append([
-                group.env, group.label, str(len(group.runs)), f"{steps:,.0f}",
-                f"{group.iqm:.1f} [{group.iqm_ci[0]:.1f}, {group.iqm_ci[1]:.1f}]",
-                f"{group.train_iqm:.1f} [{group.train_iqm_ci[0]:.1f}, {group.train_iqm_ci[1]:.1f}]",
-                f"{ref.mean:g}" + (f" ± {ref.spread:g}" if ref.spread is not None else "")
-                + (f" at {ref.steps:,}" if ref.steps else ""),
-                str(ref.seeds or "?"), f"{ref.source} ({ref.source_file})", ref.measure,
-                ratio(ours, ref.mean) if math.isfinite(ours) else "n/a",
-                "; ".join(differences(ref, group.env, steps)) or "-",
+                group.env, group.label, str(len(group.runs)), _published(ref), ref.measure_kind,
+                str(ref.seeds or "not stated"), f"{ref.source} ({ref.source_file})", ref.measure,
+                found.ours.text if found.ours else "-", found.ratio,
+                "; ".join(found.differs) or "-",
             ])
     return header, rows
 
 
 def _rows(groups: list[Group], keys: list[str]) -> tuple[list[str], list[list[str]]]:
     """Table header and rows shared by the console table and report.md."""
-    header = ["env", "algo", *keys, "runs", "return mean", "95% CI", "IQM", "95% CI",
+    header = ["env", "algo", *keys, "runs", "mean", "statistic", "final return",
               "steps", "wall (s)", "SPS"]
     rows = []
     for group in groups:
         values = dict(group.setting)
         rows.append([
             group.env, group.algo, *(values[key] for key in keys), str(len(group.runs)),
-            f"{group.mean:.2f}", f"[{group.mean_ci[0]:.2f}, {group.mean_ci[1]:.2f}]",
-            f"{group.iqm:.2f}", f"[{group.iqm_ci[0]:.2f}, {group.iqm_ci[1]:.2f}]",
+            f"{group.mean:.2f}", group.final.label, group.final.text(2),
             f"{np.mean([run.steps for run in group.runs]):.0f}",
             f"{np.mean([run.wall for run in group.runs]):.1f}",
             f"{np.mean([run.sps for run in group.runs]):.0f}",
@@ -354,19 +355,24 @@ def _rows(groups: list[Group], keys: list[str]) -> tuple[list[str], list[list[st
 
 def _markdown(
     groups: list[Group], keys: list[str], images: dict[str, str], resamples: int, seed: int,
-    references: list[Reference] | None, across: list[str],
+    published: tuple[list[str], list[list[str]]] | None, across: list[str],
 ) -> str:
     header, rows = _rows(groups, keys)
     compared = []
-    if references is not None:
-        ref_header, ref_rows = _reference_rows(groups, references)
+    if published is not None:
+        ref_header, ref_rows = published
         compared = [
             "## Published figures", "",
-            ("Each group beside the published figures of its env and algorithm. The ratio compares "
-            "like with like where it can: a published training return with rlrun's last training "
-            "return (`rollout/ep_return_mean`, the last 100 training episodes), anything else with "
-            "rlrun's final evaluation return; for negative returns it is the difference. `differs` "
-            "names what still differs (env version, budget, measure)."), "",
+            ("Each group beside the published figures of its env and algorithm, by each figure's "
+             "own measure (`measure_kind`) read at the figure's step: `train_window`, the runs' "
+             "last `rollout/ep_return_mean` logged at or before it; `eval_agent_*` and "
+             "`eval_seeds_*`, their last evaluation at or before it; `max_seed_mean_*`, the "
+             "highest mean over seeds of the evaluations up to it; `auc`, each run's mean of its "
+             "logged training returns up to it. Per-run measures are summarised as in the table "
+             "above. The ratio is rlrun's figure over the published one (for negative returns, "
+             "the difference). `differs` names what still differs (env version, run length, "
+             "seeds, evaluation policy, window), or why there is no figure (an rllab task, a step "
+             "the runs did not reach, Atari training returns, which rlrun logs per life)."), "",
             "| " + " | ".join(ref_header) + " |", "|" + "|".join("---" for _ in ref_header) + "|",
             *("| " + " | ".join(row) + " |" for row in ref_rows),
             *([] if ref_rows else ["", "(no published figure for these envs and algorithms)"]), "",
@@ -375,18 +381,24 @@ def _markdown(
         "# rlrun report", "",
         (f"{sum(len(g.runs) for g in groups)} runs in {len(groups)} groups"
         f" (grouped by env, algo{''.join(', ' + key for key in keys)}; seeds are the replicates)."), "",
-        (f"Final return: the last `eval/return_mean` of each run. IQM: mean of the middle 50% of runs. "
-        f"{CONFIDENCE:.0%} CI: rliable's stratified percentile bootstrap over runs ({resamples} "
-        f"resamples, seed {seed}). Steps, wall time and SPS: means over runs."), "",
+        (f"Final return: the last `eval/return_mean` of each run, summarised by the statistic "
+         f"its group size allows: from {MIN_RUNS_FOR_IQM} runs the IQM (mean of the middle 50% of "
+         f"runs) with its {CONFIDENCE:.0%} CI (rliable's stratified percentile bootstrap over "
+         f"runs, {resamples} resamples, seed {seed}); below {MIN_RUNS_FOR_IQM} runs, where the "
+         "IQM drops no run and a bootstrap only spans the runs, the mean and [min, max]. Mean, "
+         "steps, wall time and SPS: means over runs."), "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" if i < 2 + len(keys) else "---:" for i in range(len(header))) + "|",
         *("| " + " | ".join(row) + " |" for row in rows), "",
         *compared,
         *across,
         "## Learning curves", "",
-        "IQM over seeds of the evaluation return, with its bootstrap CI band"
-        + (" (markers: published figures at their budget, up to twice the runs' budget; all are in "
-           "the table)." if references is not None else "."), "",
+        (f"The evaluation return over seeds at each evaluation step: IQM with its bootstrap CI "
+         f"band from {MIN_RUNS_FOR_IQM} runs, else mean with a [min, max] band (the legend says "
+         "which)")
+        + (" (markers: published figures at the step they are read at, up to twice the runs' last "
+           "step; figures without a step are only in the table)." if published is not None
+           else "."), "",
         *(f"![{env}]({name})\n" for env, name in images.items()),
         "## Runs", "",
         *(f"- {g.label} on {g.env}: seeds {', '.join(map(str, g.seeds))} — "
@@ -396,29 +408,67 @@ def _markdown(
     return "\n".join(lines)
 
 
+def _run_header(keys: list[str]) -> list[str]:
+    """The columns that name a run in runs.csv and curves.csv."""
+    return ["run_dir", "env", "algo", *keys, "seed"]
+
+
+def _run_columns(run: RunRecord, keys: list[str]) -> list:
+    return [run.path, run.env, run.algo, *(run.value(key) for key in keys), run.seed]
+
+
+def _blank_nan(value: float) -> float | str:
+    return value if math.isfinite(value) else ""
+
+
 def _write_runs_csv(
     groups: list[Group], keys: list[str], norms: dict[str, Normalisation | None], path: Path
 ) -> None:
-    """One row per run; `normalised_return` is empty for an env that is not normalised."""
+    """One row per run; `final_train_return` is empty for a run that logged no training return and
+    `normalised_return` for an env that is not normalised."""
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(["run_dir", "env", "algo", *keys, "seed", "final_return", "steps", "wall_s", "sps",
-                         "normalised_return"])
+        writer.writerow([*_run_header(keys), "final_return", "final_train_return", "steps",
+                         "wall_s", "sps", "normalised_return"])
         for group in groups:
             norm = norms[group.env]
             for run in group.runs:
-                writer.writerow([run.path, run.env, run.algo, *(run.value(key) for key in keys), run.seed,
-                                 run.final_return, run.steps, run.wall, run.sps,
+                writer.writerow([*_run_columns(run, keys), run.final_return,
+                                 _blank_nan(run.train_return), run.steps, run.wall, run.sps,
                                  "" if norm is None else float(norm(run.final_return))])
 
 
+def curve_points(run: RunRecord) -> list[tuple[int, float | str, float | str]]:
+    """(step, eval_return, train_return) of one run for curves.csv, by step: every evaluation step,
+    at most `CURVES_TRAIN_STEPS` of its training-log steps evenly spread over the run, and its last
+    logged step. eval_return is the evaluation at the step ('' elsewhere), train_return the last
+    `rollout/ep_return_mean` logged at or before it ('' before the first)."""
+    spread = np.linspace(0, len(run.train_steps) - 1, CURVES_TRAIN_STEPS).round().astype(int)
+    trained = run.train_steps[np.unique(spread)] if len(run.train_steps) else []
+    steps = np.unique(np.concatenate([run.eval_steps, trained, [run.steps]]).astype(int))
+    evals = dict(zip(run.eval_steps.tolist(), run.eval_returns.tolist()))
+    last = np.searchsorted(run.train_steps, steps, side="right") - 1
+    return [(int(step), evals.get(int(step), ""), float(run.train_returns[i]) if i >= 0 else "")
+            for step, i in zip(steps, last)]
+
+
+def _write_curves_csv(runs: list[RunRecord], keys: list[str], path: Path) -> None:
+    """Each run's evaluation and training-return curves (`curve_points`), runs in run_dir order."""
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow([*_run_header(keys), "step", "eval_return", "train_return"])
+        for run in sorted(runs, key=lambda run: str(run.path)):
+            writer.writerows([*_run_columns(run, keys), *point] for point in curve_points(run))
+
+
 def _print_table(console: Console, title: str, header: list[str], rows: list[list[str]], left: int) -> None:
-    """A rich table whose first `left` columns are left-aligned and the rest right-aligned."""
-    table = Table(title=title)
+    """A rich table whose first `left` columns are left-aligned and the rest right-aligned; text in
+    brackets ([min, max]) is shown, not read as markup."""
+    table = Table(title=escape(title))
     for i, column in enumerate(header):
-        table.add_column(column, justify="left" if i < left else "right")
+        table.add_column(escape(column), justify="left" if i < left else "right")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*map(escape, row))
     console.print(table)
 
 
@@ -482,14 +532,17 @@ def write_report(
     aggregates = aggregate.aggregates(methods, norms, resamples, seed)
     comparisons = aggregate.compare(pairs, resamples, seed)
 
-    _print_table(console, f"{len(runs)} runs, {len(groups)} groups (final eval return; 95% bootstrap CIs)",
-                 *_rows(groups, keys), left=2 + len(keys))
-    if references is not None:
-        ref_header, ref_rows = _reference_rows(groups, references)
-        shown = ["env", "algo", "published", "source", "rlrun / published", "differs"]
-        _print_table(console, "published figures (rlrun / published: like measure with like; all in report.md)",
-                     shown, [[row[ref_header.index(column)] for column in shown] for row in ref_rows],
-                     left=len(shown))
+    title = (f"{len(runs)} runs, {len(groups)} groups (final eval return: {IQM_LABEL} from "
+             f"{MIN_RUNS_FOR_IQM} runs, else {MEAN_LABEL})")
+    _print_table(console, title, *_rows(groups, keys), left=2 + len(keys))
+    published = None if references is None else _reference_rows(groups, references, resamples, seed)
+    if published is not None:
+        ref_header, ref_rows = published
+        shown = ["env", "algo", "published", "source", "measure_kind", "rlrun, same measure",
+                 "rlrun / published", "differs"]
+        shown_rows = [[row[ref_header.index(column)] for column in shown] for row in ref_rows]
+        _print_table(console, "published figures (rlrun's figure by the same measure; all in "
+                     "report.md)", shown, shown_rows, left=len(shown))
     if aggregates:
         _print_table(console, "across envs (normalised final return; normalisation in report.md)",
                      *aggregate.aggregate_rows(aggregates), left=3)
@@ -513,9 +566,11 @@ def write_report(
     studies = [study_section(path, out) for path in paths if (path / RESULTS_FILE).is_file()]
     for study in studies:
         console.print(study.headline, markup=False, soft_wrap=True)
-    markdown = _markdown(groups, keys, images, resamples, seed, references, across)
+    markdown = _markdown(groups, keys, images, resamples, seed, published, across)
     (out / "report.md").write_text("\n".join([markdown, *(study.markdown for study in studies)]))
     _write_runs_csv(groups, keys, norms, out / "runs.csv")
-    console.print(f"wrote {out / 'report.md'}, {len(images) + (profile_image is not None)} plot(s) and runs.csv",
+    _write_curves_csv(runs, keys, out / "curves.csv")
+    plots = len(images) + (profile_image is not None)
+    console.print(f"wrote {out / 'report.md'}, {plots} plot(s), runs.csv and curves.csv",
                   markup=False, soft_wrap=True)
     return groups

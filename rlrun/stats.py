@@ -7,12 +7,16 @@ bootstrap (`rliable.library.get_interval_estimates`): runs are resampled with re
 within each task, `resamples` times. rliable draws from numpy's global generator, so each call
 here seeds it with `seed` and puts its state back afterwards: an interval depends only on its
 own scores, `resamples` and `seed`, never on what else the report holds.
+
+A group of runs is summarised by `summary`: its IQM and CI from `MIN_RUNS_FOR_IQM` runs up, its
+mean and [min, max] below that, each labelled so (`Summary.label`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import numpy as np
 import scipy.stats
@@ -97,3 +101,57 @@ def performance_profile(
         )
     low, high = intervals["scores"]
     return profiles["scores"], low, high
+
+
+# ----- what a group of runs can say ----------------------------------------------------------
+MIN_RUNS_FOR_IQM = 5
+"""Fewest runs (count) whose IQM and bootstrap CI are reported; below it the IQM drops no run (it is
+the mean) and a bootstrap over so few runs spans about [min, max], so the mean and the range are."""
+IQM_LABEL = f"IQM [{CONFIDENCE:.0%} CI]"
+"""How `summary` names its statistic for `MIN_RUNS_FOR_IQM` runs or more."""
+MEAN_LABEL = "mean [min, max]"
+"""How `summary` names its statistic below `MIN_RUNS_FOR_IQM` runs."""
+
+
+class Summary(NamedTuple):
+    """One statistic of a group of runs and its interval, with the name that says which they are."""
+
+    label: str
+    """`IQM_LABEL` or `MEAN_LABEL`."""
+    point: float
+    """The IQM or the mean."""
+    low: float
+    """CI low end, or the minimum."""
+    high: float
+    """CI high end, or the maximum."""
+
+    def text(self, digits: int = 1) -> str:
+        """`312.0 [290.1, 330.2]`."""
+        return f"{self.point:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+
+
+def summary_label(runs: int) -> str:
+    """The statistic reported for `runs` runs: `IQM_LABEL` from `MIN_RUNS_FOR_IQM` up, else
+    `MEAN_LABEL`."""
+    return IQM_LABEL if runs >= MIN_RUNS_FOR_IQM else MEAN_LABEL
+
+
+def summary(values: Sequence[float], resamples: int = RESAMPLES, seed: int = 0) -> Summary:
+    """The statistic of one value per run that says what it is: from `MIN_RUNS_FOR_IQM` runs the IQM
+    with its stratified bootstrap CI, below that the mean with [min, max]. nan when a value is."""
+    scores = np.asarray(values, dtype=float)
+    if summary_label(len(scores)) == MEAN_LABEL:
+        return Summary(MEAN_LABEL, float(scores.mean()), float(scores.min()), float(scores.max()))
+    (iqm, _), low, high = interval(scores.reshape(-1, 1), iqm_and_mean, resamples, seed)
+    return Summary(IQM_LABEL, float(iqm), float(low[0]), float(high[0]))
+
+
+def summary_per_step(
+    curves: np.ndarray, resamples: int = RESAMPLES, seed: int = 0
+) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    """`summary` at every step of a (runs, steps) array: (label, centre, low, high), all steps at
+    once."""
+    if summary_label(len(curves)) == MEAN_LABEL:
+        return MEAN_LABEL, curves.mean(axis=0), curves.min(axis=0), curves.max(axis=0)
+    centre, low, high = interval(curves[:, np.newaxis, :], iqm_per_step, resamples, seed)
+    return IQM_LABEL, centre, low, high

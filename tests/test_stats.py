@@ -15,7 +15,15 @@ from rlrun.config import ConfigError
 from rlrun.normalisation import Normalisation, normalisation
 from rlrun.references import RandomScore, Reference, load_random_scores
 from rlrun.report import write_report
-from rlrun.stats import improvement, performance_profile, score_distribution
+from rlrun.stats import (
+    IQM_LABEL,
+    MEAN_LABEL,
+    improvement,
+    performance_profile,
+    score_distribution,
+    summary,
+    summary_per_step,
+)
 
 
 def column(values):
@@ -34,6 +42,21 @@ def test_probability_of_improvement_by_hand():
     assert improvement(x, y, resamples=200)[0] == pytest.approx(0.75)
 
 
+def test_summary_gives_the_iqm_and_its_ci_only_from_five_runs():
+    assert summary([4.0, 1.0, 10.0, 3.0]) == (MEAN_LABEL, 4.5, 1.0, 10.0)  # an IQM would drop 2
+    assert summary([-3.0]) == (MEAN_LABEL, -3.0, -3.0, -3.0)
+    five = summary([1.0, 2.0, 3.0, 4.0, 100.0], resamples=500)
+    assert (five.label, five.point) == (IQM_LABEL, 3.0)  # 1 and 100 dropped
+    assert 1.0 <= five.low < 3.0 < five.high < 100.0
+    assert five.text(1) == f"3.0 [{five.low:.1f}, {five.high:.1f}]" and IQM_LABEL == "IQM [95% CI]"
+    label, centre, low, high = summary_per_step(np.array([[1.0, 5.0], [3.0, 9.0]]))
+    assert label == MEAN_LABEL and centre.tolist() == [2.0, 7.0]
+    assert (low.tolist(), high.tolist()) == ([1, 5], [3, 9])
+    five_runs = np.array([[v, -v] for v in (1.0, 2.0, 3.0, 4.0, 100.0)])
+    label, centre, _, _ = summary_per_step(five_runs, resamples=200)
+    assert label == IQM_LABEL and centre.tolist() == [3.0, -3.0]
+
+
 def test_performance_profile_is_rliables_run_score_distribution():
     scores = np.random.default_rng(0).normal(size=(5, 3))
     thresholds = np.linspace(-2, 2, 9)
@@ -49,7 +72,8 @@ def _random(env, version, mean):
 
 
 def _published(env, version, mean):
-    return Reference(env, version, "ppo", 1000, mean, None, "", 3, "training return", "Lab", "file")
+    return Reference(env, version, "ppo", 1000, mean, None, "", 3, "training return", "Lab", "file",
+                     "train_window")
 
 
 def test_normalisation_by_hand_and_its_fallbacks():
