@@ -283,7 +283,11 @@ class Data:
             curves.setdefault(key, []).append(Point(
                 int(row["step"]), _optional(row["eval_return"], float),
                 _optional(row["train_return"], float)))
-        return {key: sorted(points, key=lambda point: point.step) for key, points in curves.items()}
+        curves = {key: sorted(points, key=lambda point: point.step) for key, points in curves.items()}
+        for runs in self.runs(suite).values():
+            for run in runs:
+                _check_ends_alike(path, run, curves.get((run.env, run.algo, run.seed), []))
+        return curves
 
     def curve(self, suite: str, run: Run) -> list[Point]:
         curves = self.curves(suite)
@@ -322,6 +326,15 @@ class Data:
             if (row["env"], row["env_version"]) == (base, version):
                 return float(row["mean"])
         raise PageError(f"{self.random} has no random score for {env}")
+
+
+def _check_ends_alike(path: Path, run: Run, points: list[Point]) -> None:
+    """A run's curve must end at its final return in runs.csv: both files come from the same runs."""
+    evaluated = [p.eval_return for p in points if p.eval_return is not None]
+    if not evaluated or not np.isclose(evaluated[-1], run.final_return, rtol=1e-9, atol=1e-6):
+        end = f"ends at {evaluated[-1]!r}" if evaluated else "has no evaluation"
+        raise PageError(f"{path}: {run.algo} on {run.env}, seed {run.seed} {end} but runs.csv says "
+                        f"{run.final_return!r}; ship runs.csv and curves.csv from the same runs")
 
 
 # ----- rlrun's measures ---------------------------------------------------------------------
@@ -471,12 +484,6 @@ def p_seeds(data: Data, suite: str) -> str:
 def p_run_time(data: Data, suite: str) -> str:
     total = sum(run.wall_s for runs in data.runs(suite).values() for run in runs)
     return f"{total:,.0f} s ({total / 3600:.1f} h)"
-
-
-def p_wall(data: Data, suite: str, algo: str) -> str:
-    """Mean wall time per run of one algorithm over all its envs (s)."""
-    walls = [run.wall_s for (_, other), runs in data.runs(suite).items() if other == algo for run in runs]
-    return f"{np.mean(walls):,.0f}"
 
 
 def p_sps(data: Data, suite: str) -> str:
@@ -676,21 +683,13 @@ def p_published_seeds(data: Data, suite: str, env: str, algo: str, source: str, 
             f"worst ({number(min(ours.values))})")
 
 
-def p_peak(data: Data, suite: str, env: str, algo: str, seed: str) -> str:
-    """One seed's best evaluation and its step: "2,321 at 650k"."""
-    run = next((run for run in data.group(suite, env, algo) if run.seed == int(seed)), None)
-    if run is None:
-        raise PageError(f"{suite} has no seed {seed} of {algo} on {env}")
-    return _best(data.curve(suite, run)).replace(" (", " at ").rstrip(")")
-
-
 PLACEHOLDERS: dict[str, Callable[..., str]] = {
-    "resamples": p_resamples, "runs": p_runs, "pairs": p_pairs, "seeds": p_seeds, "run_time": p_run_time, "wall": p_wall,
+    "resamples": p_resamples, "runs": p_runs, "pairs": p_pairs, "seeds": p_seeds, "run_time": p_run_time,
     "sps": p_sps, "hours_per_million": p_hours_per_million, "goals": p_goals, "solved": p_solved,
     "unsolved": p_unsolved, "result": p_result, "finals": p_finals, "mean": p_mean,
     "random": p_random, "published": p_published, "solved_table": p_solved_table,
     "seeds_table": p_seeds_table, "comparison_table": p_comparison_table, "standing": p_standing,
-    "behind": p_behind, "published_seeds": p_published_seeds, "peak": p_peak,
+    "behind": p_behind, "published_seeds": p_published_seeds,
 }
 """Template name -> function(data, *arguments) giving the text."""
 
