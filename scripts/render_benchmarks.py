@@ -34,6 +34,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -77,6 +78,10 @@ MEASURES = {
 }
 """rlrun's measures a published figure can be compared with."""
 
+T = TypeVar("T")
+Groups = dict[tuple[str, str], list["Run"]]
+"""A suite's runs by (env, algo)."""
+
 
 class PageError(Exception):
     """The template or the data cannot make the page."""
@@ -101,16 +106,16 @@ def _summary(values: tuple[float, ...]) -> tuple[str, float, float, float]:
 
 
 def standing(values: Sequence[float], published: float) -> str:
-    """"ahead" when `published` lies below the values' interval, "behind" above it, else "level"."""
+    """"ahead" when `published` lies below the values' interval, "behind" above it, else
+    "level"."""
     _, _, low, high = summary(values)
     return "ahead" if published < low else "behind" if published > high else "level"
 
 
 def placement(values: Sequence[float], published: float) -> str:
     """Where `published` lies against the values' interval, in words."""
-    label = summary(values)[0]
     side = {"ahead": "below", "behind": "above", "level": "inside"}[standing(values, published)]
-    if label == "IQM":
+    if summary(values)[0] == "IQM":
         return f"{side} the 95% CI"
     if side == "inside":
         return f"inside the range of the {len(values)} seeds"
@@ -139,6 +144,10 @@ def described(values: Sequence[float]) -> str:
     """"IQM 500 [95% CI 491, 500]" or "mean 2,893 [range 1,631, 3,547]"."""
     label, point, low, high = summary(values)
     return f"{label} {number(point)} [{INTERVALS[label]} {number(low)}, {number(high)}]"
+
+
+def per_seed(values: Iterable[float]) -> str:
+    return " / ".join(number(value) for value in values)
 
 
 def name(algo: str) -> str:
@@ -208,12 +217,12 @@ class Published:
     measure: str
 
     def figure(self) -> str:
-        spread = "" if self.spread is None else f" ± {number(self.spread)}"
-        return number(self.mean) + spread
+        return number(self.mean) + ("" if self.spread is None else f" ± {number(self.spread)}")
 
 
-def _rows(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
-    """The rows of a CSV by column name, after checking it has `columns` (others are ignored)."""
+def _rows(path: Path, columns: Sequence[str], make: Callable[[dict[str, str]], T]) -> list[T]:
+    """`make` of each row of a CSV (a dict by column name), after checking that it has `columns`
+    (others are ignored); a value `make` cannot read names its file and line."""
     if not path.is_file():
         raise PageError(f"{path} is missing")
     with path.open(newline="") as file:
@@ -221,11 +230,35 @@ def _rows(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
         missing = set(columns) - set(reader.fieldnames or [])
         if missing:
             raise PageError(f"{path} lacks the columns {', '.join(sorted(missing))}")
-        return list(reader)
+        made = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                made.append(make(row))
+            except (TypeError, ValueError) as error:
+                raise PageError(f"{path} line {line}: {error}") from None
+        return made
 
 
 def _optional(text: str | None, kind: type) -> float | int | None:
     return kind(float(text)) if text not in (None, "") else None
+
+
+def _run(row: dict[str, str]) -> Run:
+    return Run(row["env"], row["algo"], int(row["seed"]), float(row["final_return"]),
+               int(row["steps"]), float(row["wall_s"]), float(row["sps"]),
+               _optional(row.get("final_train_return"), float))
+
+
+def _point(row: dict[str, str]) -> tuple[tuple[str, str, int], Point]:
+    return (row["env"], row["algo"], int(row["seed"])), Point(
+        int(row["step"]), _optional(row["eval_return"], float),
+        _optional(row["train_return"], float))
+
+
+def _published(row: dict[str, str]) -> Published:
+    return Published(row["source"], row["env"], row["env_version"], row["algorithm"],
+                     _optional(row["steps"], int), float(row["mean"]),
+                     _optional(row["spread"], float), _optional(row["seeds"], int), row["measure"])
 
 
 def split_env(env: str) -> tuple[str, str]:
@@ -237,26 +270,27 @@ def split_env(env: str) -> tuple[str, str]:
 class Data:
     """The shipped files, each read once."""
 
-    def __init__(self, results: Path | None = None, scores: Path | None = None, random: Path | None = None):
-        self.results, self.scores, self.random = results or RESULTS, scores or SCORES, random or RANDOM
+    def __init__(self, results: Path | None = None, scores: Path | None = None,
+                 random: Path | None = None):
+        self.results = results or RESULTS
+        self.scores = scores or SCORES
+        self.random = random or RANDOM
         self._read: dict[tuple[str, str], object] = {}
 
-    def _once(self, what: str, suite: str, read: Callable[[str], object]):
+    def _once(self, what: str, suite: str, read: Callable[[str], T]) -> T:
         if (what, suite) not in self._read:
             self._read[what, suite] = read(suite)
         return self._read[what, suite]
 
-    def runs(self, suite: str) -> dict[tuple[str, str], list[Run]]:
+    def runs(self, suite: str) -> Groups:
         """The suite's runs by (env, algo), each group sorted by seed."""
         return self._once("runs", suite, self._read_runs)
 
-    def _read_runs(self, suite: str) -> dict[tuple[str, str], list[Run]]:
+    def _read_runs(self, suite: str) -> Groups:
         path = self.results / suite / "runs.csv"
-        groups: dict[tuple[str, str], list[Run]] = {}
-        for row in _rows(path, ("env", "algo", "seed", "final_return", "steps", "wall_s", "sps")):
-            run = Run(row["env"], row["algo"], int(row["seed"]), float(row["final_return"]),
-                      int(row["steps"]), float(row["wall_s"]), float(row["sps"]),
-                      _optional(row.get("final_train_return"), float))
+        columns = ("env", "algo", "seed", "final_return", "steps", "wall_s", "sps")
+        groups: Groups = {}
+        for run in _rows(path, columns, _run):
             group = groups.setdefault((run.env, run.algo), [])
             if any(other.seed == run.seed for other in group):
                 raise PageError(f"{path}: two runs of {run.algo} on {run.env} with seed {run.seed}")
@@ -277,13 +311,11 @@ class Data:
         path = self.results / suite / "curves.csv"
         if not path.is_file():
             return None
+        columns = ("env", "algo", "seed", "step", "eval_return", "train_return")
         curves: dict[tuple[str, str, int], list[Point]] = {}
-        for row in _rows(path, ("env", "algo", "seed", "step", "eval_return", "train_return")):
-            key = (row["env"], row["algo"], int(row["seed"]))
-            curves.setdefault(key, []).append(Point(
-                int(row["step"]), _optional(row["eval_return"], float),
-                _optional(row["train_return"], float)))
-        curves = {key: sorted(points, key=lambda point: point.step) for key, points in curves.items()}
+        for key, point in _rows(path, columns, _point):
+            curves.setdefault(key, []).append(point)
+        curves = {key: sorted(points, key=lambda p: p.step) for key, points in curves.items()}
         for runs in self.runs(suite).values():
             for run in runs:
                 _check_ends_alike(path, run, curves.get((run.env, run.algo, run.seed), []))
@@ -293,66 +325,68 @@ class Data:
         curves = self.curves(suite)
         points = None if curves is None else curves.get((run.env, run.algo, run.seed))
         if not points:
-            raise PageError(f"{suite}/curves.csv has no rows for {run.algo} on {run.env}, seed {run.seed}")
+            raise PageError(f"{suite}/curves.csv has no rows for {run.algo} on {run.env}, "
+                            f"seed {run.seed}")
         return points
 
     def published(self) -> list[Published]:
-        return self._once("published", "", self._read_published)
-
-    def _read_published(self, _: str) -> list[Published]:
-        columns = ("source", "env", "env_version", "algorithm", "steps", "mean", "spread", "seeds",
-                   "measure")
-        return [
-            Published(row["source"], row["env"], row["env_version"], row["algorithm"],
-                      _optional(row["steps"], int), float(row["mean"]), _optional(row["spread"], float),
-                      _optional(row["seeds"], int), row["measure"])
-            for row in _rows(self.scores, columns)
-        ]
+        columns = ("source", "env", "env_version", "algorithm", "steps", "mean", "spread",
+                   "seeds", "measure")
+        return self._once("published", "", lambda _: _rows(self.scores, columns, _published))
 
     def figure(self, source: str, env: str, algo: str, steps: int) -> Published:
         """The one figure of `source` (a prefix of its name) for this env (in any version),
         algorithm and budget."""
         base, _ = split_env(env)
-        found = [pub for pub in self.published() if pub.source.startswith(source) and pub.env == base
-                 and pub.algorithm == algo and pub.steps == steps]
+        found = [pub for pub in self.published() if pub.source.startswith(source)
+                 and (pub.env, pub.algorithm, pub.steps) == (base, algo, steps)]
         if len(found) != 1:
-            raise PageError(f"{len(found)} figures of {source} for {algo} on {env} at {steps} steps in "
-                            f"{self.scores}; the page needs exactly one")
+            raise PageError(f"{len(found)} figures of {source} for {algo} on {env} at {steps} "
+                            f"steps in {self.scores}; the page needs exactly one")
         return found[0]
 
     def random_return(self, env: str) -> float:
-        base, version = split_env(env)
-        for row in _rows(self.random, ("env", "env_version", "mean")):
-            if (row["env"], row["env_version"]) == (base, version):
-                return float(row["mean"])
-        raise PageError(f"{self.random} has no random score for {env}")
+        make = lambda row: ((row["env"], row["env_version"]), float(row["mean"]))
+        scores = dict(_rows(self.random, ("env", "env_version", "mean"), make))
+        if split_env(env) not in scores:
+            raise PageError(f"{self.random} has no random score for {env}")
+        return scores[split_env(env)]
 
 
 def _check_ends_alike(path: Path, run: Run, points: list[Point]) -> None:
-    """A run's curve must end at its final return in runs.csv: both files come from the same runs."""
+    """A run's curve must end at its final return in runs.csv: both come from the same runs."""
     evaluated = [p.eval_return for p in points if p.eval_return is not None]
     if not evaluated or not np.isclose(evaluated[-1], run.final_return, rtol=1e-9, atol=1e-6):
         end = f"ends at {evaluated[-1]!r}" if evaluated else "has no evaluation"
-        raise PageError(f"{path}: {run.algo} on {run.env}, seed {run.seed} {end} but runs.csv says "
-                        f"{run.final_return!r}; ship runs.csv and curves.csv from the same runs")
+        raise PageError(f"{path}: {run.algo} on {run.env}, seed {run.seed} {end} but runs.csv "
+                        f"says {run.final_return!r}; ship runs.csv and curves.csv from the same "
+                        "runs")
 
 
 # ----- rlrun's measures ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class SeedValues:
-    """One value per seed of a group, all taken at `step`."""
+    """One value per seed of a group, all taken at `step`, within the first `budget` steps."""
 
     values: tuple[float, ...]
     step: int
+    budget: int
+    """The steps the measure looked at: `step` itself, or the window a best value was taken in."""
 
 
 def same_budget(steps: float, budget: float) -> bool:
     return abs(steps - budget) <= BUDGET_TOLERANCE * budget
 
 
+def _evaluations(points: list[Point], budget: int) -> list[Point]:
+    """The evaluations up to the budget (or a batch past it)."""
+    limit = budget * (1 + BUDGET_TOLERANCE)
+    return [p for p in points if p.eval_return is not None and p.step <= limit]
+
+
 def _at(points: list[Point], budget: int) -> Point | None:
-    """The last evaluation at the budget (or a batch past it), if it is at the budget."""
-    evaluated = [p for p in points if p.eval_return is not None and p.step <= budget * (1 + BUDGET_TOLERANCE)]
+    """The last evaluation up to the budget, if it is at the budget."""
+    evaluated = _evaluations(points, budget)
     return evaluated[-1] if evaluated and same_budget(evaluated[-1].step, budget) else None
 
 
@@ -369,14 +403,13 @@ def _peak(data: Data, suite: str, runs: list[Run], budget: int) -> SeedValues | 
     """The per-seed evaluations at the step where their mean is highest, within the budget."""
     if data.curves(suite) is None:
         return None
-    limit = budget * (1 + BUDGET_TOLERANCE)
-    tables = [{p.step: p.eval_return for p in data.curve(suite, run)
-               if p.eval_return is not None and p.step <= limit} for run in runs]
-    common = sorted(set.intersection(*(set(t) for t in tables)))
+    tables = [{p.step: p.eval_return for p in _evaluations(data.curve(suite, run), budget)}
+              for run in runs]
+    common = sorted(set.intersection(*(set(steps) for steps in tables)))
     if not common:
         return None
-    best = max(common, key=lambda step: np.mean([t[step] for t in tables]))
-    return SeedValues(tuple(t[best] for t in tables), best)
+    best = max(common, key=lambda step: np.mean([steps[step] for steps in tables]))
+    return SeedValues(tuple(steps[best] for steps in tables), best, common[-1])
 
 
 def seed_values(data: Data, suite: str, runs: list[Run], measure: str,
@@ -384,27 +417,30 @@ def seed_values(data: Data, suite: str, runs: list[Run], measure: str,
     """The group's per-seed `measure` at `budget` (None: at the end), or None when the shipped
     files do not hold it. A budget beyond the runs' own takes their end."""
     end = max(run.steps for run in runs)
-    if measure == "peak":
-        return _peak(data, suite, runs, budget or end)
     if measure not in MEASURES:
         raise PageError(f"unknown measure {measure!r}; one of {', '.join(MEASURES)}")
+    if measure == "peak":
+        return _peak(data, suite, runs, budget or end)
     if budget is None or budget >= end or same_budget(end, budget):
         if measure == "eval":
-            return SeedValues(tuple(run.final_return for run in runs), end)
+            return SeedValues(tuple(run.final_return for run in runs), end, end)
         trained = [_final_train(data, suite, run) for run in runs]
-        return None if None in trained else SeedValues(tuple(trained), end)
+        return None if None in trained else SeedValues(tuple(trained), end, end)
     if data.curves(suite) is None:
         return None
     points = [_at(data.curve(suite, run), budget) for run in runs]
     if None in points:
         return None
     values = [p.eval_return if measure == "eval" else p.train_return for p in points]
-    return None if None in values else SeedValues(tuple(values), max(p.step for p in points))
+    step = max(p.step for p in points)
+    return None if None in values else SeedValues(tuple(values), step, step)
 
 
 # ----- comparisons with published figures ---------------------------------------------------
 @dataclass(frozen=True)
 class Comparison:
+    """One group's measure beside one published figure."""
+
     env: str
     algo: str
     ours: SeedValues
@@ -414,63 +450,78 @@ class Comparison:
     def standing(self) -> str:
         return standing(self.ours.values, self.published.mean)
 
-    def difference(self) -> str:
-        """rlrun's point estimate minus the published mean, and their ratio when both are positive."""
-        point = summary(self.ours.values)[1]
-        ratio = f", {point / self.published.mean:.2f}x" if point > 0 and self.published.mean > 0 else ""
-        return signed(point - self.published.mean) + ratio
+    def ours_text(self) -> str:
+        values = self.ours.values
+        return f"{described(values)} ({len(values)} seeds at {steps_text(self.ours.step)})"
 
-    def differs(self, suite_env: str) -> str:
-        _, version = split_env(suite_env)
+    def published_text(self) -> str:
+        pub = self.published
+        return f"{pub.figure()} ({_seed_count(pub)} at {steps_text(pub.steps)})"
+
+    def difference(self) -> str:
+        """rlrun's point estimate minus the published mean, and their ratio when both are
+        positive."""
+        point, theirs = summary(self.ours.values)[1], self.published.mean
+        ratio = f", {point / theirs:.2f}x" if point > 0 and theirs > 0 else ""
+        return signed(point - theirs) + ratio
+
+    def differs(self) -> str:
+        """The env version and the budget, where they differ (published vs rlrun)."""
+        _, version = split_env(self.env)
         notes = []
         if self.published.env_version != version:
             notes.append(f"{self.published.env_version} vs {version}")
-        if not same_budget(self.ours.step, self.published.steps):
-            notes.append(f"budget {steps_text(self.published.steps)} vs {steps_text(self.ours.step)}")
+        if not same_budget(self.ours.budget, self.published.steps):
+            notes.append(f"budget {steps_text(self.published.steps)} vs "
+                         f"{steps_text(self.ours.budget)}")
         return "; ".join(notes) or "-"
-
-
-def comparisons(data: Data, suite: str, source: str, measure: str) -> tuple[list[Comparison], list[str]]:
-    """Each group of the suite against each figure of `source` for its env and algorithm, at most
-    `MAX_BUDGET_RATIO` times its budget; and the pairs the shipped files cannot compare yet."""
-    found, missing = [], []
-    for (env, algo), runs in _ordered(data.runs(suite)):
-        base, _ = split_env(env)
-        end = max(run.steps for run in runs)
-        for pub in data.published():
-            if (not pub.source.startswith(source) or (pub.env, pub.algorithm) != (base, algo)
-                    or pub.steps is None or pub.steps > MAX_BUDGET_RATIO * end):
-                continue
-            ours = seed_values(data, suite, runs, measure, pub.steps)
-            if ours is None:
-                missing.append(f"{name(algo)} on {env} at {steps_text(pub.steps)}")
-            else:
-                found.append(Comparison(env, algo, ours, pub))
-    return found, missing
 
 
 def _rank(key: str, order: Sequence[str]) -> tuple[int, str]:
     return (order.index(key) if key in order else len(order), key)
 
 
-def _ordered(groups: dict[tuple[str, str], list[Run]]) -> list[tuple[tuple[str, str], list[Run]]]:
+def ordered(groups: Groups) -> list[tuple[tuple[str, str], list[Run]]]:
     """The groups by env (the classic tasks first) then algorithm, in the tables' order."""
     return sorted(groups.items(), key=lambda item: (_rank(item[0][0], list(GOALS)),
                                                     _rank(item[0][1], list(NAMES))))
 
 
-def _comparisons_or_fail(data: Data, suite: str, source: str, measure: str) -> tuple[list[Comparison], list[str]]:
-    """`comparisons`, refusing none: the template guards a part the shipped files cannot fill."""
-    found, missing = comparisons(data, suite, source, measure)
+def comparisons(data: Data, suite: str, source: str,
+                measure: str) -> tuple[list[Comparison], list[str]]:
+    """Each group of the suite against each figure of `source` for its env and algorithm, at
+    most `MAX_BUDGET_RATIO` times its budget; and the pairs the shipped files cannot compare
+    yet. Refuses to find none: the template guards a part the shipped files cannot fill."""
+    found, missing = [], []
+    for (env, algo), runs in ordered(data.runs(suite)):
+        end = max(run.steps for run in runs)
+        for pub in data.published():
+            if (not pub.source.startswith(source) or pub.env != split_env(env)[0]
+                    or pub.algorithm != algo or pub.steps is None
+                    or pub.steps > MAX_BUDGET_RATIO * end):
+                continue
+            ours = seed_values(data, suite, runs, measure, pub.steps)
+            if ours is None:
+                missing.append(f"{name(algo)} on {env} at {steps_text(pub.steps)}")
+            else:
+                found.append(Comparison(env, algo, ours, pub))
     if not found:
-        raise PageError(f"no figure of {source} can be compared with {suite}'s {measure} from the "
-                        "shipped files; guard this part of the template with an if")
+        raise PageError(f"no figure of {source} can be compared with {suite}'s {measure} from "
+                        "the shipped files; guard this part of the template with an if")
     return found, missing
 
 
 # ----- placeholders -------------------------------------------------------------------------
+def _all_runs(data: Data, suite: str) -> list[Run]:
+    return [run for runs in data.runs(suite).values() for run in runs]
+
+
+def _finals(runs: list[Run]) -> list[float]:
+    return [run.final_return for run in runs]
+
+
 def p_runs(data: Data, suite: str) -> str:
-    return str(sum(len(runs) for runs in data.runs(suite).values()))
+    return str(len(_all_runs(data, suite)))
 
 
 def p_pairs(data: Data, suite: str) -> str:
@@ -478,26 +529,28 @@ def p_pairs(data: Data, suite: str) -> str:
 
 
 def p_seeds(data: Data, suite: str) -> str:
-    return seed_range({run.seed for runs in data.runs(suite).values() for run in runs})
+    return seed_range({run.seed for run in _all_runs(data, suite)})
 
 
 def p_run_time(data: Data, suite: str) -> str:
-    total = sum(run.wall_s for runs in data.runs(suite).values() for run in runs)
+    """The summed wall time of the suite's runs."""
+    total = sum(run.wall_s for run in _all_runs(data, suite))
     return f"{total:,.0f} s ({total / 3600:.1f} h)"
 
 
 def p_sps(data: Data, suite: str) -> str:
     """The range of env steps per second over the suite's runs."""
-    sps = [run.sps for runs in data.runs(suite).values() for run in runs]
+    sps = [run.sps for run in _all_runs(data, suite)]
     return f"{min(sps):.0f}-{max(sps):.0f}"
 
 
 def p_hours_per_million(data: Data, suite: str) -> str:
     """Hours a 1M-step run would take at each algorithm's mean speed in this suite."""
     speeds: dict[str, list[float]] = {}
-    for (_, algo), runs in _ordered(data.runs(suite)):
+    for (_, algo), runs in ordered(data.runs(suite)):
         speeds.setdefault(algo, []).extend(run.sps for run in runs)
-    return listing([f"{name(algo)} {1e6 / np.mean(sps) / 3600:.1f} h" for algo, sps in speeds.items()])
+    return listing([f"{name(algo)} {1e6 / np.mean(sps) / 3600:.1f} h"
+                    for algo, sps in speeds.items()])
 
 
 def p_resamples(data: Data) -> str:
@@ -522,30 +575,31 @@ def p_solved(data: Data, suite: str, rule: str) -> str:
     """"27 of 34": the pairs whose final returns reach their env's goal by `rule` (summary: the
     group's summary statistic; mean: the mean over seeds; every: each seed)."""
     groups = data.runs(suite)
-    hits = sum(_solved([run.final_return for run in runs], GOALS[env], rule) for (env, _), runs in groups.items())
+    hits = sum(_solved(_finals(runs), GOALS[env], rule) for (env, _), runs in groups.items())
     return f"{hits} of {len(groups)}"
 
 
 def p_unsolved(data: Data, suite: str) -> str:
     """The pairs whose summary statistic misses its env's goal."""
-    misses = [f"{name(algo)} on {env} ({described([run.final_return for run in runs])})"
-              for (env, algo), runs in _ordered(data.runs(suite))
-              if not _solved([run.final_return for run in runs], GOALS[env], "summary")]
+    misses = [f"{name(algo)} on {env} ({described(_finals(runs))})"
+              for (env, algo), runs in ordered(data.runs(suite))
+              if not _solved(_finals(runs), GOALS[env], "summary")]
     return "; ".join(misses) or "none"
 
 
 def p_result(data: Data, suite: str, env: str, algo: str) -> str:
     runs = data.group(suite, env, algo)
-    return f"{described([run.final_return for run in runs])}, {len(runs)} seeds"
+    return f"{described(_finals(runs))}, {len(runs)} seeds"
 
 
 def p_finals(data: Data, suite: str, env: str, algo: str) -> str:
-    """Each seed's final return: "seed 0: -84.5, seed 1: ..."."""
-    return ", ".join(f"seed {run.seed}: {number(run.final_return)}" for run in data.group(suite, env, algo))
+    """Each seed's final return: "seed 0: -88.4, seed 1: ..."."""
+    return ", ".join(f"seed {run.seed}: {number(run.final_return)}"
+                     for run in data.group(suite, env, algo))
 
 
 def p_mean(data: Data, suite: str, env: str, algo: str) -> str:
-    return number(float(np.mean([run.final_return for run in data.group(suite, env, algo)])))
+    return number(float(np.mean(_finals(data.group(suite, env, algo)))))
 
 
 def p_random(data: Data, env: str) -> str:
@@ -561,10 +615,11 @@ def p_solved_table(data: Data, suite: str) -> str:
     env's goal; then each algorithm's env steps and mean wall time per run, env by env."""
     groups = data.runs(suite)
     envs = sorted({env for env, _ in groups}, key=lambda env: _rank(env, list(GOALS)))
-    labels = {summary([run.final_return for run in runs])[0] for runs in groups.values()}
-    header = ["algo", *(f"{env}: {' / '.join(f'{label} [{INTERVALS[label]}]' for label in sorted(labels))}"
-                        for env in envs), "env steps", "wall per run (s), env by env"]
     algos = sorted({algo for _, algo in groups}, key=lambda algo: _rank(algo, list(NAMES)))
+    labels = sorted({summary(_finals(runs))[0] for runs in groups.values()})
+    statistic = " / ".join(f"{label} [{INTERVALS[label]}]" for label in labels)
+    header = ["algo", *(f"{env}: {statistic}" for env in envs), "env steps",
+              "wall per run (s), env by env"]
     rows = []
     for algo in algos:
         cells, steps, walls = [], [], []
@@ -573,36 +628,44 @@ def p_solved_table(data: Data, suite: str) -> str:
             if runs is None:
                 cells.append("-")
                 continue
-            values = [run.final_return for run in runs]
-            _, point, low, high = summary(values)
+            _, point, low, high = summary(_finals(runs))
             cell = f"{number(point)} [{number(low)}, {number(high)}]"
-            cells.append(f"**{cell}**" if _solved(values, GOALS[env], "summary") else cell)
+            cells.append(f"**{cell}**" if _solved(_finals(runs), GOALS[env], "summary") else cell)
             steps.append(steps_text(max(run.steps for run in runs)))
             walls.append(f"{np.mean([run.wall_s for run in runs]):.0f}")
         rows.append([name(algo), *cells, " / ".join(dict.fromkeys(steps)), " / ".join(walls)])
     return table(header, rows)
 
 
+def _best(points: list[Point]) -> str:
+    best = max((p for p in points if p.eval_return is not None), key=lambda p: p.eval_return)
+    return f"{number(best.eval_return)} ({steps_text(best.step)})"
+
+
 def p_seeds_table(data: Data, suite: str, *at_steps: str) -> str:
     """One row per group: each seed's final evaluation return and their summary; each seed's last
-    training return, where shipped; with curves, each seed's evaluation at `at_steps`, each seed's
-    best evaluation and the max over training of the seed mean; and the mean wall time per run."""
+    training return, where shipped; with curves, each seed's evaluation at `at_steps`, each
+    seed's best evaluation and the max over training of the seed mean; and the mean wall time
+    per run."""
     curves = data.curves(suite) is not None
-    rows = []
+    trained = c_shipped(data, suite, "train")
     header = ["env", "algo", "seeds", "env steps", "final evaluation return, per seed", "summary"]
-    trained = all(seed_values(data, suite, runs, "train") for runs in data.runs(suite).values())
     header += ["last training return, per seed"] if trained else []
-    header += [f"evaluation at {steps_text(int(step))}, per seed" for step in at_steps] if curves else []
-    header += ["best evaluation, per seed (step)", "max over training of the seed mean (step)"] if curves else []
+    if curves:
+        header += [f"evaluation at {steps_text(int(step))}, per seed" for step in at_steps]
+        header += ["best evaluation, per seed (step)", "max over training of the seed mean (step)"]
     header += ["wall per run (s)"]
-    for (env, algo), runs in _ordered(data.runs(suite)):
-        finals = [run.final_return for run in runs]
-        row = [env, name(algo), seed_range(run.seed for run in runs), steps_text(max(run.steps for run in runs)),
-               " / ".join(number(value) for value in finals), described(finals)]
+    rows = []
+    for (env, algo), runs in ordered(data.runs(suite)):
+        row = [env, name(algo), seed_range(run.seed for run in runs),
+               steps_text(max(run.steps for run in runs)), per_seed(_finals(runs)),
+               described(_finals(runs))]
         if trained:
-            row.append(" / ".join(number(value) for value in seed_values(data, suite, runs, "train").values))
+            row.append(per_seed(seed_values(data, suite, runs, "train").values))
         if curves:
-            row += [_per_seed(seed_values(data, suite, runs, "eval", int(step))) for step in at_steps]
+            for step in at_steps:
+                values = seed_values(data, suite, runs, "eval", int(step))
+                row.append("not evaluated there" if values is None else per_seed(values.values))
             row.append(" / ".join(_best(data.curve(suite, run)) for run in runs))
             peak = seed_values(data, suite, runs, "peak")
             row.append(f"{number(float(np.mean(peak.values)))} ({steps_text(peak.step)})")
@@ -611,27 +674,21 @@ def p_seeds_table(data: Data, suite: str, *at_steps: str) -> str:
     return table(header, rows)
 
 
-def _per_seed(values: SeedValues | None) -> str:
-    return "not evaluated there" if values is None else " / ".join(number(value) for value in values.values)
-
-
-def _best(points: list[Point]) -> str:
-    best = max((p for p in points if p.eval_return is not None), key=lambda p: p.eval_return)
-    return f"{number(best.eval_return)} ({steps_text(best.step)})"
+def _seed_count(pub: Published) -> str:
+    if pub.seeds is None:
+        return "seeds not stated"
+    return f"{pub.seeds} seed" + ("s" if pub.seeds != 1 else "")
 
 
 def p_comparison_table(data: Data, suite: str, source: str, measure: str) -> str:
     """Each group against each figure of `source`, rlrun on `measure`: rlrun's summary over seeds,
     the figure, rlrun minus the figure, where the figure lies against rlrun's interval, and what
     still differs; then the pairs the shipped files cannot compare yet."""
-    found, missing = _comparisons_or_fail(data, suite, source, measure)
-    header = ["env", "algo", f"rlrun: {MEASURES[measure]}", f"{source}: figure", "rlrun - published",
-              "published figure lies", "differs (published vs rlrun)"]
-    rows = [[c.env, name(c.algo),
-             f"{described(c.ours.values)} ({len(c.ours.values)} seeds at {steps_text(c.ours.step)})",
-             f"{c.published.figure()} ({_seed_count(c.published)} at {steps_text(c.published.steps)})",
-             c.difference(), placement(c.ours.values, c.published.mean), c.differs(c.env)]
-            for c in found]
+    found, missing = comparisons(data, suite, source, measure)
+    header = ["env", "algo", f"rlrun: {MEASURES[measure]}", f"{source}: figure",
+              "rlrun - published", "published figure lies", "differs (published vs rlrun)"]
+    rows = [[c.env, name(c.algo), c.ours_text(), c.published_text(), c.difference(),
+             placement(c.ours.values, c.published.mean), c.differs()] for c in found]
     text = table(header, rows)
     if missing:
         text += ("\n\nNot compared yet, because the shipped files lack rlrun's measure at the "
@@ -639,16 +696,14 @@ def p_comparison_table(data: Data, suite: str, source: str, measure: str) -> str
     return text
 
 
-def _seed_count(pub: Published) -> str:
-    return "seeds not stated" if pub.seeds is None else f"{pub.seeds} seed" + ("s" if pub.seeds != 1 else "")
-
-
 def p_standing(data: Data, suite: str, source: str, measure: str) -> str:
-    """"ahead on 1 (...); level on 5 (...); behind on 6 (...)", each pair with rlrun minus the figure."""
-    found, _ = _comparisons_or_fail(data, suite, source, measure)
+    """"ahead on 1 (...); level on 5 (...); behind on 6 (...)", each pair with its step and rlrun
+    minus the figure."""
+    found, _ = comparisons(data, suite, source, measure)
     parts = []
     for verdict in ("ahead", "level", "behind"):
-        items = [f"{name(c.algo)} on {c.env} ({c.difference()})" for c in found if c.standing == verdict]
+        items = [f"{name(c.algo)} on {c.env} at {steps_text(c.ours.step)} ({c.difference()})"
+                 for c in found if c.standing == verdict]
         if items:
             parts.append(f"{verdict} on {len(items)} ({', '.join(items)})")
     return "; ".join(parts)
@@ -656,40 +711,45 @@ def p_standing(data: Data, suite: str, source: str, measure: str) -> str:
 
 def p_behind(data: Data, suite: str, source: str, measure: str) -> str:
     """The pairs where `source`'s figure lies above rlrun's interval."""
-    found = [c for c in _comparisons_or_fail(data, suite, source, measure)[0] if c.standing == "behind"]
-    items = [f"{name(c.algo)} on {c.env} ({described(c.ours.values)} at {steps_text(c.ours.step)} against "
-             f"{c.published.figure()} at {steps_text(c.published.steps)})" for c in found]
+    found, _ = comparisons(data, suite, source, measure)
+    items = [f"{name(c.algo)} on {c.env} ({described(c.ours.values)} at "
+             f"{steps_text(c.ours.step)} against {c.published.figure()} at "
+             f"{steps_text(c.published.steps)})" for c in found if c.standing == "behind"]
     return listing(items) if items else "none"
 
 
 PER_SEED = re.compile(r"per-seed values ((?:-?\d+(?:\.\d+)?(?:, )?)+)")
+"""Where a figure's measure lists the figure's own per-seed values."""
 
 
-def p_published_seeds(data: Data, suite: str, env: str, algo: str, source: str, steps: str) -> str:
+def p_published_seeds(data: Data, suite: str, env: str, algo: str, source: str,
+                      steps: str) -> str:
     """Where rlrun's seeds lie among a figure's own per-seed values (listed in its measure)."""
     pub = data.figure(source, env, algo, int(steps))
     match = PER_SEED.search(pub.measure)
     if match is None:
-        raise PageError(f"the measure of {source}'s {algo} figure at {steps} steps lists no per-seed values")
+        raise PageError(f"the measure of {source}'s {algo} figure at {steps} steps lists no "
+                        "per-seed values")
     theirs = [float(value) for value in match.group(1).split(", ")]
     ours = seed_values(data, suite, data.group(suite, env, algo), "eval", int(steps))
     if ours is None:
         raise PageError(f"{suite} has no evaluation of {algo} on {env} at {steps} steps")
-    best = max(ours.values)
-    below = sum(value < best for value in theirs)
-    return (f"the published {len(theirs)} seeds range from {number(min(theirs))} to {number(max(theirs))} "
-            f"with median {number(float(np.median(theirs)))}; {below} of them end below rlrun's best "
-            f"seed ({number(best)}) and {sum(value < min(ours.values) for value in theirs)} below its "
-            f"worst ({number(min(ours.values))})")
+    best, worst = max(ours.values), min(ours.values)
+    return (f"the published {len(theirs)} seeds range from {number(min(theirs))} to "
+            f"{number(max(theirs))} with median {number(float(np.median(theirs)))}; "
+            f"{sum(value < best for value in theirs)} of them end below rlrun's best seed "
+            f"({number(best)}) and {sum(value < worst for value in theirs)} below its worst "
+            f"({number(worst)})")
 
 
 PLACEHOLDERS: dict[str, Callable[..., str]] = {
-    "resamples": p_resamples, "runs": p_runs, "pairs": p_pairs, "seeds": p_seeds, "run_time": p_run_time,
-    "sps": p_sps, "hours_per_million": p_hours_per_million, "goals": p_goals, "solved": p_solved,
-    "unsolved": p_unsolved, "result": p_result, "finals": p_finals, "mean": p_mean,
-    "random": p_random, "published": p_published, "solved_table": p_solved_table,
-    "seeds_table": p_seeds_table, "comparison_table": p_comparison_table, "standing": p_standing,
-    "behind": p_behind, "published_seeds": p_published_seeds,
+    "resamples": p_resamples, "runs": p_runs, "pairs": p_pairs, "seeds": p_seeds,
+    "run_time": p_run_time, "sps": p_sps, "hours_per_million": p_hours_per_million,
+    "goals": p_goals, "solved": p_solved, "unsolved": p_unsolved, "result": p_result,
+    "finals": p_finals, "mean": p_mean, "random": p_random, "published": p_published,
+    "solved_table": p_solved_table, "seeds_table": p_seeds_table,
+    "comparison_table": p_comparison_table, "standing": p_standing, "behind": p_behind,
+    "published_seeds": p_published_seeds,
 }
 """Template name -> function(data, *arguments) giving the text."""
 
@@ -709,32 +769,34 @@ CONDITIONS: dict[str, Callable[..., bool]] = {"curves": c_curves, "shipped": c_s
 
 
 # ----- the template -------------------------------------------------------------------------
-BLOCK = re.compile(r"\{\{ if (?P<test>[^}]*?) \}\}(?P<then>.*?)(?:\{\{ else \}\}(?P<other>.*?))?\{\{ end \}\}",
-                   re.DOTALL)
+BLOCK = re.compile(r"\{\{ if (?P<test>[^}]*?) \}\}(?P<then>.*?)"
+                   r"(?:\{\{ else \}\}(?P<other>.*?))?\{\{ end \}\}", re.DOTALL)
 PLACEHOLDER = re.compile(r"\{\{ (?P<call>[^}]*?) \}\}")
+NOTICE = ("<!-- Generated by scripts/render_benchmarks.py from docs/benchmarks.template.md and "
+          "the files it names; edit those, not this page. -->\n")
 
 
-def _call(table_: dict[str, Callable], text: str, data: Data):
+def _call(functions: dict[str, Callable], text: str, data: Data):
     words = shlex.split(text)
-    if not words or words[0] not in table_:
-        raise PageError(f"unknown placeholder {{{{ {text} }}}}; known: {', '.join(sorted(table_))}")
+    if not words or words[0] not in functions:
+        raise PageError(f"unknown placeholder {{{{ {text} }}}}; known: "
+                        f"{', '.join(sorted(functions))}")
     try:
-        return table_[words[0]](data, *words[1:])
+        return functions[words[0]](data, *words[1:])
     except TypeError as error:
         raise PageError(f"{{{{ {text} }}}}: {error}") from None
 
 
 def render(template: str, data: Data) -> str:
     """The template with its if blocks decided and its placeholders filled."""
-    text = BLOCK.sub(lambda m: m["then"] if _call(CONDITIONS, m["test"], data) else (m["other"] or ""), template)
+    def decide(block: re.Match) -> str:
+        return block["then"] if _call(CONDITIONS, block["test"], data) else block["other"] or ""
+
+    text = BLOCK.sub(decide, template)
     stray = re.search(r"\{\{ (if .*?|else|end) \}\}", text)
     if stray:
         raise PageError(f"unmatched {stray[0]} in the template (if blocks do not nest)")
     return PLACEHOLDER.sub(lambda m: str(_call(PLACEHOLDERS, m["call"], data)), text)
-
-
-NOTICE = ("<!-- Generated by scripts/render_benchmarks.py from docs/benchmarks.template.md and the "
-          "files it names; edit those, not this page. -->\n")
 
 
 def page(data: Data | None = None) -> str:
@@ -744,22 +806,24 @@ def page(data: Data | None = None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if docs/benchmarks.md is out of date")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if docs/benchmarks.md is out of date")
     args = parser.parse_args(argv)
     try:
         text = page()
     except PageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    shown = PAGE.relative_to(ROOT)
     if args.check:
         if not PAGE.is_file() or PAGE.read_text() != text:
-            print(f"{PAGE.relative_to(ROOT)} is out of date: run python scripts/render_benchmarks.py",
+            print(f"{shown} is out of date: run python scripts/render_benchmarks.py",
                   file=sys.stderr)
             return 1
-        print(f"{PAGE.relative_to(ROOT)} is up to date")
+        print(f"{shown} is up to date")
         return 0
     PAGE.write_text(text)
-    print(f"wrote {PAGE.relative_to(ROOT)}")
+    print(f"wrote {shown}")
     return 0
 
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("render_benchmarks", ROOT / "scripts" / "render_benchmarks.py")
+_spec = importlib.util.spec_from_file_location("render_benchmarks",
+                                               ROOT / "scripts" / "render_benchmarks.py")
 render_benchmarks = sys.modules["render_benchmarks"] = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(render_benchmarks)
 
@@ -86,13 +87,13 @@ b/0,CartPole-v1,dqn,0,300,50000,5,1000
 b/1,CartPole-v1,dqn,1,480,50000,5,1000
 b/2,CartPole-v1,dqn,2,500,50000,5,1000
 """
-SCORES = """env,env_version,algorithm,steps,mean,spread,spread_kind,seeds,measure,source,source_file,extra
-CartPole,v1,ppo,100000,100.0,5.0,std,1,one agent,RL Zoo,zoo,x
-CartPole,v1,ppo,1000000,500.0,0.0,std,1,one agent at ten times the budget,RL Zoo,zoo,x
-CartPole,v1,dqn,100000,510.0,0.0,std,1,one agent,RL Zoo,zoo,x
-CartPole,v1,dqn,25000,200.0,0.0,std,1,one agent,RL Zoo,zoo,x
-CartPole,v1,ppo,100000,450.0,10.0,std,3,training return,CleanRL,clean,x
-CartPole,v0,ppo,100000,500.0,0.0,std,10,best seed mean,Tianshou,tianshou,x
+SCORES = """env,env_version,algorithm,steps,mean,spread,spread_kind,seeds,measure,source,kind
+CartPole,v1,ppo,100000,100.0,5.0,std,1,one agent,RL Zoo,kind
+CartPole,v1,ppo,1000000,500.0,0.0,std,1,one agent at ten times the budget,RL Zoo,kind
+CartPole,v1,dqn,100000,510.0,0.0,std,1,one agent,RL Zoo,kind
+CartPole,v1,dqn,25000,200.0,0.0,std,1,one agent,RL Zoo,kind
+CartPole,v1,ppo,100000,450.0,10.0,std,3,training return,CleanRL,kind
+CartPole,v0,ppo,100000,500.0,0.0,std,10,best seed mean,Tianshou,kind
 """
 RANDOM = """env,env_version,mean,std,episodes,source
 CartPole,v1,23.68,12.2,100,random
@@ -129,13 +130,16 @@ def _render(folder: Path, template: str) -> str:
 
 
 def test_counts_of_solved_pairs_by_each_rule(toy):
-    # ppo: IQM of 200, 480, 490, 500, 500 is 490 >= 475, its mean 434 is not; dqn (3 seeds): mean 426.7
-    text = _render(toy, "{{ solved toy summary }}|{{ solved toy mean }}|{{ solved toy every }}|{{ random CartPole-v1 }}")
+    # ppo: the IQM of 200, 480, 490, 500, 500 is 490 >= 475, its mean 434 is not; dqn (3 seeds):
+    # its mean 426.7 is not
+    text = _render(toy, "{{ solved toy summary }}|{{ solved toy mean }}|{{ solved toy every }}|"
+                        "{{ random CartPole-v1 }}")
     assert text == "1 of 2|0 of 2|0 of 2|23.7"
 
 
 TEMPLATE = """{{ standing toy "RL Zoo" eval }}
-{{ if curves toy }}curves: {{ standing toy Tianshou peak }}; {{ standing toy CleanRL train }}{{ else }}no curves{{ end }}
+{{ if curves toy }}curves: {{ standing toy Tianshou peak }}; {{ standing toy CleanRL train }}\
+{{ else }}no curves{{ end }}
 {{ comparison_table toy "RL Zoo" eval }}"""
 
 
@@ -143,9 +147,11 @@ def test_without_curves_the_curve_parts_are_left_out(toy):
     text = _render(toy, TEMPLATE)
     lines = text.splitlines()
     # ppo's IQM 490 against 100 (below any interval inside [200, 500]); dqn's mean 426.7 below 510
-    assert lines[0] == "ahead on 1 (PPO on CartPole-v1 (+390, 4.90x)); behind on 1 (DQN on CartPole-v1 (-83.3, 0.84x))"
+    assert lines[0] == ("ahead on 1 (PPO on CartPole-v1 at 100k (+390, 4.90x)); "
+                        "behind on 1 (DQN on CartPole-v1 at 50k (-83.3, 0.84x))")
     assert lines[1] == "no curves"
-    assert "| DQN | mean 427 [range 300, 500] (3 seeds at 50k) | 510 ± 0.0 (1 seed at 100k) |" in text
+    assert "| DQN | mean 427 [range 300, 500] (3 seeds at 50k) | 510 ± 0.0 (1 seed at 100k) |" \
+        in text
     assert "above every seed | budget 100k vs 50k |" in text
     assert "at 1M" not in text  # ten times the runs' budget: not compared
     assert text.endswith("published budget: DQN on CartPole-v1 at 25k.")
@@ -155,13 +161,19 @@ def test_with_curves_the_curve_parts_are_rendered(toy):
     (toy / "toy" / "curves.csv").write_text(_curves())
     text = _render(toy, TEMPLATE)
     lines = text.splitlines()
-    # ppo's seed mean peaks at 51200 (500 on every seed), where Tianshou's 500 lies inside [500, 500];
-    # its last training returns 400-404 have the IQM 402, and CleanRL's 450 lies above them all
-    assert lines[1] == ("curves: level on 1 (PPO on CartPole-v1 (0.0, 1.00x)); "
-                        "behind on 1 (PPO on CartPole-v1 (-48.0, 0.89x))")
+    # ppo's seed mean peaks at 51200 (500 on every seed), where Tianshou's 500 lies inside
+    # [500, 500]; its last training returns 400-404 have the IQM 402, and CleanRL's 450 lies above
+    # them all
+    assert lines[1] == ("curves: level on 1 (PPO on CartPole-v1 at 51k (0.0, 1.00x)); "
+                        "behind on 1 (PPO on CartPole-v1 at 100k (-48.0, 0.89x))")
     # dqn at 25k: the mean of 100, 101, 102 against Zoo's 200
-    assert "| DQN | mean 101 [range 100, 102] (3 seeds at 25k) | 200 ± 0.0 (1 seed at 25k) |" in text
+    assert "| DQN | mean 101 [range 100, 102] (3 seeds at 25k) | 200 ± 0.0 (1 seed at 25k) |" \
+        in text
     assert "Not compared yet" not in text
+    # the best seed mean is at 51k, but within the same 100k window as Tianshou's: no budget differs
+    tianshou = _render(toy, "{{ comparison_table toy Tianshou peak }}")
+    assert ("(5 seeds at 51k) | 500 ± 0.0 (10 seeds at 100k) | 0.0, 1.00x | inside the 95% CI | "
+            "v0 vs v1 |") in tianshou
 
 
 def test_seed_table_columns_follow_the_shipped_files(toy):
@@ -177,8 +189,9 @@ def test_seed_table_columns_follow_the_shipped_files(toy):
 
 def test_curves_from_other_runs_are_refused(toy):
     (toy / "toy" / "curves.csv").write_text(_curves().replace(",100352,480,", ",100352,481,"))
-    with pytest.raises(render_benchmarks.PageError, match="ppo on CartPole-v1, seed 2 ends at 481.0 but "
-                       "runs.csv says 480.0; ship runs.csv and curves.csv from the same runs"):
+    message = ("ppo on CartPole-v1, seed 2 ends at 481.0 but runs.csv says 480.0; ship runs.csv "
+               "and curves.csv from the same runs")
+    with pytest.raises(render_benchmarks.PageError, match=message):
         _render(toy, "{{ if curves toy }}x{{ end }}")
 
 
