@@ -40,7 +40,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the checkout's rlrun, not an installed one
-from rlrun.stats import RESAMPLES, interval, iqm_and_mean
+from rlrun import stats
 
 TEMPLATE = ROOT / "docs" / "benchmarks.template.md"
 """The page's text with its placeholders."""
@@ -53,9 +53,6 @@ SCORES = ROOT / "rlrun" / "reference" / "scores.csv"
 RANDOM = ROOT / "rlrun" / "reference" / "random.csv"
 """Returns of a uniform-random policy."""
 
-MIN_RUNS_FOR_IQM = 5
-"""Below this many runs the IQM drops no run and a bootstrap CI is no more than [min, max], so
-groups are summarised by their mean and range instead (count)."""
 GOALS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "Pendulum-v1": -250.0}
 """The return each algorithm is held to on each classic-control task."""
 BUDGET_TOLERANCE = 0.05
@@ -89,9 +86,8 @@ class PageError(Exception):
 
 # ----- statistics ---------------------------------------------------------------------------
 def summary(values: Sequence[float]) -> tuple[str, float, float, float]:
-    """(label, point, low, high) of one group's per-seed values: from `MIN_RUNS_FOR_IQM` runs up
-    ("IQM", the interquartile mean, its 95% stratified-bootstrap CI by rliable, seeded as
-    rlrun-report seeds it); below that ("mean", the mean, the lowest value, the highest)."""
+    """(label, point, low, high) of one group's per-seed values by `rlrun.stats.summary`: "IQM"
+    and its 95% CI from `stats.MIN_RUNS_FOR_IQM` runs up, else "mean", lowest, highest."""
     if not values:
         raise PageError("no values to summarise")
     return _summary(tuple(float(value) for value in values))
@@ -99,10 +95,8 @@ def summary(values: Sequence[float]) -> tuple[str, float, float, float]:
 
 @functools.cache
 def _summary(values: tuple[float, ...]) -> tuple[str, float, float, float]:
-    if len(values) >= MIN_RUNS_FOR_IQM:
-        point, low, high = interval(np.array(values)[:, np.newaxis], iqm_and_mean)
-        return "IQM", float(point[0]), float(low[0]), float(high[0])
-    return "mean", float(np.mean(values)), min(values), max(values)
+    found = stats.summary(values)
+    return ("IQM" if found.label == stats.IQM_LABEL else "mean"), found.point, found.low, found.high
 
 
 def standing(values: Sequence[float], published: float) -> str:
@@ -554,7 +548,7 @@ def p_hours_per_million(data: Data, suite: str) -> str:
 
 
 def p_resamples(data: Data) -> str:
-    return str(RESAMPLES)
+    return str(stats.RESAMPLES)
 
 
 def p_goals(data: Data) -> str:
