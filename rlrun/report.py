@@ -9,7 +9,9 @@ hydra.*, resume, device, torch_threads, logger, checkpoint.*) never group.
 Statistics, by rliable (Agarwal et al. 2021, "Deep RL at the Edge of the Statistical Precipice";
 `rlrun/stats.py`):
 
-- the final return of a run is its last `eval/return_mean` event;
+- the final return of a run is its last `eval/return_mean` event; its final info means (e.g. a
+  success rate) are the `eval/<key>` values of that evaluation, for the keys of its
+  `logger.info_keys`, and a group's is their mean over the runs that logged it;
 - IQM, the interquartile mean: the mean of the runs left after dropping the floor(n/4) lowest
   and the floor(n/4) highest (rliable's aggregate_iqm, scipy.stats.trim_mean(x, 0.25));
 - 95% confidence intervals: rliable's stratified percentile bootstrap over runs
@@ -38,7 +40,7 @@ import json
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +103,9 @@ class RunRecord:
     """Last `time/sps` (env steps per second of the last training segment); nan if none."""
     train_return: float
     """The last `rollout/ep_return_mean` (raw return of the last training episodes); nan if none."""
+    final_infos: dict[str, float] = field(default_factory=dict)
+    """{info key of `logger.info_keys`: its `eval/<key>` mean in the last evaluation}, for the keys
+    that evaluation logged."""
 
     @property
     def final_return(self) -> float:
@@ -142,6 +147,8 @@ def read_run(run_dir: Path) -> RunRecord | None:
     config = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), resolve=False)
     overrides = parse_overrides(OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")))
     evals: dict[int, float] = {}
+    eval_infos: dict[int, dict[str, float]] = {}
+    info_keys = (config.get("logger") or {}).get("info_keys") or []
     steps, wall, sps, train_return = 0, 0.0, math.nan, math.nan
     with (run_dir / "metrics.jsonl").open() as lines:
         for line in lines:
@@ -156,6 +163,8 @@ def read_run(run_dir: Path) -> RunRecord | None:
             train_return = float(record.get("rollout/ep_return_mean", train_return))
             if "eval/return_mean" in record:
                 evals[step] = float(record["eval/return_mean"])  # the later of two at one step wins
+                eval_infos[step] = {key: float(record[f"eval/{key}"]) for key in info_keys
+                                    if f"eval/{key}" in record}
     if not evals:
         return None
     eval_steps = np.array(sorted(evals))
@@ -163,7 +172,7 @@ def read_run(run_dir: Path) -> RunRecord | None:
         path=run_dir, algo=str(config["algo"]["name"]), env=str(config["env"]["id"]),
         seed=int(config.get("seed", 0)), overrides=overrides, config=config, eval_steps=eval_steps,
         eval_returns=np.array([evals[s] for s in eval_steps]), steps=steps, wall=wall, sps=sps,
-        train_return=train_return,
+        train_return=train_return, final_infos=eval_infos[int(eval_steps[-1])],
     )
 
 
@@ -200,6 +209,8 @@ class Group:
     """IQM of the runs' last training return (`rollout/ep_return_mean`); nan if a run has none."""
     train_iqm_ci: tuple[float, float]
     """Bootstrap CI of `train_iqm`."""
+    final_infos: dict[str, float] = field(default_factory=dict)
+    """{info key: mean over the runs that logged it of their final `eval/<key>`}."""
 
     @property
     def label(self) -> str:
@@ -226,8 +237,15 @@ def summarize(runs: list[RunRecord], keys: list[str], resamples: int, seed: int)
             env, algo, setting, members, float(mean), (float(low[1]), float(high[1])),
             float(iqm), (float(low[0]), float(high[0])),
             float(train_iqm), (float(train_low[0]), float(train_high[0])),
+            {key: float(np.mean([run.final_infos[key] for run in members if key in run.final_infos]))
+             for key in info_keys(members)},
         ))
     return groups
+
+
+def info_keys(runs: list[RunRecord]) -> list[str]:
+    """The info keys whose final `eval/<key>` one of `runs` logged, in order of appearance."""
+    return list(dict.fromkeys(key for run in runs for key in run.final_infos))
 
 
 def curve_grid(runs: list[RunRecord]) -> np.ndarray:
@@ -336,8 +354,9 @@ def _reference_rows(groups: list[Group], references: list[Reference]) -> tuple[l
 
 def _rows(groups: list[Group], keys: list[str]) -> tuple[list[str], list[list[str]]]:
     """Table header and rows shared by the console table and report.md."""
+    infos = info_keys([run for group in groups for run in group.runs])
     header = ["env", "algo", *keys, "runs", "return mean", "95% CI", "IQM", "95% CI",
-              "steps", "wall (s)", "SPS"]
+              *(f"eval/{key}" for key in infos), "steps", "wall (s)", "SPS"]
     rows = []
     for group in groups:
         values = dict(group.setting)
@@ -345,11 +364,17 @@ def _rows(groups: list[Group], keys: list[str]) -> tuple[list[str], list[list[st
             group.env, group.algo, *(values[key] for key in keys), str(len(group.runs)),
             f"{group.mean:.2f}", f"[{group.mean_ci[0]:.2f}, {group.mean_ci[1]:.2f}]",
             f"{group.iqm:.2f}", f"[{group.iqm_ci[0]:.2f}, {group.iqm_ci[1]:.2f}]",
+            *(f"{group.final_infos[key]:.3g}" if key in group.final_infos else "-" for key in infos),
             f"{np.mean([run.steps for run in group.runs]):.0f}",
             f"{np.mean([run.wall for run in group.runs]):.1f}",
             f"{np.mean([run.sps for run in group.runs]):.0f}",
         ])
     return header, rows
+
+
+INFO_NOTE = (" `eval/<key>` (a key of `logger.info_keys`; `is_success`: the success rate): its mean "
+             "over the episodes of each run's last evaluation, averaged over the runs that logged it.")
+"""What report.md says of the final-info columns, when there are some."""
 
 
 def _markdown(
@@ -377,7 +402,8 @@ def _markdown(
         f" (grouped by env, algo{''.join(', ' + key for key in keys)}; seeds are the replicates)."), "",
         (f"Final return: the last `eval/return_mean` of each run. IQM: mean of the middle 50% of runs. "
         f"{CONFIDENCE:.0%} CI: rliable's stratified percentile bootstrap over runs ({resamples} "
-        f"resamples, seed {seed}). Steps, wall time and SPS: means over runs."), "",
+        f"resamples, seed {seed}).{INFO_NOTE if any(group.final_infos for group in groups) else ''} "
+        "Steps, wall time and SPS: means over runs."), "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" if i < 2 + len(keys) else "---:" for i in range(len(header))) + "|",
         *("| " + " | ".join(row) + " |" for row in rows), "",
@@ -399,17 +425,20 @@ def _markdown(
 def _write_runs_csv(
     groups: list[Group], keys: list[str], norms: dict[str, Normalisation | None], path: Path
 ) -> None:
-    """One row per run; `normalised_return` is empty for an env that is not normalised."""
+    """One row per run; `normalised_return` is empty for an env that is not normalised, and
+    `eval/<key>` (the last evaluation's info mean) for a run that did not log it."""
+    infos = info_keys([run for group in groups for run in group.runs])
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["run_dir", "env", "algo", *keys, "seed", "final_return", "steps", "wall_s", "sps",
-                         "normalised_return"])
+                         "normalised_return", *(f"eval/{key}" for key in infos)])
         for group in groups:
             norm = norms[group.env]
             for run in group.runs:
                 writer.writerow([run.path, run.env, run.algo, *(run.value(key) for key in keys), run.seed,
                                  run.final_return, run.steps, run.wall, run.sps,
-                                 "" if norm is None else float(norm(run.final_return))])
+                                 "" if norm is None else float(norm(run.final_return)),
+                                 *(run.final_infos.get(key, "") for key in infos)])
 
 
 def _print_table(console: Console, title: str, header: list[str], rows: list[list[str]], left: int) -> None:
