@@ -369,7 +369,8 @@ def _evaluate_checkpoint(options: EvalRunConfig) -> None:
                           f"{path.stem}-step{state['global_step']}")
     envs = make_vec_env(train_cfg.env, options.eval.num_envs, training=False, video=video,
                         max_episode_steps=options.eval.max_episode_steps, record_episodes=recording,
-                        final_info=FinalInfo(train_cfg.logger.info_keys, lambda text: print(text, file=sys.stderr)))
+                        final_info=FinalInfo(train_cfg.logger.info_keys,
+                                             lambda text: print(text, file=sys.stderr)))
     envs.obs_normalizer = loaded.obs_normalizer(envs.single_observation_space)
     if options.eval.export is not None:
         _export(options.eval.export, policy, envs, path, state, train_cfg)

@@ -241,12 +241,17 @@ class LoggerConfig:
         check(self.every_steps > 0, f"logger.every_steps={self.every_steps} must be > 0")
         check(self.return_window > 0, f"logger.return_window={self.return_window} must be > 0")
         for key in self.info_keys:
-            check(bool(key) and key not in _METRIC_NAMES and self.info_keys.count(key) == 1,
-                  f"logger.info_keys: {key!r} is empty, repeated or one of rlrun's own metric names "
-                  f"({', '.join(_METRIC_NAMES)}); list each info key once, e.g. logger.info_keys=[is_success]")
+            check(bool(key), "logger.info_keys holds an empty key; list info keys, e.g. "
+                  "logger.info_keys=[is_success]")
+            check(self.info_keys.count(key) == 1,
+                  f"logger.info_keys lists '{key}' twice; list it once")
+            check(key not in _METRIC_NAMES,
+                  f"logger.info_keys: '{key}' is the name of one of rlrun's own metrics "
+                  f"({', '.join(_METRIC_NAMES)}); an info key of that name cannot be logged")
 
 
-_METRIC_NAMES = ("ep_return_mean", "ep_len_mean", "episodes", "return_mean", "return_std", "return_iqm")
+_METRIC_NAMES = ("ep_return_mean", "ep_len_mean", "episodes", "return_mean", "return_std",
+                 "return_iqm")
 """The names rlrun logs under `rollout/` and `eval/`, which an info key may not take."""
 
 

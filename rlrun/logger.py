@@ -213,7 +213,8 @@ class Status:
         self.values: dict[str, float] = {}
         self.eval_step: int | None = None
         self.info_keys = info_keys
-        self._keys = {*_STATUS_KEYS, *(f"{prefix}{key}" for key in info_keys for prefix in ("rollout/", "eval/"))}
+        self._keys = {*_STATUS_KEYS, *(f"{prefix}{key}" for key in info_keys
+                                       for prefix in ("rollout/", "eval/"))}
 
     def record(self, metrics: dict[str, float], step: int) -> None:
         self.step = max(self.step, step)
@@ -226,8 +227,8 @@ class Status:
         self.values.update((k, v) for k, v in metrics.items() if k in self._keys)
 
     def line(self) -> str:
-        """`step 225,280/500,000 (45%) | 1,234 sps | ETA 3m42s | return 245.3 | eval 500.0 ± 0.0 @ 200,000`,
-        with `(is_success 0.4)` after a return when the episodes report an info key."""
+        """`step 225,280/500,000 (45%) | 1,234 sps | ETA 3m42s | return 245.3 | eval 500.0 ± 0.0 @
+        200,000`, with `(is_success 0.4)` after a return when the episodes report an info key."""
         percent = min(100.0, 100.0 * self.step / self.total)
         parts = [f"step {self.step:,}/{self.total:,} ({percent:.0f}%)"]
         if self.sps:
@@ -235,15 +236,17 @@ class Status:
             if self.step < self.total:
                 parts.append(f"ETA {_duration((self.total - self.step) / self.sps)}")
         if "rollout/ep_return_mean" in self.values:
-            parts.append(f"return {self.values['rollout/ep_return_mean']:.4g}{self._infos('rollout/')}")
+            returned = self.values["rollout/ep_return_mean"]
+            parts.append(f"return {returned:.4g}{self._infos('rollout/')}")
         if "eval/return_mean" in self.values:
             spread = self.values.get("eval/return_std", 0.0)
-            parts.append(f"eval {self.values['eval/return_mean']:.4g} ± {spread:.3g}{self._infos('eval/')} "
-                         f"@ {self.eval_step:,}")
+            mean = self.values["eval/return_mean"]
+            parts.append(f"eval {mean:.4g} ± {spread:.3g}{self._infos('eval/')} @ {self.eval_step:,}")
         return " | ".join(parts)
 
     def _infos(self, prefix: str) -> str:
-        shown = [f"{key} {self.values[prefix + key]:.3g}" for key in self.info_keys if prefix + key in self.values]
+        shown = [f"{key} {self.values[prefix + key]:.3g}" for key in self.info_keys
+                 if prefix + key in self.values]
         return f" ({', '.join(shown)})" if shown else ""
 
 

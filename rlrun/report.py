@@ -237,8 +237,8 @@ def summarize(runs: list[RunRecord], keys: list[str], resamples: int, seed: int)
             env, algo, setting, members, float(mean), (float(low[1]), float(high[1])),
             float(iqm), (float(low[0]), float(high[0])),
             float(train_iqm), (float(train_low[0]), float(train_high[0])),
-            {key: float(np.mean([run.final_infos[key] for run in members if key in run.final_infos]))
-             for key in info_keys(members)},
+            {key: float(np.mean([run.final_infos[key] for run in members
+                                 if key in run.final_infos])) for key in info_keys(members)},
         ))
     return groups
 
@@ -364,7 +364,8 @@ def _rows(groups: list[Group], keys: list[str]) -> tuple[list[str], list[list[st
             group.env, group.algo, *(values[key] for key in keys), str(len(group.runs)),
             f"{group.mean:.2f}", f"[{group.mean_ci[0]:.2f}, {group.mean_ci[1]:.2f}]",
             f"{group.iqm:.2f}", f"[{group.iqm_ci[0]:.2f}, {group.iqm_ci[1]:.2f}]",
-            *(f"{group.final_infos[key]:.3g}" if key in group.final_infos else "-" for key in infos),
+            *(f"{group.final_infos[key]:.3g}" if key in group.final_infos else "-"
+              for key in infos),
             f"{np.mean([run.steps for run in group.runs]):.0f}",
             f"{np.mean([run.wall for run in group.runs]):.1f}",
             f"{np.mean([run.sps for run in group.runs]):.0f}",
@@ -372,8 +373,9 @@ def _rows(groups: list[Group], keys: list[str]) -> tuple[list[str], list[list[st
     return header, rows
 
 
-INFO_NOTE = (" `eval/<key>` (a key of `logger.info_keys`; `is_success`: the success rate): its mean "
-             "over the episodes of each run's last evaluation, averaged over the runs that logged it.")
+INFO_NOTE = (" `eval/<key>` (a key of `logger.info_keys`; `is_success`: the success rate): its "
+             "mean over the episodes of each run's last evaluation, averaged over the runs that "
+             "logged it.")
 """What report.md says of the final-info columns, when there are some."""
 
 
@@ -382,6 +384,7 @@ def _markdown(
     references: list[Reference] | None, across: list[str],
 ) -> str:
     header, rows = _rows(groups, keys)
+    info_note = INFO_NOTE if any(group.final_infos for group in groups) else ""
     compared = []
     if references is not None:
         ref_header, ref_rows = _reference_rows(groups, references)
@@ -402,8 +405,7 @@ def _markdown(
         f" (grouped by env, algo{''.join(', ' + key for key in keys)}; seeds are the replicates)."), "",
         (f"Final return: the last `eval/return_mean` of each run. IQM: mean of the middle 50% of runs. "
         f"{CONFIDENCE:.0%} CI: rliable's stratified percentile bootstrap over runs ({resamples} "
-        f"resamples, seed {seed}).{INFO_NOTE if any(group.final_infos for group in groups) else ''} "
-        "Steps, wall time and SPS: means over runs."), "",
+        f"resamples, seed {seed}).{info_note} Steps, wall time and SPS: means over runs."), "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" if i < 2 + len(keys) else "---:" for i in range(len(header))) + "|",
         *("| " + " | ".join(row) + " |" for row in rows), "",

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from rlrun import cli
 from rlrun.config import ConfigError, LoggerConfig
 from rlrun.envs.final_info import FinalInfo
+from rlrun.envs.vector import batched_info_rows
 from rlrun.ops.stats import EpisodeWindow
 from rlrun.report import write_report
 
@@ -53,8 +54,12 @@ class InfoPattern(gym.Env):
         return np.full(1, self.t / LENGTH, np.float32), 1.0, self.t == LENGTH, False, info
 
 
-if ENV_ID not in gym.registry:
+@pytest.fixture(autouse=True)
+def info_pattern_env():
+    """InfoPattern registered as ENV_ID for the test (async workers inherit it: they are forked)."""
     gym.register(ENV_ID, entry_point=InfoPattern)
+    yield
+    del gym.registry[ENV_ID]
 
 TRAIN = [f"env={ENV_ID}", "env.num_envs=1", "algo=ppo", "algo.num_steps=16", "total_timesteps=96", "logger.return_window=3",
          "eval.every_steps=48", "eval.episodes=6", "eval.num_envs=2"]
@@ -81,6 +86,16 @@ def test_final_info_values_skip_missing_and_non_numbers():
     final.values({0: {"a": [1, 2], "b": "y"}}, np.array([0]))  # a list is no number either
     assert len(notices) == 2 and "info['a'] is list" in notices[1]
     assert final.values({}, np.array([0, 1])) == {}
+
+
+def test_batched_infos_give_the_rows_that_have_the_key():
+    nested = {"x": "a dict of arrays"}
+    gymnasium_style = {"k": np.array([1.0, 0.0, 7.0]), "_k": np.array([True, False, True]),
+                       "d": nested, "_d": np.ones(3, bool)}
+    assert batched_info_rows(gymnasium_style, np.array([0, 1]), ("k", "d", "absent")) == {
+        0: {"k": 1.0, "d": nested}, 1: {"d": nested}}  # env 1 has no `k`; `d` is no number
+    envpool_style = {"k": np.array([5, 6, 7])}  # no masks: every env has every key
+    assert batched_info_rows(envpool_style, np.array([2]), ("k",)) == {2: {"k": 7}}
 
 
 def test_window_means_skip_episodes_without_a_number_and_resume_exactly(tmp_path):
@@ -182,3 +197,19 @@ def test_report_shows_the_final_eval_mean_per_group(train_run, compose_cfg, tmp_
     csv_lines = (tmp_path / "report" / "runs.csv").read_text().splitlines()
     assert csv_lines[0].endswith(",eval/is_success")
     assert all(math.isclose(float(line.rsplit(",", 1)[1]), 1 / 3) for line in csv_lines[1:])
+
+
+@pytest.mark.parametrize(("package", "env_id", "key"), [
+    ("highway_env", "parking-v0", None),  # reports `is_success` (the default key) in every info
+    ("gymnasium_robotics", "PointMaze_UMaze-v3", "success"),  # reports `success`
+])
+def test_real_env_packages_report_their_key(train_run, tmp_path, package, env_id, key):
+    gym.register_envs(pytest.importorskip(package))
+    run_dir = tmp_path / "run"
+    chosen = [] if key is None else [f"logger.info_keys=[{key}]"]
+    train_run([f"env={env_id}", "env.num_envs=1", "env.max_episode_steps=10", "algo.num_steps=20",
+               "total_timesteps=40", "eval.episodes=2", "eval.num_envs=1", *chosen], run_dir)
+    rows = metric_rows(run_dir)
+    logged = f"{key or 'is_success'}"
+    assert all(0.0 <= value <= 1.0 for value in values(rows, f"rollout/{logged}"))
+    assert len(values(rows, f"rollout/{logged}")) == 2 and len(values(rows, f"eval/{logged}")) == 1

@@ -379,7 +379,8 @@ def make_vec_env(
     episodes below the config's time limit (evaluation's `eval.max_episode_steps`). With
     `record_episodes`, each env is wrapped in its recorder, and the envs are Gymnasium's, stepped in
     this process (whatever `env.backend` and `env.vectorization` say) so that it can be read.
-    With `final_info`, each step's `episode_infos` holds its keys from the ended episodes' final infos.
+    With `final_info`, each step's `episode_infos` holds its keys from the ended episodes' final
+    infos.
     """
     refuse_in_process_task(cfg)
     if video is not None:

@@ -57,5 +57,6 @@ class FinalInfo:
     def _report(self, key: str, value: Any) -> None:
         if key not in self._reported:
             self._reported.add(key)
-            self.notify(f"logger.info_keys: an episode's final info['{key}'] is {type(value).__name__} "
-                        f"{str(value)[:40]!r}, not a number; such values are skipped")
+            self.notify(f"logger.info_keys: an episode's final info['{key}'] is "
+                        f"{type(value).__name__} {str(value)[:40]!r}, not a number; such values "
+                        "are skipped")

@@ -111,15 +111,16 @@ class SerialVectorEnv:
         for i, env in enumerate(self.envs):
             if self.replayable:
                 self._episode_actions[i].append(actions[i])
-            obs, self._rewards[i], self._terminations[i], self._truncations[i], info = env.step(actions[i])
+            result = env.step(actions[i])
+            obs, self._rewards[i], self._terminations[i], self._truncations[i], info = result
             if self._terminations[i] or self._truncations[i]:
                 final_obs[i] = obs
                 if found := {key: info[key] for key in self.info_keys if key in info}:
                     final_infos[i] = found
                 obs = self._reset_env(i, None)
             self._obs[i] = obs
-        return (self._obs.copy(), self._rewards.copy(), self._terminations.copy(), self._truncations.copy(),
-                final_obs, final_infos)
+        return (self._obs.copy(), self._rewards.copy(), self._terminations.copy(),
+                self._truncations.copy(), final_obs, final_infos)
 
     def state_dict(self) -> dict:
         """How to rebuild every env's current episode: its reset and the actions since (an
@@ -183,9 +184,9 @@ class SubprocessVectorEnv:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[int, np.ndarray], FinalInfos]:
         obs, rewards, terminations, truncations, infos = self.vector_env.step(actions)
         ended = np.flatnonzero(terminations | truncations)
-        final_infos = batched_info_rows(infos.get("final_info", {}), ended, self.info_keys) if len(ended) else {}
-        return (obs, rewards, terminations, truncations, {int(i): infos["final_obs"][i] for i in ended},
-                final_infos)
+        final_obs = {int(i): infos["final_obs"][i] for i in ended}
+        final_infos = batched_info_rows(infos["final_info"], ended, self.info_keys) if len(ended) else {}
+        return obs, rewards, terminations, truncations, final_obs, final_infos
 
     def close(self) -> None:
         self.vector_env.close()
@@ -251,5 +252,6 @@ def batched_info_rows(infos: dict[str, Any], rows: np.ndarray, keys: tuple[str, 
         values, mask = infos[key], infos.get(f"_{key}")
         for i in rows:
             if mask is None or mask[i]:
-                found.setdefault(int(i), {})[key] = values[i] if isinstance(values, np.ndarray) else values
+                value = values[i] if isinstance(values, np.ndarray) else values  # a dict: nested info
+                found.setdefault(int(i), {})[key] = value
     return found

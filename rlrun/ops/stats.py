@@ -59,13 +59,16 @@ class EpisodeWindow:
         self.total = 0
         """Training episodes finished since the run started (count)."""
 
-    def add(self, returns: np.ndarray, lengths: np.ndarray, infos: dict[str, np.ndarray] | None = None) -> None:
-        """Add ended episodes with their `infos` values (`Step.episode_infos`, aligned with `returns`)."""
+    def add(
+        self, returns: np.ndarray, lengths: np.ndarray, infos: dict[str, np.ndarray] | None = None
+    ) -> None:
+        """Add ended episodes and their `infos` values (`Step.episode_infos`: one per episode)."""
         if infos or self.infos:
             for key in (infos or {}).keys() - self.infos.keys():  # earlier episodes reported none
                 self.infos[key] = deque([math.nan] * len(self.returns), maxlen=self.returns.maxlen)
             for key, column in self.infos.items():
-                column.extend(infos[key].tolist() if infos and key in infos else [math.nan] * len(returns))
+                reported = infos is not None and key in infos
+                column.extend(infos[key].tolist() if reported else [math.nan] * len(returns))
         self.returns.extend(returns.tolist())
         self.lengths.extend(lengths.tolist())
         self.total += len(returns)
@@ -83,7 +86,9 @@ class EpisodeWindow:
         }
 
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"returns": list(self.returns), "lengths": list(self.lengths), "total": self.total}
+        state: dict[str, Any] = {
+            "returns": list(self.returns), "lengths": list(self.lengths), "total": self.total,
+        }
         if self.infos:
             state["infos"] = {key: list(column) for key, column in self.infos.items()}
         return state
