@@ -392,9 +392,12 @@ def _evaluate_checkpoint(options: EvalRunConfig) -> None:
         "global_step": state["global_step"], "episodes": len(result.returns),
         "deterministic": options.eval.deterministic, **result.metrics(),
         "returns": result.returns.tolist(), "lengths": result.lengths.tolist(),
-        "final_info": {key: [None if math.isnan(value) else value for value in values.tolist()]
-                       for key, values in result.infos.items()},
     }
+    if result.infos:  # each episode's value of the info keys it reported (null: none)
+        report["final_info"] = {
+            key: [None if math.isnan(value) else value for value in values.tolist()]
+            for key, values in result.infos.items()
+        }
     if recording is not None:
         report["dataset"] = options.eval.dataset
     out = path.with_name(f"{path.stem}.eval.json")
