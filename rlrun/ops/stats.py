@@ -57,7 +57,7 @@ class EpisodeWindow:
         """{info key: one value per episode of the window, NaN where it reported none}, for the
         keys reported since the run started."""
         self.total = 0
-        """Training episodes finished since the run started (count)."""
+        """Episodes added since the run started, those that left the window included (count)."""
 
     def add(
         self, returns: np.ndarray, lengths: np.ndarray, infos: dict[str, np.ndarray] | None = None
