@@ -330,6 +330,7 @@ def evaluate() -> None:
 
 def _evaluate_checkpoint(options: EvalRunConfig) -> None:
     """Evaluate (and export, record) `options.checkpoint`; print a table and write `<stem>.eval.json`."""
+    import math
     import signal
 
     import torch
@@ -337,10 +338,12 @@ def _evaluate_checkpoint(options: EvalRunConfig) -> None:
     from rich.table import Table
 
     from rlrun.envs.factory import VideoSpec, make_vec_env
+    from rlrun.envs.final_info import FinalInfo
     from rlrun.envs.recording import EpisodeRecording
     from rlrun.evaluation import episode_quotas
     from rlrun.evaluation import evaluate as run_evaluation
     from rlrun.extras import require
+    from rlrun.ops.stats import reported_means
     from rlrun.policy_io import load_policy
     from rlrun.run import resolve_device
 
@@ -365,7 +368,9 @@ def _evaluate_checkpoint(options: EvalRunConfig) -> None:
         video = VideoSpec(run_dir_of(path) / "eval", options.eval.video_episodes,
                           f"{path.stem}-step{state['global_step']}")
     envs = make_vec_env(train_cfg.env, options.eval.num_envs, training=False, video=video,
-                        max_episode_steps=options.eval.max_episode_steps, record_episodes=recording)
+                        max_episode_steps=options.eval.max_episode_steps, record_episodes=recording,
+                        final_info=FinalInfo(train_cfg.logger.info_keys,
+                                             lambda text: print(text, file=sys.stderr)))
     envs.obs_normalizer = loaded.obs_normalizer(envs.single_observation_space)
     if options.eval.export is not None:
         _export(options.eval.export, policy, envs, path, state, train_cfg)
@@ -374,10 +379,13 @@ def _evaluate_checkpoint(options: EvalRunConfig) -> None:
                             options.eval.deterministic)
     envs.close()
     table = Table(title=f"{state['algo']} on {train_cfg.env.id} — {path} (step {state['global_step']})")
-    for column in ("episodes", "return mean", "return std", "return IQM", "length mean"):
+    info_means = reported_means(result.infos)
+    for column in ("episodes", "return mean", "return std", "return IQM", "length mean",
+                   *(f"{key} mean" for key in info_means)):
         table.add_column(column, justify="right")
     table.add_row(str(len(result.returns)), f"{result.mean:.2f}", f"{result.std:.2f}",
-                  f"{result.iqm:.2f}", f"{result.lengths.mean():.1f}")
+                  f"{result.iqm:.2f}", f"{result.lengths.mean():.1f}",
+                  *(f"{mean:.3g}" for mean in info_means.values()))
     Console().print(table)
     report = {
         "checkpoint": str(path), "algo": state["algo"], "env": train_cfg.env.id,
@@ -385,6 +393,11 @@ def _evaluate_checkpoint(options: EvalRunConfig) -> None:
         "deterministic": options.eval.deterministic, **result.metrics(),
         "returns": result.returns.tolist(), "lengths": result.lengths.tolist(),
     }
+    if result.infos:  # each episode's value of the info keys it reported (null: none)
+        report["final_info"] = {
+            key: [None if math.isnan(value) else value for value in values.tolist()]
+            for key, values in result.infos.items()
+        }
     if recording is not None:
         report["dataset"] = options.eval.dataset
     out = path.with_name(f"{path.stem}.eval.json")

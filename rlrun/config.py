@@ -232,10 +232,27 @@ class LoggerConfig:
     """Status line interval on the console and in train.log (env steps); metrics files get every event."""
     return_window: int = 100
     """Training episodes averaged by `rollout/ep_return_mean` and `rollout/ep_len_mean` (the last N)."""
+    info_keys: list[str] = field(default_factory=lambda: ["is_success"])
+    """Keys of each episode's final `info` averaged as `rollout/<key>` (over the return window) and
+    `eval/<key>` (over the evaluation episodes), in the env's own unit; a key no episode reports
+    as a number is not logged."""
 
     def __post_init__(self) -> None:
         check(self.every_steps > 0, f"logger.every_steps={self.every_steps} must be > 0")
         check(self.return_window > 0, f"logger.return_window={self.return_window} must be > 0")
+        for key in self.info_keys:
+            check(bool(key), "logger.info_keys holds an empty key; list info keys, e.g. "
+                  "logger.info_keys=[is_success]")
+            check(self.info_keys.count(key) == 1,
+                  f"logger.info_keys lists '{key}' twice; list it once")
+            check(key not in _METRIC_NAMES,
+                  f"logger.info_keys: '{key}' is the name of one of rlrun's own metrics "
+                  f"({', '.join(_METRIC_NAMES)}); an info key of that name cannot be logged")
+
+
+_METRIC_NAMES = ("ep_return_mean", "ep_len_mean", "episodes", "return_mean", "return_std",
+                 "return_iqm")
+"""The names rlrun logs under `rollout/` and `eval/`, which an info key may not take."""
 
 
 @dataclass

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
 from rlrun.envs.factory import VecEnv
+from rlrun.ops.stats import EpisodeWindow, reported_means
 
 
 class EvaluationInterrupted(Exception):
@@ -22,6 +23,9 @@ class EvalResult:
     """Raw episode returns (one per episode)."""
     lengths: np.ndarray
     """Episode lengths (env steps)."""
+    infos: dict[str, np.ndarray] = field(default_factory=dict)
+    """{info key of `logger.info_keys`: its value in each episode's final info, NaN where the
+    episode reported no number}, for the keys that one episode reported."""
 
     @property
     def mean(self) -> float:
@@ -44,6 +48,7 @@ class EvalResult:
             "eval/return_std": self.std,
             "eval/return_iqm": self.iqm,
             "eval/ep_len_mean": float(self.lengths.mean()),
+            **{f"eval/{key}": mean for key, mean in reported_means(self.infos).items()},
         }
 
 
@@ -61,27 +66,28 @@ def evaluate(
     deterministic: bool = True,
     should_stop: Callable[[], bool] | None = None,
 ) -> EvalResult:
-    """Run `episodes` episodes with `policy.act` and return their raw returns.
+    """Run `episodes` episodes with `policy.act` and return their raw returns (and the final-info
+    values the envs report, `Step.episode_infos`).
 
     Each env runs a fixed quota of episodes so that short episodes are not over-represented.
     `should_stop` is asked after every step; when it says yes, EvaluationInterrupted is raised.
     """
     quotas = np.array(episode_quotas(episodes, envs.num_envs))
     done_counts = np.zeros(envs.num_envs, np.int64)
-    returns: list[float] = []
-    lengths: list[int] = []
+    ran = EpisodeWindow(None)
     obs = envs.reset(seed=seed)
     while (done_counts < quotas).any():
         with torch.inference_mode():
             actions = policy.act(torch.as_tensor(obs, device=device), deterministic)
         step = envs.step(actions.cpu().numpy())
         ended = np.flatnonzero(step.terminations | step.truncations)
-        for k, i in enumerate(ended):
-            if done_counts[i] < quotas[i]:
-                returns.append(float(step.episode_returns[k]))
-                lengths.append(int(step.episode_lengths[k]))
-                done_counts[i] += 1
+        if len(ended):
+            counted = done_counts[ended] < quotas[ended]
+            ran.add(step.episode_returns[counted], step.episode_lengths[counted],
+                    {key: values[counted] for key, values in step.episode_infos.items()})
+            done_counts[ended[counted]] += 1
         obs = step.obs
         if should_stop is not None and should_stop():
             raise EvaluationInterrupted
-    return EvalResult(np.array(returns), np.array(lengths))
+    return EvalResult(np.array(ran.returns), np.array(ran.lengths),
+                      {key: np.array(values) for key, values in ran.infos.items()})

@@ -203,25 +203,32 @@ def _duration(seconds: float) -> str:
 
 
 class Status:
-    """The numbers a person follows: steps, throughput, time left, training and eval return."""
+    """The numbers a person follows: steps, throughput, time left, training and eval return (with
+    the means of `info_keys` beside them)."""
 
-    def __init__(self, total_steps: int, start_step: int) -> None:
+    def __init__(self, total_steps: int, start_step: int, info_keys: tuple[str, ...] = ()) -> None:
         self.total = total_steps
         self.step = start_step
         self.sps: float | None = None
         self.values: dict[str, float] = {}
         self.eval_step: int | None = None
+        self.info_keys = info_keys
+        self._keys = {*_STATUS_KEYS, *(f"{prefix}{key}" for key in info_keys
+                                       for prefix in ("rollout/", "eval/"))}
 
     def record(self, metrics: dict[str, float], step: int) -> None:
         self.step = max(self.step, step)
         if "time/sps" in metrics:
             self.sps = metrics["time/sps"]
-        self.values.update((k, v) for k, v in metrics.items() if k in _STATUS_KEYS)
         if "eval/return_mean" in metrics:
             self.eval_step = step
+            for key in self.info_keys:  # an evaluation whose episodes reported none shows none
+                self.values.pop(f"eval/{key}", None)
+        self.values.update((k, v) for k, v in metrics.items() if k in self._keys)
 
     def line(self) -> str:
-        """`step 225,280/500,000 (45%) | 1,234 sps | ETA 3m42s | return 245.3 | eval 500.0 ± 0.0 @ 200,000`."""
+        """`step 225,280/500,000 (45%) | 1,234 sps | ETA 3m42s | return 245.3 | eval 500.0 ± 0.0 @
+        200,000`, with `(is_success 0.4)` after a return when the episodes report an info key."""
         percent = min(100.0, 100.0 * self.step / self.total)
         parts = [f"step {self.step:,}/{self.total:,} ({percent:.0f}%)"]
         if self.sps:
@@ -229,11 +236,18 @@ class Status:
             if self.step < self.total:
                 parts.append(f"ETA {_duration((self.total - self.step) / self.sps)}")
         if "rollout/ep_return_mean" in self.values:
-            parts.append(f"return {self.values['rollout/ep_return_mean']:.4g}")
+            returned = self.values["rollout/ep_return_mean"]
+            parts.append(f"return {returned:.4g}{self._infos('rollout/')}")
         if "eval/return_mean" in self.values:
             spread = self.values.get("eval/return_std", 0.0)
-            parts.append(f"eval {self.values['eval/return_mean']:.4g} ± {spread:.3g} @ {self.eval_step:,}")
+            mean = self.values["eval/return_mean"]
+            parts.append(f"eval {mean:.4g} ± {spread:.3g}{self._infos('eval/')} @ {self.eval_step:,}")
         return " | ".join(parts)
+
+    def _infos(self, prefix: str) -> str:
+        shown = [f"{key} {self.values[prefix + key]:.3g}" for key in self.info_keys
+                 if prefix + key in self.values]
+        return f" ({', '.join(shown)})" if shown else ""
 
 
 _STATUS_KEYS = ("rollout/ep_return_mean", "eval/return_mean", "eval/return_std")
@@ -358,7 +372,7 @@ class Logger:
         self._group = group
         self.wandb_id: str | None = wandb_id
         self.mlflow_id: str | None = mlflow_id
-        self.status = Status(total_steps, start_step)
+        self.status = Status(total_steps, start_step, tuple(cfg.info_keys))
         self._next_interval = (start_step // cfg.every_steps + 1) * cfg.every_steps
         self._status_line = ""
         self._opened = self._closed = False

@@ -9,7 +9,9 @@ hydra.*, resume, device, torch_threads, logger, checkpoint.*) never group.
 Statistics, by rliable (Agarwal et al. 2021, "Deep RL at the Edge of the Statistical Precipice";
 `rlrun/stats.py`):
 
-- the final return of a run is its last `eval/return_mean` event;
+- the final return of a run is its last `eval/return_mean` event; its final info means (e.g. a
+  success rate) are the `eval/<key>` values of that evaluation, for the keys of its
+  `logger.info_keys`, and a group's is their mean over the runs that logged it;
 - a group's final returns: from 5 runs (`rlrun.stats.MIN_RUNS_FOR_IQM`) the IQM, the
   interquartile mean (the mean of the runs left after dropping the floor(n/4) lowest and the
   floor(n/4) highest: rliable's aggregate_iqm, scipy.stats.trim_mean(x, 0.25)), with its 95%
@@ -44,7 +46,7 @@ import json
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +116,9 @@ class RunRecord:
     """Env steps at which `rollout/ep_return_mean` was logged (increasing)."""
     train_returns: np.ndarray
     """`rollout/ep_return_mean` at those steps (raw return of the last training episodes)."""
+    final_infos: dict[str, float] = field(default_factory=dict)
+    """{info key of `logger.info_keys`: its `eval/<key>` mean in the last evaluation}, for the keys
+    that evaluation logged."""
 
     @property
     def final_return(self) -> float:
@@ -161,6 +166,8 @@ def read_run(run_dir: Path) -> RunRecord | None:
     overrides = parse_overrides(OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")))
     evals: dict[int, float] = {}
     trains: dict[int, float] = {}
+    eval_infos: dict[int, dict[str, float]] = {}
+    info_keys = (config.get("logger") or {}).get("info_keys") or []
     steps, wall, sps = 0, 0.0, math.nan
     with (run_dir / "metrics.jsonl").open() as lines:
         for line in lines:
@@ -175,6 +182,9 @@ def read_run(run_dir: Path) -> RunRecord | None:
             for key, series in (("eval/return_mean", evals), ("rollout/ep_return_mean", trains)):
                 if key in record:
                     series[step] = float(record[key])  # the later of two at one step wins
+            if "eval/return_mean" in record:
+                eval_infos[step] = {key: float(record[f"eval/{key}"]) for key in info_keys
+                                    if f"eval/{key}" in record}
     if not evals:
         return None
     eval_steps, train_steps = np.array(sorted(evals)), np.array(sorted(trains), dtype=int)
@@ -184,6 +194,7 @@ def read_run(run_dir: Path) -> RunRecord | None:
         eval_returns=np.array([evals[s] for s in eval_steps]), steps=steps, wall=wall, sps=sps,
         train_steps=train_steps,
         train_returns=np.array([trains[s] for s in train_steps], dtype=float),
+        final_infos=eval_infos[int(eval_steps[-1])],
     )
 
 
@@ -212,6 +223,8 @@ class Group:
     """Mean final return over runs."""
     final: Summary
     """`rlrun.stats.summary` of the final returns: IQM and CI, or mean and range below 5 runs."""
+    final_infos: dict[str, float] = field(default_factory=dict)
+    """{info key: mean over the runs that logged it of their final `eval/<key>`}."""
 
     @property
     def label(self) -> str:
@@ -231,9 +244,17 @@ def summarize(runs: list[RunRecord], keys: list[str], resamples: int, seed: int)
     groups = []
     for (env, algo, setting), members in sorted(buckets.items()):
         finals = [run.final_return for run in members]
+        infos = {key: float(np.mean([run.final_infos[key] for run in members
+                                     if key in run.final_infos]))
+                 for key in info_keys(members)}
         groups.append(Group(env, algo, setting, members, float(np.mean(finals)),
-                            summary(finals, resamples, seed)))
+                            summary(finals, resamples, seed), infos))
     return groups
+
+
+def info_keys(runs: list[RunRecord]) -> list[str]:
+    """The info keys whose final `eval/<key>` one of `runs` logged, in order of appearance."""
+    return list(dict.fromkeys(key for run in runs for key in run.final_infos))
 
 
 def curve_grid(runs: list[RunRecord]) -> np.ndarray:
@@ -338,14 +359,17 @@ def _reference_rows(
 
 def _rows(groups: list[Group], keys: list[str]) -> tuple[list[str], list[list[str]]]:
     """Table header and rows shared by the console table and report.md."""
+    infos = info_keys([run for group in groups for run in group.runs])
     header = ["env", "algo", *keys, "runs", "mean", "statistic", "final return",
-              "steps", "wall (s)", "SPS"]
+              *(f"eval/{key}" for key in infos), "steps", "wall (s)", "SPS"]
     rows = []
     for group in groups:
         values = dict(group.setting)
         rows.append([
             group.env, group.algo, *(values[key] for key in keys), str(len(group.runs)),
             f"{group.mean:.2f}", group.final.label, group.final.text(2),
+            *(f"{group.final_infos[key]:.3g}" if key in group.final_infos else "-"
+              for key in infos),
             f"{np.mean([run.steps for run in group.runs]):.0f}",
             f"{np.mean([run.wall for run in group.runs]):.1f}",
             f"{np.mean([run.sps for run in group.runs]):.0f}",
@@ -353,11 +377,18 @@ def _rows(groups: list[Group], keys: list[str]) -> tuple[list[str], list[list[st
     return header, rows
 
 
+INFO_NOTE = (" `eval/<key>` (a key of `logger.info_keys`; `is_success`: the success rate): its "
+             "mean over the episodes of each run's last evaluation, averaged over the runs that "
+             "logged it.")
+"""What report.md says of the final-info columns, when there are some."""
+
+
 def _markdown(
     groups: list[Group], keys: list[str], images: dict[str, str], resamples: int, seed: int,
     published: tuple[list[str], list[list[str]]] | None, across: list[str],
 ) -> str:
     header, rows = _rows(groups, keys)
+    info_note = INFO_NOTE if any(group.final_infos for group in groups) else ""
     compared = []
     if published is not None:
         ref_header, ref_rows = published
@@ -385,8 +416,8 @@ def _markdown(
          f"its group size allows: from {MIN_RUNS_FOR_IQM} runs the IQM (mean of the middle 50% of "
          f"runs) with its {CONFIDENCE:.0%} CI (rliable's stratified percentile bootstrap over "
          f"runs, {resamples} resamples, seed {seed}); below {MIN_RUNS_FOR_IQM} runs, where the "
-         "IQM drops no run and a bootstrap only spans the runs, the mean and [min, max]. Mean, "
-         "steps, wall time and SPS: means over runs."), "",
+         f"IQM drops no run and a bootstrap only spans the runs, the mean and [min, max].{info_note} "
+         "Mean, steps, wall time and SPS: means over runs."), "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" if i < 2 + len(keys) else "---:" for i in range(len(header))) + "|",
         *("| " + " | ".join(row) + " |" for row in rows), "",
@@ -424,18 +455,21 @@ def _blank_nan(value: float) -> float | str:
 def _write_runs_csv(
     groups: list[Group], keys: list[str], norms: dict[str, Normalisation | None], path: Path
 ) -> None:
-    """One row per run; `final_train_return` is empty for a run that logged no training return and
-    `normalised_return` for an env that is not normalised."""
+    """One row per run; `final_train_return` is empty for a run that logged no training return,
+    `normalised_return` for an env that is not normalised, and `eval/<key>` (the last
+    evaluation's info mean) for a run that did not log it."""
+    infos = info_keys([run for group in groups for run in group.runs])
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow([*_run_header(keys), "final_return", "final_train_return", "steps",
-                         "wall_s", "sps", "normalised_return"])
+                         "wall_s", "sps", "normalised_return", *(f"eval/{key}" for key in infos)])
         for group in groups:
             norm = norms[group.env]
             for run in group.runs:
                 writer.writerow([*_run_columns(run, keys), run.final_return,
                                  _blank_nan(run.train_return), run.steps, run.wall, run.sps,
-                                 "" if norm is None else float(norm(run.final_return))])
+                                 "" if norm is None else float(norm(run.final_return)),
+                                 *(run.final_infos.get(key, "") for key in infos)])
 
 
 def curve_points(run: RunRecord) -> list[tuple[int, float | str, float | str]]:

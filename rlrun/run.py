@@ -39,6 +39,7 @@ from rlrun.checkpoint import (
 )
 from rlrun.config import ConfigError, TrainConfig
 from rlrun.envs.factory import Step, VecEnv, make_vec_env
+from rlrun.envs.final_info import FinalInfo
 from rlrun.evaluation import EvalResult, EvaluationInterrupted, evaluate
 from rlrun.logger import Logger
 from rlrun.ops.optim import FlatOptimizer, NonFiniteError
@@ -197,6 +198,7 @@ class Run:
         self._next_eval = self._next_multiple(start_step, cfg.eval.every_steps)
         self._next_checkpoint = self._next_multiple(start_step, cfg.checkpoint.every_steps)
         self._episodes = EpisodeWindow(cfg.logger.return_window)
+        self._final_info = FinalInfo(cfg.logger.info_keys, self.logger.message)
         self._episodes.load_state_dict(state.get("episodes", {}))
         self._start_time = time.perf_counter()
         self._start_step = start_step
@@ -279,7 +281,8 @@ class Run:
         from rlrun.registry import algorithms
 
         count = self.cfg.env.num_envs if num_envs is None else num_envs
-        self._train_envs = make_vec_env(self.cfg.env, count, gamma=gamma, training=True)
+        self._train_envs = make_vec_env(self.cfg.env, count, gamma=gamma, training=True,
+                                        final_info=self._final_info)
         check_spaces = algorithms()[self.cfg.algo.name].check_spaces
         if check_spaces is not None:
             try:
@@ -370,7 +373,7 @@ class Run:
     def record_episodes(self, step: Step) -> None:
         """Collect finished training episodes for the `rollout/` metrics."""
         if len(step.episode_returns):
-            self._episodes.add(step.episode_returns, step.episode_lengths)
+            self._episodes.add(step.episode_returns, step.episode_lengths, step.episode_infos)
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         """Log training metrics with rollout statistics and throughput at global step `step`."""
@@ -404,7 +407,7 @@ class Run:
             obs_normalizer = self._train_envs.obs_normalizer if self._train_envs else None
             self._eval_envs = make_vec_env(
                 self.cfg.env, self.cfg.eval.num_envs, training=False, obs_normalizer=obs_normalizer,
-                max_episode_steps=self.cfg.eval.max_episode_steps,
+                max_episode_steps=self.cfg.eval.max_episode_steps, final_info=self._final_info,
             )
         return evaluate(
             policy, self._eval_envs, self.cfg.eval.episodes, self.cfg.seed + self.cfg.eval.seed_offset,

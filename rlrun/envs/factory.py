@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from rlrun.config import ConfigError, EnvConfig
+from rlrun.envs.final_info import FinalInfo
 from rlrun.envs.normalize import ObsNormalizer, RewardNormalizer
 from rlrun.envs.recording import EpisodeRecording
 from rlrun.envs.vector import EnvPoolVectorEnv, SerialVectorEnv, SubprocessVectorEnv
@@ -37,10 +38,14 @@ class Step:
     """Raw (unnormalised) returns of the episodes that ended this step."""
     episode_lengths: np.ndarray
     """Lengths (env steps) of the episodes that ended this step."""
+    episode_infos: dict[str, np.ndarray]
+    """{info key: its value in the final info of each episode that ended this step, NaN where
+    the info lacks a number}, for the keys of `logger.info_keys` that one of them reports."""
 
 
 _NO_RETURNS = np.zeros(0, np.float64)
 _NO_LENGTHS = np.zeros(0, np.int64)
+_NO_INFOS: dict[str, np.ndarray] = {}  # shared by every step without ended episodes: never modified
 
 
 class VecEnv:
@@ -52,8 +57,11 @@ class VecEnv:
         obs_normalizer: ObsNormalizer | None,
         reward_normalizer: RewardNormalizer | None,
         training: bool,
+        final_info: FinalInfo | None = None,
     ) -> None:
         self.envs = envs
+        self.final_info = final_info
+        envs.info_keys = final_info.keys if final_info is not None else ()
         self.num_envs = envs.num_envs
         self.single_observation_space = envs.single_observation_space
         self.single_action_space = envs.single_action_space
@@ -114,7 +122,7 @@ class VecEnv:
         if self._action_bounds is not None:
             low, high = self._action_bounds
             actions = np.minimum(np.maximum(actions, low), high)
-        obs, rewards, terminations, truncations, final_rows = self.envs.step(actions)
+        obs, rewards, terminations, truncations, final_rows, final_infos = self.envs.step(actions)
         ended = terminations | truncations
         self._returns += rewards
         self._lengths += 1
@@ -129,13 +137,15 @@ class VecEnv:
             for i, row in final_rows.items():
                 raw_final[i] = row
             final_obs = self._process(raw_final, update=False)
+            episode_infos = (self.final_info.values(final_infos, np.flatnonzero(ended))
+                             if final_infos and self.final_info is not None else _NO_INFOS)
         else:
-            episode_returns, episode_lengths = _NO_RETURNS, _NO_LENGTHS
+            episode_returns, episode_lengths, episode_infos = _NO_RETURNS, _NO_LENGTHS, _NO_INFOS
         if self.reward_normalizer is not None and self.training:
             rewards = self.reward_normalizer(rewards, ended)
         self._obs = processed
         return Step(processed, rewards.astype(np.float32), terminations, truncations, final_obs,
-                    episode_returns, episode_lengths)
+                    episode_returns, episode_lengths, episode_infos)
 
     def state_dict(self) -> dict:
         """Normaliser statistics and the running episodes (tensors and plain data only)."""
@@ -356,6 +366,7 @@ def make_vec_env(
     video: VideoSpec | None = None,
     max_episode_steps: int | None = None,
     record_episodes: EpisodeRecording | None = None,
+    final_info: FinalInfo | None = None,
 ) -> VecEnv:
     """Build `num_envs` copies of the configured env as one VecEnv.
 
@@ -368,6 +379,8 @@ def make_vec_env(
     episodes below the config's time limit (evaluation's `eval.max_episode_steps`). With
     `record_episodes`, each env is wrapped in its recorder, and the envs are Gymnasium's, stepped in
     this process (whatever `env.backend` and `env.vectorization` say) so that it can be read.
+    With `final_info`, each step's `episode_infos` holds its keys from the ended episodes' final
+    infos.
     """
     refuse_in_process_task(cfg)
     if video is not None:
@@ -396,4 +409,4 @@ def make_vec_env(
     reward_normalizer = None
     if training and cfg.normalize_reward:
         reward_normalizer = RewardNormalizer(num_envs, gamma, cfg.clip_reward)
-    return VecEnv(envs, obs_normalizer, reward_normalizer, training)
+    return VecEnv(envs, obs_normalizer, reward_normalizer, training, final_info)

@@ -1,7 +1,8 @@
 """A lean synchronous vector env: N envs stepped in turn, reset in the same step they end.
 
 Gymnasium's SyncVectorEnv merges every info dict on every step; rlrun needs none of them
-except the final observation of an ended episode, which this returns directly.
+except the final observation of an ended episode and the values of `info_keys` in its final
+info (`logger.info_keys`), which the vector envs here return directly.
 
 Exact resume: simulator states (MuJoCo, classic control, Atari) are not portable data, so
 `SerialVectorEnv` captures each env as the way to rebuild it: how its current episode was
@@ -23,6 +24,9 @@ import numpy as np
 import torch
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 from gymnasium.vector.utils import batch_space
+
+FinalInfos = dict[int, dict[str, Any]]
+"""{env index: {key: value}}: the `info_keys` found in the final info of each episode that ended."""
 
 MAX_LOGGED_ACTIONS = 100_000
 """Actions of one episode kept for exact resume (count); beyond them the episode is not replayed."""
@@ -79,6 +83,8 @@ class SerialVectorEnv:
         self._truncations = np.zeros(self.num_envs, bool)
         self._episode_starts: list[dict] = [{} for _ in self.envs]
         self._episode_actions = [ActionLog() for _ in self.envs]
+        self.info_keys: tuple[str, ...] = ()
+        """Keys of an ended episode's final info that `step` returns."""
 
     def _reset_env(self, i: int, seed: int | None) -> np.ndarray:
         env = self.envs[i]
@@ -95,18 +101,26 @@ class SerialVectorEnv:
             self._obs[i] = self._reset_env(i, None if seed is None else seed + i)
         return self._obs.copy()
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[int, np.ndarray]]:
-        """Returns (obs, rewards, terminations, truncations, {env index: final obs of its ended episode})."""
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[int, np.ndarray], FinalInfos]:
+        """Returns (obs, rewards, terminations, truncations, {env index: final obs of its ended
+        episode}, the `info_keys` of their final infos)."""
         final_obs = {}
+        final_infos: FinalInfos = {}
         for i, env in enumerate(self.envs):
             if self.replayable:
                 self._episode_actions[i].append(actions[i])
-            obs, self._rewards[i], self._terminations[i], self._truncations[i], _ = env.step(actions[i])
+            result = env.step(actions[i])
+            obs, self._rewards[i], self._terminations[i], self._truncations[i], info = result
             if self._terminations[i] or self._truncations[i]:
                 final_obs[i] = obs
+                if found := {key: info[key] for key in self.info_keys if key in info}:
+                    final_infos[i] = found
                 obs = self._reset_env(i, None)
             self._obs[i] = obs
-        return self._obs.copy(), self._rewards.copy(), self._terminations.copy(), self._truncations.copy(), final_obs
+        return (self._obs.copy(), self._rewards.copy(), self._terminations.copy(),
+                self._truncations.copy(), final_obs, final_infos)
 
     def state_dict(self) -> dict:
         """How to rebuild every env's current episode: its reset and the actions since (an
@@ -147,7 +161,11 @@ class SerialVectorEnv:
 
 
 class SubprocessVectorEnv:
-    """Gymnasium's AsyncVectorEnv (one subprocess per env) behind SerialVectorEnv's interface."""
+    """Gymnasium's AsyncVectorEnv (one subprocess per env) behind SerialVectorEnv's interface.
+
+    The final info of an ended episode comes through the pipe in Gymnasium's batched
+    `final_info` (one array per key, with a `_<key>` mask of the envs that have it).
+    """
 
     def __init__(self, env_fns: list[Callable[[], gym.Env]]) -> None:
         self.vector_env = AsyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
@@ -155,14 +173,20 @@ class SubprocessVectorEnv:
         self.single_observation_space = self.vector_env.single_observation_space
         self.single_action_space = self.vector_env.single_action_space
         self.action_space = self.vector_env.action_space
+        self.info_keys: tuple[str, ...] = ()
+        """Keys of an ended episode's final info that `step` returns."""
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         return self.vector_env.reset(seed=seed)[0]
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[int, np.ndarray], FinalInfos]:
         obs, rewards, terminations, truncations, infos = self.vector_env.step(actions)
         ended = np.flatnonzero(terminations | truncations)
-        return obs, rewards, terminations, truncations, {int(i): infos["final_obs"][i] for i in ended}
+        final_obs = {int(i): infos["final_obs"][i] for i in ended}
+        final_infos = batched_info_rows(infos["final_info"], ended, self.info_keys) if len(ended) else {}
+        return obs, rewards, terminations, truncations, final_obs, final_infos
 
     def close(self) -> None:
         self.vector_env.close()
@@ -179,6 +203,9 @@ class EnvPoolVectorEnv:
 
     def __init__(self, envpool_make: Callable[..., Any], num_envs: int) -> None:
         """`envpool_make(seed=...)` builds the pool (`envpool.make` with everything else bound)."""
+        self.info_keys: tuple[str, ...] = ()
+        """Keys of an ended episode's final info that `step` returns (EnvPool's info holds only
+        the entries its C++ env defines, e.g. `lives`, `elapsed_step`)."""
         self._make = envpool_make
         self._seed = 0
         self.pool = self._make(seed=0)
@@ -197,15 +224,34 @@ class EnvPoolVectorEnv:
         self._fresh = False
         return self.pool.reset()[0]
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[int, np.ndarray]]:
-        obs, rewards, terminations, truncations, _ = self.pool.step(actions)
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[int, np.ndarray], FinalInfos]:
+        obs, rewards, terminations, truncations, infos = self.pool.step(actions)
         ended = np.flatnonzero(terminations | truncations)
-        final_obs = {}
+        final_obs: dict[int, np.ndarray] = {}
+        final_infos: FinalInfos = {}
         if len(ended):
             final_obs = {int(i): obs[i].copy() for i in ended}
+            final_infos = batched_info_rows(infos, ended, self.info_keys)
             obs = obs.copy()
             obs[ended] = self.pool.reset(ended.astype(np.int32))[0]
-        return obs, rewards.astype(np.float64), terminations, truncations, final_obs
+        return obs, rewards.astype(np.float64), terminations, truncations, final_obs, final_infos
 
     def close(self) -> None:
         self.pool.close()
+
+
+def batched_info_rows(infos: dict[str, Any], rows: np.ndarray, keys: tuple[str, ...]) -> FinalInfos:
+    """The `keys` of `rows` in a batched info dict (one array per key, with Gymnasium's optional
+    `_<key>` mask of the envs that have it)."""
+    found: FinalInfos = {}
+    for key in keys:
+        if key not in infos:
+            continue
+        values, mask = infos[key], infos.get(f"_{key}")
+        for i in rows:
+            if mask is None or mask[i]:
+                value = values[i] if isinstance(values, np.ndarray) else values  # a dict: nested info
+                found.setdefault(int(i), {})[key] = value
+    return found
