@@ -275,3 +275,14 @@ def test_make_vec_env_wraps_every_env(compose_cfg, user_wrappers):
     envs = make_vec_env(cfg, 2)
     assert envs.single_observation_space.shape == (8,) and envs.reset(seed=0).shape == (2, 8)
     envs.close()
+
+
+def test_resume_counts_an_added_or_changed_keyword_as_a_change(compose_cfg):
+    from omegaconf import OmegaConf
+
+    from rlrun.resume import config_changes
+
+    stored = OmegaConf.to_yaml(OmegaConf.structured(compose_cfg(["env=FrozenLake-v1"])))
+    added = compose_cfg(["env=FrozenLake-v1", "env.kwargs.is_slippery=false"])
+    assert config_changes(stored, added) == ["env.kwargs: {} -> {'is_slippery': False}"]
+    assert config_changes(stored, compose_cfg(["env=FrozenLake-v1"])) == []
