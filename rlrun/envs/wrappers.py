@@ -39,8 +39,9 @@ def rejected_keyword(
     error: BaseException, given: dict[str, Any], factory: Callable[..., Any] | None, owner: str,
     key: str, skip: int = 0,
 ) -> str | None:
-    """`<key>.<name>: <owner> does not take '<name>'; ... it takes a, b` when `error` is the
-    TypeError of a keyword of `given` that `factory` does not take; else None."""
+    """`<key>.<name>: <owner> does not take '<name>' (did you mean ...?); it takes a, b, ...`
+    when `error` is the TypeError of a keyword of `given` that `factory` does not take; else
+    None."""
     match = _UNEXPECTED.search(str(error))
     if factory is None or match is None or match.group(1) not in given:
         return None
