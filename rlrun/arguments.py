@@ -46,6 +46,7 @@ FLAGS_WITH_VALUE = {
 """Hydra command-line flags whose next argument is their value, not an override."""
 
 _KEY = re.compile(r"(?P<prefix>\+{0,2}|~)(?P<key>[\w.\-/@]+)=(?P<value>.*)", re.DOTALL)
+_DELETION = re.compile(r"~\w+(\.\w+)+")
 _NUMBER = re.compile(r"[+-]?(\d[\d_]*)?\.?\d*([eE][+-]?\d+)?")
 
 
@@ -106,11 +107,12 @@ def _integral(value: str) -> str:
 
 
 def looks_like_path(arg: str, must_exist: bool) -> bool:
-    """Whether `arg` is a file system path rather than an override (`key=value`): no `=`, or a
-    `/` before the first `=` that is not a Hydra group (`hydra/launcher=...`)."""
+    """Whether `arg` is a file system path rather than an override (`key=value`, `~key.name`):
+    no `=`, or a `/` before the first `=` that is not a Hydra group (`hydra/launcher=...`)."""
     match = _KEY.fullmatch(arg)
     if match is None:
-        path_like = "/" in arg or arg in (".", "..") or not must_exist
+        deletion = _DELETION.fullmatch(arg) is not None  # ~env.kwargs.name
+        path_like = ("/" in arg or arg in (".", "..") or not must_exist) and not deletion
     else:
         path_like = "/" in match.group("key") and not match.group("key").startswith("hydra/")
     return path_like and (not must_exist or Path(arg).expanduser().exists())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import statistics
 import sys
 import time
@@ -34,9 +35,10 @@ from rlrun.compose import (
     fail,
     job_node,
     override_lists,
+    split_env_overrides,
     validate_train,
 )
-from rlrun.config import ConfigError, EvalRunConfig, TrainConfig, register_schemas
+from rlrun.config import ConfigError, EnvConfig, EvalRunConfig, TrainConfig, register_schemas
 from rlrun.envs.config_source import GymRegistryConfigSource, GymRegistrySearchPath
 from rlrun.registry import algorithms
 from rlrun.sweep import assign_gpu, job_dir_name, seed_runs, sweep_name
@@ -304,7 +306,10 @@ EVAL_USAGE = """usage: rlrun-eval <run dir or checkpoint> [key=value ...]   (or 
   eval.export=null          torchscript | onnx: write a self-contained policy file beside the checkpoint
   eval.dataset=null         namespace/name-v0: record the episodes as a Minari dataset (minari extra)
   eval.dataset_overwrite=false  replace an existing dataset of that id
-  device=auto  seed=<the run's seed>  torch_threads=1"""
+  device=auto  seed=<the run's seed>  torch_threads=1
+On a variant of the training env whose spaces match (the results go to <stem>.eval.<variant>.json):
+  env.id=<id> (or env=<id>)  env.kwargs.<name>=<value>  ~env.kwargs.<name>
+  env.max_episode_steps=N    env.wrappers=[...]"""
 
 
 def evaluate() -> None:
@@ -317,10 +322,10 @@ def evaluate() -> None:
         arguments = rewrite(sys.argv[1:], positional_key="checkpoint")
     except ConfigError as error:
         fail(str(error))
-    overrides = override_lists(arguments)[0][0]
+    env_overrides, overrides = split_env_overrides(override_lists(arguments)[0][0])
     options: EvalRunConfig = OmegaConf.to_object(compose_checked("eval", overrides))
     try:
-        _evaluate_checkpoint(options)
+        _evaluate_checkpoint(options, env_overrides)
     except ConfigError as error:
         fail(str(error))
     except KeyboardInterrupt:
@@ -328,8 +333,10 @@ def evaluate() -> None:
         raise SystemExit(130) from None
 
 
-def _evaluate_checkpoint(options: EvalRunConfig) -> None:
-    """Evaluate (and export, record) `options.checkpoint`; print a table and write `<stem>.eval.json`."""
+def _evaluate_checkpoint(options: EvalRunConfig, env_overrides: list[str]) -> None:
+    """Evaluate (and export, record) `options.checkpoint` on its training env, or on the variant
+    `env_overrides` make of it; print a table and write `<stem>.eval.json` (a variant's:
+    `<stem>.eval.<overrides>.json`)."""
     import math
     import signal
 
@@ -344,7 +351,7 @@ def _evaluate_checkpoint(options: EvalRunConfig) -> None:
     from rlrun.evaluation import evaluate as run_evaluation
     from rlrun.extras import require
     from rlrun.ops.stats import reported_means
-    from rlrun.policy_io import load_policy
+    from rlrun.policy_io import env_variant, load_policy
     from rlrun.run import resolve_device
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM ends it like Ctrl-C
@@ -360,25 +367,30 @@ def _evaluate_checkpoint(options: EvalRunConfig) -> None:
     loaded = load_policy(options.checkpoint, device)
     path, policy, train_cfg = loaded.path, loaded.policy, loaded.train_cfg
     state = {"algo": loaded.algo, "global_step": loaded.global_step}
+    env_cfg = env_variant(train_cfg.env, env_overrides) if env_overrides else train_cfg.env
+    variant = f".{_file_part(env_overrides)}" if env_overrides else ""
     video = None
     if options.eval.video:
         require("moviepy", "eval.video=true")
-        if train_cfg.env.family == "classic":
-            require("pygame", f"eval.video=true on {train_cfg.env.id}")
+        if env_cfg.family == "classic":
+            require("pygame", f"eval.video=true on {env_cfg.id}")
         video = VideoSpec(run_dir_of(path) / "eval", options.eval.video_episodes,
-                          f"{path.stem}-step{state['global_step']}")
-    envs = make_vec_env(train_cfg.env, options.eval.num_envs, training=False, video=video,
+                          f"{path.stem}{variant}-step{state['global_step']}")
+    envs = make_vec_env(env_cfg, options.eval.num_envs, training=False, video=video,
                         max_episode_steps=options.eval.max_episode_steps, record_episodes=recording,
                         final_info=FinalInfo(train_cfg.logger.info_keys,
                                              lambda text: print(text, file=sys.stderr)))
     envs.obs_normalizer = loaded.obs_normalizer(envs.single_observation_space)
     if options.eval.export is not None:
-        _export(options.eval.export, policy, envs, path, state, train_cfg)
+        _export(options.eval.export, policy, envs, path, state, env_cfg)
     seed = train_cfg.seed if options.seed is None else options.seed
     result = run_evaluation(policy, envs, options.eval.episodes, seed + options.eval.seed_offset, device,
                             options.eval.deterministic)
     envs.close()
-    table = Table(title=f"{state['algo']} on {train_cfg.env.id} — {path} (step {state['global_step']})")
+    on = env_cfg.id
+    if env_overrides:
+        on += f" ({' '.join(env_overrides)}; trained on {train_cfg.env.id})"
+    table = Table(title=f"{state['algo']} on {on} — {path} (step {state['global_step']})")
     info_means = reported_means(result.infos)
     for column in ("episodes", "return mean", "return std", "return IQM", "length mean",
                    *(f"{key} mean" for key in info_means)):
@@ -388,7 +400,9 @@ def _evaluate_checkpoint(options: EvalRunConfig) -> None:
                   *(f"{mean:.3g}" for mean in info_means.values()))
     Console().print(table)
     report = {
-        "checkpoint": str(path), "algo": state["algo"], "env": train_cfg.env.id,
+        "checkpoint": str(path), "algo": state["algo"], "env": env_cfg.id,
+        "env_kwargs": env_cfg.kwargs, "env_wrappers": env_cfg.wrappers,
+        "env_overrides": env_overrides, "trained_env": train_cfg.env.id,
         "global_step": state["global_step"], "episodes": len(result.returns),
         "deterministic": options.eval.deterministic, **result.metrics(),
         "returns": result.returns.tolist(), "lengths": result.lengths.tolist(),
@@ -400,7 +414,7 @@ def _evaluate_checkpoint(options: EvalRunConfig) -> None:
         }
     if recording is not None:
         report["dataset"] = options.eval.dataset
-    out = path.with_name(f"{path.stem}.eval.json")
+    out = path.with_name(f"{path.stem}.eval{variant}.json")
     out.write_text(json.dumps(report, indent=2))
     print(f"wrote {out}")
     if recording is not None:
@@ -409,6 +423,13 @@ def _evaluate_checkpoint(options: EvalRunConfig) -> None:
         for file in sorted(video.folder.glob(f"{video.prefix}-env*.mp4")):
             if file.stat().st_mtime >= started:
                 print(f"wrote {file}")
+
+
+def _file_part(overrides: list[str]) -> str:
+    """The overrides of an evaluated variant as part of a file name."""
+    from rlrun.sweep import job_dir_name
+
+    return job_dir_name(re.sub(r"[^\w.,=+~-]+", "_", ",".join(overrides)))
 
 
 def _write_dataset(options: EvalRunConfig, recording: EpisodeRecording, envs: VecEnv, path: Path,
@@ -431,12 +452,14 @@ def _write_dataset(options: EvalRunConfig, recording: EpisodeRecording, envs: Ve
 
 
 def _export(
-    fmt: str, policy: nn.Module, envs: VecEnv, path: Path, state: dict[str, Any], train_cfg: TrainConfig
+    fmt: str, policy: nn.Module, envs: VecEnv, path: Path, state: dict[str, Any], env_cfg: EnvConfig
 ) -> None:
     """Write the self-contained policy file beside the checkpoint (rlrun.export) and say so."""
     from rlrun.export import export_policy
 
-    metadata = {"algo": state["algo"], "env": train_cfg.env.id, "global_step": str(state["global_step"]),
+    metadata = {"algo": state["algo"], "env": env_cfg.id, "global_step": str(state["global_step"]),
+                "env_kwargs": json.dumps(env_cfg.kwargs),
+                "env_wrappers": json.dumps(env_cfg.wrappers),
                 "observation_space": str(envs.single_observation_space),
                 "action_space": str(envs.single_action_space),
                 "input": f"obs: float32 (batch, {', '.join(map(str, envs.single_observation_space.shape))})"}

@@ -132,6 +132,13 @@ def _key_of(override: str) -> str:
     return re.sub(r"^(\+{1,2}|~)", "", override.partition("=")[0])
 
 
+def split_env_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
+    """(the `env=` and `env.*` overrides, the others): rlrun-eval applies the first to the
+    checkpoint's env (`rlrun.policy_io.env_variant`)."""
+    env = [o for o in overrides if _key_of(o) == "env" or _key_of(o).startswith("env.")]
+    return env, [o for o in overrides if o not in env]
+
+
 def is_group(key: str) -> bool:
     return key == "env" or (Path(CONF_DIR) / key).is_dir()
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 
 class ConfigError(ValueError):
@@ -62,7 +62,12 @@ class EnvConfig:
     """Time limit for envs Gymnasium registers without one (env steps; e.g. CliffWalking), so
     that no episode runs forever; Atari games keep ALE's own frame limit."""
     kwargs: dict[str, Any] = field(default_factory=dict)
-    """Extra keyword arguments for gymnasium.make."""
+    """Keyword arguments of the env's constructor, passed through gymnasium.make
+    (`env.kwargs.<name>=<value>`, typed: true, 8, 0.5, [1,2], text)."""
+    wrappers: list[Any] = field(default_factory=list)
+    """Gymnasium wrappers applied in order to each env as made, before rlrun's own (time limit,
+    observation flattening, Atari preprocessing, normalisation): `{_target_: <import path>,
+    <keyword>: <value>, ...}`, or the import path alone."""
 
     def __post_init__(self) -> None:
         check(self.num_envs >= 1, f"env.num_envs={self.num_envs} must be >= 1")
@@ -83,6 +88,18 @@ class EnvConfig:
         check(
             not (self.backend == "envpool" and self.family == "atari"),
             f"env.backend=envpool is not wired for Atari ({self.id}) yet; use env.backend=gymnasium",
+        )
+        for index, wrapper in enumerate(self.wrappers):
+            target = wrapper.get("_target_") if isinstance(wrapper, dict) else wrapper
+            check(
+                isinstance(target, str) and target != "",
+                f"env.wrappers[{index}]={wrapper!r} names no wrapper: give "
+                "{_target_: <import path>, <keyword>: <value>} or the import path, e.g. "
+                "env.wrappers=[gymnasium.wrappers.FlattenObservation]",
+            )
+        check(
+            not (self.backend == "envpool" and self.wrappers),
+            "env.wrappers wrap Gymnasium's envs; drop env.backend=envpool",
         )
         check(self.clip_obs > 0, f"env.clip_obs={self.clip_obs} must be > 0")
         check(self.clip_reward > 0, f"env.clip_reward={self.clip_reward} must be > 0")
@@ -439,10 +456,19 @@ class EvalRunConfig:
     """Torch intra-op CPU threads."""
 
 
+def _train_schema() -> DictConfig:
+    """TrainConfig with `env.kwargs` open to new keys: Hydra closes every dict of a composed
+    config (free-form ones too), so that `env.kwargs.<name>=<value>` would need a `+`."""
+    node = OmegaConf.structured(TrainConfig)
+    node.env = OmegaConf.structured(EnvConfig)
+    OmegaConf.set_struct(node.env.kwargs, False)
+    return node
+
+
 def register_schemas(algo_schemas: dict[str, type]) -> None:
     """Register the top-level schemas and each algorithm's (used by `conf/algo/<name>.yaml`)."""
     store = ConfigStore.instance()
-    store.store(name="train_schema", node=TrainConfig)
+    store.store(name="train_schema", node=_train_schema())
     store.store(name="eval_schema", node=EvalRunConfig)
     for name, schema in algo_schemas.items():
         store.store(group="algo", name=f"{name}_schema", node=schema)

@@ -3,6 +3,8 @@
 The checkpoint is read with `weights_only=True` (`rlrun.checkpoint.load_checkpoint`); its
 resolved config (a YAML string) is merged into the algorithm's schema, the policy is built by
 the algorithm's `make_policy` for the stored env's spaces and loaded from `modules[policy_key]`.
+`env_variant` gives the env config of a variant of the training env (`rlrun-eval <run>
+env.id=... env.kwargs.<name>=...`) that the policy can act in.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from typing import Any
 
 import gymnasium as gym
 import torch
-from omegaconf import OmegaConf
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
 from rlrun.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
-from rlrun.config import NETWORK_SCHEMAS, TrainConfig
+from rlrun.config import NETWORK_SCHEMAS, ConfigError, EnvConfig, TrainConfig
 from rlrun.envs.normalize import ObsNormalizer
 from rlrun.registry import algorithms
 from rlrun.resume import known_part
@@ -94,3 +97,74 @@ def load_policy(checkpoint: str | Path, device: torch.device | str = "cpu") -> L
         policy, train_cfg, state["modules"].get("envs", {}).get("obs_rms"), path, state["algo"],
         int(state["global_step"]),
     )
+
+
+VARIANT_KEYS = ("env.id", "env.kwargs", "env.max_episode_steps", "env.wrappers")
+"""The env keys `rlrun-eval` may change (and `env.kwargs.<name>`): which env the policy is
+evaluated on and how it is made; the rest (normalisation, ...) stays the checkpoint's."""
+
+
+def env_variant(trained: EnvConfig, overrides: list[str]) -> EnvConfig:
+    """`trained` with `overrides` (`env=<id>` or `env.id=<id>`, `env.kwargs.<name>=<value>`,
+    `~env.kwargs.<name>`, `env.max_episode_steps=N`, `env.wrappers=[...]`) applied, refused in
+    one line when its observation or action space differs from those of `trained`.
+
+    The spaces are those the policy sees (after the wrappers and rlrun's adapters); they match
+    when they are equal, or are Boxes of the same shape and dtype (other bounds: e.g. a
+    pendulum with another torque limit, whose actions are clipped to its own bounds).
+    """
+    from rlrun.envs.config_source import env_family
+    from rlrun.envs.factory import check_env_id, env_spaces
+
+    node = OmegaConf.structured(trained)
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = "env.id" if override.key_or_group == "env" else override.key_or_group
+        if key not in VARIANT_KEYS and not key.startswith("env.kwargs."):
+            raise ConfigError(
+                "rlrun-eval takes env=<id>, env.kwargs.<name>=<value>, env.max_episode_steps=N "
+                f"and env.wrappers=[...] to evaluate on a variant of the training env; {key} "
+                "stays the checkpoint's"
+            )
+        _apply(node, key.removeprefix("env."), override.value(), override.is_delete(),
+               override.input_line)
+    if node.id != trained.id:
+        check_env_id(node.id)
+        node.family = env_family(node.id)
+    variant: EnvConfig = OmegaConf.to_object(node)
+    policy_spaces, variant_spaces = env_spaces(trained), env_spaces(variant)
+    if not all(map(_fits, policy_spaces, variant_spaces)):
+        (obs, action), (variant_obs, variant_action) = policy_spaces, variant_spaces
+        raise ConfigError(
+            f"cannot evaluate on {variant.id} ({' '.join(overrides)}): its observation and action "
+            f"spaces {_short(variant_obs)}, {_short(variant_action)} differ from the policy's "
+            f"{_short(obs)}, {_short(action)} ({trained.id}); choose a variant with the same spaces"
+        )
+    return variant
+
+
+def _apply(node: DictConfig, key: str, value: object, delete: bool, line: str) -> None:
+    """Set (or delete) `key` of the env config `node` as the override `line` says."""
+    try:
+        if delete:
+            parent, _, name = key.rpartition(".")
+            owner = OmegaConf.select(node, parent) if parent else None
+            if not isinstance(owner, DictConfig) or name not in owner:
+                raise ConfigError(f"{line}: the checkpoint's env has no env.{key} to delete")
+            del owner[name]
+        else:
+            OmegaConf.update(node, key, value, merge=False)
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"invalid override {line}: {str(error).splitlines()[0]}") from None
+
+
+def _fits(policy_space: gym.Space, space: gym.Space) -> bool:
+    if isinstance(policy_space, gym.spaces.Box) and isinstance(space, gym.spaces.Box):
+        return policy_space.shape == space.shape and policy_space.dtype == space.dtype
+    return policy_space == space
+
+
+def _short(space: gym.Space) -> str:
+    """`space` in a few words (a Box by shape and dtype, not its bounds)."""
+    if isinstance(space, gym.spaces.Box):
+        return f"Box{space.shape} {space.dtype}"
+    return str(space)

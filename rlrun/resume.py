@@ -58,14 +58,25 @@ def known_part(stored: Any, schema: Any) -> Any:
     }
 
 
+def _flat_with_whole_keywords(config: dict[str, Any]) -> dict[str, Any]:
+    """`flatten(config)` with `env.kwargs` one leaf: a keyword added or dropped is a change."""
+    flat = {key: value for key, value in flatten(config).items()
+            if not key.startswith("env.kwargs.")}
+    if isinstance(config.get("env"), dict):
+        flat["env.kwargs"] = config["env"].get("kwargs", {})
+    return flat
+
+
 def config_changes(stored_yaml: str, cfg: TrainConfig) -> list[str]:
     """`key: old -> new` for every config value that differs from the checkpoint's config.
 
     Keys one of the two lacks (added to rlrun after the checkpoint was written, or dropped
     since) are not changes: they take their defaults, or shape nothing any more.
     """
-    old = flatten(OmegaConf.to_container(OmegaConf.create(stored_yaml), resolve=True))
-    new = flatten(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
+    old, new = (
+        _flat_with_whole_keywords(OmegaConf.to_container(config, resolve=True))
+        for config in (OmegaConf.create(stored_yaml), OmegaConf.structured(cfg))
+    )
     return [
         f"{key}: {old.get(key, ABSENT)} -> {new.get(key, ABSENT)}"
         for key in sorted(old.keys() | new.keys())

@@ -18,6 +18,7 @@ from rlrun.envs.final_info import FinalInfo
 from rlrun.envs.normalize import ObsNormalizer, RewardNormalizer
 from rlrun.envs.recording import EpisodeRecording
 from rlrun.envs.vector import EnvPoolVectorEnv, SerialVectorEnv, SubprocessVectorEnv
+from rlrun.envs.wrappers import apply_wrappers, env_creator, rejected_keyword
 
 
 @dataclass
@@ -219,7 +220,8 @@ def adapt_observations(env: gym.Env) -> gym.Env:
 def _env_fn(
     cfg: EnvConfig, render_mode: str | None, training: bool = True, max_episode_steps: int | None = None
 ) -> Callable[[], gym.Env]:
-    """A factory of one env; Atari envs get the standard preprocessing (rlrun.envs.atari).
+    """A factory of one env: made, wrapped in `env.wrappers`, then adapted by rlrun; Atari envs
+    get the standard preprocessing (rlrun.envs.atari).
 
     Episodes end at `max_episode_steps`, else `env.max_episode_steps`, else the registered time
     limit, else `env.unlimited_max_episode_steps` (Atari: ALE's own frame limit).
@@ -234,9 +236,12 @@ def _env_fn(
             from rlrun.envs.atari import wrap_atari  # registers the ALE ids
 
             kwargs["frameskip"] = 1  # wrap_atari skips frames, max-pooling the last two
-            return wrap_atari(gym.make(cfg.id, render_mode=render_mode, **kwargs), training)
+            env = gym.make(cfg.id, render_mode=render_mode, **kwargs)
+            return wrap_atari(apply_wrappers(env, cfg.wrappers, cfg.id), training)
         env = gym.make(cfg.id, render_mode=render_mode, **kwargs)
-        if limit is None and (env.spec is None or env.spec.max_episode_steps is None):
+        unlimited = limit is None and (env.spec is None or env.spec.max_episode_steps is None)
+        env = apply_wrappers(env, cfg.wrappers, cfg.id)
+        if unlimited:
             env = gym.wrappers.TimeLimit(env, cfg.unlimited_max_episode_steps)
         return adapt_observations(env)
 
@@ -319,6 +324,9 @@ def build_env(cfg: EnvConfig, make: Callable[[], gym.Env]) -> gym.Env:
             raise ConfigError(f"env {cfg.id} needs the {extra} extra: {install_hint(extra)}") from None
         raise ConfigError(f"env {cfg.id} needs packages that are not installed: {text}") from None
     except (gym.error.Error, TypeError, ValueError, AssertionError) as error:
+        rejected = rejected_keyword(error, cfg.kwargs, env_creator(cfg.id), cfg.id, "env.kwargs")
+        if rejected is not None:
+            raise ConfigError(rejected) from None
         raise ConfigError(f"cannot build env {cfg.id}: {str(error).splitlines()[0]}; check env.kwargs") from None
 
 

@@ -7,6 +7,9 @@ from torch import nn
 
 from rlrun.networks.mlp import HIDDEN_GAIN, layer_init
 
+MIN_IMAGE_SIZE = 36
+"""Smallest height and width (pixels) whose features survive the three convolutions."""
+
 
 class NatureCNN(nn.Module):
     """Three conv layers and one dense layer; uint8 frames are scaled to [0, 1] inside."""

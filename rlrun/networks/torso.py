@@ -6,7 +6,7 @@ import gymnasium as gym
 from torch import nn
 
 from rlrun.config import ConfigError, NetworkConfig
-from rlrun.networks.cnn import NatureCNN
+from rlrun.networks.cnn import MIN_IMAGE_SIZE, NatureCNN
 from rlrun.networks.mlp import flat_dim, mlp
 
 
@@ -25,6 +25,13 @@ def make_torso(cfg: NetworkConfig, obs_space: gym.Space) -> tuple[nn.Module, int
         if len(obs_space.shape) != 3:
             raise ConfigError(
                 f"network=cnn needs image observations (C, H, W), got shape {obs_space.shape}; use network=mlp"
+            )
+        if min(obs_space.shape[1:]) < MIN_IMAGE_SIZE:
+            raise ConfigError(
+                f"image observations {obs_space.shape} are smaller than the {MIN_IMAGE_SIZE}x"
+                f"{MIN_IMAGE_SIZE} pixels the CNN needs: render larger frames with a wrapper in "
+                "env.wrappers, or flatten them for the MLP (gymnasium.wrappers.FlattenObservation "
+                "last in env.wrappers)"
             )
         return NatureCNN(obs_space.shape, cfg.hidden_sizes[-1], orthogonal), cfg.hidden_sizes[-1]
     if isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 3:
