@@ -70,7 +70,7 @@ def user_dir(tmp_path, monkeypatch):
     so that each test imports its own)."""
     folder = write_modules(tmp_path / "user")
     monkeypatch.chdir(folder)
-    monkeypatch.delenv(SHARED, raising=False)
+    monkeypatch.setenv(SHARED, "{}")  # what composing shares is forgotten after the test
     monkeypatch.setattr(sys, "path", list(sys.path))  # rlrun puts the current directory on it
     yield folder
     for name in MODULES:
@@ -148,6 +148,26 @@ def test_ids_of_the_users_module_compose_with_their_family(user_dir):
     assert (cfg.env.id, cfg.env.family, cfg.env.imports) == ("MyCartPole-v0", "other", ["mymod"])
 
 
+def test_a_worker_imports_what_the_main_process_shared(user_dir, tmp_path, monkeypatch):
+    from rlrun.envs import imports
+    from rlrun.envs.config_source import registered_env_ids
+
+    compose(["env=MyCartPole-v0", "env.imports=[mymod]"])
+    compose(["env.entry_point=myenvs:Plain", "env=Plain"])
+    shared = json.loads(os.environ[SHARED])
+    assert shared == {"path": [str(user_dir)], "imports": ["mymod"],
+                      "entry_points": {"Plain": "myenvs:Plain"}}
+    for name in MODULES:  # a fresh worker process, started in another directory
+        sys.modules.pop(name, None)
+    for env_id in REGISTERED:
+        gym.registry.pop(env_id, None)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(user_dir)])
+    monkeypatch.setattr(imports, "_loaded_shared", None)
+    monkeypatch.chdir(tmp_path)
+    assert {"MyCartPole-v0", "Plain"} <= set(registered_env_ids())
+    assert gym.registry["Plain"].entry_point == "myenvs:Plain"
+
+
 def test_family_on_the_command_line_picks_the_preset_family(user_dir):
     cfg = compose(["env=mymod:MyCartPole-v0", "family=mujoco"])
     assert cfg.env.family == "mujoco" and cfg.algo.num_steps == 2048  # conf/preset/ppo_mujoco.yaml
@@ -217,6 +237,7 @@ def test_a_users_env_trains_resumes_and_evaluates_from_another_directory(tmp_pat
     assert printed_run_dir(resumed) == run_dir and "Finished at step 256" in resumed.stdout
     monkeypatch.chdir(tmp_path)  # the checkpoint names the module, which is not importable here
     monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setenv(SHARED, "{}")
     with pytest.raises(ConfigError, match=r"^env.imports: cannot import 'mymod': No module named "
                                           r"'mymod' \(not in .* add that folder to PYTHONPATH"):
         load_policy(run_dir)
