@@ -220,6 +220,20 @@ def test_video_refuses_an_env_that_cannot_render_in_one_line(user_dir, tmp_path)
     assert not video.folder.exists()
 
 
+def test_a_recording_names_a_class_registered_by_the_users_module_by_its_import_path(user_dir):
+    from rlrun.envs.factory import make_vec_env
+    from rlrun.envs.recording import EpisodeRecording
+
+    recording = EpisodeRecording([1])
+    envs = make_vec_env(EnvConfig(id="mymod:MyCartPole-v0"), 1, training=False,
+                        record_episodes=recording)
+    spec = recording.env_spec()  # Minari serialises it: Gymnasium refuses callables
+    assert (spec.id, spec.entry_point, spec.max_episode_steps) == ("MyCartPole-v0",
+                                                                   "mymod:MyCartPole", 100)
+    assert gym.make(spec).unwrapped.__class__.__name__ == "MyCartPole"
+    envs.close()
+
+
 def test_minigrid_composes_and_its_dict_space_is_refused_in_one_line(user_dir, capsys):
     pytest.importorskip("minigrid")
     line = refusal(["env=MiniGrid-Empty-5x5-v0", "env.imports=[minigrid]"], capsys)
