@@ -6,6 +6,8 @@
   back as they are: unquoted, their `=` and `,` would be read as Hydra syntax.
 - Integral floats for integer keys (`total_timesteps=2e5`) become integers.
 - A bare path is the checkpoint of `rlrun-eval <path>`; `rlrun <path>` says how to use it.
+- `rlrun env.entry_point=<module>:<Class>` without `env=` gets `env=<Class>`, the name it is
+  registered under (`rlrun.envs.imports`).
 """
 
 from __future__ import annotations
@@ -149,7 +151,21 @@ def rewrite(argv: list[str], positional_key: str | None = None) -> list[str]:
         elif key in integer_keys():
             value = _integral(value)
         rewritten.append(f"{prefix}{key}={value}")
-    return rewritten
+    return rewritten if positional_key else _with_entry_point_name(rewritten)
+
+
+def _with_entry_point_name(overrides: list[str]) -> list[str]:
+    """`overrides` with `env=<Class>` added when `env.entry_point=<module>:<Class>` has no `env=`."""
+    from rlrun.envs.imports import entry_point_name
+
+    keys = [line.partition("=")[0].lstrip("+") for line in overrides]
+    if "env.entry_point" not in keys or "env" in keys:
+        return overrides
+    at = keys.index("env.entry_point")
+    entry_point = overrides[at].partition("=")[2]
+    if entry_point in ("", "null"):
+        return overrides
+    return [*overrides[: at + 1], f"env={entry_point_name(entry_point)}", *overrides[at + 1 :]]
 
 
 def parse_error(overrides: list[str], error: Exception) -> str:

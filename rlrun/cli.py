@@ -40,6 +40,7 @@ from rlrun.compose import (
 )
 from rlrun.config import ConfigError, EnvConfig, EvalRunConfig, TrainConfig, register_schemas
 from rlrun.envs.config_source import GymRegistryConfigSource, GymRegistrySearchPath
+from rlrun.envs.imports import import_from_overrides
 from rlrun.registry import algorithms
 from rlrun.sweep import assign_gpu, job_dir_name, seed_runs, sweep_name
 
@@ -219,6 +220,11 @@ def train() -> None:
     except ConfigError as error:
         fail(str(error))
     override_sets, check_args = override_lists(sys.argv[1:])
+    if not check_args:  # --help, --info: Hydra composes at once, with the env modules imported
+        try:
+            import_from_overrides(override_sets[0])
+        except ConfigError as error:
+            fail(str(error))
     if check_args:
         check_plugins(override_sets[0])
         multirun = bool({"-m", "--multirun"} & set(sys.argv[1:]))

@@ -30,7 +30,8 @@ from omegaconf.errors import OmegaConfBaseException
 from rlrun.arguments import parse_error
 from rlrun.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, run_dir_of
 from rlrun.config import ConfigError, LoggerConfig, TrainConfig
-from rlrun.envs.config_source import registered_env_ids
+from rlrun.envs.config_source import similar_env_ids
+from rlrun.envs.imports import UNKNOWN_ENV_HINT, import_from_overrides, load, share
 from rlrun.extras import install_hint, require
 from rlrun.registry import AlgoSpec, algorithms
 from rlrun.resume import check_algo, flatten, known_part
@@ -256,9 +257,9 @@ def explain(error: Exception, config_name: str, overrides: list[str]) -> str:
     if isinstance(error, MissingConfigException) and missing:
         group, option = missing.groups()
         if group == "env":
-            return (
-                f"unknown env '{option}'{_close(option, registered_env_ids())}{_env_hint(option)}"
-            )
+            close = similar_env_ids(option)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            return f"unknown env '{option}'{hint}{_env_hint(option)}"
         if group == "algo":
             names = sorted(algorithms())
             return (
@@ -288,7 +289,7 @@ def explain(error: Exception, config_name: str, overrides: list[str]) -> str:
 def _env_hint(env_id: str) -> str:
     if env_id.startswith("ALE/") and importlib.util.find_spec("ale_py") is None:
         return f" (Atari envs need the atari extra: {install_hint('atari')})"
-    return " (any Gymnasium id works)"
+    return f" ({UNKNOWN_ENV_HINT})"
 
 
 # ----- sweeps and plugins -----------------------------------------------------------------------
@@ -356,6 +357,7 @@ def compose_checked(
     with_hydra = output_dir_key is not None
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
+        import_from_overrides(overrides)  # Hydra picks the env node from what they register
         if config_name == "train" and resume_override(parsed) is not None:
             cfg = compose_resume(parsed, with_hydra)
         else:
@@ -507,6 +509,10 @@ def compose_resume(parsed: list[Override], with_hydra: bool) -> DictConfig:
     path = resume_override(parsed)
     checkpoint = resolve_checkpoint(path)
     state = load_checkpoint(checkpoint)
+    env = OmegaConf.create(state["config"]).env
+    imports = [str(name) for name in env.get("imports") or []]
+    load(env.id, imports, env.get("entry_point"))  # before Hydra picks its env node
+    share(env.id, imports, env.get("entry_point"))
     original = _original_overrides(state, checkpoint)
     typed = [o.input_line for o in parsed if o.get_key_element() != "resume.path"]
     resume_line = next(o.input_line for o in parsed if o.get_key_element() == "resume.path")

@@ -38,6 +38,13 @@ class EnvConfig:
     """Gymnasium environment id, e.g. CartPole-v1 (group choice `env=<id>`)."""
     family: str = "other"
     """Preset family (classic, mujoco, atari, box2d, other); picks `conf/preset/<algo>_<family>`."""
+    imports: list[str] = field(default_factory=list)
+    """Modules imported before the env is made, which register its id (module names, e.g.
+    [minigrid], [highway_env], [gymnasium_robotics], or a module of your own); the current
+    directory is importable."""
+    entry_point: str | None = None
+    """`<module>:<Class>` of an env class that no module registers, made with env.kwargs and
+    registered under the `env=` name (default: the class name)."""
     num_envs: int = 1
     """Parallel training environments (count)."""
     vectorization: str = "sync"

@@ -99,7 +99,10 @@ def load_policy(checkpoint: str | Path, device: torch.device | str = "cpu") -> L
     )
 
 
-VARIANT_KEYS = ("env.id", "env.kwargs", "env.max_episode_steps", "env.wrappers")
+VARIANT_KEYS = (
+    "env.id", "env.imports", "env.entry_point", "env.kwargs", "env.max_episode_steps",
+    "env.wrappers",
+)
 """The env keys `rlrun-eval` may change (and `env.kwargs.<name>`): which env the policy is
 evaluated on and how it is made; the rest (normalisation, ...) stays the checkpoint's."""
 
@@ -115,19 +118,22 @@ def env_variant(trained: EnvConfig, overrides: list[str]) -> EnvConfig:
     """
     from rlrun.envs.config_source import env_family
     from rlrun.envs.factory import check_env_id, env_spaces
+    from rlrun.envs.imports import load
 
     node = OmegaConf.structured(trained)
     for override in OverridesParser.create().parse_overrides(overrides):
         key = "env.id" if override.key_or_group == "env" else override.key_or_group
         if key not in VARIANT_KEYS and not key.startswith("env.kwargs."):
             raise ConfigError(
-                "rlrun-eval takes env=<id>, env.kwargs.<name>=<value>, env.max_episode_steps=N "
+                "rlrun-eval takes env=<id> (env.imports, env.entry_point), "
+                "env.kwargs.<name>=<value>, env.max_episode_steps=N "
                 f"and env.wrappers=[...] to evaluate on a variant of the training env; {key} "
                 "stays the checkpoint's"
             )
         _apply(node, key.removeprefix("env."), override.value(), override.is_delete(),
                override.input_line)
     if node.id != trained.id:
+        load(node.id, list(node.imports), node.entry_point)
         check_env_id(node.id)
         node.family = env_family(node.id)
     variant: EnvConfig = OmegaConf.to_object(node)

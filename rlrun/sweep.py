@@ -32,10 +32,11 @@ LOCAL_PARALLEL_LAUNCHERS = ("joblib", "submitit_local")
 def job_dir_name(override_dirname: str) -> str:
     """A job's run dir name from `hydra.job.override_dirname`, safe as one path component.
 
-    `/` (as in env=ALE/Pong-v5) becomes `_`. A name longer than MAX_DIR_NAME bytes is cut and
-    ends with `-` and 8 hex digits of the SHA-1 of the whole name, so it stays unique.
+    `/` (as in env=ALE/Pong-v5) becomes `_`, and Hydra's `\\:` (env=mymod:MyEnv-v0) a plain `:`,
+    so that the printed path pastes back into a shell. A name longer than MAX_DIR_NAME bytes is
+    cut and ends with `-` and 8 hex digits of the SHA-1 of the whole name, so it stays unique.
     """
-    name = override_dirname.replace("/", "_")
+    name = override_dirname.replace("/", "_").replace("\\:", ":")
     encoded = name.encode()
     if len(encoded) <= MAX_DIR_NAME:
         return name

@@ -199,7 +199,7 @@ def test_user_wrappers_shape_training_evaluation_and_export(train_run, tmp_path,
     "wrappers, fragment",
     [
         ("[no_such_module.Wrapper]",
-         "env.wrappers[0]: cannot import no_such_module (No module named"),
+         "env.wrappers[0]: cannot import 'no_such_module': No module named"),
         ("[my_wrappers.ScaleRewards]",
          "my_wrappers has no 'ScaleRewards'; did you mean my_wrappers.ScaleReward?"),
         ("[{_target_: my_wrappers.ScaleReward, scal: 2}]",

@@ -208,7 +208,7 @@ def test_real_env_packages_report_their_key(train_run, tmp_path, package, env_id
     run_dir = tmp_path / "run"
     chosen = [] if key is None else [f"logger.info_keys=[{key}]"]
     train_run([f"env={env_id}", "env.num_envs=1", "env.max_episode_steps=10", "algo.num_steps=20",
-               "total_timesteps=40", "eval.episodes=2", "eval.num_envs=1", *chosen], run_dir)
+               "algo.num_minibatches=2", "total_timesteps=40", "eval.episodes=2", "eval.num_envs=1", *chosen], run_dir)
     rows = metric_rows(run_dir)
     logged = f"{key or 'is_success'}"
     assert all(0.0 <= value <= 1.0 for value in values(rows, f"rollout/{logged}"))

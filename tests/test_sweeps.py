@@ -66,6 +66,7 @@ def test_assign_gpu_narrows_cuda_visible_devices_only_for_local_parallel_gpu_job
 def test_job_dir_name_is_one_short_unique_path_component():
     assert job_dir_name("algo=ppo,seed=0") == "algo=ppo,seed=0"
     assert job_dir_name("env=ALE/Pong-v5,seed=1") == "env=ALE_Pong-v5,seed=1"
+    assert job_dir_name(r"env=mymod\:MyEnv-v0,seed=1") == "env=mymod:MyEnv-v0,seed=1"
     long_a = ",".join(f"algo.key_{i}=0.000123456789" for i in range(20))
     long_b = long_a[:-1] + "8"
     name_a, name_b = job_dir_name(long_a), job_dir_name(long_b)

@@ -1,8 +1,10 @@
 """A Hydra config source that builds `env/<id>` nodes from Gymnasium's registry.
 
 Shipped yaml files under `conf/env/` take precedence; this source answers for every other
-registered id, so `env=<any registered id>` works without a yaml file. A search-path plugin
-puts it on Hydra's search path, so a user's own `hydra.searchpath=[...]` keeps it.
+registered id, so `env=<any registered id>` works without a yaml file, and for
+`env=<module>:<id>`, whose module it imports. A search-path plugin puts it on Hydra's search
+path, so a user's own `hydra.searchpath=[...]` keeps it. In a sweep worker it first imports the
+env modules the main process shared (`rlrun.envs.imports.share`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSou
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 from omegaconf import OmegaConf
 
+from rlrun.config import ConfigError
+from rlrun.envs.imports import env_module, import_module, load_shared, registry_id
+
 GROUP = "env"
 SEARCH_PATH = "rlrun-gym://envs"
 
@@ -21,13 +26,16 @@ _FAMILY_BY_ENTRY_POINT = {
     "gymnasium.envs.mujoco": "mujoco",
     "gymnasium.envs.box2d": "box2d",
     "ale_py": "atari",
+    "gymnasium_robotics": "mujoco",  # MuJoCo continuous control: Fetch, Adroit, hands, mazes
 }
 
 
 def registered_env_ids() -> list[str]:
-    """All environment ids registered in Gymnasium (after importing known plugins)."""
+    """All environment ids registered in Gymnasium (after importing known plugins and the env
+    modules shared with this process)."""
     import gymnasium as gym
 
+    load_shared()
     try:  # Atari ids register on import when the [atari] extra is installed.
         import ale_py
 
@@ -37,12 +45,33 @@ def registered_env_ids() -> list[str]:
     return sorted(gym.registry.keys())
 
 
-def env_family(env_id: str) -> str:
-    """Preset family of a registered id, from the module that implements it."""
+def _implementing_module(env_id: str) -> str:
+    """The module that implements a registered id (`<module>:<id>` too)."""
     import gymnasium as gym
 
-    entry_point = gym.registry[env_id].entry_point
-    module = entry_point if isinstance(entry_point, str) else entry_point.__module__
+    entry_point = gym.registry[registry_id(env_id)].entry_point
+    return entry_point if isinstance(entry_point, str) else entry_point.__module__
+
+
+def similar_env_ids(env_id: str) -> list[str]:
+    """Registered ids close to `env_id`; those of the module of a `<module>:<id>` with that
+    prefix."""
+    import difflib
+
+    module = env_module(env_id)
+    close = difflib.get_close_matches(registry_id(env_id), registered_env_ids(), n=3, cutoff=0.5)
+    return [
+        f"{module}:{match}"
+        if module and _implementing_module(match).split(".")[0] == module.split(".")[0]
+        else match
+        for match in close
+    ]
+
+
+def env_family(env_id: str) -> str:
+    """Preset family of a registered id (`<module>:<id>` too), from the module that implements
+    it; `other` for modules the map does not know."""
+    module = _implementing_module(env_id)
     for prefix, family in _FAMILY_BY_ENTRY_POINT.items():
         if module.startswith(prefix):
             return family
@@ -60,7 +89,18 @@ class GymRegistryConfigSource(ConfigSource):
         if not config_path.startswith(GROUP + "/"):
             return None
         env_id = config_path[len(GROUP) + 1 :].removesuffix(".yaml")
-        return env_id if env_id in registered_env_ids() else None
+        return env_id if self._registered(env_id) else None
+
+    @staticmethod
+    def _registered(env_id: str) -> bool:
+        """Whether `env_id` is registered, after importing the module of `<module>:<id>`."""
+        module = env_module(env_id)
+        if module is not None:
+            try:
+                import_module(module, f"env={env_id}")
+            except ConfigError:  # the command line's check (import_from_overrides) says why
+                return False
+        return registry_id(env_id) in registered_env_ids()
 
     def load_config(self, config_path: str) -> ConfigResult:
         env_id = self._env_id(config_path)

@@ -15,6 +15,7 @@ import torch
 
 from rlrun.config import ConfigError, EnvConfig
 from rlrun.envs.final_info import FinalInfo
+from rlrun.envs.imports import UNKNOWN_ENV_HINT, first_line, load, registry_id
 from rlrun.envs.normalize import ObsNormalizer, RewardNormalizer
 from rlrun.envs.recording import EpisodeRecording
 from rlrun.envs.vector import EnvPoolVectorEnv, SerialVectorEnv, SubprocessVectorEnv
@@ -228,7 +229,10 @@ def _env_fn(
     """
 
     def make() -> gym.Env:
+        load(cfg.id, cfg.imports, cfg.entry_point)
         kwargs = dict(cfg.kwargs)
+        if render_mode is not None:  # as a user calls gym.make: render_mode only to render
+            kwargs["render_mode"] = render_mode
         limit = max_episode_steps or cfg.max_episode_steps
         if limit is not None:
             kwargs["max_episode_steps"] = limit
@@ -236,9 +240,9 @@ def _env_fn(
             from rlrun.envs.atari import wrap_atari  # registers the ALE ids
 
             kwargs["frameskip"] = 1  # wrap_atari skips frames, max-pooling the last two
-            env = gym.make(cfg.id, render_mode=render_mode, **kwargs)
+            env = gym.make(cfg.id, **kwargs)
             return wrap_atari(apply_wrappers(env, cfg.wrappers, cfg.id), training)
-        env = gym.make(cfg.id, render_mode=render_mode, **kwargs)
+        env = gym.make(cfg.id, **kwargs)
         unlimited = limit is None and (env.spec is None or env.spec.max_episode_steps is None)
         env = apply_wrappers(env, cfg.wrappers, cfg.id)
         if unlimited:
@@ -272,16 +276,32 @@ def _recording(make: Callable[[], gym.Env], video: VideoSpec, index: int, num_en
 
 
 def check_env_id(env_id: str) -> None:
-    """Refuse an id that Gymnasium does not know, naming close matches."""
-    import difflib
+    """Refuse an id that Gymnasium does not know (after its modules' import), naming close matches."""
+    from rlrun.envs.config_source import registered_env_ids, similar_env_ids
 
-    from rlrun.envs.config_source import registered_env_ids
+    if registry_id(env_id) not in registered_env_ids():
+        close = similar_env_ids(env_id)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"unknown env '{env_id}'{hint} ({UNKNOWN_ENV_HINT})")
 
-    ids = registered_env_ids()
-    if env_id not in ids:
-        close = difflib.get_close_matches(env_id, ids, n=3, cutoff=0.6)
-        hint = f"did you mean {', '.join(close)}?" if close else "see `python -m gymnasium` registry"
-        raise ConfigError(f"unknown env '{env_id}': {hint}")
+
+def check_renders(cfg: EnvConfig) -> None:
+    """Refuse, in one line, an env that cannot render rgb_array frames (for eval.video): its
+    constructor takes no render_mode, or its metadata's render_modes lack rgb_array."""
+    refused = f"env {cfg.id} cannot render rgb_array frames for eval.video=true"
+    with warnings.catch_warnings():  # Gymnasium's warning on a mode outside render_modes
+        warnings.simplefilter("ignore")
+        try:
+            env = build_env(cfg, _env_fn(cfg, "rgb_array"))
+        except ConfigError as error:
+            if "render_mode" in str(error):
+                raise ConfigError(f"{refused}: its constructor takes no render_mode; drop "
+                                  "eval.video=true") from None
+            raise
+    modes = list(env.metadata.get("render_modes") or [])
+    env.close()
+    if "rgb_array" not in modes:
+        raise ConfigError(f"{refused} (its metadata's render_modes: {modes}); drop eval.video=true")
 
 
 def refuse_in_process_task(cfg: EnvConfig) -> None:
@@ -295,6 +315,7 @@ def refuse_in_process_task(cfg: EnvConfig) -> None:
 def env_spaces(cfg: EnvConfig) -> tuple[gym.Space, gym.Space]:
     """Observation and action space of one env, refusing unknown or unbuildable ids."""
     refuse_in_process_task(cfg)
+    load(cfg.id, cfg.imports, cfg.entry_point)
     check_env_id(cfg.id)
     key = repr(cfg)
     if key not in _SPACES:
@@ -327,7 +348,7 @@ def build_env(cfg: EnvConfig, make: Callable[[], gym.Env]) -> gym.Env:
         rejected = rejected_keyword(error, cfg.kwargs, env_creator(cfg.id), cfg.id, "env.kwargs")
         if rejected is not None:
             raise ConfigError(rejected) from None
-        raise ConfigError(f"cannot build env {cfg.id}: {str(error).splitlines()[0]}; check env.kwargs") from None
+        raise ConfigError(f"cannot build env {cfg.id}: {first_line(error)}; check env.kwargs") from None
 
 
 def _envpool_envs(cfg: EnvConfig, num_envs: int) -> EnvPoolVectorEnv:
@@ -397,6 +418,7 @@ def make_vec_env(
             os.environ.setdefault("MUJOCO_GL", "egl")
             os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
             os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+        check_renders(cfg)
     envs: SerialVectorEnv | SubprocessVectorEnv | EnvPoolVectorEnv
     if cfg.backend == "envpool" and render_mode is None and record_episodes is None:
         envs = _envpool_envs(cfg, num_envs)

@@ -127,10 +127,17 @@ class EpisodeRecording:
 
     def env_spec(self) -> gym.envs.registration.EnvSpec | None:
         """The spec of the recorded env as Gymnasium makes it (its kwargs and time limit), without
-        the wrappers rlrun adds; None before the envs are built, or for an unregistered env."""
+        the wrappers rlrun adds, and an entry point registered as a class named by its import
+        path (Gymnasium serialises only those); None before the envs are built, or for an
+        unregistered env."""
         recorder = self.recorders[0]
         spec = None if recorder is None else recorder.env.spec
-        return None if spec is None else dataclasses.replace(spec, additional_wrappers=())
+        if spec is None:
+            return None
+        entry_point = spec.entry_point
+        if callable(entry_point):
+            entry_point = f"{entry_point.__module__}:{entry_point.__qualname__}"
+        return dataclasses.replace(spec, additional_wrappers=(), entry_point=entry_point)
 
     def episodes(self) -> list[RecordedEpisode]:
         """Every env's recorded episodes, env after env."""

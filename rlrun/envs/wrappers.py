@@ -11,7 +11,6 @@ target that returns no env) is one `ConfigError` line.
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
 import re
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any
 import gymnasium as gym
 
 from rlrun.config import ConfigError
+from rlrun.envs.imports import first_line, import_module, registry_id
 
 _UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
 
@@ -57,6 +57,7 @@ def env_creator(env_id: str) -> Callable[..., Any] | None:
     """The class or function Gymnasium's registry builds `env_id` with; None if unregistered."""
     from gymnasium.envs.registration import load_env_creator
 
+    env_id = registry_id(env_id)
     entry_point = gym.registry[env_id].entry_point if env_id in gym.registry else None
     if isinstance(entry_point, str):
         try:
@@ -72,16 +73,7 @@ def _locate(path: str, where: str) -> Callable[..., Any]:
     if not module_name:
         raise ConfigError(f"{where}: '{path}' is not an import path; give <module>.<name>, "
                           "e.g. gymnasium.wrappers.FlattenObservation")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        raise ConfigError(
-            f"{where}: cannot import {module_name} ({error}); check the path, or install the "
-            "package or put the module on PYTHONPATH"
-        ) from None
-    except Exception as error:  # noqa: BLE001 - the module's own code failed, whatever it raised
-        failed = _first_line(error)
-        raise ConfigError(f"{where}: importing {module_name} failed: {failed}") from None
+    module = import_module(module_name, where)
     if not hasattr(module, name):
         public = [n for n in dir(module) if not n.startswith("_")]
         close = difflib.get_close_matches(name, public, n=3)
@@ -92,11 +84,6 @@ def _locate(path: str, where: str) -> Callable[..., Any]:
         kind = type(target).__name__
         raise ConfigError(f"{where}: {path} is a {kind}, not a wrapper class or function")
     return target
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 def wrapper_target(wrapper: str | dict[str, Any]) -> str:
@@ -120,7 +107,7 @@ def apply_wrappers(env: gym.Env, wrappers: list[Any], env_id: str) -> gym.Env:
             cause = error.__cause__ or error
             keywords = {k: v for k, v in entry.items() if not k.startswith("_")}
             rejected = rejected_keyword(cause, keywords, factory, target, where, skip=1)
-            failed = f"{where}: {target} failed on {env_id}: {_first_line(cause)}"
+            failed = f"{where}: {target} failed on {env_id}: {first_line(cause)}"
             raise ConfigError(rejected or failed) from None
         if not isinstance(wrapped, gym.Env):
             raise ConfigError(
