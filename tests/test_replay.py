@@ -618,13 +618,12 @@ def test_one_hot_indices_cut_the_required_bytes() -> None:
                                                             **kwargs, **mode)
 
 
-@pytest.mark.parametrize("normalize_obs", [False, True])
-def test_replay_of_discrete_observations_stores_indices(normalize_obs: bool) -> None:
+def test_replay_of_discrete_observations_stores_indices() -> None:
     from rlrun.config import EnvConfig
     from rlrun.data.replay import make_replay
     from rlrun.envs.factory import make_vec_env
 
-    envs = make_vec_env(EnvConfig(id="Taxi-v4", normalize_obs=normalize_obs), 2)
+    envs = make_vec_env(EnvConfig(id="Taxi-v4"), 2)
     replay = make_replay(1000, envs, torch.device("cpu"))
     obs = envs.reset(seed=0)
     for _ in range(3):
@@ -633,12 +632,9 @@ def test_replay_of_discrete_observations_stores_indices(normalize_obs: bool) -> 
                    step.truncations)
         obs = step.obs
     stored = replay.state_dict()["obs"]
-    if normalize_obs:  # normalised vectors are no longer one-hot
-        assert stored.shape == (3, 2, 500) and stored.dtype == torch.float32
-    else:
-        assert stored.shape == (3, 2, 1) and stored.dtype == torch.int16
-        batch = replay.sample(16)
-        assert batch.obs.shape == (16, 500) and (batch.obs.sum(1) == 1).all()
+    assert stored.shape == (3, 2, 1) and stored.dtype == torch.int16
+    batch = replay.sample(16)
+    assert batch.obs.shape == (16, 500) and (batch.obs.sum(1) == 1).all()
     envs.close()
 
 

@@ -193,7 +193,8 @@ class ReplayBuffer:
         check_fits(
             self.required_bytes(capacity, obs_shape, action_shape, num_envs, obs_dtype, action_dtype,
                                 optimize_memory, frame_stack, one_hot),
-            f"a replay buffer of {capacity:,} transitions of {tuple(obs_shape)} observations",
+            f"a replay buffer of {capacity:,} transitions of {tuple(obs_shape)} "
+            f"{'one-hot observations stored as indices' if one_hot else 'observations'}",
             "algo.buffer_size", capacity, self.storage_device,
         )
         self._rows = {name: empty(spec) for name, spec in rows.items()}
@@ -535,7 +536,7 @@ class ReplayBuffer:
 def make_replay(capacity: int, envs: VecEnv, device: torch.device) -> ReplayBuffer:
     """The replay buffer for these envs' spaces: integer actions for Discrete, float vectors for
     Box; uint8 observations stored once (`optimize_memory`), image stacks frame by frame,
-    one-hot encodings of discrete observations (not normalised) as indices."""
+    one-hot encodings of discrete observations as indices (replay never takes normalised ones)."""
     if capacity < envs.num_envs:
         raise ConfigError(
             f"algo.buffer_size={capacity} is smaller than env.num_envs={envs.num_envs}; raise it"
@@ -543,7 +544,6 @@ def make_replay(capacity: int, envs: VecEnv, device: torch.device) -> ReplayBuff
     obs_space, action_space = envs.single_observation_space, envs.single_action_space
     frames = obs_space.dtype == np.uint8
     discrete = isinstance(action_space, gym.spaces.Discrete)
-    one_hot = isinstance(obs_space, OneHotBox) and envs.obs_normalizer is None
     return ReplayBuffer(
         capacity,
         obs_space.shape,
@@ -554,5 +554,5 @@ def make_replay(capacity: int, envs: VecEnv, device: torch.device) -> ReplayBuff
         device=device,
         optimize_memory=frames,
         frame_stack=frames and len(obs_space.shape) == 3,
-        one_hot=obs_space.sizes if one_hot else None,
+        one_hot=obs_space.sizes if isinstance(obs_space, OneHotBox) else None,
     )
