@@ -295,7 +295,8 @@ class ReplayBuffer:
         pos = self._pos
         to_storage = _host_array if self.storage_device.type == "cpu" else torch.as_tensor
         if self._one_hot is not None:  # checked before anything is written
-            obs, next_obs = self._one_hot.encode(np.stack([_host_array(obs), _host_array(next_obs)]))
+            both = self._one_hot.encode(np.concatenate((_host_array(obs), _host_array(next_obs))))
+            obs, next_obs = both[: self.num_envs], both[self.num_envs :]
         if self.frame_stack:  # checked before anything is written
             obs, next_obs = _host_array(obs), _host_array(next_obs)
             continued = self._check_frame_stacks(obs, next_obs)

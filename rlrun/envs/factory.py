@@ -212,7 +212,8 @@ def _flattenable(space: gym.Space) -> bool:
 
 def adapt_observations(env: gym.Env) -> gym.Env:
     """`env` with observations a network takes: images channels first (uint8); everything else a
-    float32 vector, with discrete parts one-hot (Discrete, MultiDiscrete, Tuple/Dict of these and Box)."""
+    float32 vector, with discrete parts one-hot (Discrete, MultiDiscrete, Tuple/Dict of these and Box);
+    the space of a vector made only of one-hot parts is a `OneHotBox`."""
     space = env.observation_space
     if is_image(space):
         if space.shape[-1] in (1, 3, 4) and space.shape[0] not in (1, 3, 4):  # (H, W, C) -> (C, H, W)
