@@ -328,9 +328,9 @@ class ReplayBuffer:
         elif self.optimize_memory:
             data["next_obs"] = self._next_obs(index // self.num_envs, index % self.num_envs)
         data["dones"] = data["terminations"].float()
-        if self._one_hot is not None:  # expanded where the batch is used, in one scatter
-            both = torch.cat([data["obs"], data["next_obs"]]).to(self.device)
-            data["obs"], data["next_obs"] = self._one_hot.decode(both).split(batch_size)
+        if self._one_hot is not None:  # expanded where the batch is used
+            for name in ("obs", "next_obs"):
+                data[name] = self._one_hot.decode(data[name].to(self.device))
         return ReplayBatch(**{name: t.to(self.device) for name, t in data.items()})
 
     def state_dict(self) -> dict[str, Tensor | int]:
