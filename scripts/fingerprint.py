@@ -7,8 +7,10 @@ Usage:
 scripts/behaviour_fingerprint.json was recorded at commit ea73f0e (before the configs were
 stated once), and its dqn, sac, td3 and ddpg cases again when DQN joined the shared replay loop
 (DQN's minibatches now come from the loop's seeded generator; the one stats averager changed the
-float32 rounding of DDPG/TD3/SAC's logged train/* means, not their weights); a change that should not alter behaviour must pass `check` against it on a
-2-core x86 CPU like the one it was recorded on (bitwise equality can differ across CPUs).
+float32 rounding of DDPG/TD3/SAC's logged train/* means, not their weights); its dqn_one_hot_obs
+case was recorded at commit 37c606f, before the replay stored one-hot observations as indices. A
+change that should not alter behaviour must pass `check` against it on a 2-core x86 CPU like the
+one it was recorded on (bitwise equality can differ across CPUs).
 
 Each case is a short `deterministic=true` run of one algorithm (the cases of
 tests/test_resume_exact.py, one per algorithm family), trained by the `rlrun` command in its own

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from rlrun.config import ConfigError, EnvConfig
-from rlrun.envs.factory import adapt_observations, is_image, make_vec_env
+from rlrun.data.one_hot import OneHotIndices
+from rlrun.envs.factory import OneHotBox, adapt_observations, is_image, make_vec_env, one_hot_sizes
 from rlrun.envs.normalize import RunningMeanStd
 from rlrun.evaluation import EvalResult, evaluate
 
@@ -129,22 +130,35 @@ class _SpaceEnv(gym.Env):
 
 
 @pytest.mark.parametrize(
-    "space, shape",
+    "space, shape, sizes",
     [
-        (gym.spaces.Discrete(5), (5,)),
-        (gym.spaces.MultiDiscrete([2, 3]), (5,)),
-        (gym.spaces.MultiBinary(4), (4,)),
-        (gym.spaces.Tuple((gym.spaces.Discrete(32), gym.spaces.Discrete(11), gym.spaces.Discrete(2))), (45,)),
-        (gym.spaces.Dict({"a": gym.spaces.Discrete(3), "b": gym.spaces.Box(0, 1, (2,))}), (5,)),
-        (gym.spaces.Box(0, 1, (2, 3)), (6,)),
+        (gym.spaces.Discrete(5), (5,), (5,)),
+        (gym.spaces.Discrete(4, start=-2), (4,), (4,)),
+        (gym.spaces.MultiDiscrete([2, 3]), (5,), (2, 3)),
+        (gym.spaces.MultiDiscrete([[2, 3], [4, 5]], start=[[1, 1], [0, 2]]), (14,), (2, 3, 4, 5)),
+        (gym.spaces.MultiBinary(4), (4,), None),
+        (gym.spaces.Tuple((gym.spaces.Discrete(32), gym.spaces.Discrete(11), gym.spaces.Discrete(2))), (45,),
+         (32, 11, 2)),
+        (gym.spaces.Dict({"z": gym.spaces.Discrete(3), "a": gym.spaces.MultiDiscrete([4, 2])}), (9,), (4, 2, 3)),
+        (gym.spaces.Dict({"a": gym.spaces.Discrete(3), "b": gym.spaces.Box(0, 1, (2,))}), (5,), None),
+        (gym.spaces.Box(0, 1, (2, 3)), (6,), None),
     ],
 )
-def test_observation_spaces_become_float32_vectors_with_one_hot_parts(space, shape):
+def test_observation_spaces_become_float32_vectors_with_one_hot_parts(space, shape, sizes):
     env = adapt_observations(_SpaceEnv(space))
     obs, _ = env.reset(seed=0)
     assert env.observation_space.shape == shape and obs.shape == shape and obs.dtype == np.float32
-    if isinstance(space, gym.spaces.Discrete):
-        assert obs.sum() == 1.0  # one-hot
+    assert one_hot_sizes(space) == sizes
+    assert isinstance(env.observation_space, OneHotBox) == (sizes is not None)
+    if sizes is not None:  # one-hot in each segment, in Gymnasium's flattening order
+        assert env.observation_space.sizes == sizes
+        observations = np.stack([obs, *(env.step(0)[0] for _ in range(20))])
+        segments = np.split(observations, np.cumsum(sizes)[:-1], axis=1)
+        assert all((segment.sum(1) == 1).all() for segment in segments)
+        codec = OneHotIndices(sizes, torch.float32, torch.device("cpu"))
+        indices = codec.encode(observations)
+        assert indices.shape == (21, len(sizes)) and len(np.unique(indices, axis=0)) > 1
+        assert torch.equal(codec.decode(torch.from_numpy(indices)), torch.from_numpy(observations))
 
 
 def test_images_go_channels_first_and_other_spaces_are_refused_in_one_line():

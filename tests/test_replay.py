@@ -490,3 +490,166 @@ def test_frame_stack_samples_on_cuda(storage_device: str | None) -> None:
     restored = _frame_buffer(12, 2, True, device="cuda", storage_device=storage_device)
     restored.load_state_dict(_saved_and_loaded(stacked.state_dict()))
     _assert_same_batch(_sample_all(stacked, seed=1), _sample_all(restored, seed=1))
+
+
+# one_hot: observations made of one-hot segments (flattened Discrete, MultiDiscrete, Tuple/Dict).
+ONE_HOT_SIZES = [(5,), (3, 4, 2), (300,)]  # uint8 and int16 indices
+
+
+def _one_hots(rng: np.random.Generator, sizes: tuple[int, ...], num_envs: int) -> np.ndarray:
+    return np.concatenate(
+        [np.eye(n, dtype=np.float32)[rng.integers(n, size=num_envs)] for n in sizes], axis=1
+    )
+
+
+def _one_hot_stream(seed: int, sizes: tuple[int, ...], steps: int, num_envs: int):
+    """Consistent vector-env steps of one-hot observations; each env terminates every 5 steps
+    and is truncated every 7 (after its first ones at steps 3 and 1 at the latest)."""
+    rng = np.random.default_rng(seed)
+    obs = _one_hots(rng, sizes, num_envs)
+    for t in range(steps):
+        next_obs = _one_hots(rng, sizes, num_envs)
+        phase = t + np.arange(num_envs)
+        terminations, truncations = phase % 5 == 3, phase % 7 == 1
+        yield (obs, next_obs, rng.integers(0, 4, num_envs), rng.standard_normal(num_envs),
+               terminations, truncations)
+        ended = (terminations | truncations)[:, None]
+        obs = np.where(ended, _one_hots(rng, sizes, num_envs), next_obs)
+
+
+def _one_hot_buffer(capacity: int, num_envs: int, sizes: tuple[int, ...] | None,
+                    obs_size: int, **kwargs) -> ReplayBuffer:
+    return ReplayBuffer(capacity, (obs_size,), (), num_envs, action_dtype=torch.int64,
+                        one_hot=sizes, **kwargs)
+
+
+@pytest.mark.parametrize("optimize_memory", [False, True])
+@pytest.mark.parametrize("sizes", ONE_HOT_SIZES, ids=str)
+@pytest.mark.parametrize("num_envs, rows", [(1, 1), (1, 5), (3, 4)])
+def test_one_hot_indices_sample_as_the_plain_buffer(
+    num_envs: int, rows: int, sizes: tuple[int, ...], optimize_memory: bool
+) -> None:
+    plain = _one_hot_buffer(rows * num_envs, num_envs, None, sum(sizes))
+    compact = _one_hot_buffer(rows * num_envs, num_envs, sizes, sum(sizes),
+                              optimize_memory=optimize_memory)
+    for t, step in enumerate(_one_hot_stream(rows, sizes, 4 * rows + 12, num_envs)):
+        plain.add(*step)
+        compact.add(*step)
+        assert (len(compact), compact.full) == (len(plain), plain.full)
+        batch = _sample_all(compact, seed=t)
+        assert batch.obs.dtype == batch.next_obs.dtype == torch.float32
+        _assert_same_batch(_sample_all(plain, seed=t), batch)
+        _assert_same_batch(plain.sample(7, torch.Generator().manual_seed(t)),
+                           compact.sample(7, torch.Generator().manual_seed(t)))
+    stored = compact.state_dict()["obs"]
+    assert stored.shape[-1] == len(sizes)
+    assert stored.dtype == (torch.uint8 if max(sizes) <= 256 else torch.int16)
+
+
+@pytest.mark.parametrize("steps", [3, 10, 27])
+def test_one_hot_state_dict_round_trip_and_float_states_load(steps: int) -> None:
+    """A compact state, and a state of float one-hots (a plain buffer's, as checkpoints held
+    them before), load into a compact buffer that then samples as the plain buffer does."""
+    sizes, capacity, num_envs = (3, 4, 2), 30, 3
+    plain = _one_hot_buffer(capacity, num_envs, None, 9)
+    compact = _one_hot_buffer(capacity, num_envs, sizes, 9)
+    stream = _one_hot_stream(steps, sizes, steps + 25, num_envs)
+    for _ in range(steps):
+        step = next(stream)
+        plain.add(*step)
+        compact.add(*step)
+    state = _saved_and_loaded(compact.state_dict())
+    assert state["obs"].dtype == state["next_obs"].dtype == torch.uint8
+    assert state["obs"].shape == (min(steps, 10), num_envs, len(sizes))
+    restored = []
+    for loaded in (state, _saved_and_loaded(plain.state_dict())):
+        buffer = _one_hot_buffer(capacity, num_envs, sizes, 9)
+        for step in _one_hot_stream(99, sizes, 12, num_envs):
+            buffer.add(*step)  # different data, overwritten by the load
+        buffer.load_state_dict(loaded)
+        restored.append(buffer)
+    for t, step in enumerate(stream):  # including the wrap-around
+        for buffer in (plain, *restored):
+            buffer.add(*step)
+        for buffer in restored:
+            assert (len(buffer), buffer.full) == (len(plain), plain.full)
+            _assert_same_batch(_sample_all(plain, seed=t), _sample_all(buffer, seed=t))
+
+
+@pytest.mark.parametrize(
+    "bad", [[1, 1, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 1, 0], [1, 0, 1, 0, 0, 0, 0],
+            [0.5, 0, 0, 0, 0, 1, 0], [2, 0, 0, 0, 0, 1, 0]],
+    ids=["two ones", "none", "same segment", "half", "two"],
+)
+def test_one_hot_buffer_refuses_other_observations(bad: list[float]) -> None:
+    buffer = _one_hot_buffer(8, 2, (3, 4), 7)
+    good = np.array([[0, 1, 0, 0, 0, 0, 1], [1, 0, 0, 1, 0, 0, 0]], np.float32)
+    buffer.add(good, good, np.zeros(2), np.zeros(2), np.zeros(2, bool), np.zeros(2, bool))
+    obs = np.stack([good[0], np.array(bad, np.float32)])
+    for args in ((obs, good), (good, obs)):
+        with pytest.raises(ValueError, match=r"one-hot in each segment of sizes \(3, 4\)"):
+            buffer.add(*args, np.zeros(2), np.zeros(2), np.zeros(2, bool), np.zeros(2, bool))
+    assert len(buffer) == 2
+    with pytest.raises(ValueError, match="do not add up"):
+        _one_hot_buffer(8, 2, (3, 4), 8)
+
+
+@pytest.mark.parametrize(
+    "size, dtype",
+    [(1, torch.uint8), (256, torch.uint8), (257, torch.int16), (2**15, torch.int16),
+     (2**15 + 1, torch.int32), (2**31, torch.int32), (2**31 + 1, torch.int64)],
+)
+def test_indices_take_the_smallest_integer_dtype(size: int, dtype: torch.dtype) -> None:
+    from rlrun.data.one_hot import index_dtype
+
+    assert index_dtype(size) == dtype
+
+
+def test_one_hot_indices_cut_the_required_bytes() -> None:
+    kwargs = {"action_dtype": torch.int64}
+    floats = ReplayBuffer.required_bytes(1_000_000, (500,), (), 1, **kwargs)
+    indices = ReplayBuffer.required_bytes(1_000_000, (500,), (), 1, one_hot=(500,), **kwargs)
+    # Taxi: obs and next obs of 500 float32 (4,000 bytes) become two int16 (4 bytes); actions,
+    # rewards and flags take 14 bytes either way.
+    assert (floats, indices) == (4_014_000_000, 18_000_000)
+    for sizes, mode in [((500,), {}), ((3, 4, 2), {}), ((3, 4, 2), {"optimize_memory": True})]:
+        buffer = _one_hot_buffer(40, 4, sizes, sum(sizes), **mode)
+        assert buffer.nbytes == ReplayBuffer.required_bytes(40, (sum(sizes),), (), 4, one_hot=sizes,
+                                                            **kwargs, **mode)
+
+
+def test_replay_of_discrete_observations_stores_indices() -> None:
+    from rlrun.config import EnvConfig
+    from rlrun.data.replay import make_replay
+    from rlrun.envs.factory import make_vec_env
+
+    envs = make_vec_env(EnvConfig(id="Taxi-v4"), 2)
+    replay = make_replay(1000, envs, torch.device("cpu"))
+    obs = envs.reset(seed=0)
+    for _ in range(3):
+        step = envs.step(np.zeros(2, np.int64))
+        replay.add(obs, step.final_obs, np.zeros(2, np.int64), step.rewards, step.terminations,
+                   step.truncations)
+        obs = step.obs
+    stored = replay.state_dict()["obs"]
+    assert stored.shape == (3, 2, 1) and stored.dtype == torch.int16
+    batch = replay.sample(16)
+    assert batch.obs.shape == (16, 500) and (batch.obs.sum(1) == 1).all()
+    envs.close()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+@pytest.mark.parametrize("storage_device", [None, "cuda"])
+def test_one_hot_samples_on_cuda(storage_device: str | None) -> None:
+    sizes = (3, 300)
+    plain = _one_hot_buffer(12, 2, None, 303)
+    compact = _one_hot_buffer(12, 2, sizes, 303, device="cuda", storage_device=storage_device)
+    for t, step in enumerate(_one_hot_stream(0, sizes, 20, 2)):
+        plain.add(*step)
+        compact.add(*step)
+        batch = _sample_all(compact, seed=t)
+        assert all(x.device.type == "cuda" for x in batch)
+        _assert_same_batch(_sample_all(plain, seed=t), ReplayBatch(*(x.cpu() for x in batch)))
+    restored = _one_hot_buffer(12, 2, sizes, 303, device="cuda", storage_device=storage_device)
+    restored.load_state_dict(_saved_and_loaded(compact.state_dict()))
+    _assert_same_batch(_sample_all(compact, seed=1), _sample_all(restored, seed=1))

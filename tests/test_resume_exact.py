@@ -2,9 +2,9 @@
 uninterrupted run ends: every tensor of the final checkpoint is equal.
 
 One run per algorithm, each killed after its first checkpoint: schedules (lr annealing, ε,
-adaptive KL β, learned SAC temperature), replay buffers (DQN, SARSA, DDPG, TD3, SAC), population
-state (CEM), expert datasets and DAgger rounds, the RLHF reward model and the language-model
-pipeline (ppo_lm, grpo) all resume bit for bit."""
+adaptive KL β, learned SAC temperature), replay buffers (DQN, SARSA, DDPG, TD3, SAC; one-hot
+observations stored as indices), population state (CEM), expert datasets and DAgger rounds, the
+RLHF reward model and the language-model pipeline (ppo_lm, grpo) all resume bit for bit."""
 
 import os
 import signal
@@ -37,6 +37,9 @@ FAMILIES = {
     "dqn": ["algo=dqn", "env=CartPole-v1", "algo.learning_starts=500", "algo.buffer_size=3000",
             "algo.target_update_every=250", "total_timesteps=4000", "checkpoint.every_steps=500",
             "eval.every_steps=2000"],
+    "dqn_one_hot_obs": ["algo=dqn", "env=Taxi-v4", "algo.learning_starts=500", "algo.buffer_size=1000",
+                        "algo.target_update_every=250", "total_timesteps=3000",
+                        "checkpoint.every_steps=1000", "eval.every_steps=1500"],
     "sac": ["algo=sac", "env=Pendulum-v1", "algo.learning_starts=200", "algo.batch_size=64",
             "network.hidden_sizes=[32,32]", "total_timesteps=1600", "checkpoint.every_steps=200",
             "eval.every_steps=800"],

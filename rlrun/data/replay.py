@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -13,9 +13,8 @@ from torch import Tensor
 
 from rlrun.config import ConfigError
 from rlrun.data.memory import check_fits
-
-if TYPE_CHECKING:
-    from rlrun.envs.factory import VecEnv
+from rlrun.data.one_hot import OneHotIndices, index_dtype
+from rlrun.envs.factory import OneHotBox, VecEnv
 
 ArrayLike = np.ndarray | Tensor
 
@@ -43,6 +42,8 @@ def _where(mask: Tensor, a: Tensor, b: Tensor) -> Tensor:
 
 
 _ADDED_COLUMNS = ("obs", "actions", "rewards", "terminations", "truncations", "next_obs")
+_OBS_STATE = ("obs", "next_obs", "final_obs", "last_next_obs")
+"""Entries of a state dict that hold observations."""
 
 
 def _host_array(value: ArrayLike) -> np.ndarray:
@@ -59,6 +60,17 @@ def _num_rows(capacity: int, num_envs: int) -> int:
 _Layout = dict[str, tuple[tuple[int, ...], torch.dtype]]
 
 
+def _stored_obs(
+    obs_shape: tuple[int, ...], obs_dtype: torch.dtype, one_hot: tuple[int, ...] | None
+) -> tuple[tuple[int, ...], torch.dtype]:
+    """Shape and dtype of an observation as stored: one index per segment with ``one_hot``."""
+    if one_hot is None:
+        return tuple(obs_shape), obs_dtype
+    if tuple(obs_shape) != (sum(one_hot),):
+        raise ValueError(f"one_hot sizes {one_hot} do not add up to observations of {obs_shape}")
+    return (len(one_hot),), index_dtype(max(one_hot))
+
+
 def _layout(
     num_rows: int,
     obs_shape: tuple[int, ...],
@@ -68,8 +80,10 @@ def _layout(
     action_dtype: torch.dtype,
     optimize_memory: bool,
     frame_stack: bool,
+    one_hot: tuple[int, ...] | None,
 ) -> tuple[_Layout, _Layout]:
     """Shapes and dtypes of a buffer's per-transition columns and of its other arrays."""
+    obs_shape, obs_dtype = _stored_obs(obs_shape, obs_dtype, one_hot)
     grid = (num_rows, num_envs)
     rows: _Layout = {
         "actions": ((*grid, *action_shape), action_dtype),
@@ -133,6 +147,12 @@ class ReplayBuffer:
     (where that episode did not end) or is a fresh stack; a fresh stack after an episode that
     did not end (envs reset on resume) moves the previous next frame to the side store.
     Samples equal a plain buffer's element for element.
+
+    ``one_hot`` (not with ``frame_stack``) gives the sizes of the one-hot segments that make up
+    each observation of shape ``(sum(one_hot),)``: observations are stored as one index per
+    segment, in the smallest integer dtype that holds them, and expanded to one-hot vectors of
+    ``obs_dtype`` on ``device`` when sampled, equal to a plain buffer's. ``add`` raises
+    ``ValueError`` unless the observations are one-hot in every segment.
     """
 
     def __init__(
@@ -147,9 +167,12 @@ class ReplayBuffer:
         storage_device: torch.device | str | None = None,
         optimize_memory: bool = False,
         frame_stack: bool = False,
+        one_hot: tuple[int, ...] | None = None,
     ) -> None:
         if frame_stack and not (obs_shape and obs_shape[0] <= 256):
             raise ValueError(f"frame_stack needs a leading stack axis of 1 to 256, got {obs_shape}")
+        if frame_stack and one_hot is not None:
+            raise ValueError("frame_stack and one_hot cannot be combined")
         self.num_envs = num_envs
         self.num_rows = _num_rows(capacity, num_envs)
         self.capacity = self.num_rows * num_envs
@@ -164,12 +187,14 @@ class ReplayBuffer:
         def empty(spec: tuple[tuple[int, ...], torch.dtype]) -> Tensor:
             return torch.empty(spec[0], dtype=spec[1], device=self.storage_device)
 
+        self._one_hot = None if one_hot is None else OneHotIndices(one_hot, obs_dtype, self.device)
         rows, others = _layout(self.num_rows, obs_shape, action_shape, num_envs, obs_dtype,
-                               action_dtype, optimize_memory, frame_stack)
+                               action_dtype, optimize_memory, frame_stack, one_hot)
         check_fits(
             self.required_bytes(capacity, obs_shape, action_shape, num_envs, obs_dtype, action_dtype,
-                                optimize_memory, frame_stack),
-            f"a replay buffer of {capacity:,} transitions of {tuple(obs_shape)} observations",
+                                optimize_memory, frame_stack, one_hot),
+            f"a replay buffer of {capacity:,} transitions of {tuple(obs_shape)} "
+            f"{'one-hot observations stored as indices' if one_hot else 'observations'}",
             "algo.buffer_size", capacity, self.storage_device,
         )
         self._rows = {name: empty(spec) for name, spec in rows.items()}
@@ -245,10 +270,11 @@ class ReplayBuffer:
         action_dtype: torch.dtype = torch.float32,
         optimize_memory: bool = False,
         frame_stack: bool = False,
+        one_hot: tuple[int, ...] | None = None,
     ) -> int:
         """``nbytes`` of a new buffer built with these arguments, computed without allocating it."""
         rows, others = _layout(_num_rows(capacity, num_envs), obs_shape, action_shape, num_envs,
-                               obs_dtype, action_dtype, optimize_memory, frame_stack)
+                               obs_dtype, action_dtype, optimize_memory, frame_stack, one_hot)
         specs = [*rows.values(), *others.values()]
         return sum(math.prod(shape) * dtype.itemsize for shape, dtype in specs)
 
@@ -268,6 +294,9 @@ class ReplayBuffer:
         """
         pos = self._pos
         to_storage = _host_array if self.storage_device.type == "cpu" else torch.as_tensor
+        if self._one_hot is not None:  # checked before anything is written
+            both = self._one_hot.encode(np.concatenate((_host_array(obs), _host_array(next_obs))))
+            obs, next_obs = both[: self.num_envs], both[self.num_envs :]
         if self.frame_stack:  # checked before anything is written
             obs, next_obs = _host_array(obs), _host_array(next_obs)
             continued = self._check_frame_stacks(obs, next_obs)
@@ -299,6 +328,9 @@ class ReplayBuffer:
         elif self.optimize_memory:
             data["next_obs"] = self._next_obs(index // self.num_envs, index % self.num_envs)
         data["dones"] = data["terminations"].float()
+        if self._one_hot is not None:  # expanded where the batch is used
+            for name in ("obs", "next_obs"):
+                data[name] = self._one_hot.decode(data[name].to(self.device))
         return ReplayBatch(**{name: t.to(self.device) for name, t in data.items()})
 
     def state_dict(self) -> dict[str, Tensor | int]:
@@ -337,6 +369,12 @@ class ReplayBuffer:
         """
         if state["capacity"] != self.capacity:
             raise ValueError(f"state has capacity {state['capacity']}, buffer {self.capacity}")
+        if self._one_hot is not None:  # a state of one-hot vectors is stored as indices
+            state = {
+                name: torch.from_numpy(self._one_hot.encode(value.cpu().numpy()))
+                if name in _OBS_STATE and value.is_floating_point() else value
+                for name, value in state.items()
+            }
         self._pos, self._full = int(state["pos"]), bool(state["full"])
         if self.optimize_memory:
             self._rows["final_seq"].fill_(-1)
@@ -498,7 +536,8 @@ class ReplayBuffer:
 
 def make_replay(capacity: int, envs: VecEnv, device: torch.device) -> ReplayBuffer:
     """The replay buffer for these envs' spaces: integer actions for Discrete, float vectors for
-    Box; uint8 observations stored once (`optimize_memory`), image stacks frame by frame."""
+    Box; uint8 observations stored once (`optimize_memory`), image stacks frame by frame,
+    one-hot encodings of discrete observations as indices (replay never takes normalised ones)."""
     if capacity < envs.num_envs:
         raise ConfigError(
             f"algo.buffer_size={capacity} is smaller than env.num_envs={envs.num_envs}; raise it"
@@ -516,4 +555,5 @@ def make_replay(capacity: int, envs: VecEnv, device: torch.device) -> ReplayBuff
         device=device,
         optimize_memory=frames,
         frame_stack=frames and len(obs_space.shape) == 3,
+        one_hot=obs_space.sizes if isinstance(obs_space, OneHotBox) else None,
     )
