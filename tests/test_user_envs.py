@@ -1,7 +1,7 @@
 """The user's own envs and installed env packages: `env=<module>:<id>`, `env.imports=[...]`,
 `env.entry_point=<module>:<Class>`, `family=`; in composition, sweep workers (joblib,
-submitit_local), resume and `rlrun-eval` from another directory; `render_mode` passed to
-gym.make only to render."""
+submitit_local) with the user's own wrappers, resume and `rlrun-eval` from another directory;
+`render_mode` passed to gym.make only to render."""
 
 from __future__ import annotations
 
@@ -292,13 +292,16 @@ def test_a_failing_import_on_the_command_line_is_one_line_and_exit_2(tmp_path):
 PACKAGES = {
     "highway_env": ["env=highway-fast-v0", "eval.max_episode_steps=8"],  # 30 ms a step
     "gymnasium_robotics": ["env=PointMaze_UMaze-v3"],  # goal-conditioned Dict observations
+    # Dict observations made one vector by the package's own wrapper.
+    "minigrid": ["env=MiniGrid-Empty-5x5-v0", "env.wrappers=[minigrid.wrappers.FlatObsWrapper]"],
 }
 """Installed env packages (the test extra) and a command line for one of their ids. The Fetch
-envs of gymnasium-robotics 1.4.2 fail under mujoco 4 (a bare assert on joint types)."""
+envs of gymnasium-robotics 1.4.2 fail under mujoco >= 3.12 (a bare assert on joint types)."""
 
 
 @pytest.mark.parametrize("package, family", [("highway_env", "other"),
-                                             ("gymnasium_robotics", "mujoco")])
+                                             ("gymnasium_robotics", "mujoco"),
+                                             ("minigrid", "other")])
 def test_an_env_package_trains_resumes_and_evaluates_from_another_directory(tmp_path, package,
                                                                              family):
     pytest.importorskip(package)
@@ -311,6 +314,7 @@ def test_an_env_package_trains_resumes_and_evaluates_from_another_directory(tmp_
     evaluated = evaluates_from_elsewhere(run_dir, None, tmp_path / "elsewhere",
                                          "eval.max_episode_steps=8")
     assert evaluated["global_step"] == 192 and evaluated["episodes"] == 1
+    assert evaluated["env_wrappers"] == OmegaConf.to_container(config.env.wrappers)
 
 
 WRAPPERS = ("env.wrappers=[{_target_: mywrappers.Repeat, times: 3}, "
