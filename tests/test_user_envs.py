@@ -227,6 +227,10 @@ def test_a_typo_after_the_import_gets_did_you_mean(user_dir, capsys, overrides, 
      "rlrun: env.entry_point: module 'myenvs' has no class 'Plian'; did you mean Plain?"),
     (["env.entry_point=myenvs:Plain", "env=CartPole-v1"],
      "rlrun: env.entry_point=myenvs:Plain makes an unregistered class, but env=CartPole-v1 is"),
+    (["env=MyCartPole-v0", "env.import=[mymod]"],  # a typo in the key, not in the env id
+     "rlrun: unknown key 'env.import'; did you mean env.imports?"),
+    (["env=Plain", "+env.entrypoint=myenvs:Plain"],
+     "rlrun: unknown key 'env.entrypoint'; did you mean env.entry_point?"),
 ])
 def test_a_module_that_cannot_be_imported_is_one_line(user_dir, capsys, overrides, expected):
     assert refusal(overrides, capsys).startswith(expected)
