@@ -259,7 +259,7 @@ def explain(error: Exception, config_name: str, overrides: list[str]) -> str:
         if group == "env":
             close = similar_env_ids(option)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            return f"unknown env '{option}'{hint}{_env_hint(option)}"
+            return _misspelt_import_key(overrides) or f"unknown env '{option}'{hint}{_env_hint(option)}"
         if group == "algo":
             names = sorted(algorithms())
             return (
@@ -284,6 +284,17 @@ def explain(error: Exception, config_name: str, overrides: list[str]) -> str:
     if merging:
         return f"invalid override {merging.group(1)}: {detail}"
     return detail or f"invalid {config_name} config ({type(error).__name__})"
+
+
+def _misspelt_import_key(overrides: list[str]) -> str | None:
+    """`unknown key 'env.import'; did you mean env.imports?` when a key of `overrides` is a near
+    miss of a key that imports envs (the env it names is unknown without that import)."""
+    keys = ("env.imports", "env.entry_point")
+    for key in map(_key_of, overrides):
+        close = difflib.get_close_matches(key, keys, n=1, cutoff=0.8)
+        if close and key != close[0]:
+            return f"unknown key '{key}'; did you mean {close[0]}?"
+    return None
 
 
 def _env_hint(env_id: str) -> str:

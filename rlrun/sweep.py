@@ -6,8 +6,9 @@
   GPUs, each job sees one GPU: GPU = job number % GPU count.
 - `seed_runs`: an `hparams_search` trial trains once per seed, in `<job dir>/seed_<k>`.
 - `sweep_name`: the name a sweep's jobs share in the loggers (their wandb group).
-- `MakeSweepDir`: a Hydra callback that creates the sweep dir when a multirun starts, before the
-  Optuna sweeper opens its study storage (`<sweep dir>/optuna.db`) there.
+- `SweepDir`: a Hydra callback that creates the sweep dir when a multirun starts, before the
+  Optuna sweeper opens its study storage (`<sweep dir>/optuna.db`) there, and names its run dirs
+  when it ends.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ from rlrun.config import TrainConfig
 
 MAX_DIR_NAME = 160
 """Longest run dir name kept whole (bytes; file systems allow 255)."""
+_SHELL_SPECIAL = re.compile(r"[^\w.,=+:@%~-]+")
+"""What a job dir name replaces by `_`: characters a shell would expand or split a word at."""
 LOCAL_PARALLEL_LAUNCHERS = ("joblib", "submitit_local")
 """`hydra/launcher` choices that run several jobs at once on this machine."""
 
@@ -32,11 +36,14 @@ LOCAL_PARALLEL_LAUNCHERS = ("joblib", "submitit_local")
 def job_dir_name(override_dirname: str) -> str:
     """A job's run dir name from `hydra.job.override_dirname`, safe as one path component.
 
-    `/` (as in env=ALE/Pong-v5) becomes `_`, and Hydra's `\\:` (env=mymod:MyEnv-v0) a plain `:`,
-    so that the printed path pastes back into a shell. A name longer than MAX_DIR_NAME bytes is
-    cut and ends with `-` and 8 hex digits of the SHA-1 of the whole name, so it stays unique.
+    Hydra's `\\:` (env=mymod:MyEnv-v0) becomes a plain `:`, and each run of other characters
+    that are not letters, digits or `.,=+:@%~-` one `_`: `/` (env=ALE/Pong-v5), and the brackets,
+    braces, quotes and spaces of list and dict values (`env.wrappers=[{_target_:a.B,k:1}]`), which
+    a shell would expand, so that the printed path pastes back into a shell as it is. A name longer
+    than MAX_DIR_NAME bytes is cut and ends with `-` and 8 hex digits of the SHA-1 of the whole
+    name, so it stays unique.
     """
-    name = override_dirname.replace("/", "_").replace("\\:", ":")
+    name = _SHELL_SPECIAL.sub("_", override_dirname.replace("\\:", ":"))
     encoded = name.encode()
     if len(encoded) <= MAX_DIR_NAME:
         return name
@@ -110,8 +117,20 @@ def seed_runs(
     return runs
 
 
-class MakeSweepDir(Callback):
-    """Creates `hydra.sweep.dir` as a multirun starts (the Optuna sweeper keeps its study there)."""
+class SweepDir(Callback):
+    """Creates `hydra.sweep.dir` as a multirun starts (the Optuna sweeper keeps its study there),
+    and prints the absolute path of each run dir in it when the multirun ends: submitit's workers
+    print only to their log files, and a path to paste into `rlrun-eval` is then on the screen."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from rlrun.report import find_run_dirs
+
+        sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+        run_dirs = find_run_dirs([sweep_dir]) if sweep_dir.is_dir() else []
+        print(f"rlrun: sweep done, {len(run_dirs)} run dirs (rlrun-report {sweep_dir} compares "
+              "them):")
+        for run_dir in run_dirs:
+            print(f"  {run_dir}")

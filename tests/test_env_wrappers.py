@@ -146,19 +146,6 @@ def test_a_real_third_party_wrapper_with_keywords(compose_cfg):
     assert env.step(0)[1] == -1.0
 
 
-def test_minigrid_with_its_flat_observation_wrapper(train_run, tmp_path, monkeypatch):
-    pytest.importorskip("minigrid", reason="MiniGrid: pip install minigrid")
-    import minigrid  # noqa: F401  (registers the MiniGrid ids in this process)
-
-    result = train_run(["env=MiniGrid-Empty-5x5-v0", "env.num_envs=1",
-                        "env.wrappers=[minigrid.wrappers.FlatObsWrapper]", *TINY], tmp_path)
-    assert result.global_step == 256
-    rlrun_eval(monkeypatch, tmp_path, "eval.episodes=1", "eval.num_envs=1")
-    report = json.loads((tmp_path / "checkpoints" / "last.eval.json").read_text())
-    assert report["env"] == "MiniGrid-Empty-5x5-v0"
-    assert report["env_wrappers"] == ["minigrid.wrappers.FlatObsWrapper"]
-
-
 def test_user_wrappers_shape_training_evaluation_and_export(train_run, tmp_path, monkeypatch,
                                                             user_wrappers):
     onnx = pytest.importorskip("onnx", reason="eval.export=onnx needs pip install -e '.[export]'")

@@ -67,6 +67,10 @@ def test_job_dir_name_is_one_short_unique_path_component():
     assert job_dir_name("algo=ppo,seed=0") == "algo=ppo,seed=0"
     assert job_dir_name("env=ALE/Pong-v5,seed=1") == "env=ALE_Pong-v5,seed=1"
     assert job_dir_name(r"env=mymod\:MyEnv-v0,seed=1") == "env=mymod:MyEnv-v0,seed=1"
+    # Brackets, braces, quotes and spaces, which a shell expands or splits at, become `_`.
+    wrapped = "env.wrappers=[{_target_:my.Repeat,times:3},{_target_:my.Scale,k:2}],tags='a b'"
+    assert job_dir_name(wrapped) == (
+        "env.wrappers=__target_:my.Repeat,times:3_,__target_:my.Scale,k:2_,tags=_a_b_")
     long_a = ",".join(f"algo.key_{i}=0.000123456789" for i in range(20))
     long_b = long_a[:-1] + "8"
     name_a, name_b = job_dir_name(long_a), job_dir_name(long_b)

@@ -1,7 +1,7 @@
 """The user's own envs and installed env packages: `env=<module>:<id>`, `env.imports=[...]`,
 `env.entry_point=<module>:<Class>`, `family=`; in composition, sweep workers (joblib,
-submitit_local), resume and `rlrun-eval` from another directory; `render_mode` passed to
-gym.make only to render."""
+submitit_local) with the user's own wrappers, resume and `rlrun-eval` from another directory;
+`render_mode` passed to gym.make only to render."""
 
 from __future__ import annotations
 
@@ -53,6 +53,29 @@ MODULES = {
             metadata = {"render_modes": ["human"], "render_fps": 50}
     """,
     "badmod": "import foo_not_installed\n",
+    # The user's own wrappers: the observation repeated 3 times (4 -> 12), the reward doubled.
+    "mywrappers": """
+        import gymnasium as gym
+        import numpy as np
+
+        class Repeat(gym.ObservationWrapper):
+            def __init__(self, env, times):
+                super().__init__(env)
+                self.times = times
+                low, high = env.observation_space.low, env.observation_space.high
+                self.observation_space = gym.spaces.Box(np.tile(low, times), np.tile(high, times))
+
+            def observation(self, obs):
+                return np.tile(obs, self.times).astype(np.float32)
+
+        class ScaleReward(gym.RewardWrapper):
+            def __init__(self, env, scale):
+                super().__init__(env)
+                self.scale = scale
+
+            def reward(self, reward):
+                return self.scale * reward
+    """,
 }
 REGISTERED = ("MyCartPole-v0", "MyOther-v0", "Plain", "HumanOnly")
 
@@ -98,14 +121,15 @@ def refusal(overrides: list[str], capsys) -> str:
 
 
 def run(command: str, *args: str, cwd: Path, pythonpath: Path | None = None, timeout: float = 300):
-    """`command` in a fresh process in `cwd`; `pythonpath` (the user's folder) put on PYTHONPATH."""
+    """`command` (rlrun's, or bash) in a fresh process in `cwd`, with rlrun's commands on PATH;
+    `pythonpath` (the user's folder) put on PYTHONPATH."""
     paths = [str(pythonpath)] if pythonpath else []
     paths += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    scripts = str(Path(sys.executable).parent)
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join(paths)}
+           "PYTHONPATH": os.pathsep.join(paths), "PATH": scripts + os.pathsep + os.environ["PATH"]}
     env.pop(SHARED, None)
-    exe = Path(sys.executable).parent / command
-    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, check=False,
+    return subprocess.run([command, *args], cwd=cwd, capture_output=True, text=True, check=False,
                           timeout=timeout, env=env)
 
 
@@ -203,6 +227,10 @@ def test_a_typo_after_the_import_gets_did_you_mean(user_dir, capsys, overrides, 
      "rlrun: env.entry_point: module 'myenvs' has no class 'Plian'; did you mean Plain?"),
     (["env.entry_point=myenvs:Plain", "env=CartPole-v1"],
      "rlrun: env.entry_point=myenvs:Plain makes an unregistered class, but env=CartPole-v1 is"),
+    (["env=MyCartPole-v0", "env.import=[mymod]"],  # a typo in the key, not in the env id
+     "rlrun: unknown key 'env.import'; did you mean env.imports?"),
+    (["env=Plain", "+env.entrypoint=myenvs:Plain"],
+     "rlrun: unknown key 'env.entrypoint'; did you mean env.entry_point?"),
 ])
 def test_a_module_that_cannot_be_imported_is_one_line(user_dir, capsys, overrides, expected):
     assert refusal(overrides, capsys).startswith(expected)
@@ -268,13 +296,16 @@ def test_a_failing_import_on_the_command_line_is_one_line_and_exit_2(tmp_path):
 PACKAGES = {
     "highway_env": ["env=highway-fast-v0", "eval.max_episode_steps=8"],  # 30 ms a step
     "gymnasium_robotics": ["env=PointMaze_UMaze-v3"],  # goal-conditioned Dict observations
+    # Dict observations made one vector by the package's own wrapper.
+    "minigrid": ["env=MiniGrid-Empty-5x5-v0", "env.wrappers=[minigrid.wrappers.FlatObsWrapper]"],
 }
 """Installed env packages (the test extra) and a command line for one of their ids. The Fetch
-envs of gymnasium-robotics 1.4.2 fail under mujoco 4 (a bare assert on joint types)."""
+envs of gymnasium-robotics 1.4.2 fail under mujoco >= 3.12 (a bare assert on joint types)."""
 
 
 @pytest.mark.parametrize("package, family", [("highway_env", "other"),
-                                             ("gymnasium_robotics", "mujoco")])
+                                             ("gymnasium_robotics", "mujoco"),
+                                             ("minigrid", "other")])
 def test_an_env_package_trains_resumes_and_evaluates_from_another_directory(tmp_path, package,
                                                                              family):
     pytest.importorskip(package)
@@ -287,8 +318,11 @@ def test_an_env_package_trains_resumes_and_evaluates_from_another_directory(tmp_
     evaluated = evaluates_from_elsewhere(run_dir, None, tmp_path / "elsewhere",
                                          "eval.max_episode_steps=8")
     assert evaluated["global_step"] == 192 and evaluated["episodes"] == 1
+    assert evaluated["env_wrappers"] == OmegaConf.to_container(config.env.wrappers)
 
 
+WRAPPERS = ("env.wrappers=[{_target_: mywrappers.Repeat, times: 3}, "
+            "{_target_: mywrappers.ScaleReward, scale: 2}]")
 SWEEPS = {
     # A job of each: the module of `mymod:` imported by the registry's config source itself;
     # `othermod`, which registers MyOther-v0, imported from the shared env.imports.
@@ -297,19 +331,39 @@ SWEEPS = {
 }
 
 
+def printed_sweep_run_dirs(result: subprocess.CompletedProcess) -> list[str]:
+    """The run dirs a sweep prints when it ends."""
+    assert result.returncode == 0, result.stderr[-3000:]
+    done = re.search(r"^rlrun: sweep done, (\d+) run dirs .*:\n((?:  .+\n)*)", result.stdout,
+                     re.MULTILINE)
+    assert done, result.stdout[-3000:]
+    run_dirs = [line.strip() for line in done.group(2).splitlines()]
+    assert len(run_dirs) == int(done.group(1))
+    return run_dirs
+
+
 @pytest.mark.parametrize("case", sorted(SWEEPS))
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
-def test_sweep_workers_import_the_users_envs(tmp_path, launcher, case):
+def test_sweep_workers_import_the_users_envs_and_wrappers(tmp_path, launcher, case):
+    """A sweep from the user's folder; then `rlrun-eval <printed run dir>`, pasted into a shell
+    in another directory, with only the user's folder on PYTHONPATH, evaluates each env of the
+    sweep through the user's wrappers."""
     plugin = {"joblib": "hydra_joblib_launcher", "submitit_local": "hydra_submitit_launcher"}
     pytest.importorskip(f"hydra_plugins.{plugin[launcher]}")
     user = write_modules(tmp_path / "user")
-    sweep = tmp_path / "sweep"
-    result = run("rlrun", "-m", f"hydra/launcher={launcher}", *SWEEPS[case], *TINY,
-                 f"hydra.sweep.dir={sweep}", cwd=user)
-    assert result.returncode == 0, result.stderr[-3000:]
-    run_dirs = sorted(str(path.parent.parent) for path in sweep.glob("*/checkpoints/last.pt"))
-    assert len(run_dirs) == 2, result.stdout
-    if launcher == "joblib":  # the checkpoints do not depend on the launcher
-        for run_dir in run_dirs:
-            evaluated = evaluates_from_elsewhere(run_dir, user, tmp_path / "elsewhere")
-            assert evaluated["env"] == OmegaConf.load(Path(run_dir) / ".hydra/config.yaml").env.id
+    result = run("rlrun", "-m", f"hydra/launcher={launcher}", *SWEEPS[case], WRAPPERS, *TINY,
+                 cwd=user)
+    run_dirs = printed_sweep_run_dirs(result)
+    assert len(run_dirs) == 2 and all(Path(d, "checkpoints", "last.pt").is_file() for d in run_dirs)
+    envs = {OmegaConf.load(Path(d) / ".hydra/config.yaml").env.id: d for d in run_dirs}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for env_id, run_dir in envs.items():  # one evaluation for each env trained on
+        pasted = run("bash", "-c", f"rlrun-eval {run_dir} eval.episodes=2 eval.num_envs=1",
+                     cwd=elsewhere, pythonpath=user)
+        assert pasted.returncode == 0, pasted.stderr[-3000:]
+        evaluated = json.loads((Path(run_dir) / "checkpoints" / "last.eval.json").read_text())
+        assert evaluated["env"] == env_id and evaluated["global_step"] == 128
+        assert evaluated["env_wrappers"] == [{"_target_": "mywrappers.Repeat", "times": 3},
+                                             {"_target_": "mywrappers.ScaleReward", "scale": 2}]
+        assert evaluated["returns"] == [2.0 * length for length in evaluated["lengths"]]
