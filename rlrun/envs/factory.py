@@ -379,7 +379,8 @@ def build_env(cfg: EnvConfig, make: Callable[[], gym.Env]) -> gym.Env:
         rejected = rejected_keyword(error, cfg.kwargs, env_creator(cfg.id), cfg.id, "env.kwargs")
         if rejected is not None:
             raise ConfigError(rejected) from None
-        raise ConfigError(f"cannot build env {cfg.id}: {first_line(error)}; check env.kwargs") from None
+        hint = "; check env.kwargs" if cfg.kwargs else " (raised by the env's own code, given no env.kwargs)"
+        raise ConfigError(f"cannot build env {cfg.id}: {first_line(error)}{hint}") from None
 
 
 def _envpool_envs(cfg: EnvConfig, num_envs: int) -> EnvPoolVectorEnv:
