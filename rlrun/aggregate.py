@@ -19,6 +19,7 @@ seeds) of each env, as many as the env with the fewest has; the report says how 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +28,14 @@ import numpy as np
 
 from rlrun.config import ConfigError
 from rlrun.normalisation import Normalisation
-from rlrun.stats import CONFIDENCE, improvement, interval, iqm_and_mean, performance_profile
+from rlrun.stats import (
+    CONFIDENCE,
+    MIN_RUNS_FOR_IQM,
+    improvement,
+    interval,
+    iqm_and_mean,
+    performance_profile,
+)
 
 if TYPE_CHECKING:
     from rlrun.report import Group
@@ -94,13 +102,14 @@ class Aggregate:
     runs: int
     """Runs per env used (count)."""
     iqm: float
-    """IQM of the normalised final returns."""
+    """IQM of the normalised final returns; nan below `MIN_RUNS_FOR_IQM` runs in all."""
     iqm_ci: tuple[float, float]
-    """Stratified bootstrap CI of the IQM."""
+    """Stratified bootstrap CI of the IQM; nan below `MIN_RUNS_FOR_IQM` runs in all."""
     mean: float
     """Mean over envs of the mean normalised final return."""
     mean_ci: tuple[float, float]
-    """Stratified bootstrap CI of the mean."""
+    """Stratified bootstrap CI of the mean; below `MIN_RUNS_FOR_IQM` runs in all, the lowest and
+    highest normalised final return."""
 
 
 def aggregates(
@@ -110,10 +119,15 @@ def aggregates(
     found = []
     for method in methods:
         envs, scores = normalised_scores(method, norms)
-        if envs:
-            point, low, high = interval(scores, iqm_and_mean, resamples, seed)
-            found.append(Aggregate(method, envs, scores.shape[0], float(point[0]), (float(low[0]), float(high[0])),
-                                   float(point[1]), (float(low[1]), float(high[1]))))
+        if not envs:
+            continue
+        if scores.size < MIN_RUNS_FOR_IQM:  # the IQM drops no run: the mean and its range
+            found.append(Aggregate(method, envs, scores.shape[0], math.nan, (math.nan, math.nan),
+                                   float(scores.mean()), (float(scores.min()), float(scores.max()))))
+            continue
+        point, low, high = interval(scores, iqm_and_mean, resamples, seed)
+        found.append(Aggregate(method, envs, scores.shape[0], float(point[0]), (float(low[0]), float(high[0])),
+                               float(point[1]), (float(low[1]), float(high[1]))))
     return found
 
 
@@ -157,7 +171,7 @@ class Comparison:
     probability: float
     """P(X > Y), averaged over `envs`."""
     ci: tuple[float, float]
-    """Its bootstrap CI."""
+    """Its bootstrap CI; nan when X or Y has fewer than `MIN_RUNS_FOR_IQM` runs per env."""
 
 
 def _differing_key(x: Method, y: Method) -> str | None:
@@ -203,6 +217,8 @@ def compare(pairs: list[tuple[Method, Method, str]], resamples: int, seed: int) 
         envs = _shared_envs(x, y)
         scores_x, scores_y = x.finals(envs), y.finals(envs)
         probability, low, high = improvement(scores_x, scores_y, resamples, seed)
+        if min(scores_x.shape[0], scores_y.shape[0]) < MIN_RUNS_FOR_IQM:
+            low = high = math.nan  # a bootstrap over so few runs is no more than their spread
         found.append(Comparison(x, y, key, envs, (scores_x.shape[0], scores_y.shape[0]), probability,
                                 (low, high)))
     return found
@@ -237,6 +253,10 @@ def plot_profiles(
 
 
 def _ci(point: float, ci: tuple[float, float], digits: int) -> str:
+    if math.isnan(point):
+        return f"- (below {MIN_RUNS_FOR_IQM} runs)"
+    if math.isnan(ci[0]):
+        return f"{point:.{digits}f} (no CI below {MIN_RUNS_FOR_IQM} runs per env)"
     return f"{point:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
 
 
@@ -258,7 +278,8 @@ def normalisation_rows(envs: list[str], norms: dict[str, Normalisation | None]) 
 
 def aggregate_rows(found: list[Aggregate]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the aggregate table."""
-    header = ["algo", "envs", "runs per env", "normalised IQM [95% CI]", "normalised mean [95% CI]"]
+    header = ["algo", "envs", "runs per env", "normalised IQM [95% CI]",
+              f"normalised mean [95% CI; below {MIN_RUNS_FOR_IQM} runs, min, max]"]
     rows = [[agg.method.label, ", ".join(agg.envs), str(agg.runs), _ci(agg.iqm, agg.iqm_ci, 3),
              _ci(agg.mean, agg.mean_ci, 3)] for agg in found]
     return header, rows
@@ -287,7 +308,10 @@ def markdown(
         *_table(*normalisation_rows(envs, norms)), "",
         "## Aggregate over envs", "",
         ("IQM and mean of the normalised final returns over each algorithm's runs and envs, with "
-         f"{CONFIDENCE:.0%} stratified bootstrap CIs (runs resampled within each env; rliable). "
+         f"{CONFIDENCE:.0%} stratified bootstrap CIs (runs resampled within each env; rliable); "
+         f"below {MIN_RUNS_FOR_IQM} runs in all, where the IQM drops no run, the mean with the "
+         f"lowest and highest normalised return; P(X > Y) has no CI below {MIN_RUNS_FOR_IQM} runs "
+         "per env. "
          "An algorithm with more runs on one env than another uses its lowest seeds, as many on "
          "each env as the env with the fewest. Rows compare only where their envs are the same."), "",
         *(_table(*aggregate_rows(found)) if found else ["(no env could be normalised)"]), "",
