@@ -32,6 +32,33 @@ MAX_LOGGED_ACTIONS = 100_000
 """Actions of one episode kept for exact resume (count); beyond them the episode is not replayed."""
 
 
+def _env_rng_state(env: gym.Env) -> dict | None:
+    """The state of the env's own RNG as plain data: a numpy Generator's (Gymnasium's) or a
+    legacy RandomState's (dm_control's, through Shimmy); None for any other kind of RNG."""
+    rng = env.unwrapped.np_random
+    if isinstance(rng, np.random.Generator):
+        return _plain(rng.bit_generator.state)
+    if isinstance(rng, np.random.RandomState):
+        return _plain(rng.get_state(legacy=False))
+    return None
+
+
+def _set_env_rng_state(env: gym.Env, state: dict) -> None:
+    """Put back a state that `_env_rng_state` returned."""
+    rng = env.unwrapped.np_random
+    if isinstance(rng, np.random.RandomState):
+        rng.set_state(state)
+    else:
+        rng.bit_generator.state = state
+
+
+def _plain(state: dict) -> dict:
+    """A bit generator's state with its arrays (MT19937's key) as lists: checkpoint data."""
+    return {key: _plain(value) if isinstance(value, dict)
+            else value.tolist() if isinstance(value, np.ndarray) else value
+            for key, value in state.items()}
+
+
 class ActionLog:
     """The actions of one env's current episode, in a growing array of at most MAX_LOGGED_ACTIONS."""
 
@@ -90,7 +117,8 @@ class SerialVectorEnv:
         env = self.envs[i]
         if self.replayable:
             if seed is None:
-                self._episode_starts[i] = {"rng": env.unwrapped.np_random.bit_generator.state}
+                rng = _env_rng_state(env)
+                self._episode_starts[i] = {"fresh": True} if rng is None else {"rng": rng}
             else:
                 self._episode_starts[i] = {"seed": seed}
             self._episode_actions[i].clear()
@@ -144,7 +172,7 @@ class SerialVectorEnv:
                 mismatched.append(i)
                 continue
             if "rng" in start:
-                env.unwrapped.np_random.bit_generator.state = start["rng"]
+                _set_env_rng_state(env, start["rng"])
             self._obs[i] = self._reset_env(i, start.get("seed"))
             for action in state["episode_actions"][i].numpy():
                 self._episode_actions[i].append(action)
