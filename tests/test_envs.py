@@ -211,6 +211,49 @@ def test_images_go_channels_first_and_other_spaces_are_refused_in_one_line():
         adapt_observations(_SpaceEnv(gym.spaces.Text(5)))
 
 
+class _TwoRewardsEnv(gym.Env):
+    """A multi-objective env: a reward of two numbers, declared in a `reward_space` (as
+    MO-Gymnasium's envs do) when `declared`."""
+
+    observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, declared: bool = True) -> None:
+        if declared:
+            self.reward_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, np.float32), np.array([1.0, -0.5]), False, False, {}
+
+
+SUMMED = [{"_target_": "gymnasium.wrappers.TransformReward",
+           "func": {"_target_": "numpy.sum", "_partial_": True}}]
+
+
+def test_vector_rewards_are_refused_in_one_line_unless_a_wrapper_makes_them_one():
+    from rlrun.envs.factory import env_spaces
+
+    gym.register(id="TwoRewards-v0", entry_point=_TwoRewardsEnv, max_episode_steps=5)
+    try:
+        with pytest.raises(ConfigError, match=r"^env TwoRewards-v0 returns rewards of shape \(2,\), "
+                                              r"not one number: .* env.wrappers"):
+            env_spaces(EnvConfig(id="TwoRewards-v0"))  # validation: before anything is written
+        env_spaces(EnvConfig(id="TwoRewards-v0", wrappers=SUMMED))
+        envs = make_vec_env(EnvConfig(id="TwoRewards-v0", wrappers=SUMMED), 1)
+        envs.reset(seed=0)
+        assert envs.step(np.zeros(1, np.int64)).rewards.tolist() == [0.5]
+        undeclared = make_vec_env(EnvConfig(id="TwoRewards-v0", kwargs={"declared": False}), 1)
+        undeclared.reset(seed=0)
+        with pytest.raises(ConfigError, match=r"^an env returns rewards of shape \(2,\), not one"):
+            undeclared.step(np.zeros(1, np.int64))
+    finally:
+        gym.registry.pop("TwoRewards-v0")
+
+
 def test_an_env_without_time_limit_is_capped_as_a_truncation():
     envs = make_vec_env(EnvConfig(id="CliffWalking-v1", unlimited_max_episode_steps=7), 1)
     envs.reset(seed=0)

@@ -18,7 +18,12 @@ from rlrun.envs.final_info import FinalInfo
 from rlrun.envs.imports import UNKNOWN_ENV_HINT, first_line, load, registry_id
 from rlrun.envs.normalize import ObsNormalizer, RewardNormalizer
 from rlrun.envs.recording import EpisodeRecording
-from rlrun.envs.vector import EnvPoolVectorEnv, SerialVectorEnv, SubprocessVectorEnv
+from rlrun.envs.vector import (
+    EnvPoolVectorEnv,
+    SerialVectorEnv,
+    SubprocessVectorEnv,
+    non_scalar_reward,
+)
 from rlrun.envs.wrappers import apply_wrappers, env_creator, rejected_keyword
 
 
@@ -320,9 +325,22 @@ def env_spaces(cfg: EnvConfig) -> tuple[gym.Space, gym.Space]:
     key = repr(cfg)
     if key not in _SPACES:
         env = build_env(cfg, _env_fn(cfg, None))
+        _check_scalar_rewards(env, cfg.id)
         _SPACES[key] = env.observation_space, env.action_space
         env.close()
     return _SPACES[key]
+
+
+def _check_scalar_rewards(env: gym.Env, env_id: str) -> None:
+    """Refuse an env that declares vector rewards (a `reward_space` of several numbers, as
+    MO-Gymnasium's envs do) unless the wrappers in `env.wrappers` make them one: a step tells."""
+    shape = getattr(getattr(env.unwrapped, "reward_space", None), "shape", None)
+    if not shape or np.prod(shape) == 1:
+        return
+    env.reset(seed=0)
+    reward = env.step(env.action_space.sample())[1]
+    if np.ndim(reward) > 0:
+        raise non_scalar_reward(reward, f"env {env_id}")
 
 
 _SPACES: dict[str, tuple[gym.Space, gym.Space]] = {}

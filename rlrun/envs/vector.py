@@ -25,11 +25,22 @@ import torch
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from rlrun.config import ConfigError
+
 FinalInfos = dict[int, dict[str, Any]]
 """{env index: {key: value}}: the `info_keys` found in the final info of each episode that ended."""
 
 MAX_LOGGED_ACTIONS = 100_000
 """Actions of one episode kept for exact resume (count); beyond them the episode is not replayed."""
+
+
+def non_scalar_reward(reward: Any, env: str = "an env") -> ConfigError:
+    """The refusal of a reward that is not one number (the vector of a multi-objective env)."""
+    return ConfigError(
+        f"{env} returns rewards of shape {np.shape(reward)}, not one number: rlrun trains on "
+        "scalar rewards; add a wrapper to env.wrappers that makes one (for MO-Gymnasium's envs, "
+        "env.wrappers=[mo_gymnasium.wrappers.LinearReward])"
+    )
 
 
 def _env_rng_state(env: gym.Env) -> dict | None:
@@ -139,8 +150,13 @@ class SerialVectorEnv:
         for i, env in enumerate(self.envs):
             if self.replayable:
                 self._episode_actions[i].append(actions[i])
-            result = env.step(actions[i])
-            obs, self._rewards[i], self._terminations[i], self._truncations[i], info = result
+            obs, reward, self._terminations[i], self._truncations[i], info = env.step(actions[i])
+            try:
+                self._rewards[i] = reward
+            except ValueError:
+                if np.ndim(reward) == 0:
+                    raise
+                raise non_scalar_reward(reward) from None
             if self._terminations[i] or self._truncations[i]:
                 final_obs[i] = obs
                 if found := {key: info[key] for key in self.info_keys if key in info}:
