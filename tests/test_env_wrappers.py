@@ -144,6 +144,10 @@ def test_a_real_third_party_wrapper_with_keywords(compose_cfg):
     env = made(compose_cfg([f"env.wrappers=[{negate}]"]))
     env.reset(seed=0)
     assert env.step(0)[1] == -1.0
+    # Lists reach a wrapper as tuples, which Gymnasium's ReshapeObservation requires.
+    reshape = "{_target_: gymnasium.wrappers.ReshapeObservation, shape: [2, 2]}"
+    env = made(compose_cfg([f"env.wrappers=[{reshape}]"]))
+    assert env.env.observation_space.shape == (2, 2) and env.observation_space.shape == (4,)
 
 
 def test_minigrid_with_its_flat_observation_wrapper(train_run, tmp_path, monkeypatch):
