@@ -290,9 +290,20 @@ def check_env_id(env_id: str) -> None:
         raise ConfigError(f"unknown env '{env_id}'{hint} ({UNKNOWN_ENV_HINT})")
 
 
+def render_off_screen() -> None:
+    """Without a display, render MuJoCo through EGL and pygame off-screen, unless MUJOCO_GL or
+    SDL_VIDEODRIVER says otherwise. Call it before the env's modules are imported: dm_control
+    picks its renderer when it is imported."""
+    if "DISPLAY" not in os.environ:
+        os.environ.setdefault("MUJOCO_GL", "egl")
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+
 def check_renders(cfg: EnvConfig) -> None:
     """Refuse, in one line, an env that cannot render rgb_array frames (for eval.video): its
-    constructor takes no render_mode, or its metadata's render_modes lack rgb_array."""
+    constructor takes no render_mode, its metadata's render_modes lack rgb_array, or its first
+    frame fails (no OpenGL for MuJoCo, say)."""
     refused = f"env {cfg.id} cannot render rgb_array frames for eval.video=true"
     with warnings.catch_warnings():  # Gymnasium's warning on a mode outside render_modes
         warnings.simplefilter("ignore")
@@ -304,9 +315,19 @@ def check_renders(cfg: EnvConfig) -> None:
                                   "eval.video=true") from None
             raise
     modes = list(env.metadata.get("render_modes") or [])
-    env.close()
     if "rgb_array" not in modes:
+        env.close()
         raise ConfigError(f"{refused} (its metadata's render_modes: {modes}); drop eval.video=true")
+    try:
+        env.reset(seed=0)
+        env.render()
+    except Exception as error:  # noqa: BLE001 - a renderer may raise anything; one line names it
+        raise ConfigError(
+            f"{refused}: {first_line(error)} (MuJoCo without a display renders with MUJOCO_GL=egl "
+            "or MUJOCO_GL=osmesa)"
+        ) from None
+    finally:
+        env.close()
 
 
 def refuse_in_process_task(cfg: EnvConfig) -> None:
@@ -432,10 +453,7 @@ def make_vec_env(
     refuse_in_process_task(cfg)
     if video is not None:
         render_mode = "rgb_array"
-        if "DISPLAY" not in os.environ:
-            os.environ.setdefault("MUJOCO_GL", "egl")
-            os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-            os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+        render_off_screen()
         check_renders(cfg)
     envs: SerialVectorEnv | SubprocessVectorEnv | EnvPoolVectorEnv
     if cfg.backend == "envpool" and render_mode is None and record_episodes is None:
