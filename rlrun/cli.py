@@ -315,7 +315,7 @@ EVAL_USAGE = """usage: rlrun-eval <run dir or checkpoint> [key=value ...]   (or 
   device=auto  seed=<the run's seed>  torch_threads=1
 On a variant of the training env whose spaces match (the results go to <stem>.eval.<variant>.json):
   env.id=<id> (or env=<id>)  env.kwargs.<name>=<value>  ~env.kwargs.<name>
-  env.max_episode_steps=N    env.wrappers=[...]"""
+  env.max_episode_steps=N    env.wrappers=[...]    ~env.wrappers (~env.<key>: its default)"""
 
 
 def evaluate() -> None:

@@ -254,6 +254,18 @@ def test_rlrun_eval_on_variants_of_the_training_env(cartpole_run, monkeypatch, c
     assert not (checkpoints / "last.eval.json").exists()  # the training env's results stay apart
 
 
+def test_rlrun_eval_deletes_a_key_of_the_env_back_to_its_default():
+    from rlrun.config import EnvConfig
+    from rlrun.policy_io import env_variant
+
+    clip = {"_target_": "gymnasium.wrappers.ClipReward", "max_reward": 0.5}
+    trained = EnvConfig(id="CartPole-v1", wrappers=[clip], max_episode_steps=50,
+                        kwargs={"sutton_barto_reward": True})
+    variant = env_variant(trained, ["~env.wrappers", "~env.max_episode_steps", "~env.kwargs"])
+    assert (variant.wrappers, variant.max_episode_steps, variant.kwargs) == ([], None, {})
+    assert env_variant(trained, ["~env.wrappers"]).kwargs == {"sutton_barto_reward": True}
+
+
 @pytest.mark.parametrize(
     "args, fragment",
     [
