@@ -37,8 +37,8 @@ MAX_LOGGED_ACTIONS = 100_000
 def non_scalar_reward(reward: Any, env: str = "an env") -> ConfigError:
     """The refusal of a reward that is not one number (the vector of a multi-objective env)."""
     return ConfigError(
-        f"{env} returns rewards of shape {np.shape(reward)}, not one number: rlrun trains on "
-        "scalar rewards; add a wrapper to env.wrappers that makes one (for MO-Gymnasium's envs, "
+        f"{env} returns rewards of shape {np.shape(reward)}, not one number: rlrun needs scalar "
+        "rewards; add a wrapper to env.wrappers that makes one (for MO-Gymnasium's envs, "
         "env.wrappers=[mo_gymnasium.wrappers.LinearReward])"
     )
 
