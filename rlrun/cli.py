@@ -315,7 +315,7 @@ EVAL_USAGE = """usage: rlrun-eval <run dir or checkpoint> [key=value ...]   (or 
   device=auto  seed=<the run's seed>  torch_threads=1
 On a variant of the training env whose spaces match (the results go to <stem>.eval.<variant>.json):
   env.id=<id> (or env=<id>)  env.kwargs.<name>=<value>  ~env.kwargs.<name>
-  env.max_episode_steps=N    env.wrappers=[...]"""
+  env.max_episode_steps=N    env.wrappers=[...]    ~env.wrappers (~env.<key>: its default)"""
 
 
 def evaluate() -> None:
@@ -350,7 +350,7 @@ def _evaluate_checkpoint(options: EvalRunConfig, env_overrides: list[str]) -> No
     from rich.console import Console
     from rich.table import Table
 
-    from rlrun.envs.factory import VideoSpec, make_vec_env
+    from rlrun.envs.factory import VideoSpec, make_vec_env, render_off_screen
     from rlrun.envs.final_info import FinalInfo
     from rlrun.envs.recording import EpisodeRecording
     from rlrun.evaluation import episode_quotas
@@ -370,6 +370,8 @@ def _evaluate_checkpoint(options: EvalRunConfig, env_overrides: list[str]) -> No
         recording = EpisodeRecording(episode_quotas(options.eval.episodes, options.eval.num_envs))
     torch.set_num_threads(options.torch_threads)
     device = resolve_device(options.device)
+    if options.eval.video:
+        render_off_screen()  # before load_policy imports the env's modules
     loaded = load_policy(options.checkpoint, device)
     path, policy, train_cfg = loaded.path, loaded.policy, loaded.train_cfg
     state = {"algo": loaded.algo, "global_step": loaded.global_step}

@@ -109,8 +109,9 @@ evaluated on and how it is made; the rest (normalisation, ...) stays the checkpo
 
 def env_variant(trained: EnvConfig, overrides: list[str]) -> EnvConfig:
     """`trained` with `overrides` (`env=<id>` or `env.id=<id>`, `env.kwargs.<name>=<value>`,
-    `~env.kwargs.<name>`, `env.max_episode_steps=N`, `env.wrappers=[...]`) applied, refused in
-    one line when its observation or action space differs from those of `trained`.
+    `~env.kwargs.<name>`, `env.max_episode_steps=N`, `env.wrappers=[...]`, `~env.<key>` back to
+    its default) applied, refused in one line when its observation or action space differs from
+    those of `trained`.
 
     The spaces are those the policy sees (after the wrappers and rlrun's adapters); they match
     when they are equal, or are Boxes of the same shape and dtype (other bounds: e.g. a
@@ -153,6 +154,9 @@ def _apply(node: DictConfig, key: str, value: object, delete: bool, line: str) -
     try:
         if delete:
             parent, _, name = key.rpartition(".")
+            if not parent and name != "id":  # a key of env itself: back to its default
+                OmegaConf.update(node, name, OmegaConf.structured(EnvConfig)[name], merge=False)
+                return
             owner = OmegaConf.select(node, parent) if parent else None
             if not isinstance(owner, DictConfig) or name not in owner:
                 raise ConfigError(f"{line}: the checkpoint's env has no env.{key} to delete")

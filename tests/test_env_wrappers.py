@@ -144,6 +144,10 @@ def test_a_real_third_party_wrapper_with_keywords(compose_cfg):
     env = made(compose_cfg([f"env.wrappers=[{negate}]"]))
     env.reset(seed=0)
     assert env.step(0)[1] == -1.0
+    # Lists reach a wrapper as tuples, which Gymnasium's ReshapeObservation requires.
+    reshape = "{_target_: gymnasium.wrappers.ReshapeObservation, shape: [2, 2]}"
+    env = made(compose_cfg([f"env.wrappers=[{reshape}]"]))
+    assert env.env.observation_space.shape == (2, 2) and env.observation_space.shape == (4,)
 
 
 def test_user_wrappers_shape_training_evaluation_and_export(train_run, tmp_path, monkeypatch,
@@ -235,6 +239,18 @@ def test_rlrun_eval_on_variants_of_the_training_env(cartpole_run, monkeypatch, c
     assert max(report["lengths"]) <= 5
     assert max(report["returns"]) <= 0  # Sutton and Barto's reward: 0 a step, -1 a fall
     assert not (checkpoints / "last.eval.json").exists()  # the training env's results stay apart
+
+
+def test_rlrun_eval_deletes_a_key_of_the_env_back_to_its_default():
+    from rlrun.config import EnvConfig
+    from rlrun.policy_io import env_variant
+
+    clip = {"_target_": "gymnasium.wrappers.ClipReward", "max_reward": 0.5}
+    trained = EnvConfig(id="CartPole-v1", wrappers=[clip], max_episode_steps=50,
+                        kwargs={"sutton_barto_reward": True})
+    variant = env_variant(trained, ["~env.wrappers", "~env.max_episode_steps", "~env.kwargs"])
+    assert (variant.wrappers, variant.max_episode_steps, variant.kwargs) == ([], None, {})
+    assert env_variant(trained, ["~env.wrappers"]).kwargs == {"sutton_barto_reward": True}
 
 
 @pytest.mark.parametrize(

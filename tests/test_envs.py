@@ -97,6 +97,62 @@ def test_checkpointed_envs_continue_bit_for_bit():
             np.testing.assert_array_equal(got.terminations | got.truncations, want.terminations | want.truncations)
 
 
+class _LegacyRngEnv(gym.Env):
+    """Draws every observation from a legacy RandomState held as `np_random`, as dm_control's
+    envs do through Shimmy; episodes last 3 steps, so the vector env resets it by itself."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (3,), np.float64)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self) -> None:
+        self._rng, self._t = np.random.RandomState(), 0
+
+    @property
+    def np_random(self) -> np.random.RandomState:
+        return self._rng
+
+    @np_random.setter
+    def np_random(self, value: np.random.RandomState) -> None:
+        self._rng = value
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            self._rng = np.random.RandomState(seed)
+        self._t = 0
+        return self._rng.standard_normal(3), {}  # odd counts leave a cached gaussian in the state
+
+    def step(self, action):
+        self._t += 1
+        return self._rng.standard_normal(3) + action, 1.0, self._t == 3, False, {}
+
+
+def test_envs_with_a_legacy_random_state_continue_bit_for_bit():
+    import io
+
+    gym.register(id="LegacyRng-v0", entry_point=_LegacyRngEnv)
+    try:
+        envs = make_vec_env(EnvConfig(id="LegacyRng-v0"), 2)
+        envs.action_space.seed(1)
+        envs.reset(seed=0)
+        for _ in range(7):  # past two autoresets, mid-episode
+            envs.step(envs.action_space.sample())
+        buffer = io.BytesIO()
+        torch.save(envs.state_dict(), buffer)
+        buffer.seek(0)
+        state = torch.load(buffer, weights_only=True)
+        expected = [envs.step(envs.action_space.sample()) for _ in range(10)]
+        restored = make_vec_env(EnvConfig(id="LegacyRng-v0"), 2)
+        messages = []
+        restored.notify = messages.append
+        restored.load_state_dict(state)
+        restored.reset(seed=99)
+        for want in expected:
+            np.testing.assert_array_equal(restored.step(restored.action_space.sample()).obs, want.obs)
+        assert messages == []  # rebuilt by replay, not started afresh
+    finally:
+        gym.registry.pop("LegacyRng-v0")
+
+
 def test_unreplayable_envs_start_fresh_episodes_and_say_so():
     envs = make_vec_env(EnvConfig(id="CartPole-v1"), 2)
     envs.reset(seed=0)
@@ -167,6 +223,49 @@ def test_images_go_channels_first_and_other_spaces_are_refused_in_one_line():
     assert is_image(env.observation_space)
     with pytest.raises(ConfigError, match="observation space Text.*is not supported: rlrun trains on Box"):
         adapt_observations(_SpaceEnv(gym.spaces.Text(5)))
+
+
+class _TwoRewardsEnv(gym.Env):
+    """A multi-objective env: a reward of two numbers, declared in a `reward_space` (as
+    MO-Gymnasium's envs do) when `declared`."""
+
+    observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, declared: bool = True) -> None:
+        if declared:
+            self.reward_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, np.float32), np.array([1.0, -0.5]), False, False, {}
+
+
+SUMMED = [{"_target_": "gymnasium.wrappers.TransformReward",
+           "func": {"_target_": "numpy.sum", "_partial_": True}}]
+
+
+def test_vector_rewards_are_refused_in_one_line_unless_a_wrapper_makes_them_one():
+    from rlrun.envs.factory import env_spaces
+
+    gym.register(id="TwoRewards-v0", entry_point=_TwoRewardsEnv, max_episode_steps=5)
+    try:
+        with pytest.raises(ConfigError, match=r"^env TwoRewards-v0 returns rewards of shape \(2,\), "
+                                              r"not one number: .* env.wrappers"):
+            env_spaces(EnvConfig(id="TwoRewards-v0"))  # validation: before anything is written
+        env_spaces(EnvConfig(id="TwoRewards-v0", wrappers=SUMMED))
+        envs = make_vec_env(EnvConfig(id="TwoRewards-v0", wrappers=SUMMED), 1)
+        envs.reset(seed=0)
+        assert envs.step(np.zeros(1, np.int64)).rewards.tolist() == [0.5]
+        undeclared = make_vec_env(EnvConfig(id="TwoRewards-v0", kwargs={"declared": False}), 1)
+        undeclared.reset(seed=0)
+        with pytest.raises(ConfigError, match=r"^an env returns rewards of shape \(2,\), not one"):
+            undeclared.step(np.zeros(1, np.int64))
+    finally:
+        gym.registry.pop("TwoRewards-v0")
 
 
 def test_an_env_without_time_limit_is_capped_as_a_truncation():

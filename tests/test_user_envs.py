@@ -172,6 +172,24 @@ def test_ids_of_the_users_module_compose_with_their_family(user_dir):
     assert (cfg.env.id, cfg.env.family, cfg.env.imports) == ("MyCartPole-v0", "other", ["mymod"])
 
 
+def test_the_family_of_an_id_registered_by_a_partial_and_of_the_dm_control_suite():
+    import functools
+
+    from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+
+    from rlrun.envs.config_source import env_family
+
+    # Shimmy registers the DeepMind Control Suite by functools.partial (of its own function).
+    for env_id in ("PartialCartPole-v0", "dm_control/cartpole-fake-v0"):
+        gym.register(id=env_id, entry_point=functools.partial(CartPoleEnv, sutton_barto_reward=True))
+    try:
+        assert env_family("PartialCartPole-v0") == "classic"  # the partial's class, not functools
+        assert env_family("dm_control/cartpole-fake-v0") == "mujoco"
+    finally:
+        gym.registry.pop("PartialCartPole-v0")
+        gym.registry.pop("dm_control/cartpole-fake-v0")
+
+
 def test_a_worker_imports_what_the_main_process_shared(user_dir, tmp_path, monkeypatch):
     from rlrun.envs import imports
     from rlrun.envs.config_source import registered_env_ids

@@ -59,6 +59,69 @@ def test_eval_video_records_the_evaluated_episodes(train_run, tmp_path, monkeypa
     assert all(f - 1 in lengths for f in frames), (frames, lengths)
 
 
+IMPORT_TIME_RENDERER = """
+import os
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+
+BACKEND = os.environ.get("MUJOCO_GL")  # read when imported, as dm_control does
+
+
+class ImportTimeRenderer(CartPoleEnv):
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
+
+    def render(self):
+        if not BACKEND:
+            raise RuntimeError("an OpenGL platform library has not been loaded into this process")
+        return np.zeros((32, 32, 3), np.uint8)
+
+
+gym.register(id="ImportTimeRenderer-v0", entry_point=ImportTimeRenderer, max_episode_steps=20)
+"""
+
+
+def test_eval_video_sets_the_renderer_before_the_envs_modules_are_imported(
+    train_run, tmp_path, monkeypatch, capsys
+):
+    pytest.importorskip("moviepy", reason="eval.video needs moviepy: pip install -e '.[video]'")
+    from rlrun.envs.imports import SHARED
+
+    (tmp_path / "glmod.py").write_text(IMPORT_TIME_RENDERER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(SHARED, "{}")
+    run_dir = tmp_path / "run"
+    train_run(["env=glmod:ImportTimeRenderer-v0", "algo.num_steps=32", "total_timesteps=64",
+               *TINY], run_dir)
+    for name, value in (("DISPLAY", None), ("MUJOCO_GL", None), ("SDL_VIDEODRIVER", "x")):
+        monkeypatch.setenv(name, "")  # restored after the test, whatever rlrun-eval sets
+        monkeypatch.delenv(name)
+    try:
+        for backend in (None, ""):  # rlrun-eval in a new shell: the module is imported afresh
+            sys.modules.pop("glmod", None)
+            gym.registry.pop("ImportTimeRenderer-v0", None)
+            if backend is not None:  # set by hand to a renderer that fails: one line
+                monkeypatch.setenv("MUJOCO_GL", backend)
+                with pytest.raises(SystemExit) as exited:
+                    rlrun_eval(monkeypatch, run_dir, "eval.video=true", "eval.episodes=1",
+                               "eval.num_envs=1")
+                assert exited.value.code == 2
+                assert capsys.readouterr().err.strip() == (
+                    "rlrun: env glmod:ImportTimeRenderer-v0 cannot render rgb_array frames for "
+                    "eval.video=true: an OpenGL platform library has not been loaded into this "
+                    "process (MuJoCo without a display renders with MUJOCO_GL=egl or "
+                    "MUJOCO_GL=osmesa)")
+            else:
+                rlrun_eval(monkeypatch, run_dir, "eval.video=true", "eval.episodes=1",
+                           "eval.num_envs=1")
+                assert [video.name for video in (run_dir / "eval").glob("*.mp4")] == [
+                    "last-step64-env0-episode-0.mp4"]
+    finally:
+        sys.modules.pop("glmod", None)
+        gym.registry.pop("ImportTimeRenderer-v0", None)
+
+
 @pytest.mark.parametrize(
     "env, extra",
     [

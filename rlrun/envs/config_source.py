@@ -28,6 +28,11 @@ _FAMILY_BY_ENTRY_POINT = {
     "ale_py": "atari",
     "gymnasium_robotics": "mujoco",  # MuJoCo continuous control: Fetch, Adroit, hands, mazes
 }
+_FAMILY_BY_ID_PREFIX = {
+    # The DeepMind Control Suite through Shimmy (whose registration module also registers other
+    # suites): MuJoCo continuous control, which CleanRL's benchmark runs with its MuJoCo settings.
+    "dm_control/": "mujoco",
+}
 
 
 def registered_env_ids() -> list[str]:
@@ -50,7 +55,9 @@ def _implementing_module(env_id: str) -> str:
     import gymnasium as gym
 
     entry_point = gym.registry[registry_id(env_id)].entry_point
-    return entry_point if isinstance(entry_point, str) else entry_point.__module__
+    if isinstance(entry_point, str):
+        return entry_point
+    return getattr(entry_point, "func", entry_point).__module__  # a functools.partial: its function's
 
 
 def similar_env_ids(env_id: str) -> list[str]:
@@ -70,7 +77,10 @@ def similar_env_ids(env_id: str) -> list[str]:
 
 def env_family(env_id: str) -> str:
     """Preset family of a registered id (`<module>:<id>` too), from the module that implements
-    it; `other` for modules the map does not know."""
+    it (or its id's prefix); `other` for modules the maps do not know."""
+    for prefix, family in _FAMILY_BY_ID_PREFIX.items():
+        if registry_id(env_id).startswith(prefix):
+            return family
     module = _implementing_module(env_id)
     for prefix, family in _FAMILY_BY_ENTRY_POINT.items():
         if module.startswith(prefix):

@@ -18,7 +18,12 @@ from rlrun.envs.final_info import FinalInfo
 from rlrun.envs.imports import UNKNOWN_ENV_HINT, first_line, load, registry_id
 from rlrun.envs.normalize import ObsNormalizer, RewardNormalizer
 from rlrun.envs.recording import EpisodeRecording
-from rlrun.envs.vector import EnvPoolVectorEnv, SerialVectorEnv, SubprocessVectorEnv
+from rlrun.envs.vector import (
+    EnvPoolVectorEnv,
+    SerialVectorEnv,
+    SubprocessVectorEnv,
+    non_scalar_reward,
+)
 from rlrun.envs.wrappers import apply_wrappers, env_creator, rejected_keyword
 
 
@@ -316,9 +321,20 @@ def check_env_id(env_id: str) -> None:
         raise ConfigError(f"unknown env '{env_id}'{hint} ({UNKNOWN_ENV_HINT})")
 
 
+def render_off_screen() -> None:
+    """Without a display, render MuJoCo through EGL and pygame off-screen, unless MUJOCO_GL or
+    SDL_VIDEODRIVER says otherwise. Call it before the env's modules are imported: dm_control
+    picks its renderer when it is imported."""
+    if "DISPLAY" not in os.environ:
+        os.environ.setdefault("MUJOCO_GL", "egl")
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+
 def check_renders(cfg: EnvConfig) -> None:
     """Refuse, in one line, an env that cannot render rgb_array frames (for eval.video): its
-    constructor takes no render_mode, or its metadata's render_modes lack rgb_array."""
+    constructor takes no render_mode, its metadata's render_modes lack rgb_array, or its first
+    frame fails (no OpenGL for MuJoCo, say)."""
     refused = f"env {cfg.id} cannot render rgb_array frames for eval.video=true"
     with warnings.catch_warnings():  # Gymnasium's warning on a mode outside render_modes
         warnings.simplefilter("ignore")
@@ -330,9 +346,19 @@ def check_renders(cfg: EnvConfig) -> None:
                                   "eval.video=true") from None
             raise
     modes = list(env.metadata.get("render_modes") or [])
-    env.close()
     if "rgb_array" not in modes:
+        env.close()
         raise ConfigError(f"{refused} (its metadata's render_modes: {modes}); drop eval.video=true")
+    try:
+        env.reset(seed=0)
+        env.render()
+    except Exception as error:  # noqa: BLE001 - a renderer may raise anything; one line names it
+        raise ConfigError(
+            f"{refused}: {first_line(error)} (MuJoCo without a display renders with MUJOCO_GL=egl "
+            "or MUJOCO_GL=osmesa)"
+        ) from None
+    finally:
+        env.close()
 
 
 def refuse_in_process_task(cfg: EnvConfig) -> None:
@@ -351,9 +377,22 @@ def env_spaces(cfg: EnvConfig) -> tuple[gym.Space, gym.Space]:
     key = repr(cfg)
     if key not in _SPACES:
         env = build_env(cfg, _env_fn(cfg, None))
+        _check_scalar_rewards(env, cfg.id)
         _SPACES[key] = env.observation_space, env.action_space
         env.close()
     return _SPACES[key]
+
+
+def _check_scalar_rewards(env: gym.Env, env_id: str) -> None:
+    """Refuse an env that declares vector rewards (a `reward_space` of several numbers, as
+    MO-Gymnasium's envs do) unless the wrappers in `env.wrappers` make them one: a step tells."""
+    shape = getattr(getattr(env.unwrapped, "reward_space", None), "shape", None)
+    if not shape or np.prod(shape) == 1:
+        return
+    env.reset(seed=0)
+    reward = env.step(env.action_space.sample())[1]
+    if np.ndim(reward) > 0:
+        raise non_scalar_reward(reward, f"env {env_id}")
 
 
 _SPACES: dict[str, tuple[gym.Space, gym.Space]] = {}
@@ -446,10 +485,7 @@ def make_vec_env(
     refuse_in_process_task(cfg)
     if video is not None:
         render_mode = "rgb_array"
-        if "DISPLAY" not in os.environ:
-            os.environ.setdefault("MUJOCO_GL", "egl")
-            os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-            os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+        render_off_screen()
         check_renders(cfg)
     envs: SerialVectorEnv | SubprocessVectorEnv | EnvPoolVectorEnv
     if cfg.backend == "envpool" and render_mode is None and record_episodes is None:

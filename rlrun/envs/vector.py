@@ -25,11 +25,49 @@ import torch
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from rlrun.config import ConfigError
+
 FinalInfos = dict[int, dict[str, Any]]
 """{env index: {key: value}}: the `info_keys` found in the final info of each episode that ended."""
 
 MAX_LOGGED_ACTIONS = 100_000
 """Actions of one episode kept for exact resume (count); beyond them the episode is not replayed."""
+
+
+def non_scalar_reward(reward: Any, env: str = "an env") -> ConfigError:
+    """The refusal of a reward that is not one number (the vector of a multi-objective env)."""
+    return ConfigError(
+        f"{env} returns rewards of shape {np.shape(reward)}, not one number: rlrun needs scalar "
+        "rewards; add a wrapper to env.wrappers that makes one (for MO-Gymnasium's envs, "
+        "env.wrappers=[mo_gymnasium.wrappers.LinearReward])"
+    )
+
+
+def _env_rng_state(env: gym.Env) -> dict | None:
+    """The state of the env's own RNG as plain data: a numpy Generator's (Gymnasium's) or a
+    legacy RandomState's (dm_control's, through Shimmy); None for any other kind of RNG."""
+    rng = env.unwrapped.np_random
+    if isinstance(rng, np.random.Generator):
+        return _plain(rng.bit_generator.state)
+    if isinstance(rng, np.random.RandomState):
+        return _plain(rng.get_state(legacy=False))
+    return None
+
+
+def _set_env_rng_state(env: gym.Env, state: dict) -> None:
+    """Put back a state that `_env_rng_state` returned."""
+    rng = env.unwrapped.np_random
+    if isinstance(rng, np.random.RandomState):
+        rng.set_state(state)
+    else:
+        rng.bit_generator.state = state
+
+
+def _plain(state: dict) -> dict:
+    """A bit generator's state with its arrays (MT19937's key) as lists: checkpoint data."""
+    return {key: _plain(value) if isinstance(value, dict)
+            else value.tolist() if isinstance(value, np.ndarray) else value
+            for key, value in state.items()}
 
 
 class ActionLog:
@@ -90,7 +128,8 @@ class SerialVectorEnv:
         env = self.envs[i]
         if self.replayable:
             if seed is None:
-                self._episode_starts[i] = {"rng": env.unwrapped.np_random.bit_generator.state}
+                rng = _env_rng_state(env)
+                self._episode_starts[i] = {"fresh": True} if rng is None else {"rng": rng}
             else:
                 self._episode_starts[i] = {"seed": seed}
             self._episode_actions[i].clear()
@@ -111,8 +150,13 @@ class SerialVectorEnv:
         for i, env in enumerate(self.envs):
             if self.replayable:
                 self._episode_actions[i].append(actions[i])
-            result = env.step(actions[i])
-            obs, self._rewards[i], self._terminations[i], self._truncations[i], info = result
+            obs, reward, self._terminations[i], self._truncations[i], info = env.step(actions[i])
+            try:
+                self._rewards[i] = reward
+            except ValueError:
+                if np.ndim(reward) == 0:
+                    raise
+                raise non_scalar_reward(reward) from None
             if self._terminations[i] or self._truncations[i]:
                 final_obs[i] = obs
                 if found := {key: info[key] for key in self.info_keys if key in info}:
@@ -144,7 +188,7 @@ class SerialVectorEnv:
                 mismatched.append(i)
                 continue
             if "rng" in start:
-                env.unwrapped.np_random.bit_generator.state = start["rng"]
+                _set_env_rng_state(env, start["rng"])
             self._obs[i] = self._reset_env(i, start.get("seed"))
             for action in state["episode_actions"][i].numpy():
                 self._episode_actions[i].append(action)

@@ -1,11 +1,11 @@
 """The user's Gymnasium wrappers (`env.wrappers`) and the keyword checks of envs and wrappers.
 
 Each entry of `env.wrappers` is `{_target_: <import path>, <keyword>: <value>, ...}` or the
-import path alone. It is built with `hydra.utils.instantiate(entry, env)`: the target is called
-with the env as its first argument and the keywords (nested `_target_` values are instantiated
-too, e.g. a reward function `{_target_: numpy.sign, _partial_: true}`), and must return a
-Gymnasium env. Every mistake (an import that fails, a keyword the wrapper does not take, a
-target that returns no env) is one `ConfigError` line.
+import path alone. Its keywords are built with `hydra.utils.instantiate` (nested `_target_`
+values are instantiated too, e.g. a reward function `{_target_: numpy.sign, _partial_: true}`),
+lists becoming tuples; the target is called with the env as its first argument and the
+keywords, and must return a Gymnasium env. Every mistake (an import that fails, a keyword the
+wrapper does not take, a target that returns no env) is one `ConfigError` line.
 """
 
 from __future__ import annotations
@@ -91,6 +91,12 @@ def wrapper_target(wrapper: str | dict[str, Any]) -> str:
     return wrapper if isinstance(wrapper, str) else wrapper["_target_"]
 
 
+def _tuples(value: Any) -> Any:
+    """`value` with its lists as tuples, nested ones too: YAML has no tuples, and some wrappers
+    take nothing else (Gymnasium's ResizeObservation and ReshapeObservation: `shape`)."""
+    return tuple(_tuples(item) for item in value) if isinstance(value, list | tuple) else value
+
+
 def apply_wrappers(env: gym.Env, wrappers: list[Any], env_id: str) -> gym.Env:
     """`env` wrapped by each entry of `wrappers` in order (see the module docstring)."""
     from hydra.errors import InstantiationException
@@ -101,10 +107,12 @@ def apply_wrappers(env: gym.Env, wrappers: list[Any], env_id: str) -> gym.Env:
         where = f"env.wrappers[{index}]"
         factory = _locate(target, where)
         entry = {"_target_": target} if isinstance(wrapper, str) else dict(wrapper)
-        try:
-            wrapped = instantiate(entry, env, _convert_="all")
-        except InstantiationException as error:
-            cause = error.__cause__ or error
+        try:  # the keywords are built first (nested targets too), then the wrapper on the env
+            made = instantiate(entry, _partial_=True, _convert_="all")
+            wrapped = made.func(env, *_tuples(made.args),
+                                **{name: _tuples(value) for name, value in made.keywords.items()})
+        except Exception as error:  # noqa: BLE001 - a wrapper may raise anything; one line names it
+            cause = (error.__cause__ or error) if isinstance(error, InstantiationException) else error
             keywords = {k: v for k, v in entry.items() if not k.startswith("_")}
             rejected = rejected_keyword(cause, keywords, factory, target, where, skip=1)
             failed = f"{where}: {target} failed on {env_id}: {first_line(cause)}"
