@@ -55,8 +55,8 @@ def _implementing_module(env_id: str) -> str:
     import gymnasium as gym
 
     entry_point = gym.registry[registry_id(env_id)].entry_point
-    if isinstance(entry_point, str):
-        return entry_point
+    if isinstance(entry_point, str):  # "<module>:<name>"
+        return entry_point.partition(":")[0]
     return getattr(entry_point, "func", entry_point).__module__  # a functools.partial: its function's
 
 
