@@ -40,7 +40,7 @@ from rlrun.compose import (
 )
 from rlrun.config import ConfigError, EnvConfig, EvalRunConfig, TrainConfig, register_schemas
 from rlrun.envs.config_source import GymRegistryConfigSource, GymRegistrySearchPath
-from rlrun.envs.imports import import_from_overrides
+from rlrun.envs.imports import import_from_overrides, registry_id
 from rlrun.registry import algorithms
 from rlrun.sweep import assign_gpu, job_dir_name, seed_runs, sweep_name
 
@@ -92,6 +92,7 @@ def _setup() -> None:
         OmegaConf.register_new_resolver("rlrun_run_dir", _run_dir)
         OmegaConf.register_new_resolver("rlrun_algos", lambda: " | ".join(sorted(algorithms())))
         OmegaConf.register_new_resolver("rlrun_job_dir", job_dir_name)
+        OmegaConf.register_new_resolver("rlrun_env_dir", registry_id)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
