@@ -41,6 +41,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the checkout's rlrun, not an installed one
 from rlrun import stats
+from rlrun.config import ConfigError
+from rlrun.references import (
+    Reference,
+    load_random_scores,
+    load_references,
+    random_score,
+    split_env_id,
+)
 
 TEMPLATE = ROOT / "docs" / "benchmarks.template.md"
 """The page's text with its placeholders."""
@@ -196,22 +204,9 @@ class Point:
     train_return: float | None
 
 
-@dataclass(frozen=True)
-class Published:
-    """One row of scores.csv (the columns this page uses)."""
-
-    source: str
-    env: str
-    env_version: str
-    algorithm: str
-    steps: int | None
-    mean: float
-    spread: float | None
-    seeds: int | None
-    measure: str
-
-    def figure(self) -> str:
-        return number(self.mean) + ("" if self.spread is None else f" ± {number(self.spread)}")
+def figure(pub: Reference) -> str:
+    """A published figure as the page writes it: mean ± spread."""
+    return number(pub.mean) + ("" if pub.spread is None else f" ± {number(pub.spread)}")
 
 
 def _rows(path: Path, columns: Sequence[str], make: Callable[[dict[str, str]], T]) -> list[T]:
@@ -247,18 +242,6 @@ def _point(row: dict[str, str]) -> tuple[tuple[str, str, int], Point]:
     return (row["env"], row["algo"], int(row["seed"])), Point(
         int(row["step"]), _optional(row["eval_return"], float),
         _optional(row["train_return"], float))
-
-
-def _published(row: dict[str, str]) -> Published:
-    return Published(row["source"], row["env"], row["env_version"], row["algorithm"],
-                     _optional(row["steps"], int), float(row["mean"]),
-                     _optional(row["spread"], float), _optional(row["seeds"], int), row["measure"])
-
-
-def split_env(env: str) -> tuple[str, str]:
-    """"Hopper-v4" -> ("Hopper", "v4")."""
-    base, _, version = env.rpartition("-")
-    return base, version
 
 
 class Data:
@@ -323,15 +306,13 @@ class Data:
                             f"seed {run.seed}")
         return points
 
-    def published(self) -> list[Published]:
-        columns = ("source", "env", "env_version", "algorithm", "steps", "mean", "spread",
-                   "seeds", "measure")
-        return self._once("published", "", lambda _: _rows(self.scores, columns, _published))
+    def published(self) -> list[Reference]:
+        return self._once("published", "", lambda _: _checked(load_references, self.scores))
 
-    def figure(self, source: str, env: str, algo: str, steps: int) -> Published:
+    def figure(self, source: str, env: str, algo: str, steps: int) -> Reference:
         """The one figure of `source` (a prefix of its name) for this env (in any version),
         algorithm and budget."""
-        base, _ = split_env(env)
+        base, _ = split_env_id(env)
         found = [pub for pub in self.published() if pub.source.startswith(source)
                  and (pub.env, pub.algorithm, pub.steps) == (base, algo, steps)]
         if len(found) != 1:
@@ -340,11 +321,19 @@ class Data:
         return found[0]
 
     def random_return(self, env: str) -> float:
-        make = lambda row: ((row["env"], row["env_version"]), float(row["mean"]))
-        scores = dict(_rows(self.random, ("env", "env_version", "mean"), make))
-        if split_env(env) not in scores:
+        scores = self._once("random", "", lambda _: _checked(load_random_scores, self.random))
+        found = random_score(scores, env)
+        if found is None:
             raise PageError(f"{self.random} has no random score for {env}")
-        return scores[split_env(env)]
+        return found.mean
+
+
+def _checked(load: Callable[[Path], T], path: Path) -> T:
+    """`load(path)`, its ConfigError (a missing file, column or value) as a PageError."""
+    try:
+        return load(path)
+    except ConfigError as error:
+        raise PageError(str(error)) from None
 
 
 def _check_ends_alike(path: Path, run: Run, points: list[Point]) -> None:
@@ -438,7 +427,7 @@ class Comparison:
     env: str
     algo: str
     ours: SeedValues
-    published: Published
+    published: Reference
 
     @property
     def standing(self) -> str:
@@ -450,7 +439,7 @@ class Comparison:
 
     def published_text(self) -> str:
         pub = self.published
-        return f"{pub.figure()} ({_seed_count(pub)} at {steps_text(pub.steps)})"
+        return f"{figure(pub)} ({_seed_count(pub)} at {steps_text(pub.steps)})"
 
     def difference(self) -> str:
         """rlrun's point estimate minus the published mean, and their ratio when both are
@@ -461,7 +450,7 @@ class Comparison:
 
     def differs(self) -> str:
         """The env version and the budget, where they differ (published vs rlrun)."""
-        _, version = split_env(self.env)
+        _, version = split_env_id(self.env)
         notes = []
         if self.published.env_version != version:
             notes.append(f"{self.published.env_version} vs {version}")
@@ -490,7 +479,7 @@ def comparisons(data: Data, suite: str, source: str,
     for (env, algo), runs in ordered(data.runs(suite)):
         end = max(run.steps for run in runs)
         for pub in data.published():
-            if (not pub.source.startswith(source) or pub.env != split_env(env)[0]
+            if (not pub.source.startswith(source) or pub.env != split_env_id(env)[0]
                     or pub.algorithm != algo or pub.steps is None
                     or pub.steps > MAX_BUDGET_RATIO * end):
                 continue
@@ -601,7 +590,7 @@ def p_random(data: Data, env: str) -> str:
 
 
 def p_published(data: Data, source: str, env: str, algo: str, steps: str) -> str:
-    return data.figure(source, env, algo, int(steps)).figure()
+    return figure(data.figure(source, env, algo, int(steps)))
 
 
 def p_solved_table(data: Data, suite: str) -> str:
@@ -668,7 +657,7 @@ def p_seeds_table(data: Data, suite: str, *at_steps: str) -> str:
     return table(header, rows)
 
 
-def _seed_count(pub: Published) -> str:
+def _seed_count(pub: Reference) -> str:
     if pub.seeds is None:
         return "seeds not stated"
     return f"{pub.seeds} seed" + ("s" if pub.seeds != 1 else "")
@@ -707,7 +696,7 @@ def p_behind(data: Data, suite: str, source: str, measure: str) -> str:
     """The pairs where `source`'s figure lies above rlrun's interval."""
     found, _ = comparisons(data, suite, source, measure)
     items = [f"{name(c.algo)} on {c.env} ({described(c.ours.values)} at "
-             f"{steps_text(c.ours.step)} against {c.published.figure()} at "
+             f"{steps_text(c.ours.step)} against {figure(c.published)} at "
              f"{steps_text(c.published.steps)})" for c in found if c.standing == "behind"]
     return listing(items) if items else "none"
 

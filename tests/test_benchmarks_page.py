@@ -87,13 +87,13 @@ b/0,CartPole-v1,dqn,0,300,50000,5,1000
 b/1,CartPole-v1,dqn,1,480,50000,5,1000
 b/2,CartPole-v1,dqn,2,500,50000,5,1000
 """
-SCORES = """env,env_version,algorithm,steps,mean,spread,spread_kind,seeds,measure,source,kind
-CartPole,v1,ppo,100000,100.0,5.0,std,1,one agent,RL Zoo,kind
-CartPole,v1,ppo,1000000,500.0,0.0,std,1,one agent at ten times the budget,RL Zoo,kind
-CartPole,v1,dqn,100000,510.0,0.0,std,1,one agent,RL Zoo,kind
-CartPole,v1,dqn,25000,200.0,0.0,std,1,one agent,RL Zoo,kind
-CartPole,v1,ppo,100000,450.0,10.0,std,3,training return,CleanRL,kind
-CartPole,v0,ppo,100000,500.0,0.0,std,10,best seed mean,Tianshou,kind
+SCORES = """env,env_version,algorithm,steps,mean,spread,spread_kind,seeds,measure,source,kind,budget,measure_kind,window,source_file
+CartPole,v1,ppo,100000,100.0,5.0,std,1,one agent,RL Zoo,kind,,eval_agent_deterministic,,f
+CartPole,v1,ppo,1000000,500.0,0.0,std,1,one agent at ten times the budget,RL Zoo,kind,,eval_agent_deterministic,,f
+CartPole,v1,dqn,100000,510.0,0.0,std,1,one agent,RL Zoo,kind,,eval_agent_deterministic,,f
+CartPole,v1,dqn,25000,200.0,0.0,std,1,one agent,RL Zoo,kind,,eval_agent_deterministic,,f
+CartPole,v1,ppo,100000,450.0,10.0,std,3,training return,CleanRL,kind,,train_window,100,f
+CartPole,v0,ppo,100000,500.0,0.0,std,10,best seed mean,Tianshou,kind,,max_seed_mean_stochastic,,f
 """
 RANDOM = """env,env_version,mean,std,episodes,source
 CartPole,v1,23.68,12.2,100,random
