@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import statistics
 import sys
 import time
@@ -377,7 +376,7 @@ def _evaluate_checkpoint(options: EvalRunConfig, env_overrides: list[str]) -> No
     path, policy, train_cfg = loaded.path, loaded.policy, loaded.train_cfg
     state = {"algo": loaded.algo, "global_step": loaded.global_step}
     env_cfg = env_variant(train_cfg.env, env_overrides) if env_overrides else train_cfg.env
-    variant = f".{_file_part(env_overrides)}" if env_overrides else ""
+    variant = f".{job_dir_name(','.join(env_overrides))}" if env_overrides else ""
     video = None
     if options.eval.video:
         require("moviepy", "eval.video=true")
@@ -432,13 +431,6 @@ def _evaluate_checkpoint(options: EvalRunConfig, env_overrides: list[str]) -> No
         for file in sorted(video.folder.glob(f"{video.prefix}-env*.mp4")):
             if file.stat().st_mtime >= started:
                 print(f"wrote {file}")
-
-
-def _file_part(overrides: list[str]) -> str:
-    """The overrides of an evaluated variant as part of a file name."""
-    from rlrun.sweep import job_dir_name
-
-    return job_dir_name(re.sub(r"[^\w.,=+~-]+", "_", ",".join(overrides)))
 
 
 def _write_dataset(options: EvalRunConfig, recording: EpisodeRecording, envs: VecEnv, path: Path,
