@@ -36,7 +36,7 @@ from rlrun.extras import install_hint, require
 from rlrun.registry import AlgoSpec, algorithms
 from rlrun.resume import check_algo, flatten, known_part
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 USAGE_EXIT = 2
 CXX_COMPILERS = ("g++", "c++", "clang++")
 LOGGER_EXTRAS = ("tensorboard", "wandb", "mlflow")

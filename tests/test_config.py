@@ -11,7 +11,7 @@ from rlrun.config import ConfigError
 from rlrun.envs.config_source import env_family, registered_env_ids
 from rlrun.registry import algorithms
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
+CONF = Path(__file__).resolve().parent.parent / "rlrun" / "conf"
 ENV_FILES = sorted(p.stem for p in (CONF / "env").glob("*.yaml"))
 MUJOCO = ("Hopper", "HalfCheetah", "Walker2d", "Ant", "Humanoid", "InvertedPendulum",
           "InvertedDoublePendulum", "Reacher", "Swimmer")
