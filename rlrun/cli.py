@@ -40,7 +40,7 @@ from rlrun.compose import (
 from rlrun.config import ConfigError, EnvConfig, EvalRunConfig, TrainConfig, register_schemas
 from rlrun.envs.config_source import GymRegistryConfigSource, GymRegistrySearchPath
 from rlrun.envs.imports import import_from_overrides, registry_id
-from rlrun.registry import algorithms
+from rlrun.registry import AlgoPackagesSearchPath, algorithms, registry
 from rlrun.sweep import assign_gpu, job_dir_name, seed_runs, sweep_name
 
 if TYPE_CHECKING:
@@ -86,6 +86,7 @@ def _setup() -> None:
     _quiet_warnings()
     Plugins.instance().register(GymRegistryConfigSource)
     Plugins.instance().register(GymRegistrySearchPath)
+    Plugins.instance().register(AlgoPackagesSearchPath)
     register_schemas({name: spec.config for name, spec in algorithms().items()})
     if not OmegaConf.has_resolver("rlrun_run_dir"):
         OmegaConf.register_new_resolver("rlrun_run_dir", _run_dir)
@@ -155,10 +156,18 @@ def _trial_reporters(
 
 
 def _presets(choices: DictConfig) -> list[str]:
-    """The preset files applied (`conf/preset/<algo>_<family>.yaml`, then `preset/env/<algo>_<env>`):
-    Hydra names an optional choice even when its file is absent."""
+    """The preset files applied (`conf/preset/<algo>_<family>.yaml`, then `preset/env/<algo>_<env>`;
+    an algorithm of another package: the files of its own `conf/`): Hydra names an optional choice
+    even when its file is absent."""
     files = [f"{group}/{choices[group]}.yaml" for group in ("preset", "preset/env") if choices.get(group)]
-    return [f"conf/{name}" for name in files if (Path(CONF_DIR) / name).is_file()]
+    package_conf = registry().config_dirs.get(choices.get("algo"))
+    found = []
+    for name in files:
+        if (Path(CONF_DIR) / name).is_file():
+            found.append(f"conf/{name}")
+        elif package_conf is not None and (package_conf / name).is_file():
+            found.append(str(package_conf / name))
+    return found
 
 
 def _train_run(cfg: TrainConfig, run_dir: Path, launch: Launch) -> float:

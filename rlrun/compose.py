@@ -33,7 +33,7 @@ from rlrun.config import ConfigError, LoggerConfig, TrainConfig
 from rlrun.envs.config_source import similar_env_ids
 from rlrun.envs.imports import UNKNOWN_ENV_HINT, import_from_overrides, load, share
 from rlrun.extras import install_hint, require
-from rlrun.registry import AlgoSpec, algorithms
+from rlrun.registry import AlgoSpec, algorithms, registry
 from rlrun.resume import check_algo, flatten, known_part
 
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
@@ -261,6 +261,8 @@ def explain(error: Exception, config_name: str, overrides: list[str]) -> str:
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             return _misspelt_import_key(overrides) or f"unknown env '{option}'{hint}{_env_hint(option)}"
         if group == "algo":
+            if option in registry().broken:
+                return registry().broken[option]
             names = sorted(algorithms())
             return (
                 f"unknown algo '{option}'{_close(option, names)} (choose from {', '.join(names)})"

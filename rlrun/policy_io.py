@@ -70,7 +70,8 @@ def load_policy(checkpoint: str | Path, device: torch.device | str = "cpu") -> L
     state = load_checkpoint(path)  # on the CPU; load_state_dict copies the weights to `device`
     spec = algorithms().get(state["algo"])
     if spec is None:
-        raise CheckpointError(f"{path} was written by algo '{state['algo']}', which this rlrun does not have")
+        raise CheckpointError(f"{path} was written by algo '{state['algo']}', which this rlrun does not have "
+                              "(an algorithm of another package: install that package)")
     stored = OmegaConf.create(state["config"])
     stored.pop("resume", None)  # where the run came from; not needed to rebuild its policy
     name = stored.network.get("name", "mlp")

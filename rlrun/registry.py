@@ -1,18 +1,30 @@
 """Algorithm registry: `algo=<name>` -> its config schema, training loop and policy builder.
 
-Every module in `rlrun/algos/` that defines `SPEC = AlgoSpec(...)` is registered.
+Every module in `rlrun/algos/` that defines `SPEC = AlgoSpec(...)` is registered, and so is every
+algorithm an installed package declares in the entry point group `rlrun.algorithms`
+(`<name> = "<module>:SPEC"`, or the module alone when it defines `SPEC`). A package's config
+files (`algo/<name>.yaml`, `preset/<name>_<family>.yaml`) live in a `conf/` folder beside that
+module, which `AlgoPackagesSearchPath` puts on Hydra's search path. A package that cannot be
+registered is named in one line on stderr and left out; the other algorithms work.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import importlib.metadata
 import pkgutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import gymnasium as gym
+from hydra.core.config_search_path import ConfigSearchPath
+from hydra.plugins.search_path_plugin import SearchPathPlugin
 from torch import nn
 
 if TYPE_CHECKING:
@@ -45,9 +57,25 @@ class AlgoSpec:
     moment they were stored: `env.normalize_obs` and `env.normalize_reward` are refused."""
 
 
-@cache
-def algorithms() -> dict[str, AlgoSpec]:
-    """All registered algorithms by name."""
+ENTRY_POINT_GROUP = "rlrun.algorithms"
+"""The entry point group in which a package declares its algorithms."""
+
+
+@dataclass(frozen=True)
+class Registry:
+    specs: dict[str, AlgoSpec]
+    """Every algorithm, rlrun's own and those of other packages, by name."""
+    config_dirs: dict[str, Path]
+    """Another package's algorithm -> the `conf/` folder that holds its yaml files."""
+    broken: dict[str, str]
+    """Entry point name -> the line saying why its package's algorithm is left out."""
+
+
+class PluginError(Exception):
+    """An entry point of `rlrun.algorithms` that cannot be registered (the message says why)."""
+
+
+def _shipped() -> dict[str, AlgoSpec]:
     import rlrun.algos
 
     specs = {}
@@ -56,4 +84,74 @@ def algorithms() -> dict[str, AlgoSpec]:
         spec = getattr(module, "SPEC", None)
         if isinstance(spec, AlgoSpec):
             specs[spec.name] = spec
-    return dict(sorted(specs.items()))
+    return specs
+
+
+def _plugin(
+    entry_point: importlib.metadata.EntryPoint, taken: dict[str, str]
+) -> tuple[AlgoSpec, Path]:
+    """The spec an entry point names and its package's `conf/` folder; PluginError says why not.
+    `taken`: the names already registered -> who registered them."""
+    from rlrun.config import AlgoConfig
+
+    try:
+        loaded = entry_point.load()
+    except Exception as error:  # noqa: BLE001 - a package may raise anything; one line names it
+        detail = f"{type(error).__name__}: {str(error).strip()}".splitlines()[0].rstrip(": ")
+        raise PluginError(f"{entry_point.value} cannot be loaded ({detail})") from None
+    spec = getattr(loaded, "SPEC", None) if isinstance(loaded, ModuleType) else loaded
+    if not isinstance(spec, AlgoSpec):
+        raise PluginError(
+            f"{entry_point.value} is not an AlgoSpec nor a module with SPEC = AlgoSpec(...)"
+        )
+    if spec.name != entry_point.name:
+        raise PluginError(f"the entry point is named '{entry_point.name}' but its AlgoSpec "
+                          f"'{spec.name}'; give both the same name")
+    if spec.name in taken:
+        raise PluginError(f"algo={spec.name} is taken by {taken[spec.name]}; rename it")
+    config = spec.config
+    if not (dataclasses.is_dataclass(config) and issubclass(config, AlgoConfig)
+            and config.name == spec.name):
+        raise PluginError(f"its config must be a dataclass subclassing AlgoConfig with "
+                          f"name: str = '{spec.name}'")
+    conf = Path(sys.modules[entry_point.module].__file__).parent / "conf"
+    if not (conf / "algo" / f"{spec.name}.yaml").is_file():
+        raise PluginError(f"it ships no {conf / 'algo' / spec.name}.yaml (add it, and "
+                          "conf/**/*.yaml to the package data)")
+    return spec, conf
+
+
+@cache
+def registry() -> Registry:
+    """rlrun's algorithms and those of installed packages (`rlrun.algorithms` entry points)."""
+    specs = _shipped()
+    taken = {name: "rlrun's own algorithm" for name in specs}
+    config_dirs, broken = {}, {}
+    entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    for entry_point in sorted(entry_points, key=lambda e: e.name):
+        package = entry_point.dist.name if entry_point.dist is not None else entry_point.value
+        try:
+            spec, config_dirs[entry_point.name] = _plugin(entry_point, taken)
+        except PluginError as error:
+            broken[entry_point.name] = (
+                f"algorithm '{entry_point.name}' of package {package} is left out: {error}"
+            )
+            print(f"rlrun: {broken[entry_point.name]}", file=sys.stderr)
+            continue
+        specs[spec.name] = spec
+        taken[spec.name] = f"package {package}"
+    return Registry(dict(sorted(specs.items())), config_dirs, broken)
+
+
+def algorithms() -> dict[str, AlgoSpec]:
+    """All registered algorithms by name."""
+    return registry().specs
+
+
+class AlgoPackagesSearchPath(SearchPathPlugin):
+    """Appends the `conf/` folder of each algorithm from another package to Hydra's search path
+    (after rlrun's own configs, which therefore win a clash of file names)."""
+
+    def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+        for name, directory in registry().config_dirs.items():
+            search_path.append(provider=f"rlrun.algorithms:{name}", path=f"file://{directory}")

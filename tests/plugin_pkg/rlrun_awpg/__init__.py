@@ -1,0 +1,1 @@
+"""Advantage-weighted policy gradient for rlrun: `rlrun algo=awpg`."""
