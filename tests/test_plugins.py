@@ -163,5 +163,26 @@ def test_broken_packages_get_one_line_each_and_rlrun_still_trains(tmp_path):
     assert picked["code"] == 2 and picked["stderr"].strip().splitlines() == [failing]
 
 
+
+def test_the_plugin_interface_resolves_and_describes_every_name():
+    import ast
+    import inspect
+
+    import rlrun.plugin
+
+    for name in rlrun.plugin.__all__:
+        assert getattr(rlrun.plugin, name) is not None, name
+    source = inspect.getsource(rlrun.plugin)
+    listed = next(node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Assign)
+                  and getattr(node.targets[0], "id", None) == "__all__")
+    lines = source.splitlines()
+    for element in listed.value.elts:
+        line = lines[element.lineno - 1]
+        assert len(line.partition("  # ")[2]) > 10, f"{element.value} has no one-line description"
+    imported = {alias.asname or alias.name for node in ast.walk(ast.parse(source))
+                if isinstance(node, ast.ImportFrom) and node.module != "__future__"
+                for alias in node.names}
+    assert imported == set(rlrun.plugin.__all__)
+
 if __name__ == "__main__":
     drive(json.loads(sys.argv[1]), sys.argv[2])
