@@ -448,10 +448,16 @@ def validate_train(cfg: TrainConfig) -> None:
 
 
 def check_loggers(cfg: LoggerConfig) -> None:
-    """Each logger that is on has its package (an extra) installed."""
+    """Each logger that is on has its package (an extra) installed; with `on_failure=fail`, the
+    remote ones (wandb online, an MLflow server) answer within seconds."""
+    from rlrun.logger_check import unreachable
+
     for name in LOGGER_EXTRAS:
         if getattr(cfg, name):
             require(name, f"logger.{name}=true")
+    if cfg.on_failure == "fail":
+        for problem in unreachable(cfg).values():
+            raise ConfigError(f"{problem}; or train without it: logger.on_failure=continue")
 
 
 def check_compile(spec: AlgoSpec) -> None:
