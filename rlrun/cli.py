@@ -235,6 +235,8 @@ def train() -> None:
         composed = [compose_checked("train", overrides, output_dir_key if i == 0 else None)
                     for i, overrides in enumerate(override_sets)]
         _check_search(composed[0].hydra.sweeper, sys.argv[1:])
+        if multirun:
+            _check_sweep(composed[0], sys.argv[1:])
         plain = override_sets == [sys.argv[1:]]  # no flags, no sweep syntax
         if plain and composed[0].hydra.mode != RunMode.MULTIRUN:  # (a search config may set MULTIRUN)
             _run_single(composed[0])
@@ -258,6 +260,20 @@ def _check_search(sweeper: DictConfig, argv: list[str]) -> None:
     try:
         check_settings(sweeper)
         parse_space(None if sweeper.params is None else dict(sweeper.params), task)
+    except ConfigError as error:
+        fail(str(error))
+
+
+def _check_sweep(cfg: DictConfig, argv: list[str]) -> None:
+    """Exit with one line on a swept value its key refuses or a launcher that cannot launch here,
+    before the sweep dir is made."""
+    from rlrun.compose import is_group
+    from rlrun.sweep_check import check_launcher, check_sweep_values
+
+    try:
+        check_launcher(cfg)
+        check_sweep_values(job_node(cfg), [arg for arg in argv if "=" in arg and not arg.startswith("-")],
+                           is_group)
     except ConfigError as error:
         fail(str(error))
 
