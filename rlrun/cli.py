@@ -244,6 +244,8 @@ def train() -> None:
         composed = [compose_checked("train", overrides, output_dir_key if i == 0 else None)
                     for i, overrides in enumerate(override_sets)]
         _check_search(composed[0].hydra.sweeper, sys.argv[1:])
+        if multirun:
+            _check_sweep(composed[0], sys.argv[1:])
         plain = override_sets == [sys.argv[1:]]  # no flags, no sweep syntax
         if plain and composed[0].hydra.mode != RunMode.MULTIRUN:  # (a search config may set MULTIRUN)
             _run_single(composed[0])
@@ -267,6 +269,20 @@ def _check_search(sweeper: DictConfig, argv: list[str]) -> None:
     try:
         check_settings(sweeper)
         parse_space(None if sweeper.params is None else dict(sweeper.params), task)
+    except ConfigError as error:
+        fail(str(error))
+
+
+def _check_sweep(cfg: DictConfig, argv: list[str]) -> None:
+    """Exit with one line on a swept value its key refuses or a launcher that cannot launch here,
+    before the sweep dir is made."""
+    from rlrun.compose import is_group
+    from rlrun.sweep_check import check_launcher, check_sweep_values
+
+    try:
+        check_launcher(cfg)
+        check_sweep_values(job_node(cfg), [arg for arg in argv if "=" in arg and not arg.startswith("-")],
+                           is_group)
     except ConfigError as error:
         fail(str(error))
 
@@ -348,10 +364,11 @@ def evaluate() -> None:
         raise SystemExit(130) from None
 
 
-def _evaluate_checkpoint(options: EvalRunConfig, env_overrides: list[str]) -> None:
+def _evaluate_checkpoint(options: EvalRunConfig, env_overrides: list[str]) -> dict[str, Any]:
     """Evaluate (and export, record) `options.checkpoint` on its training env, or on the variant
     `env_overrides` make of it; print a table and write `<stem>.eval.json` (a variant's:
-    `<stem>.eval.<overrides>.json`)."""
+    `<stem>.eval.<overrides>.json`; in a read-only run dir, say so and go on). Returns the
+    result written there."""
     import math
     import signal
 
@@ -383,6 +400,7 @@ def _evaluate_checkpoint(options: EvalRunConfig, env_overrides: list[str]) -> No
         render_off_screen()  # before load_policy imports the env's modules
     loaded = load_policy(options.checkpoint, device)
     path, policy, train_cfg = loaded.path, loaded.policy, loaded.train_cfg
+    _check_writable(options, path)
     state = {"algo": loaded.algo, "global_step": loaded.global_step}
     env_cfg = env_variant(train_cfg.env, env_overrides) if env_overrides else train_cfg.env
     variant = f".{job_dir_name(','.join(env_overrides))}" if env_overrides else ""
@@ -432,14 +450,32 @@ def _evaluate_checkpoint(options: EvalRunConfig, env_overrides: list[str]) -> No
     if recording is not None:
         report["dataset"] = options.eval.dataset
     out = path.with_name(f"{path.stem}.eval{variant}.json")
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
+    try:
+        out.write_text(json.dumps(report, indent=2))
+        print(f"wrote {out}")
+    except OSError as error:  # a read-only run dir: the result above stands
+        print(f"rlrun-eval: could not write {out} ({error.strerror}); the result is only in the "
+              f"table above", file=sys.stderr)
     if recording is not None:
         _write_dataset(options, recording, envs, path, state)
     if video is not None:
         for file in sorted(video.folder.glob(f"{video.prefix}-env*.mp4")):
             if file.stat().st_mtime >= started:
                 print(f"wrote {file}")
+    return report
+
+
+def _check_writable(options: EvalRunConfig, checkpoint: Path) -> None:
+    """Refuse (before evaluating) an export or a video that could not be written in the run dir."""
+    from rlrun.writable import creatable, write_fix
+
+    wanted = [(f"eval.export={options.eval.export}", checkpoint.parent)] if options.eval.export else []
+    if options.eval.video:
+        wanted.append(("eval.video=true", run_dir_of(checkpoint) / "eval"))
+    for option, folder in wanted:
+        if not creatable(folder):
+            raise ConfigError(f"{option} cannot write in {folder} (not writable); "
+                              f"{write_fix(run_dir_of(checkpoint), 'rlrun-eval <new dir>')}")
 
 
 def _write_dataset(options: EvalRunConfig, recording: EpisodeRecording, envs: VecEnv, path: Path,

@@ -13,7 +13,6 @@ import dataclasses
 import difflib
 import importlib.util
 import itertools
-import os
 import re
 import shutil
 import sys
@@ -35,6 +34,7 @@ from rlrun.envs.imports import UNKNOWN_ENV_HINT, import_from_overrides, load, sh
 from rlrun.extras import install_hint, require
 from rlrun.registry import AlgoSpec, algorithms, registry
 from rlrun.resume import check_algo, flatten, known_part
+from rlrun.writable import writable, write_fix
 
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 USAGE_EXIT = 2
@@ -412,7 +412,11 @@ def _check_output_dir(target: Path, key: str) -> None:
     or written."""
     target = target.expanduser().absolute()
     existing = next(p for p in (target, *target.parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    if existing == target and existing.is_dir() and not writable(existing):
+        use = ("the same command with hydra.sweep.dir=<new dir>" if key == "hydra.sweep.dir"
+               else "rlrun resume=<new dir>")
+        fail(f"the output dir {target} exists but is not writable; {write_fix(target, use)}")
+    if not existing.is_dir() or not writable(existing):
         problem = "is not a directory" if not existing.is_dir() else "is not writable"
         fail(
             f"cannot create the output dir {target}: {existing} {problem}; set {key}=<writable dir>"
@@ -446,10 +450,16 @@ def validate_train(cfg: TrainConfig) -> None:
 
 
 def check_loggers(cfg: LoggerConfig) -> None:
-    """Each logger that is on has its package (an extra) installed."""
+    """Each logger that is on has its package (an extra) installed; with `on_failure=fail`, the
+    remote ones (wandb online, an MLflow server) answer within seconds."""
+    from rlrun.logger_check import unreachable
+
     for name in LOGGER_EXTRAS:
         if getattr(cfg, name):
             require(name, f"logger.{name}=true")
+    if cfg.on_failure == "fail":
+        for problem in unreachable(cfg).values():
+            raise ConfigError(f"{problem}; or train without it: logger.on_failure=continue")
 
 
 def check_compile(spec: AlgoSpec) -> None:

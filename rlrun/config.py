@@ -252,6 +252,9 @@ class LoggerConfig:
     """MLflow tracking URI (http://host:5000, sqlite:///db, file:/dir); null: mlruns/ in run dir."""
     mlflow_experiment: str = "rlrun"
     """MLflow experiment name (created when absent)."""
+    on_failure: str = "fail"
+    """A wandb or MLflow logger that cannot be reached at start (checked in seconds): fail (exit
+    with the fix) or continue (train without it, saying so)."""
     every_steps: int = 10_000
     """Status line interval on the console and in train.log (env steps); metrics files get every event."""
     return_window: int = 100
@@ -264,6 +267,8 @@ class LoggerConfig:
     def __post_init__(self) -> None:
         check(self.every_steps > 0, f"logger.every_steps={self.every_steps} must be > 0")
         check(self.return_window > 0, f"logger.return_window={self.return_window} must be > 0")
+        check(self.on_failure in ("fail", "continue"),
+              f"logger.on_failure={self.on_failure} must be fail or continue")
         for key in self.info_keys:
             check(bool(key), "logger.info_keys holds an empty key; list info keys, e.g. "
                   "logger.info_keys=[is_success]")

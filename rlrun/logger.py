@@ -405,16 +405,30 @@ class Logger:
         if self.cfg.tensorboard:
             self._start("tensorboard", _TensorBoardSink, self.run_dir / "tb", self._start_step,
                         self._config)
-        if self.cfg.wandb:
+        skipped = self._unreachable()
+        if self.cfg.wandb and "wandb" not in skipped:
             wandb = self._start("wandb", _WandbSink, self.cfg, self.run_dir, self._config, self.wandb_id,
                                 self._run_name, self._group)
             self.wandb_id = wandb.id if wandb else self.wandb_id
-        if self.cfg.mlflow:
+        if self.cfg.mlflow and "mlflow" not in skipped:
             from rlrun.mlflow_log import MlflowSink
 
             mlflow = self._start("mlflow", MlflowSink, self.cfg, self.run_dir, self._config,
                                  self.mlflow_id, self._run_name, self._group)
             self.mlflow_id = mlflow.id if mlflow else self.mlflow_id
+
+    def _unreachable(self) -> set[str]:
+        """Under `on_failure=continue`, the remote loggers that cannot be reached now (said once
+        each; their clients would retry for minutes). Under `fail` the start refused them."""
+        if self.cfg.on_failure != "continue":
+            return set()
+        from rlrun.logger_check import unreachable
+
+        problems = unreachable(self.cfg)
+        for problem in problems.values():
+            self.message(f"{problem}; continuing without it (logger.on_failure=continue)",
+                         logging.WARNING)
+        return set(problems)
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         """Records one event at global env step `step` (tensors and numpy scalars accepted)."""

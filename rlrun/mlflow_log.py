@@ -25,6 +25,10 @@ MAX_PARAM_CHARS = 6000
 """Longest param value MLflow stores (characters); longer ones are cut."""
 SUMMARY_ARTIFACT = "eval_summary.json"
 """Name of the final evaluation's summary among the run's artifacts."""
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+"""MLflow's request settings unless the environment sets them: a server that stops answering
+costs one 5 s wait, after which the run goes on without it (MLflow's own defaults retry with
+backoff for minutes, stalling training)."""
 
 
 def store_uri(cfg: LoggerConfig, run_dir: Path) -> str:
@@ -58,6 +62,8 @@ class MlflowSink:
         uri = store_uri(cfg, run_dir)
         if uri.startswith("file:"):
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        for name, value in HTTP_DEFAULTS.items():
+            os.environ.setdefault(name, value)
         from mlflow.entities import Param, RunTag
         from mlflow.tracking import MlflowClient
 
