@@ -167,7 +167,7 @@ class Run:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.launch = launch or Launch()
-        resumed = resume_state(cfg, self.run_dir)
+        resumed = resume_state(cfg, self.run_dir, self.launch.overrides)
         self._resume_path, self._resume_state, self._config_changes = resumed or (None, None, [])
         self.threads = thread_control(cfg.torch_threads)
         """Torch's CPU thread count, fixed or chosen by timing (`torch_threads=auto`)."""
