@@ -78,3 +78,35 @@ def test_a_text_file_is_not_a_torch_checkpoint(tmp_path, text):
     path.write_text(text)
     with pytest.raises(CheckpointError, match="is not a torch checkpoint file"):
         load_checkpoint(path)
+
+
+def test_a_refusal_during_set_up_prints_no_start_panel(tmp_path):
+    from test_cli import rlrun
+
+    result = rlrun("algo=ppo", "env=Pendulum-v1", "algo.num_minibatches=100000", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "algo.num_minibatches" in result.stderr
+    assert "rlrun: training" not in result.stdout and "run dir" not in result.stdout
+
+
+def test_side_file_writes_are_shown_once(tmp_path, capsys):
+    from conftest import train_in_process
+
+    overrides = ["algo=sac", "env=Pendulum-v1", "total_timesteps=300", "algo.learning_starts=100",
+                 "checkpoint.every_steps=100", "eval.episodes=1", "eval.every_steps=0",
+                 "torch_threads=1", "logger.console=true"]
+    train_in_process(overrides, tmp_path / "run")
+    assert capsys.readouterr().out.count("Wrote replay state") == 1
+    assert (tmp_path / "run" / "train.log").read_text().count("Wrote replay state") >= 3
+
+
+def test_mujoco_warnings_are_shown_once_per_process(capfd):
+    pytest.importorskip("mujoco")
+    import gymnasium as gym
+
+    from rlrun.envs.factory import mujoco_warnings_once
+
+    mujoco_warnings_once()
+    for _ in range(3):
+        gym.make("HalfCheetah-v4").close()
+    assert capfd.readouterr().err.count("settotalmass") == 1

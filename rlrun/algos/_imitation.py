@@ -182,7 +182,8 @@ def initial_demos(cfg: TrainConfig, run: Run, envs: VecEnv, expert: Expert | Non
     path = save_demos(demos, run.output_dir(), cfg.env.id, obs_space, action_space)
     returns = demos.episode_returns()
     run.logger.message(
-        f"Recorded {demos.num_episodes} expert episodes ({len(demos)} transitions, return "
+        f"Recorded {demos.num_episodes} expert episode{'s' * (demos.num_episodes != 1)} "
+        f"({len(demos)} transitions, return "
         f"{returns.mean():.2f} ± {returns.std():.2f}) to {path}"
     )
     return demos
