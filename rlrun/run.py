@@ -543,7 +543,8 @@ class Run:
                        if step > self.cfg.total_timesteps else "")
             self.logger.message(
                 f"Finished at step {step}{rounded}: eval return {result.mean:.2f} ± {result.std:.2f} "
-                f"over {len(result.returns)} episodes; run dir {self.run_dir}"
+                f"over {len(result.returns)} episode{'s' * (len(result.returns) != 1)}; "
+                f"run dir {self.run_dir}"
             )
             return TrainResult(result.mean, step, self.run_dir)
         finally:
