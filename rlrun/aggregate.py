@@ -28,6 +28,7 @@ import numpy as np
 
 from rlrun.config import ConfigError
 from rlrun.normalisation import Normalisation
+from rlrun.plot_legend import add_legend
 from rlrun.stats import (
     CONFIDENCE,
     MIN_RUNS_FOR_IQM,
@@ -248,7 +249,7 @@ def plot_profiles(
         labelsize="medium", ticklabelsize="small",
     )
     axes.set_title(f"performance profiles ({CONFIDENCE:.0%} stratified bootstrap CI bands)")
-    axes.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    add_legend(figure, axes)
     figure.savefig(path, dpi=120)
 
 

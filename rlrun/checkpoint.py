@@ -26,10 +26,12 @@ class CheckpointError(ConfigError):
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or a run dir (its checkpoints/last.pt)."""
+    """A checkpoint file, a run dir (its checkpoints/last.pt), or a run's checkpoints dir (its
+    last.pt)."""
     path = Path(path).expanduser()
     if path.is_dir():
-        path = path / "checkpoints" / LAST
+        inside = path / LAST if path.name == "checkpoints" else path / "checkpoints" / LAST
+        path = path / LAST if (path / LAST).is_file() else inside
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; pass a checkpoint file or a run dir that holds checkpoints/{LAST}")
     return path
@@ -83,6 +85,11 @@ def _remedy(error: BaseException, path: Path) -> str:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load an rlrun checkpoint with `weights_only=True`: pickled code is refused, never run."""
     path = resolve_checkpoint(path)
+    if not _is_torch_file(path):
+        raise CheckpointError(
+            f"{path} is not a torch checkpoint file (torch.save writes a zip archive); pass a "
+            f"checkpoint written by rlrun (checkpoints/{LAST} of a run dir, or the run dir)"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's notes on the pickle protocol of a foreign file
@@ -100,6 +107,20 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an rlrun checkpoint; pass a file written by rlrun")
     return state
+
+
+TORCH_MAGIC = (b"PK\x03\x04", b"\x80")
+"""The first bytes of a torch.save file: a zip archive, or a pickle (torch's legacy format)."""
+
+
+def _is_torch_file(path: Path) -> bool:
+    """Whether `path` begins like a file torch.save writes (an empty file does not)."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(4)
+    except OSError:
+        return True  # torch.load reports why it cannot be read
+    return head.startswith(TORCH_MAGIC)
 
 
 class Checkpointer:

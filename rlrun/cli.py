@@ -373,7 +373,6 @@ def _evaluate_checkpoint(options: EvalRunConfig, env_overrides: list[str]) -> di
     import signal
 
     import torch
-    from rich.console import Console
     from rich.table import Table
 
     from rlrun.envs.factory import VideoSpec, make_vec_env, render_off_screen
@@ -385,6 +384,7 @@ def _evaluate_checkpoint(options: EvalRunConfig, env_overrides: list[str]) -> di
     from rlrun.ops.stats import reported_means
     from rlrun.policy_io import env_variant, load_policy
     from rlrun.run import resolve_device
+    from rlrun.terminal import table_console
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM ends it like Ctrl-C
     started = time.time()
@@ -433,7 +433,7 @@ def _evaluate_checkpoint(options: EvalRunConfig, env_overrides: list[str]) -> di
     table.add_row(str(len(result.returns)), f"{result.mean:.2f}", f"{result.std:.2f}",
                   f"{result.iqm:.2f}", f"{result.lengths.mean():.1f}",
                   *(f"{mean:.3g}" for mean in info_means.values()))
-    Console().print(table)
+    table_console().print(table)
     report = {
         "checkpoint": str(path), "algo": state["algo"], "env": env_cfg.id,
         "env_kwargs": env_cfg.kwargs, "env_wrappers": env_cfg.wrappers,

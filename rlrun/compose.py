@@ -284,8 +284,41 @@ def explain(error: Exception, config_name: str, overrides: list[str]) -> str:
     merging = re.search(r"Error merging override (\S+)", text)
     detail = str(cause).strip().splitlines()[0]
     if merging:
-        return f"invalid override {merging.group(1)}: {detail}"
+        return _override_hint(merging.group(1), detail, config_name) or (
+            f"invalid override {merging.group(1)}: {detail}")
     return detail or f"invalid {config_name} config ({type(error).__name__})"
+
+
+SWEEPER_HABITS = {
+    "hydra.sweeper.sampler.seed": "hydra.sweeper.sampler_seed",
+    "hydra.sweeper.sampler._target_": "hydra.sweeper.sampler",
+    "hydra.sweeper.pruner._target_": "hydra.sweeper.pruner",
+    "hydra.sweeper.pruner.n_startup_trials": "hydra.sweeper.pruner_startup_trials",
+    "hydra.sweeper.pruner.n_warmup_steps": "hydra.sweeper.pruner_warmup_steps",
+}
+"""Keys of hydra-optuna-sweeper and the key of rlrun's Optuna sweeper that does their job."""
+
+
+def _override_hint(line: str, detail: str, config_name: str) -> str | None:
+    """One line naming the fix for an override of the wrong shape, or None: a list written
+    without brackets, a value given to a section, a key under a value (another sweeper's)."""
+    key, _, value = line.partition("=")
+    key, value = key.lstrip("+~"), value.strip("'\"")
+    if key in SWEEPER_HABITS:
+        return (f"{key} is a key of hydra-optuna-sweeper; rlrun's sweeper takes "
+                f"{SWEEPER_HABITS[key]}={value}")
+    if "is not a ListConfig" in detail:
+        typed = next((arg.partition("=")[2] for arg in sys.argv[1:]
+                      if arg.partition("=")[0].lstrip("+") == key), value)
+        return (f"{key} takes a list: write {key}=[{typed.strip('[]')}] (in brackets; a comma "
+                "outside brackets separates the values of a sweep)")
+    if key == "checkpoint" and config_name == "train":
+        return (f"rlrun trains and takes no checkpoint=: to evaluate {value} use `rlrun-eval "
+                f"{value}`, to continue training it use `rlrun resume={value}`")
+    if "is not a subclass of" in detail:
+        return (f"{key} is a section, not a value: set one of its keys ({key}.<key>={value}; "
+                f"`rlrun --cfg job` lists them)")
+    return None
 
 
 def _misspelt_import_key(overrides: list[str]) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -18,7 +19,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from rlrun.config import LoggerConfig
@@ -202,6 +203,18 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
+ETA_AFTER_S = 10.0
+"""Seconds of training (after `Status.measure_from`) before the time left is estimated."""
+
+
+def spread_text(mean: float, spread: float) -> str:
+    """`spread` to the decimal places `mean` is shown with (4 significant digits), so that float
+    noise such as 1.11e-16 reads 0: `0.91 ± 0`, `-930.3 ± 349.3`."""
+    digits = max(0, 3 - math.floor(math.log10(abs(mean)))) if mean else 3
+    rounded = round(spread, digits)
+    return f"{rounded:.{digits}f}".rstrip("0").rstrip(".") if rounded else "0"
+
+
 class Status:
     """The numbers a person follows: steps, throughput, time left, training and eval return (with
     the means of `info_keys` beside them)."""
@@ -210,6 +223,10 @@ class Status:
         self.total = total_steps
         self.step = start_step
         self.sps: float | None = None
+        self.measure_from = start_step
+        """The step from which the time left is estimated: steps before it (a random warm-up
+        before `learning_starts`) run much faster than training and would promise too little."""
+        self._mark: tuple[float, int] | None = None
         self.values: dict[str, float] = {}
         self.eval_step: int | None = None
         self.info_keys = info_keys
@@ -218,6 +235,8 @@ class Status:
 
     def record(self, metrics: dict[str, float], step: int) -> None:
         self.step = max(self.step, step)
+        if self._mark is None and step >= self.measure_from:
+            self._mark = (time.monotonic(), step)
         if "time/sps" in metrics:
             self.sps = metrics["time/sps"]
         if "eval/return_mean" in metrics:
@@ -233,16 +252,28 @@ class Status:
         parts = [f"step {self.step:,}/{self.total:,} ({percent:.0f}%)"]
         if self.sps:
             parts.append(f"{self.sps:,.0f} sps")
-            if self.step < self.total:
-                parts.append(f"ETA {_duration((self.total - self.step) / self.sps)}")
+        if self.eta() is not None:
+            parts.append(f"ETA {_duration(self.eta())}")
         if "rollout/ep_return_mean" in self.values:
             returned = self.values["rollout/ep_return_mean"]
             parts.append(f"return {returned:.4g}{self._infos('rollout/')}")
         if "eval/return_mean" in self.values:
             spread = self.values.get("eval/return_std", 0.0)
             mean = self.values["eval/return_mean"]
-            parts.append(f"eval {mean:.4g} ± {spread:.3g}{self._infos('eval/')} @ {self.eval_step:,}")
+            parts.append(f"eval {mean:.4g} ± {spread_text(mean, spread)}{self._infos('eval/')} "
+                         f"@ {self.eval_step:,}")
         return " | ".join(parts)
+
+    def eta(self) -> float | None:
+        """Seconds left at the speed measured since `measure_from`; None before `ETA_AFTER_S` of
+        it, or once the budget is reached."""
+        if self._mark is None or self.step >= self.total:
+            return None
+        since, first = self._mark
+        seconds = time.monotonic() - since
+        if seconds < ETA_AFTER_S or self.step <= first:
+            return None
+        return (self.total - self.step) * seconds / (self.step - first)
 
     def _infos(self, prefix: str) -> str:
         shown = [f"{key} {self.values[prefix + key]:.3g}" for key in self.info_keys
@@ -270,13 +301,13 @@ class _Console:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[sps]} sps"),
-                TimeRemainingColumn(),
+                TextColumn("{task.fields[eta]}"),
                 TextColumn("{task.fields[info]}"),
                 console=self._rich,
                 auto_refresh=False,
             )
             self._task = self._progress.add_task("train", total=status.total, completed=status.step,
-                                                 sps="-", info="")
+                                                 sps="-", eta="", info="")
             self._progress.start()
 
     def record(self, metrics: dict[str, float]) -> None:
@@ -330,8 +361,9 @@ class _Console:
         values = self._status.values
         info = "  ".join(f"{label} {values[key]:.4g}" for key, label in _BAR_KEYS.items() if key in values)
         sps = f"{self._status.sps:.0f}" if self._status.sps else "-"
+        eta = self._status.eta()
         self._progress.update(self._task, completed=min(self._status.step, self._status.total), sps=sps,
-                              info=info, refresh=True)
+                              eta="" if eta is None else f"ETA {_duration(eta)}", info=info, refresh=True)
 
 
 class Logger:
@@ -382,6 +414,7 @@ class Logger:
         self._sinks: list[Any] = []
         self._text: _TextLog | None = None
         self._early_lines: list[str] = []
+        self._failed: set[str] = set()
 
     @property
     def opened(self) -> bool:
@@ -451,7 +484,7 @@ class Logger:
     def progress(self, step: int) -> None:
         """Updates the progress bar (throttled) and writes a status line every `every_steps` steps."""
         self.status.step = max(self.status.step, step)
-        if step >= self._next_interval:
+        if self._next_interval <= step < self.status.total:  # the last line: report_status, once
             self._next_interval = (step // self.cfg.every_steps + 1) * self.cfg.every_steps
             self._interval()
         if self._console is not None:
@@ -530,5 +563,10 @@ class Logger:
         except Exception as exc:  # noqa: BLE001 - a logging back-end must never stop training
             self._sinks = [sink for sink in self._sinks if sink.name != name]
             error = f"{type(exc).__name__}: {exc}"
-            self.message(f"{name} logging failed ({error}); continuing without it", logging.WARNING)
+            line = f"{name} logging failed ({error}); continuing without it"
+            if name in self._failed:  # shown once; a later failure of it goes to train.log only
+                self._write_text(line, logging.WARNING)
+            else:
+                self._failed.add(name)
+                self.message(line, logging.WARNING)
             return None

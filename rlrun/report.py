@@ -24,7 +24,8 @@ Statistics, by rliable (Agarwal et al. 2021, "Deep RL at the Edge of the Statist
 - learning curves: each run's `eval/return_mean` events are interpolated linearly onto the
   group's grid (the union of its runs' evaluation steps within the step range all of them
   cover), then the same statistic is taken at every grid step (the IQM's bootstrap resamples
-  whole runs);
+  whole runs); beside it, dashed, the mean over runs of their `rollout/ep_return_mean` (the
+  training episodes), so that a run shorter than `eval.every_steps` still draws a curve;
 - published figures (`--reference`): each compared with rlrun's figure by the same measure at
   the same step (`rlrun.references.compare`);
 - across envs (`rlrun/aggregate.py`, `rlrun/normalisation.py`): final returns normalised per env
@@ -58,6 +59,7 @@ from rich.table import Table
 from rlrun import aggregate
 from rlrun.config import ConfigError
 from rlrun.normalisation import Normalisation, normalisation
+from rlrun.plot_legend import add_legend
 from rlrun.references import Reference, compare, load_random_scores, load_references, matching
 from rlrun.search import RESULTS_FILE
 from rlrun.search.report import study_section
@@ -71,6 +73,7 @@ from rlrun.stats import (
     summary,
     summary_per_step,
 )
+from rlrun.terminal import table_console
 
 PROFILE_IMAGE = "performance_profile.png"
 """The performance-profile figure's file name in the `--out` dir."""
@@ -263,11 +266,16 @@ def curve_grid(runs: list[RunRecord]) -> np.ndarray:
     When the runs share no range (e.g. one evaluation each at different steps), the grid is the
     last step of the shortest run and the others are held at their nearest evaluation.
     """
-    start = max(run.eval_steps[0] for run in runs)
-    end = min(run.eval_steps[-1] for run in runs)
+    return _common_grid([run.eval_steps for run in runs])
+
+
+def _common_grid(steps: list[np.ndarray]) -> np.ndarray:
+    """`curve_grid` over any curves' steps (each increasing, none empty)."""
+    start = max(each[0] for each in steps)
+    end = min(each[-1] for each in steps)
     if start > end:
         return np.array([end])
-    union = np.unique(np.concatenate([run.eval_steps for run in runs]))
+    union = np.unique(np.concatenate(steps))
     grid = union[(union >= start) & (union <= end)]
     return np.linspace(start, end, MAX_CURVE_POINTS) if len(grid) > MAX_CURVE_POINTS else grid
 
@@ -280,6 +288,17 @@ def learning_curve(
     grid = curve_grid(runs)
     curves = np.stack([np.interp(grid, run.eval_steps, run.eval_returns) for run in runs])
     return grid, *summary_per_step(curves, resamples, seed)
+
+
+def training_curve(runs: list[RunRecord]) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """(grid steps, mean, number of runs) of the `rollout/ep_return_mean` curves of the runs that
+    logged one, on their `curve_grid`-like grid; None when none did."""
+    logged = [run for run in runs if len(run.train_steps)]
+    if not logged:
+        return None
+    grid = _common_grid([run.train_steps for run in logged])
+    curves = [np.interp(grid, run.train_steps, run.train_returns) for run in logged]
+    return grid, np.mean(curves, axis=0), len(logged)
 
 
 # ----- outputs ------------------------------------------------------------------------------
@@ -297,8 +316,9 @@ def plotted_references(references: list[Reference], last_step: float) -> list[Re
 def plot_env(
     groups: list[Group], path: Path, resamples: int, seed: int, references: list[Reference] | None = None
 ) -> None:
-    """One PNG: the learning curve (IQM and its 95% CI band) of each group of one env, with the
-    published figures of its algorithm (`references`) as markers at their budget."""
+    """One PNG: the learning curve (IQM and its 95% CI band) of each group of one env, its mean
+    training-episode return (`training_curve`, dashed), and the published figures of its
+    algorithm (`references`) as markers at their budget."""
     from matplotlib import colormaps
     from matplotlib.figure import Figure  # Agg canvas, no display or pyplot state
 
@@ -308,13 +328,18 @@ def plot_env(
     for index, group in enumerate(groups):
         color = palette[index % len(palette)]
         steps, statistic, centre, low, high = learning_curve(group.runs, resamples, seed)
-        label = f"{group.label} (n={len(group.runs)}, {statistic})"
+        label = f"{group.label}: evaluation (n={len(group.runs)}, {statistic})"
         if len(steps) == 1:
             axes.errorbar(steps, centre, yerr=[centre - low, high - centre], fmt="o", color=color,
                           capsize=4, label=label)
         else:
             axes.plot(steps, centre, color=color, label=label)
             axes.fill_between(steps, low, high, color=color, alpha=0.2, linewidth=0)
+        training = training_curve(group.runs)
+        if training is not None:
+            train_steps, train_mean, logged = training
+            axes.plot(train_steps, train_mean, color=color, linestyle="--", linewidth=1, alpha=0.7,
+                      label=f"{group.label}: training episodes (mean of {logged})")
         plotted = plotted_references(matching(references or [], group.env, group.algo), float(steps[-1]))
         for marker, ref in zip("DsP^v<>", plotted, strict=False):
             spread = None if ref.spread is None else [[ref.spread], [ref.spread]]
@@ -323,9 +348,9 @@ def plot_env(
                           capsize=3, label=f"{label} at {ref.steps:,}")
     axes.set_title(groups[0].env)
     axes.set_xlabel("env steps")
-    axes.set_ylabel("eval return over seeds (statistic in the legend)")
+    axes.set_ylabel("episode return over seeds (statistic in the legend)")
     axes.grid(alpha=0.3)
-    axes.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    add_legend(figure, axes)
     figure.savefig(path, dpi=120)
 
 
@@ -426,7 +451,8 @@ def _markdown(
         "## Learning curves", "",
         (f"The evaluation return over seeds at each evaluation step: IQM with its bootstrap CI "
          f"band from {MIN_RUNS_FOR_IQM} runs, else mean with a [min, max] band (the legend says "
-         "which)")
+         "which); dashed, the mean training-episode return (`rollout/ep_return_mean`) of the "
+         "runs that logged one")
         + (" (markers: published figures at the step they are read at, up to twice the runs' last "
            "step; figures without a step are only in the table)." if published is not None
            else "."), "",
@@ -536,7 +562,7 @@ def write_report(
     if resamples < 1:
         raise ConfigError(f"--resamples={resamples} must be >= 1; e.g. --resamples {RESAMPLES}")
     requests = [aggregate.parse_compare(text) for text in compare or []]
-    console = Console()
+    console = table_console()
     run_dirs = find_run_dirs(paths)
     runs = []
     for run_dir in run_dirs:

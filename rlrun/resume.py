@@ -92,12 +92,15 @@ def refused_changes(changes: list[str]) -> list[str]:
     return [change for change in changes if not change.startswith("total_timesteps:")]
 
 
-def resume_state(cfg: TrainConfig, run_dir: Path) -> tuple[Path, dict[str, Any], list[str]] | None:
+def resume_state(
+    cfg: TrainConfig, run_dir: Path, overrides: list[str] | None = None
+) -> tuple[Path, dict[str, Any], list[str]] | None:
     """(checkpoint path, its state, accepted config changes) to resume from; None: a fresh run.
 
     The checkpoint is `resume.path`, else the run dir's own `checkpoints/last.pt`. Raises
     CheckpointError when it belongs to another algorithm or the config changed in a way not
-    allowed (see the module docstring).
+    allowed (see the module docstring); the message names first the changes of the keys typed
+    on this command line (`overrides` not among the checkpoint's own).
     """
     own = Path(run_dir) / "checkpoints" / "last.pt"
     if cfg.resume.path is None and not own.is_file():
@@ -109,13 +112,43 @@ def resume_state(cfg: TrainConfig, run_dir: Path) -> tuple[Path, dict[str, Any],
     changes = config_changes(state["config"], cfg)
     refused = refused_changes(changes)
     if refused and not cfg.resume.allow_config_change:
-        shown = "; ".join(refused[:4]) + (" ..." if len(refused) > 4 else "")
-        raise CheckpointError(
-            f"{path} was trained with another config ({shown}): drop those overrides to continue "
-            "with the checkpoint's values, or add resume.allow_config_change=true to continue "
-            "with the new ones"
-        )
+        typed = [line for line in overrides or [] if line not in (state.get("overrides") or [])]
+        raise CheckpointError(_refusal(path, refused, typed))
     return path, state, changes
+
+
+SHOWN_CHANGES = 4
+"""Most changes a resume refusal lists besides those of the keys typed (count)."""
+
+
+def _refusal(path: Path, refused: list[str], typed: list[str]) -> str:
+    """Why resuming `path` is refused: every `refused` change of a key in `typed` (the overrides
+    of this command line; a choice's own id first: `env=X` changes `env.id`), then a few of the
+    values that change with them (e.g. the presets of a new env)."""
+    typed = [line for line in typed if _key(line).split(".")[0] not in IGNORED_ON_RESUME]
+
+    def covers(line: str, change: str) -> bool:
+        key, changed = _key(line), change.partition(":")[0]
+        return changed == key or changed.startswith(f"{key}.") or key.startswith(f"{changed}.")
+
+    own = sorted((change for change in refused if any(covers(line, change) for line in typed)),
+                 key=lambda change: not change.partition(":")[0].endswith(".id"))
+    rest = [change for change in refused if change not in own]
+    shown = "; ".join(rest[:SHOWN_CHANGES]) + (
+        f"; and {len(rest) - SHOWN_CHANGES} more" if len(rest) > SHOWN_CHANGES else "")
+    advice = ("to continue with the checkpoint's values, or add resume.allow_config_change=true "
+              "to continue with the new ones")
+    if not own:
+        return f"{path} was trained with another config ({shown}): drop those overrides {advice}"
+    causes = " ".join(line for line in typed if any(covers(line, change) for change in own))
+    with_them = f"; with them {len(rest)} more value(s) change ({shown})" if rest else ""
+    return (f"{path} was trained with another config: {causes} changes {'; '.join(own)}"
+            f"{with_them}: drop {causes} {advice}")
+
+
+def _key(override: str) -> str:
+    """The key of a `key=value` override, without `+`, `++` or `~`."""
+    return override.partition("=")[0].lstrip("+~")
 
 
 def check_budget(path: Path, state: dict[str, Any], total_timesteps: int) -> None:

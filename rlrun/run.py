@@ -167,7 +167,7 @@ class Run:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.launch = launch or Launch()
-        resumed = resume_state(cfg, self.run_dir)
+        resumed = resume_state(cfg, self.run_dir, self.launch.overrides)
         self._resume_path, self._resume_state, self._config_changes = resumed or (None, None, [])
         self.threads = thread_control(cfg.torch_threads)
         """Torch's CPU thread count, fixed or chosen by timing (`torch_threads=auto`)."""
@@ -206,15 +206,22 @@ class Run:
         self._pruned: tuple[int, float] | None = None
         self._closed = False
         self._previous_handlers = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
-        self._start_panel()
+        self._budget: str | None = None
+        self._side_files_shown: set[str] = set()
 
     # ----- set-up -------------------------------------------------------------------------
     @staticmethod
     def _next_multiple(step: int, every: int) -> int | None:
         return (step // every + 1) * every if every > 0 else None
 
+    def describe_budget(self, text: str) -> None:
+        """What the start panel says of the budget, for an algorithm whose steps are not env steps
+        or that ends before `total_timesteps` (called before `restore()`)."""
+        self._budget = text
+
     def _start_panel(self) -> None:
-        """What this run is and where its files go, before anything else is printed."""
+        """What this run is and where its files go, once the run is accepted (a refusal during
+        set-up prints its one line alone)."""
         cfg = self.cfg
         preset = " + ".join(self.launch.presets) or "none"
         threads = f"torch_threads={cfg.torch_threads}"
@@ -235,7 +242,7 @@ class Run:
             ("algo", cfg.algo.name),
             ("env", f"{cfg.env.id} ({cfg.env.family}, {cfg.env.num_envs} env{'s' * (cfg.env.num_envs > 1)})"),
             ("preset", preset),
-            ("budget", f"{cfg.total_timesteps:,} env steps, seed {cfg.seed}"),
+            ("budget", f"{self._budget or f'{cfg.total_timesteps:,} env steps'}, seed {cfg.seed}"),
             ("device", f"{self.device}, {threads}"),
             ("loggers", ", ".join(["console", *loggers]) + f", train.log in {self.run_dir}"),
         ]
@@ -252,6 +259,7 @@ class Run:
         """Training starts: write the launch's config files and open the log files (once)."""
         if self.logger.opened:
             return
+        self._start_panel()
         for relative, text in self.launch.config_files.items():
             path = self.run_dir / relative
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -316,7 +324,10 @@ class Run:
         self.logger.message(text)
 
     def note_learning_starts(self, learning_starts: int) -> None:
-        """Say so when the budget ends before `learning_starts`: such a run never updates."""
+        """Say so when the budget ends before `learning_starts`: such a run never updates. The
+        time left is estimated from the speed after it (the random warm-up is faster)."""
+        status = self.logger.status
+        status.measure_from = max(status.measure_from, learning_starts)
         if learning_starts >= self.cfg.total_timesteps:
             self.notice(f"total_timesteps={self.cfg.total_timesteps} <= algo.learning_starts={learning_starts}: "
                         "this run only explores and never updates; raise total_timesteps or lower "
@@ -486,12 +497,22 @@ class Run:
             "mlflow_id": self.logger.mlflow_id,
             "sweep": self.sweep,
             "episodes": self._episodes.state_dict(),
-            "modules": tracked_states(self._tracked, self.checkpointer.directory, step, self.logger.message),
+            "modules": tracked_states(self._tracked, self.checkpointer.directory, step,
+                                      self._side_file_notice),
             "rng": rng_state(),
         }
         self.checkpointer.save(state, step, best=best)
         self._checkpoint_step = step
         self._next_checkpoint = self._next_multiple(step, self.cfg.checkpoint.every_steps)
+
+    def _side_file_notice(self, text: str) -> None:
+        """`Wrote <name> state to ...`: on the console the first time, in train.log every time."""
+        name = text.split(" state ")[0]
+        if name in self._side_files_shown:
+            self.logger.record_line(text)
+        else:
+            self._side_files_shown.add(name)
+            self.logger.message(text)
 
     def finish(self, policy: Policy, step: int) -> TrainResult:
         """End the run: final evaluation and checkpoint, close loggers.
@@ -522,7 +543,8 @@ class Run:
                        if step > self.cfg.total_timesteps else "")
             self.logger.message(
                 f"Finished at step {step}{rounded}: eval return {result.mean:.2f} ± {result.std:.2f} "
-                f"over {len(result.returns)} episodes; run dir {self.run_dir}"
+                f"over {len(result.returns)} episode{'s' * (len(result.returns) != 1)}; "
+                f"run dir {self.run_dir}"
             )
             return TrainResult(result.mean, step, self.run_dir)
         finally:

@@ -93,6 +93,7 @@ def test_resume_with_a_changed_config_names_the_keys_and_keeps_the_run(finished_
     args = [*SMALL, f"hydra.run.dir={finished_run}"]
     line = one_line_error(rlrun(*args, "algo.clip_coef=0.1", "algo.ent_coef=0.02", cwd=tmp_path))
     assert "algo.clip_coef: 0.2 -> 0.1" in line and "algo.ent_coef: 0.01 -> 0.02" in line
+    assert "drop algo.clip_coef=0.1 algo.ent_coef=0.02 to continue" in line  # only the typed keys
     assert "resume.allow_config_change=true" in line
     assert snapshot(finished_run) == before
 

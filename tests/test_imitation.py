@@ -166,6 +166,10 @@ def test_bc_smoke_dataset_reuse_and_eval_command(train_run, tiny_expert, tmp_pat
     dataset = next(path for path in (first / "demos.npz", first / "demos") if path.exists())  # npz or Minari
     size = len(load_demos(str(dataset), "CartPole-v1", CARTPOLE.observation_space, CARTPOLE.action_space))
     assert result.global_step == 3 * (size - round(size * 0.1))  # epochs x training split
+    log = (first / "train.log").read_text()
+    assert "budget   algo.epochs=3 epochs over the demonstrations" in log  # not "1,000,000 env steps"
+    assert f"Trained algo.epochs=3 epochs ({result.global_step:,} samples, before total_timesteps" in log
+    assert "Recorded 3 expert episodes (" in log
     second = tmp_path / "second"
     train_run(["algo=bc", f"algo.dataset={dataset}", "algo.epochs=1", *TINY], second)
     assert not (second / dataset.name).exists()

@@ -8,6 +8,7 @@ import re
 import struct
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,9 @@ import pytest
 import torch
 import torch.utils.tensorboard
 
+from rlrun import logger as logger_module
 from rlrun.config import LoggerConfig
-from rlrun.logger import Logger
+from rlrun.logger import ETA_AFTER_S, Logger, Status, spread_text
 from rlrun.sweep import sweep_name
 
 
@@ -137,15 +139,53 @@ def test_console_without_terminal_prints_one_short_status_line_per_interval_also
     lines = capsys.readouterr().out.splitlines()
     status = [line for line in lines if line.startswith("step ")]
     assert [line.split(" | ")[0] for line in status] == [
-        "step 12/40 (30%)", "step 20/40 (50%)", "step 32/40 (80%)", "step 40/40 (100%)",
-        "step 40/40 (100%)"]  # the last again at the end, with the final evaluation
-    assert status[0] == "step 12/40 (30%) | 1,000 sps | ETA 0s | return 6"
+        "step 12/40 (30%)", "step 20/40 (50%)", "step 32/40 (80%)",
+        "step 40/40 (100%)"]  # the last once, at the end, with the final evaluation
+    assert status[0] == "step 12/40 (30%) | 1,000 sps | return 6"  # no ETA in the first seconds
     assert status[-1] == "step 40/40 (100%) | 1,000 sps | return 20 | eval 500 ± 0 @ 40"
     assert all(len(line) < 120 for line in status)
     assert "checkpoint saved" in lines and "before training" in lines
     assert not any("\x1b[" in line for line in lines)  # no escape codes, no progress bar
     logged = [line.split("] ", 1)[1] for line in (tmp_path / "train.log").read_text().splitlines()]
     assert logged == ["before training", *status[:-1], "checkpoint saved", status[-1]]
+
+
+def test_eta_waits_for_the_speed_after_the_warm_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(logger_module, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+    status = Status(total_steps=10_000, start_step=0)
+    status.measure_from = 1_000  # e.g. SAC's learning_starts: random actions, 1,000 steps/s
+    status.record({"time/sps": 1000.0}, 0)
+    clock[0], status.step = 1.0, 1_000
+    status.record({}, 1_000)  # updates start: 100 steps/s from here
+    assert status.eta() is None and "ETA" not in status.line()
+    clock[0], status.step = 1.0 + ETA_AFTER_S, 1_000 + int(100 * ETA_AFTER_S)
+    assert status.eta() == pytest.approx((10_000 - status.step) / 100)  # not at 1,000 steps/s
+    status.step = 10_000
+    assert status.eta() is None  # done: no time left to show
+
+
+@pytest.mark.parametrize("mean, spread, shown", [
+    (0.91, 1.11e-16, "0"), (-930.27, 349.31, "349.3"), (500.0, 0.0, "0"), (75.3, 12.47, "12.47"),
+    (1234.5, 12.345, "12"), (0.0, 0.5, "0.5"),
+])
+def test_eval_spread_has_the_means_decimals_and_float_noise_reads_zero(mean, spread, shown):
+    assert spread_text(mean, spread) == shown
+
+
+def test_a_failing_back_end_is_reported_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    logger = Logger(_cfg(console=True), tmp_path, 10, {})
+    logger.open()
+
+    def broken(*args):
+        raise OSError("disk gone")
+
+    for _ in range(3):
+        logger._guarded("tensorboard", broken)
+    logger.close()
+    printed = capsys.readouterr().out
+    assert printed.count("tensorboard logging failed") == 1
+    assert (tmp_path / "train.log").read_text().count("tensorboard logging failed") == 3
 
 
 def test_nothing_is_written_before_the_first_event(tmp_path: Path) -> None:

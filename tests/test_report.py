@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import warnings
 
 import numpy as np
 import pytest
 import yaml
 
 from rlrun import cli
-from rlrun.report import CURVES_TRAIN_STEPS, RunRecord, learning_curve, write_report
+from rlrun.plot_legend import add_legend
+from rlrun.report import CURVES_TRAIN_STEPS, RunRecord, learning_curve, training_curve, write_report
 from rlrun.stats import IQM_LABEL, MEAN_LABEL, interval, iqm_and_mean, iqm_per_step
 
 # Final returns by group, chosen so that mean and IQM differ.
@@ -218,3 +220,73 @@ def test_runs_csv_and_curves_csv_hold_each_runs_numbers_and_curves(tmp_path):
     short_rows = [row for row in rows if row["seed"] == "1"]
     points = [(row["step"], row["eval_return"], row["train_return"]) for row in short_rows]
     assert points == [("100", "7.0", "")]
+
+
+LONG_ENV = "gymnasium_robotics_like:FetchPickAndPlaceDenseLongName-v4"
+
+
+def test_table_in_a_pipe_keeps_every_cell_whole_and_columns_is_honoured(tmp_path, capsys, monkeypatch):
+    write_run(tmp_path / "runs" / "s0", "ppo", LONG_ENV, 0, 1234.5678, ["seed=0"])
+    monkeypatch.delenv("COLUMNS", raising=False)
+    write_report([tmp_path / "runs"], tmp_path / "out", resamples=50)
+    printed = capsys.readouterr().out  # captured: not a terminal
+    assert LONG_ENV in printed and "1234.57 [1234.57, 1234.57]" in printed
+    assert "…" not in printed
+    monkeypatch.setenv("COLUMNS", "60")
+    write_report([tmp_path / "runs"], tmp_path / "out", resamples=50)
+    printed = capsys.readouterr().out
+    table = [line for line in printed.splitlines() if line[:1] in "┏┃┡│└"]
+    assert LONG_ENV not in printed and max(map(len, table)) == 60
+
+
+def test_a_run_shorter_than_its_eval_interval_draws_its_training_curve():
+    run = curve_run([3000], [50.0])  # one evaluation: a single point
+    run.train_steps, run.train_returns = np.array([1000, 2000, 3000]), np.array([10.0, 20.0, 30.0])
+    other = curve_run([3000], [70.0])
+    other.train_steps, other.train_returns = np.array([500, 2500]), np.array([0.0, 40.0])
+    grid, mean, logged = training_curve([run, other, curve_run([3000], [1.0])])
+    assert logged == 2  # the run without training returns is left out
+    np.testing.assert_array_equal(grid, [1000, 2000, 2500])  # the union within their common range
+    np.testing.assert_allclose(mean, [(10 + 10) / 2, (20 + 30) / 2, (25 + 40) / 2])
+    assert training_curve([curve_run([3000], [1.0])]) is None
+
+
+def labels_fit(figure):
+    """The legend's texts, after checking the legend lies inside the figure and matplotlib warned
+    of nothing (e.g. that constrained layout could not place it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figure.draw_without_rendering()  # lays the figure out
+    legend = figure.legends[0] if figure.legends else figure.axes[0].get_legend()
+    box, page = legend.get_window_extent(), figure.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 + 1 and page.y0 <= box.y0
+    return [text.get_text().replace("\n", " ") for text in legend.get_texts()]
+
+
+@pytest.mark.parametrize("keys", [1, 9])
+def test_legends_show_whole_labels(keys):
+    from matplotlib.figure import Figure
+
+    labels = [f"ppo {' '.join(f'algo.key_{k}=0.00{k}{run}' for k in range(keys))}: evaluation"
+              for run in range(4)]
+    figure = Figure(figsize=(9, 4.5), layout="constrained")
+    axes = figure.subplots()
+    for label in labels:
+        axes.plot([0, 1], [0, 1], label=label)
+    add_legend(figure, axes)
+    assert labels_fit(figure) == labels
+    assert (figure.get_figheight() > 4.5) == (keys == 9)  # a long legend goes below, on a taller figure
+
+
+def test_a_sweep_report_plots_without_warnings(tmp_path):
+    for seed in range(3):
+        values = {f"key_{k}": f"0.{seed}{k}1234567890123456" for k in range(9)}
+        overrides = [f"algo.{key}={value}" for key, value in values.items()]
+        config = {"algo": {"name": "ppo", **values},
+                  "env": {"id": "CartPole-v1"}, "seed": seed}
+        records = [{"step": 100, "rollout/ep_return_mean": 1.0 + seed},
+                   {"step": 200, "eval/return_mean": 2.0 + seed}]
+        write_run_dir(tmp_path / "runs" / f"t{seed}", config, overrides, records)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        write_report([tmp_path / "runs"], tmp_path / "out", resamples=20)

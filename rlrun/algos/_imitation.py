@@ -175,14 +175,16 @@ def initial_demos(cfg: TrainConfig, run: Run, envs: VecEnv, expert: Expert | Non
     obs_space, action_space = envs.single_observation_space, envs.single_action_space
     if algo.dataset is not None:
         demos = load_demos(algo.dataset, cfg.env.id, obs_space, action_space)
-        run.logger.message(f"Read {len(demos)} transitions ({demos.num_episodes} episodes) from {algo.dataset}")
+        episodes = f"{demos.num_episodes} episode{'s' * (demos.num_episodes != 1)}"
+        run.logger.message(f"Read {len(demos)} transitions ({episodes}) from {algo.dataset}")
         return demos
     demos = collect_demos(expert.act, None, envs, algo.expert_episodes, run.record_episodes, run.device,
                           seed=run.env_seed)
     path = save_demos(demos, run.output_dir(), cfg.env.id, obs_space, action_space)
     returns = demos.episode_returns()
     run.logger.message(
-        f"Recorded {demos.num_episodes} expert episodes ({len(demos)} transitions, return "
+        f"Recorded {demos.num_episodes} expert episode{'s' * (demos.num_episodes != 1)} "
+        f"({len(demos)} transitions, return "
         f"{returns.mean():.2f} ± {returns.std():.2f}) to {path}"
     )
     return demos

@@ -46,11 +46,17 @@ class BCConfig(ImitationConfig):
 
 def train(cfg: TrainConfig, run: Run) -> TrainResult:
     envs, expert, actor, optimizer, demos, progress = setup(cfg, run, expert_required=False)
+    run.describe_budget(f"algo.epochs={cfg.algo.epochs} epochs over the demonstrations (steps count "
+                        f"training samples, at most total_timesteps={cfg.total_timesteps:,})")
     global_step = run.restore()
     if len(demos) == 0:
         demos.extend(initial_demos(cfg, run, envs, expert))
         actor.fit_normalization(demos.obs)
     global_step = train_epochs(actor, optimizer, demos, cfg, run, progress, global_step)
+    if progress["epochs"] >= cfg.algo.epochs and global_step < cfg.total_timesteps:
+        run.logger.message(
+            f"Trained algo.epochs={cfg.algo.epochs} epochs ({global_step:,} samples, before "
+            f"total_timesteps={cfg.total_timesteps:,}); raise algo.epochs to train longer")
     return run.finish(actor, global_step)
 
 

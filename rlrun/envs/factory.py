@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import gymnasium as gym
@@ -399,10 +400,30 @@ _SPACES: dict[str, tuple[gym.Space, gym.Space]] = {}
 """Spaces of the env configs built so far (by the config's repr): validation builds each once."""
 
 
+@cache
+def mujoco_warnings_once() -> None:
+    """Show each MuJoCo warning once per process: MuJoCo prints a model's compiler warnings (e.g.
+    HalfCheetah's deprecated `settotalmass`) every time an env of it is built."""
+    try:
+        import mujoco
+    except ImportError:
+        return
+    shown: set[str] = set()
+
+    def warn(message: str) -> None:
+        if message not in shown:
+            shown.add(message)
+            print(f"WARNING: {message}", file=sys.stderr, flush=True)
+
+    mujoco.set_mju_user_warning(warn)
+
+
 def build_env(cfg: EnvConfig, make: Callable[[], gym.Env]) -> gym.Env:
     """`make()`, with a missing package or a failing constructor reported in one line."""
     from rlrun.extras import install_hint
 
+    if cfg.family == "mujoco":
+        mujoco_warnings_once()
     try:
         return make()
     except ConfigError:
@@ -483,6 +504,8 @@ def make_vec_env(
     infos.
     """
     refuse_in_process_task(cfg)
+    if cfg.family == "mujoco":
+        mujoco_warnings_once()
     if video is not None:
         render_mode = "rgb_array"
         render_off_screen()
