@@ -403,6 +403,7 @@ def compose_checked(
     with_hydra = output_dir_key is not None
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
+        _check_group_values(parsed)
         import_from_overrides(overrides)  # Hydra picks the env node from what they register
         if config_name == "train" and resume_override(parsed) is not None:
             cfg = compose_resume(parsed, with_hydra)
@@ -421,6 +422,20 @@ def compose_checked(
     if with_hydra:
         _check_output_dir(Path(OmegaConf.select(cfg, output_dir_key)), output_dir_key)
     return cfg
+
+
+def _check_group_values(parsed: list[Override]) -> None:
+    """Refuse a group choice that is a number, a boolean or null (`optimizer=5`): a group takes a
+    name (and `~group` leaves it out)."""
+    for override in parsed:
+        key = override.key_or_group
+        value = override.value()
+        if is_group(key) and value is None and not override.is_delete():
+            raise ConfigError(f"{key}=null: to leave the {key} group out, write ~{key}")
+        if is_group(key) and isinstance(value, (bool, int, float)):
+            options = sorted(p.stem for p in (Path(CONF_DIR) / key).glob("*.yaml"))
+            listing = f" (choose from {', '.join(options)})" if options else ""
+            raise ConfigError(f"{key}={value}: {key} takes the name of a config{listing}")
 
 
 def _with_cnn_for_images(cfg: DictConfig, overrides: list[str], with_hydra: bool) -> DictConfig:

@@ -53,6 +53,8 @@ def finished_run(tmp_path_factory):
         (["divergence.on_nan=ignore"], "divergence.on_nan"),
         (["resume.allow_config_change=maybe"], "resume.allow_config_change"),
         (["logger=nope"], "unknown logger"),
+        (["optimizer=5"], "optimizer takes the name of a config (choose from adam, adamw"),
+        (["hparams_search=null"], "write ~hparams_search"),
     ],
 )
 def test_more_bad_values_get_one_line_and_exit_2(tmp_path, args, fragment):
