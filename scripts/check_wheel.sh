@@ -4,7 +4,7 @@
 # imported: a short train, rlrun-eval and resume= of the printed run dir, --help, a typo,
 # rlrun-report (with the shipped reference scores), a joblib sweep and an Optuna search with
 # rlrun's sweeper plugin. Exits non-zero at the first problem, keeping its temporary directory
-# then. About 4 minutes on 2 busy cores, most of it pip.
+# then. 4 to 9 minutes on 2 cores, most of it pip.
 # Usage: scripts/check_wheel.sh   (PYTHON=python3.12 scripts/check_wheel.sh for another Python)
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
