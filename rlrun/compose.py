@@ -425,14 +425,14 @@ def compose_checked(
 
 
 def _check_group_values(parsed: list[Override]) -> None:
-    """Refuse a group choice that is a number, a boolean or null (`optimizer=5`): a group takes a
+    """Refuse a group choice that is a number, a boolean or null (`optimizer=5`) or empty: a group takes a
     name (and `~group` leaves it out)."""
     for override in parsed:
         key = override.key_or_group
         value = override.value()
         if is_group(key) and value is None and not override.is_delete():
             raise ConfigError(f"{key}=null: to leave the {key} group out, write ~{key}")
-        if is_group(key) and isinstance(value, (bool, int, float)):
+        if is_group(key) and (isinstance(value, (bool, int, float)) or value == ""):
             options = sorted(p.stem for p in (Path(CONF_DIR) / key).glob("*.yaml"))
             listing = f" (choose from {', '.join(options)})" if options else ""
             raise ConfigError(f"{key}={value}: {key} takes the name of a config{listing}")

@@ -55,6 +55,7 @@ def finished_run(tmp_path_factory):
         (["logger=nope"], "unknown logger"),
         (["optimizer=5"], "optimizer takes the name of a config (choose from adam, adamw"),
         (["hparams_search=null"], "write ~hparams_search"),
+        (["algo="], "algo takes the name of a config (choose from a2c, bc"),
     ],
 )
 def test_more_bad_values_get_one_line_and_exit_2(tmp_path, args, fragment):
