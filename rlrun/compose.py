@@ -426,8 +426,7 @@ def compose_checked(
 
 def _check_group_values(parsed: list[Override]) -> None:
     """Refuse a group choice that is a number, a boolean, null or empty (`optimizer=5`): a group
-    takes a
-    name (and `~group` leaves it out)."""
+    takes a name (and `~group` leaves it out)."""
     for override in parsed:
         key = override.key_or_group
         value = override.value()
