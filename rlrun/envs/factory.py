@@ -399,6 +399,12 @@ _SPACES: dict[str, tuple[gym.Space, gym.Space]] = {}
 """Spaces of the env configs built so far (by the config's repr): validation builds each once."""
 
 
+def forget_spaces() -> None:
+    """Forget the spaces built so far: an id now makes another env (an env given in Python,
+    `rlrun.envs.python_env`)."""
+    _SPACES.clear()
+
+
 def build_env(cfg: EnvConfig, make: Callable[[], gym.Env]) -> gym.Env:
     """`make()`, with a missing package or a failing constructor reported in one line."""
     from rlrun.extras import install_hint
