@@ -152,9 +152,12 @@ class Policy:
         self.global_step: int = loaded.global_step
         """Env steps trained when the checkpoint was written."""
         with self._env():
-            self.observation_space, self.action_space = env_spaces(self.config.env)
-        """Observations the policy takes (the env's own for a Box; one-hot vectors for discrete
-        ones, channels-first images) and the actions it gives."""
+            spaces = env_spaces(self.config.env)
+        self.observation_space: gym.Space = spaces[0]
+        """Observations the policy takes, as rlrun's envs give them: the env's own for a Box,
+        one-hot vectors for discrete ones, channels-first images."""
+        self.action_space: gym.Space = spaces[1]
+        """Actions the policy gives."""
         self._normalizer = loaded.obs_normalizer(self.observation_space)
 
     def _env(self) -> AbstractContextManager[None]:
@@ -174,9 +177,13 @@ class Policy:
         import torch
 
         batch = np.asarray(obs)
-        single = batch.shape == self.observation_space.shape
+        shape = self.observation_space.shape
+        single = batch.shape == shape
         if single:
             batch = batch[None]
+        elif batch.shape[1:] != shape:
+            raise ValueError(f"act takes an observation of shape {shape} or a batch of shape "
+                             f"(n, {', '.join(map(str, shape))}), not {batch.shape}")
         if self._normalizer is not None:
             batch = self._normalizer(batch, update=False)
         elif batch.dtype == np.float64:

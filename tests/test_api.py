@@ -224,14 +224,15 @@ def test_import_rlrun_loads_neither_torch_nor_hydra():
     assert done.stdout.split() == ["[]", "[]"]
 
 
-def test_the_readme_examples_run(tmp_path):
-    """The README's Python blocks of "From Python", with a 50 times smaller budget."""
+def test_the_readme_examples_run(tmp_path, monkeypatch):
+    """The README's Python blocks of "From Python", with budgets 100 times smaller."""
     section = README.read_text().partition("## From Python")[2].partition("\n## ")[0]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
     assert len(blocks) == 2
+    monkeypatch.chdir(tmp_path)
     for block in blocks:
         code = re.sub(r"total_timesteps=([\d_]+)",
-                      lambda match: f"total_timesteps={int(match.group(1)) // 50}", block)
-        done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=300, check=False)
-        assert done.returncode == 0, done.stderr[-2000:]
+                      lambda match: f"total_timesteps={int(match.group(1)) // 100}", block)
+        exec(compile(code, "README.md", "exec"), {"__name__": "readme"})  # noqa: S102 - our README
+    assert sorted(path.name for path in (tmp_path / "outputs" / "lr_scan").iterdir()) == [
+        "lr=0.00025", "lr=0.001"]
