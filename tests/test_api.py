@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -185,6 +186,25 @@ def test_an_env_built_in_python_continues_and_loads_from_python_only(command_lin
     more = rlrun.train(resume=run_dir, env=Corridor, total_timesteps=128)
     assert (more.run_dir, more.global_step, more.stopped_because) == (run_dir, 128, "budget")
     assert f"Resuming from {result.checkpoint} at step 64" in (run_dir / "train.log").read_text()
+
+
+def test_ctrl_c_in_the_main_thread_ends_with_an_interrupted_result(tmp_path, monkeypatch):
+    from rlrun.run import Run
+
+    log = Run.log
+
+    def log_then_interrupt(self, metrics, step):
+        log(self, metrics, step)
+        if not self.should_stop:
+            signal.raise_signal(signal.SIGINT)  # as a notebook's interrupt
+
+    monkeypatch.setattr(Run, "log", log_then_interrupt)
+    before = signal.getsignal(signal.SIGINT)
+    result = rlrun.train(TINY, total_timesteps=100_000, hydra={"run": {"dir": str(tmp_path)}})
+    assert (result.stopped_because, result.final_eval) == ("interrupted", None)
+    assert result.message.startswith(f"SIGINT at step {result.global_step}: checkpoint saved")
+    assert 0 < load_checkpoint(result.checkpoint)["global_step"] == result.global_step < 100_000
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_keyword_values_become_the_overrides_a_shell_would_type():
