@@ -13,6 +13,7 @@ import json
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,11 +45,14 @@ from rlrun.registry import AlgoPackagesSearchPath, algorithms, registry
 from rlrun.sweep import assign_gpu, job_dir_name, seed_runs, sweep_name
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from hydra.core.utils import JobReturn
     from torch import nn
 
     from rlrun.envs.factory import VecEnv
     from rlrun.envs.recording import EpisodeRecording
-    from rlrun.run import Launch
+    from rlrun.run import Launch, RunInterrupted, TrainResult
     from rlrun.search.trial import TrialReporter
 
 __all__ = ["CONF_DIR", "CXX_COMPILERS", "USAGE_EXIT", "check_compile", "compose_checked", "evaluate", "report",
@@ -171,8 +175,58 @@ def _presets(choices: DictConfig) -> list[str]:
 
 
 def _train_run(cfg: TrainConfig, run_dir: Path, launch: Launch) -> float:
-    """Train one run in `run_dir` under its lock; its final eval return (a finished run is not
-    trained again). A refused run leaves the dir as it found it (and removes it if it made it)."""
+    """Train one run (`train_outcome`) and say how it ended; its final eval return. A stop signal
+    exits 128 + its number, a divergence exits 1."""
+    from rlrun.run import RunPruned
+
+    try:
+        outcome = train_outcome(cfg, run_dir, launch)
+    except RunPruned as pruned:
+        print(f"rlrun: {pruned}")
+        raise
+    if outcome.interrupted is not None:
+        print(f"rlrun: {outcome.message}", file=sys.stderr)
+        outcome.interrupted.pass_on()  # under submitit: requeue the job, which resumes from the checkpoint
+        raise SystemExit(outcome.interrupted.exit_code) from None
+    if outcome.stopped_because == DIVERGED:
+        print(f"rlrun: {outcome.message}", file=sys.stderr)
+        raise SystemExit(1) from None
+    if outcome.message:
+        print(f"rlrun: {outcome.message}")
+    return outcome.result.final_eval_return
+
+
+BUDGET, INTERRUPTED, DIVERGED = "budget", "interrupted", "diverged"
+"""Why a run stopped (`Outcome.stopped_because`)."""
+
+
+@dataclass
+class Outcome:
+    """How one run ended (`train_outcome`): the command line prints it, the Python API returns it."""
+
+    stopped_because: str
+    """budget (trained to total_timesteps, now or by an earlier command), interrupted (a stop
+    signal; checkpoint written) or diverged (a non-finite value; the last good checkpoint kept)."""
+    message: str
+    """The line the command line prints about it; empty when training has just used its budget
+    (the run's own last line says so)."""
+    step: int
+    """Env steps trained when it stopped."""
+    result: TrainResult | None = None
+    """The final evaluation; None when the run stopped before it."""
+    interrupted: RunInterrupted | None = None
+    """The stop signal's exception, to pass on to the handler installed before the run's."""
+
+
+def train_outcome(cfg: TrainConfig, run_dir: Path, launch: Launch) -> Outcome:
+    """Train one run in `run_dir` under its lock (a finished run is not trained again). A refused
+    run leaves the dir as it found it (and removes it if it made it).
+
+    Raises:
+        ConfigError: the run dir is locked by another process, or the run is refused (e.g.
+            CheckpointError: its checkpoint does not fit the config).
+        RunPruned: the search pruned the run (its checkpoint written).
+    """
     from rlrun.lock import RunLock
     from rlrun.ops.optim import NonFiniteError
     from rlrun.run import Run, RunInterrupted, RunPruned, finished_result
@@ -181,32 +235,26 @@ def _train_run(cfg: TrainConfig, run_dir: Path, launch: Launch) -> float:
     try:
         done = finished_result(cfg, run_dir)
         if done is not None:
-            print(f"rlrun: {run_dir} already finished at step {done.global_step}; its recorded final "
-                  f"eval return is {done.final_eval_return:.2f} (not retrained)")
-            return done.final_eval_return
+            return Outcome(BUDGET, f"{run_dir} already finished at step {done.global_step}; its "
+                           f"recorded final eval return is {done.final_eval_return:.2f} (not retrained)",
+                           done.global_step, done)
         spec = algorithms()[cfg.algo.name]
         run = Run(cfg, run_dir, launch)
         try:
-            return spec.train(cfg, run).final_eval_return
+            result = spec.train(cfg, run)
         except RunPruned as pruned:
             run.record_line(str(pruned))
-            print(f"rlrun: {pruned}")
             raise
         except RunInterrupted as interrupted:
             run.record_line(str(interrupted))
-            run.close()
-            print(f"rlrun: {interrupted}", file=sys.stderr)
-            interrupted.pass_on()  # under submitit: requeue the job, which resumes from the checkpoint
-            raise SystemExit(interrupted.exit_code) from None
+            return Outcome(INTERRUPTED, str(interrupted), run.step, interrupted=interrupted)
         except NonFiniteError as error:
             message = run.divergence_message(error)
             run.record_line(message)
+            return Outcome(DIVERGED, message, run.step)
+        finally:
             run.close()
-            print(f"rlrun: {message}", file=sys.stderr)
-            raise SystemExit(1) from None
-        except BaseException:
-            run.close()
-            raise
+        return Outcome(BUDGET, "", result.global_step, result)
     finally:
         lock.release()
         _remove_if_empty([run_dir])
@@ -294,14 +342,25 @@ def _shows_job_config(argv: list[str]) -> bool:
 
 
 def _run_single(cfg: DictConfig) -> None:
-    """Run one job through Hydra's job runner (run dir, logging, callbacks) with the config
-    `compose_checked` composed and validated: Hydra's own entry point would compose it twice
-    more, about 0.6 s of every run (and knows nothing of resume=, whose config comes from the
-    checkpoint). Dirs it creates for a run that is then refused are removed again."""
+    """Run one job through Hydra's job runner (`run_single_job`) with the config `compose_checked`
+    composed and validated: Hydra's own entry point would compose it twice more, about 0.6 s of
+    every run (and knows nothing of resume=, whose config comes from the checkpoint)."""
     from functools import partial
 
-    from hydra._internal.callbacks import Callbacks
     from hydra._internal.utils import run_and_report
+
+    result = run_and_report(lambda: run_single_job(cfg, partial(_train_job, validated=True)))
+    run_and_report(lambda: result.return_value)
+
+
+def run_single_job(
+    cfg: DictConfig, task: Callable[[DictConfig], Any], configure_logging: bool = True
+) -> JobReturn:
+    """Run `task` as the one job of the composed config `cfg` (with its `hydra` node) through
+    Hydra's job runner: run dir, Hydra's config for the job, callbacks, and Python's logging
+    configured from `hydra.job_logging` when `configure_logging`. Dirs it creates for a run that
+    is then refused are removed again."""
+    from hydra._internal.callbacks import Callbacks
     from hydra.core.utils import JobRuntime, configure_log, run_job
     from hydra.types import HydraContext
 
@@ -312,18 +371,20 @@ def _run_single(cfg: DictConfig) -> None:
     run_dir = Path(str(cfg.hydra.run.dir)).absolute()
     created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]
     JobRuntime.instance().set("name", cfg.hydra.job.name)
-    configure_log(cfg.hydra.hydra_logging, cfg.hydra.verbose)
+    if configure_logging:
+        configure_log(cfg.hydra.hydra_logging, cfg.hydra.verbose)
     callbacks = Callbacks(cfg)
     callbacks.on_run_start(config=cfg, config_name="train")
     try:
-        result = run_and_report(lambda: run_job(
-            task_function=partial(_train_job, validated=True), config=cfg, job_dir_key="hydra.run.dir",
-            job_subdir_key=None, hydra_context=HydraContext(config_loader=None, callbacks=callbacks),
-        ))
+        result = run_job(
+            task_function=task, config=cfg, job_dir_key="hydra.run.dir", job_subdir_key=None,
+            hydra_context=HydraContext(config_loader=None, callbacks=callbacks),
+            configure_logging=configure_logging,
+        )
     finally:
         _remove_if_empty(created)
     callbacks.on_run_end(config=cfg, config_name="train", job_return=result)
-    run_and_report(lambda: result.return_value)
+    return result
 
 
 EVAL_USAGE = """usage: rlrun-eval <run dir or checkpoint> [key=value ...]   (or checkpoint=<path>)
@@ -375,8 +436,7 @@ def _evaluate_checkpoint(options: EvalRunConfig, env_overrides: list[str]) -> di
     import torch
     from rich.table import Table
 
-    from rlrun.envs.factory import VideoSpec, make_vec_env, render_off_screen
-    from rlrun.envs.final_info import FinalInfo
+    from rlrun.envs.factory import VideoSpec, render_off_screen
     from rlrun.envs.recording import EpisodeRecording
     from rlrun.evaluation import episode_quotas
     from rlrun.evaluation import evaluate as run_evaluation
@@ -411,11 +471,9 @@ def _evaluate_checkpoint(options: EvalRunConfig, env_overrides: list[str]) -> di
             require("pygame", f"eval.video=true on {env_cfg.id}")
         video = VideoSpec(run_dir_of(path) / "eval", options.eval.video_episodes,
                           f"{path.stem}{variant}-step{state['global_step']}")
-    envs = make_vec_env(env_cfg, options.eval.num_envs, training=False, video=video,
-                        max_episode_steps=options.eval.max_episode_steps, record_episodes=recording,
-                        final_info=FinalInfo(train_cfg.logger.info_keys,
-                                             lambda text: print(text, file=sys.stderr)))
-    envs.obs_normalizer = loaded.obs_normalizer(envs.single_observation_space)
+    envs = loaded.eval_envs(options.eval.num_envs, env_cfg, lambda text: print(text, file=sys.stderr),
+                            video=video, max_episode_steps=options.eval.max_episode_steps,
+                            record_episodes=recording)
     if options.eval.export is not None:
         _export(options.eval.export, policy, envs, path, state, env_cfg)
     seed = train_cfg.seed if options.seed is None else options.seed

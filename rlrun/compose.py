@@ -1,9 +1,10 @@
 """Composing and validating a command line's config before anything runs or is written.
 
-A user mistake ends with one line on stderr that names the fix and exit code 2, never a
-traceback. `compose_checked` composes the overrides, refuses unknown keys with the nearest known
-ones (`+key=` included), picks the CNN for image observations, and, for `resume=<path>`, builds the
-resumed run's config from its checkpoint with the typed keys on top.
+A user mistake is one line that names the fix, never a traceback: `compose_config` raises it as
+a ConfigError (which the Python API passes on), `compose_checked` prints it on stderr and exits
+with code 2. Composing refuses unknown keys with the nearest known ones (`+key=` included), picks
+the CNN for image observations, and, for `resume=<path>`, builds the resumed run's config from
+its checkpoint with the typed keys on top.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from rlrun.envs.config_source import similar_env_ids
 from rlrun.envs.imports import UNKNOWN_ENV_HINT, import_from_overrides, load, share
 from rlrun.extras import install_hint, require
 from rlrun.registry import AlgoSpec, algorithms, registry
-from rlrun.resume import check_algo, flatten, known_part
+from rlrun.resume import check_algo, check_python_env, flatten, known_part
 from rlrun.writable import writable, write_fix
 
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
@@ -397,12 +398,30 @@ def check_plugins(overrides: list[str]) -> None:
 def compose_checked(
     config_name: str, overrides: list[str], output_dir_key: str | None = None
 ) -> DictConfig:
+    """`compose_config` for the command line: exit 2 with its one line on a mistake."""
+    try:
+        return compose_config(config_name, overrides, output_dir_key)
+    except ConfigError as error:
+        fail(str(error))
+
+
+def compose_config(
+    config_name: str, overrides: list[str], output_dir_key: str | None = None
+) -> DictConfig:
     """Compose and validate (types, unknown keys, values, and the output dir at `output_dir_key`,
-    e.g. hydra.run.dir, when given); exit 2 with one line on a mistake. Returns the composed
-    config, with its `hydra` node when `output_dir_key` is given."""
+    e.g. hydra.run.dir, when given). Returns the composed config, with its `hydra` node when
+    `output_dir_key` is given.
+
+    Raises:
+        ConfigError: a mistake, in the one line the command line prints (CheckpointError for
+            a checkpoint of `resume=` that cannot be continued).
+    """
     with_hydra = output_dir_key is not None
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
+    except OverrideParseException as error:
+        raise ConfigError(parse_error(overrides, error)) from None
+    try:
         _check_group_values(parsed)
         import_from_overrides(overrides)  # Hydra picks the env node from what they register
         if config_name == "train" and resume_override(parsed) is not None:
@@ -415,10 +434,8 @@ def compose_checked(
         typed = OmegaConf.to_object(job_node(cfg))
         if config_name == "train":
             validate_train(typed)
-    except ConfigError as error:
-        fail(str(error))
     except (ConfigCompositionException, MissingConfigException, OmegaConfBaseException) as error:
-        fail(explain(error, config_name, overrides))
+        raise ConfigError(explain(error, config_name, overrides)) from None
     if with_hydra:
         _check_output_dir(Path(OmegaConf.select(cfg, output_dir_key)), output_dir_key)
     return cfg
@@ -456,17 +473,19 @@ def _with_cnn_for_images(cfg: DictConfig, overrides: list[str], with_hydra: bool
 
 
 def _check_output_dir(target: Path, key: str) -> None:
-    """Exit with one line when the run (or sweep) dir `target`, set by `key`, cannot be created
+    """Raise ConfigError when the run (or sweep) dir `target`, set by `key`, cannot be created
     or written."""
     target = target.expanduser().absolute()
     existing = next(p for p in (target, *target.parents) if p.exists())
     if existing == target and existing.is_dir() and not writable(existing):
         use = ("the same command with hydra.sweep.dir=<new dir>" if key == "hydra.sweep.dir"
                else "rlrun resume=<new dir>")
-        fail(f"the output dir {target} exists but is not writable; {write_fix(target, use)}")
+        raise ConfigError(
+            f"the output dir {target} exists but is not writable; {write_fix(target, use)}"
+        )
     if not existing.is_dir() or not writable(existing):
         problem = "is not a directory" if not existing.is_dir() else "is not writable"
-        fail(
+        raise ConfigError(
             f"cannot create the output dir {target}: {existing} {problem}; set {key}=<writable dir>"
         )
 
@@ -580,6 +599,8 @@ def compose_resume(parsed: list[Override], with_hydra: bool) -> DictConfig:
     path = resume_override(parsed)
     checkpoint = resolve_checkpoint(path)
     state = load_checkpoint(checkpoint)
+    check_python_env(checkpoint, state, "continue it from Python, "
+                     "rlrun.train(resume='{run}', env={env})")
     env = OmegaConf.create(state["config"]).env
     imports = [str(name) for name in env.get("imports") or []]
     load(env.id, imports, env.get("entry_point"))  # before Hydra picks its env node

@@ -9,9 +9,10 @@ env.id=... env.kwargs.<name>=...`) that the policy can act in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import torch
@@ -24,7 +25,10 @@ from rlrun.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoin
 from rlrun.config import NETWORK_SCHEMAS, ConfigError, EnvConfig, TrainConfig
 from rlrun.envs.normalize import ObsNormalizer
 from rlrun.registry import algorithms
-from rlrun.resume import known_part
+from rlrun.resume import check_python_env, known_part
+
+if TYPE_CHECKING:
+    from rlrun.envs.factory import VecEnv
 
 
 @dataclass
@@ -52,6 +56,21 @@ class LoadedPolicy:
         normalizer.rms.load_state_dict(self.obs_rms)
         return normalizer
 
+    def eval_envs(
+        self, num_envs: int, env_cfg: EnvConfig | None = None,
+        notify: Callable[[str], None] = print, **options: Any,
+    ) -> VecEnv:
+        """`num_envs` evaluation envs of the training env (or of `env_cfg`, a variant of it) that
+        normalise observations with the checkpoint's frozen statistics; `options` go to
+        `make_vec_env` (video, max_episode_steps, record_episodes), `notify` gets its notices."""
+        from rlrun.envs.factory import make_vec_env
+        from rlrun.envs.final_info import FinalInfo
+
+        envs = make_vec_env(env_cfg or self.train_cfg.env, num_envs, training=False,
+                            final_info=FinalInfo(self.train_cfg.logger.info_keys, notify), **options)
+        envs.obs_normalizer = self.obs_normalizer(envs.single_observation_space)
+        return envs
+
 
 def load_policy(checkpoint: str | Path, device: torch.device | str = "cpu") -> LoadedPolicy:
     """Load the policy of `checkpoint` (a file, or a run dir's `checkpoints/last.pt`).
@@ -68,6 +87,7 @@ def load_policy(checkpoint: str | Path, device: torch.device | str = "cpu") -> L
 
     path = resolve_checkpoint(checkpoint)
     state = load_checkpoint(path)  # on the CPU; load_state_dict copies the weights to `device`
+    check_python_env(path, state, "load it from Python, rlrun.load('{run}', env={env})")
     spec = algorithms().get(state["algo"])
     if spec is None:
         raise CheckpointError(f"{path} was written by algo '{state['algo']}', which this rlrun does not have "

@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from rlrun.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
+from rlrun.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, run_dir_of
 from rlrun.config import TrainConfig
 
 IGNORED_ON_RESUME = (
@@ -161,6 +161,22 @@ def check_budget(path: Path, state: dict[str, Any], total_timesteps: int) -> Non
             f"total_timesteps={total_timesteps:,} is below step {step:,}, which {path} already "
             f"reached: resume without total_timesteps, or give more than {step:,} to extend it"
         )
+
+
+def check_python_env(path: Path, state: dict[str, Any], fix: str) -> None:
+    """Refuse a checkpoint whose env a Python callable made (`rlrun.train(env=<callable>)`) while
+    no callable is registered under its env id again (`rlrun.envs.python_env`): the checkpoint
+    cannot rebuild that env. `fix` says how to go on, with `{run}` and `{env}` to fill in."""
+    from rlrun.envs.python_env import is_registered
+
+    made_by = state.get("python_env")
+    if made_by is None or is_registered(OmegaConf.create(state["config"]).env.id):
+        return
+    fill = {"run": run_dir_of(path), "env": made_by.rpartition(":")[2]}
+    raise CheckpointError(
+        f"{path} was trained on an env made in Python by {made_by}, which a checkpoint cannot "
+        f"rebuild: {fix.format(**fill)}"
+    )
 
 
 def check_algo(path: Path, state: dict[str, Any], algo: str) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -86,6 +87,9 @@ class Launch:
     """Name of the Hydra multirun this run is a job of (`rlrun.sweep.sweep_name`); None alone."""
     trial: EvalReporter | None = None
     """The search trial the evaluations are reported to (a job of rlrun's Optuna sweeper)."""
+    python_env: str | None = None
+    """`<module>:<name>` of the callable that made the env (`rlrun.train(env=<callable>)`),
+    kept in checkpoints (a checkpoint cannot rebuild such an env); None: the config makes it."""
 
 
 @dataclass
@@ -205,7 +209,11 @@ class Run:
         self._signal: int | None = None
         self._pruned: tuple[int, float] | None = None
         self._closed = False
-        self._previous_handlers = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
+        # Python lets only the main thread install handlers: a run in another thread has none
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        self._previous_handlers = (
+            {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS} if in_main_thread else {}
+        )
         self._budget: str | None = None
         self._side_files_shown: set[str] = set()
 
@@ -501,6 +509,8 @@ class Run:
                                       self._side_file_notice),
             "rng": rng_state(),
         }
+        if self.launch.python_env is not None:
+            state["python_env"] = self.launch.python_env
         self.checkpointer.save(state, step, best=best)
         self._checkpoint_step = step
         self._next_checkpoint = self._next_multiple(step, self.cfg.checkpoint.every_steps)

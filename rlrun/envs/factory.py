@@ -418,6 +418,12 @@ def mujoco_warnings_once() -> None:
     mujoco.set_mju_user_warning(warn)
 
 
+def forget_spaces() -> None:
+    """Forget the spaces built so far: an id now makes another env (an env given in Python,
+    `rlrun.envs.python_env`)."""
+    _SPACES.clear()
+
+
 def build_env(cfg: EnvConfig, make: Callable[[], gym.Env]) -> gym.Env:
     """`make()`, with a missing package or a failing constructor reported in one line."""
     from rlrun.extras import install_hint

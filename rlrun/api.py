@@ -1,0 +1,426 @@
+"""The Python API: `rlrun.train(...)` runs one experiment in this process as the `rlrun` command
+does; `rlrun.load(path)` gives the policy of a run dir or checkpoint.
+
+`train` takes the command line's overrides, as `key=value` strings (a list, or one string split
+as a shell splits it) and as keyword arguments: a dict is a section (`eval={"episodes": 2}` is
+`eval.episodes=2`), a dotted key goes through `**{"eval.episodes": 2}`. They are rewritten,
+composed and validated by the command line's own code (`rlrun.arguments.rewrite`,
+`rlrun.compose.compose_config`) and trained through the same job runner, so the run dir holds
+the same files (`.hydra/`, `metrics.jsonl`, `train.log`, checkpoints). A mistake raises
+ConfigError (CheckpointError for checkpoints) carrying the one line the command line prints;
+nothing exits the process.
+
+`env=` also takes a callable that makes a new env (a `gymnasium.Env` subclass, or a function
+returning one; `rlrun.envs.python_env`). A checkpoint cannot rebuild such an env: its run
+continues with `train(resume=<run>, env=<callable>)` and loads with `load(<run>, env=<callable>)`,
+while `rlrun resume=` and `rlrun-eval` refuse it in one line.
+
+One run at a time per process (a second call while one runs, from another thread, raises
+RunInProgressError); a call works from any thread and in a notebook. A run installs its signal
+handlers (Ctrl-C, SIGTERM: stop with a checkpoint) only in the main thread, as Python allows, and
+what it changes in the process is restored when it returns: torch's thread count and
+deterministic-algorithms switch, the generator states of `random`, numpy and torch, and Hydra's
+global state (a user's own `hydra.initialize` included); Python's logging is left as it was.
+"""
+
+from __future__ import annotations
+
+import numbers
+import shlex
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+    import numpy as np
+    from omegaconf import DictConfig
+
+    from rlrun.cli import Outcome
+    from rlrun.config import TrainConfig
+    from rlrun.evaluation import EvalResult
+    from rlrun.policy_io import LoadedPolicy
+
+_ONE_RUN = threading.Lock()
+"""Held while `train` runs: Hydra's state, the signal handlers and the RNGs are per process."""
+
+
+class RunInProgressError(RuntimeError):
+    """`rlrun.train` was called while another call was running in this process."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What `rlrun.train` returns: where the run is, how it ended and what it reached."""
+
+    run_dir: Path
+    """The run dir (`.hydra/`, `metrics.jsonl`, `train.log`, `checkpoints/`)."""
+    final_eval: float | None
+    """Mean raw return of the final evaluation (over `eval.episodes`); None when the run stopped
+    before it (interrupted, diverged)."""
+    global_step: int
+    """Env steps trained when it stopped."""
+    stopped_because: str
+    """budget (trained to `total_timesteps`, now or by an earlier call or command in the same
+    run dir), interrupted (a stop signal; checkpoint written) or diverged (a non-finite value;
+    the last good checkpoint kept)."""
+    message: str
+    """One line saying how it ended (what the command line prints, where it prints one)."""
+    checkpoint: Path | None
+    """`checkpoints/last.pt`: the run's latest state, to resume or load; None if none was written."""
+    best_checkpoint: Path | None
+    """`checkpoints/best.pt`: the state of the best evaluation; None if none was written."""
+    config: TrainConfig = field(repr=False)
+    """The composed, typed config the run trained with."""
+
+
+def train(overrides: Sequence[str] | str = (), /, **options: Any) -> RunResult:
+    """Train one run in this process, as `rlrun <overrides>` does, and return its result.
+
+    Args:
+        overrides: `key=value` strings as typed on the command line (`["algo=sac",
+            "eval.episodes=2"]`), or one string of them (`"algo=sac eval.episodes=2"`).
+        **options: More overrides: `algo="sac"`, `total_timesteps=2000`, a section as a dict
+            (`eval={"episodes": 2}`), dotted keys through `**{"eval.episodes": 2}`, and `env=`
+            an env id or a callable that makes a new env (a `gymnasium.Env` subclass, or a
+            function returning one).
+
+    Raises:
+        ConfigError: a mistake in the overrides, in the command line's one line
+            (CheckpointError: a checkpoint to resume that is missing or does not fit).
+        RunInProgressError: another call is training in this process.
+    """
+    if not _ONE_RUN.acquire(blocking=False):
+        raise RunInProgressError(
+            "rlrun.train is already running in this process (one run at a time, from any "
+            "thread): wait for it to return, or train in another process"
+        )
+    try:
+        with _process_state_kept():
+            arguments = shlex.split(overrides) if isinstance(overrides, str) else list(overrides)
+            return _train(arguments, options)
+    finally:
+        _ONE_RUN.release()
+
+
+def load(
+    path: str | Path, env: Callable[..., gym.Env] | None = None, device: str = "auto"
+) -> Policy:
+    """The policy of a run dir (its `checkpoints/last.pt`) or checkpoint file.
+
+    Args:
+        path: Run dir or checkpoint file.
+        env: The callable that made the env of a run trained with `rlrun.train(env=<callable>)`
+            (such a checkpoint cannot rebuild it); None for an env the config makes.
+        device: auto (cuda when available), cpu or cuda.
+
+    Raises:
+        CheckpointError: a missing, unreadable or foreign checkpoint, or `env` given for a
+            checkpoint whose config makes its env (or not given for one made in Python).
+    """
+    from rlrun.envs.python_env import check_callable, registered
+    from rlrun.policy_io import load_policy
+    from rlrun.run import resolve_device
+
+    if env is None:
+        return Policy(load_policy(path, resolve_device(device)))
+    check_callable(env)
+    with registered(_python_env_id(path, "load it with rlrun.load('{run}')"), env):
+        return Policy(load_policy(path, resolve_device(device)), env)
+
+
+class Policy:
+    """A checkpoint's policy (`rlrun.load`): act on observations, evaluate on its env."""
+
+    def __init__(self, loaded: LoadedPolicy, make_env: Callable[..., gym.Env] | None = None) -> None:
+        from rlrun.envs.factory import env_spaces
+
+        self._loaded = loaded
+        self._make_env = make_env
+        self.network = loaded.policy
+        """The acting network (`act(obs_tensor, deterministic)`), in eval mode."""
+        self.device = next(loaded.policy.parameters()).device
+        """Where the network's parameters are."""
+        self.config: TrainConfig = loaded.train_cfg
+        """The typed config the policy was trained with."""
+        self.checkpoint: Path = loaded.path
+        """The checkpoint file."""
+        self.global_step: int = loaded.global_step
+        """Env steps trained when the checkpoint was written."""
+        with self._env():
+            spaces = env_spaces(self.config.env)
+        self.observation_space: gym.Space = spaces[0]
+        """Observations the policy takes, as rlrun's envs give them: the env's own for a Box,
+        one-hot vectors for discrete ones, channels-first images."""
+        self.action_space: gym.Space = spaces[1]
+        """Actions the policy gives."""
+        self._normalizer = loaded.obs_normalizer(self.observation_space)
+
+    def _env(self) -> AbstractContextManager[None]:
+        """The block in which the env's id makes the Python env given to `load`, if any."""
+        from rlrun.envs.python_env import registered
+
+        if self._make_env is None:
+            return nullcontext()
+        return registered(self.config.env.id, self._make_env)
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """The action for one observation, or the actions of a batch of them (a leading axis),
+        normalised with the training statistics as in training; `deterministic`: the mean or
+        argmax action (false: a sample)."""
+        import gymnasium as gym
+        import numpy as np
+        import torch
+
+        batch = np.asarray(obs)
+        shape = self.observation_space.shape
+        single = batch.shape == shape
+        if single:
+            batch = batch[None]
+        elif batch.shape[1:] != shape:
+            raise ValueError(f"act takes an observation of shape {shape} or a batch of shape "
+                             f"(n, {', '.join(map(str, shape))}), not {batch.shape}")
+        if self._normalizer is not None:
+            batch = self._normalizer(batch, update=False)
+        elif batch.dtype == np.float64:
+            batch = batch.astype(np.float32)
+        with torch.inference_mode():
+            actions = self.network.act(torch.as_tensor(batch, device=self.device), deterministic)
+        actions = actions.cpu().numpy()
+        if isinstance(self.action_space, gym.spaces.Box):
+            actions = np.clip(actions, self.action_space.low, self.action_space.high)
+        return actions[0] if single else actions
+
+    def evaluate(
+        self, episodes: int = 10, deterministic: bool = True, seed: int | None = None,
+        num_envs: int | None = None,
+    ) -> EvalResult:
+        """Evaluate on fresh envs of the training env with the run's protocol (`rlrun-eval`'s):
+        `episodes` episodes over `num_envs` envs (default: the run's `eval.num_envs`), seeded with
+        `seed` (default: the run's) + `eval.seed_offset`. With the run's `eval.episodes`, this is
+        its final evaluation again. Returns the raw returns (`.mean`, `.std`, `.iqm`, `.returns`,
+        `.lengths`)."""
+        from rlrun.config import EvalConfig
+        from rlrun.evaluation import evaluate
+
+        cfg = self.config
+        protocol = EvalConfig(episodes=episodes, num_envs=num_envs or cfg.eval.num_envs,
+                              deterministic=deterministic)  # refuses bad values in one line
+        with self._env():
+            envs = self._loaded.eval_envs(protocol.num_envs,
+                                          max_episode_steps=cfg.eval.max_episode_steps)
+            try:
+                return evaluate(self.network, envs, protocol.episodes,
+                                (cfg.seed if seed is None else seed) + cfg.eval.seed_offset,
+                                self.device, protocol.deterministic)
+            finally:
+                envs.close()
+
+
+# ----- training -----------------------------------------------------------------------------
+def _train(arguments: list[str], options: dict[str, Any]) -> RunResult:
+    """`train` under the lock: the overrides, the env given in Python registered, then the run."""
+    from rlrun.arguments import rewrite
+    from rlrun.config import ConfigError
+    from rlrun.envs.python_env import check_callable, describe, env_id_of, registered
+
+    env = options.get("env")
+    make = options.pop("env") if env is not None and not isinstance(env, str) else None
+    lines = rewrite(_command_line(arguments, options))
+    resume = _one_run(lines)
+    if make is None:
+        return _run(lines, None)
+    check_callable(make)
+    if any(line.partition("=")[0] == "env" for line in lines):
+        raise ConfigError("env= is given twice: give the callable that makes the env alone")
+    if resume is None:
+        env_id = env_id_of(make)
+        lines = [*lines, f"env={env_id}"]
+    else:  # the checkpoint's env id, which its config and overrides name
+        env_id = _python_env_id(resume, "continue it with rlrun.train(resume='{run}')")
+    with registered(env_id, make):
+        return _run(lines, describe(make))
+
+
+def _command_line(arguments: list[str], options: dict[str, Any]) -> list[str]:
+    """`arguments`, then `options` as overrides (`key=value`; a dict's items as `key.item=...`)."""
+    return [*arguments, *(line for key, value in options.items() for line in _overrides(key, value))]
+
+
+def _overrides(key: str, value: Any) -> list[str]:
+    if isinstance(value, Mapping) and value:
+        return [line for name, item in value.items() for line in _overrides(f"{key}.{name}", item)]
+    return [f"{key}={_literal(value)}"]
+
+
+def _literal(value: Any) -> str:
+    """`value` as Hydra's override grammar reads it back: null, true, 3, 0.5, [a,b], {k:v},
+    a plain word, or a quoted string (a string that would read as another type or holds syntax)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from rlrun.arguments import _quote
+
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        return repr(float(value))
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return "[" + ",".join(map(_literal, value)) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{name}:{_literal(item)}" for name, item in value.items()) + "}"
+    text = str(value)
+    try:
+        plain = OverridesParser.create().parse_override(f"key={text}").value() == text
+    except HydraException:  # not an override's value as it is (`=` in it, say)
+        plain = False
+    return text if plain else _quote(text)
+
+
+def _one_run(lines: list[str]) -> str | None:
+    """Refuse command-line flags and sweeps (a call trains one run); the path of `resume=`, or
+    None."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    from rlrun.arguments import parse_error
+    from rlrun.compose import resume_override
+    from rlrun.config import ConfigError
+
+    flags = [line for line in lines if line.startswith("-")]
+    if flags:
+        raise ConfigError(f"{flags[0]} is a flag of the rlrun command; rlrun.train takes key=value "
+                          "overrides (`rlrun --cfg job` lists the keys)")
+    try:
+        parsed = OverridesParser.create().parse_overrides(lines)
+    except OverrideParseException as error:
+        raise ConfigError(parse_error(lines, error)) from None
+    for override in parsed:
+        if override.is_sweep_override():
+            raise ConfigError(f"{override.input_line} is a sweep, and rlrun.train trains one run: "
+                              f"call it once per value, or sweep with `rlrun -m {override.input_line}`")
+    return resume_override(parsed)
+
+
+def _python_env_id(path: str | Path, fix: str) -> str:
+    """The env id of the checkpoint at `path` (a run dir or file), whose env a Python callable
+    made; refused, with `fix` (`{run}` filled in), when its config makes its env."""
+    from omegaconf import OmegaConf
+
+    from rlrun.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, run_dir_of
+
+    checkpoint = resolve_checkpoint(path)
+    state = load_checkpoint(checkpoint)
+    env_id = OmegaConf.create(state["config"]).env.id
+    if state.get("python_env") is None:
+        raise CheckpointError(
+            f"{checkpoint} was trained on env={env_id}, which its config makes, not on an env "
+            f"made in Python: drop env= and {fix.format(run=run_dir_of(checkpoint))}"
+        )
+    return env_id
+
+
+def _run(lines: list[str], python_env: str | None) -> RunResult:
+    """Compose and validate `lines` as the command line does, then train the run through
+    Hydra's job runner (leaving Python's logging as it is)."""
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from rlrun.cli import _setup, run_single_job
+    from rlrun.compose import compose_config
+    from rlrun.config import ConfigError
+
+    _setup()
+    cfg = compose_config("train", lines, "hydra.run.dir")
+    if OmegaConf.select(cfg, "hparams_search") is not None or cfg.hydra.mode == RunMode.MULTIRUN:
+        raise ConfigError("this config starts a multirun (hparams_search, hydra.mode=MULTIRUN), and "
+                          "rlrun.train trains one run: start it from the command line, `rlrun -m ...`")
+    failures: list[Exception] = []
+
+    def job(job_cfg: DictConfig) -> RunResult:
+        try:
+            return _job(job_cfg, python_env)
+        except Exception as error:  # Hydra's job runner keeps it; raised below as it was
+            failures.append(error)
+            raise
+
+    try:
+        done = run_single_job(cfg, job, configure_logging=False)
+    except SystemExit as stop:  # a second stop signal ends the run at once (`Run`)
+        raise KeyboardInterrupt(f"stopped at once by a second signal (exit code {stop.code})") from None
+    if failures:
+        raise failures[0]
+    return done.return_value
+
+
+def _job(job_cfg: DictConfig, python_env: str | None) -> RunResult:
+    """The job: the command line's single run (`rlrun.cli.train_outcome`) with the same launch
+    (overrides, `.hydra/` files, presets)."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from rlrun.cli import BUDGET, _config_files, _presets, train_outcome
+    from rlrun.run import Launch
+
+    hydra_cfg = HydraConfig.get()
+    overrides = [str(line) for line in hydra_cfg.overrides.task]
+    launch = Launch(overrides, _config_files(job_cfg, overrides), _presets(hydra_cfg.runtime.choices),
+                    python_env=python_env)
+    cfg: TrainConfig = OmegaConf.to_object(job_cfg)
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    outcome = train_outcome(cfg, run_dir, launch)
+    if outcome.message:
+        print(f"rlrun: {outcome.message}",
+              file=sys.stdout if outcome.stopped_because == BUDGET else sys.stderr)
+    return _result(outcome, run_dir, cfg)
+
+
+def _result(outcome: Outcome, run_dir: Path, cfg: TrainConfig) -> RunResult:
+    from rlrun.checkpoint import BEST, LAST
+
+    last, best = (run_dir / "checkpoints" / name for name in (LAST, BEST))
+    return RunResult(
+        run_dir=run_dir,
+        final_eval=None if outcome.result is None else outcome.result.final_eval_return,
+        global_step=outcome.step,
+        stopped_because=outcome.stopped_because,
+        message=outcome.message
+        or f"finished at step {outcome.step} (total_timesteps={cfg.total_timesteps})",
+        checkpoint=last if last.is_file() else None,
+        best_checkpoint=best if best.is_file() else None,
+        config=cfg,
+    )
+
+
+@contextmanager
+def _process_state_kept() -> Iterator[None]:
+    """Restore what a run changes in the process: torch's thread count and deterministic switch,
+    the generator states of random, numpy and torch, and Hydra's global state."""
+    import torch
+    from hydra.core.global_hydra import GlobalHydra
+
+    from rlrun.seeding import rng_state, set_rng_state
+
+    threads = torch.get_num_threads()
+    deterministic = (torch.are_deterministic_algorithms_enabled(),
+                     torch.is_deterministic_algorithms_warn_only_enabled())
+    generators = rng_state()
+    users_hydra = GlobalHydra.instance().hydra  # rlrun composes with its own config dir
+    GlobalHydra.instance().clear()
+    try:
+        yield
+    finally:
+        GlobalHydra.instance().hydra = users_hydra
+        set_rng_state(generators)
+        torch.set_num_threads(threads)
+        if deterministic != (torch.are_deterministic_algorithms_enabled(),
+                             torch.is_deterministic_algorithms_warn_only_enabled()):
+            torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
