@@ -159,7 +159,7 @@ def used_files(
     for source in sources:
         directory = entry_dir(f"{source['schema']}://{source['path']}")
         if directory is not None:
-            dirs.append((directory, source["provider"] == PROVIDER))
+            dirs.append((directory, source["provider"] == PROVIDER and directory != shipped))
     used = []
     for group, option in choices.items():
         if option is None or group.startswith("hydra/"):
