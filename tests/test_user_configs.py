@@ -5,6 +5,7 @@ start panel, are recorded in the run, survive `resume=`, and a mistake in one na
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +76,7 @@ hydra:
 def _no_dirs_from_elsewhere(monkeypatch):
     """No team dir from the environment; no dirs left on the search path for later tests."""
     monkeypatch.delenv(config_dirs.ENV_VAR, raising=False)
+    cli._setup()  # rlrun's plugins and resolvers, as every command registers them
     yield
     config_dirs.take_from_argv([])
     config_dirs.use_recorded([])
@@ -261,3 +263,15 @@ def test_help_lists_the_users_experiments(conf, capsys, monkeypatch):
     assert not exit_info.value.code
     shown = capsys.readouterr().out
     assert "tiny_ppo" in shown and "sac_pendulum_short" in shown and config_dirs.ENV_VAR in shown
+
+
+def test_the_readme_example_experiment_composes(tmp_path, monkeypatch, capsys):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    name, text = re.search(r"`myconf/experiment/(\w+)\.yaml`:\n\n```yaml\n(.*?)```", readme, re.DOTALL).groups()
+    (tmp_path / "myconf" / "experiment").mkdir(parents=True)
+    (tmp_path / "myconf" / "experiment" / f"{name}.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    config_dirs.take_from_argv(["--config-dir", "./myconf"])
+    cfg = compose_checked("train", [f"+experiment={name}"])
+    assert (cfg.algo.name, cfg.env.id, cfg.total_timesteps, cfg.eval.episodes) == ("sac", "Pendulum-v1", 5000, 4)
+    assert cfg.algo.learning_starts == 1000  # the SAC classic preset, applied before the experiment
