@@ -292,7 +292,9 @@ def explain(error: Exception, config_name: str, overrides: list[str]) -> str:
             )
         options = group_options(group)
         choices = ", ".join(options)
-        return f"unknown {group} '{option}'{_close(option, options)} (choose from {choices})"
+        close = _close(option, options)
+        yours = "" if user_dirs() or close else "; or add a dir of your own with --config-dir DIR"
+        return f"unknown {group} '{option}'{close} (choose from {choices}{yours})"
     unknown = re.search(r"Could not override '(.+?)'", text) or re.search(
         r"Key '(.+?)' not in", text
     )
