@@ -130,9 +130,7 @@ def _train_job(cfg: DictConfig, validated: bool = False) -> float:
             assign_gpu(typed.device, launcher, hydra_cfg.job.num)
             sweep = sweep_name(hydra_cfg.sweep.dir)
         overrides = [str(line) for line in hydra_cfg.overrides.task]
-        used = used_files(hydra_cfg.runtime.choices, hydra_cfg.runtime.config_sources, Path(CONF_DIR))
-        presets = [str(f) for group in PRESET_GROUPS for f in used if f.group == group]
-        user_configs = [str(f) for f in used if f.yours and f.group not in PRESET_GROUPS]
+        presets, user_configs = _presets(hydra_cfg.runtime)
         config_dirs = [f"{s.schema}://{s.path}" for s in hydra_cfg.runtime.config_sources
                        if s.provider == PROVIDER]
         runs = ([(typed, cfg, overrides, job_dir)] if typed.hparams_search is None
@@ -165,6 +163,15 @@ def _trial_reporters(
 
 PRESET_GROUPS = ("preset", "preset/env", "experiment")
 """The groups whose files the start panel lists as presets, in the order they apply."""
+
+
+def _presets(runtime: DictConfig) -> tuple[list[str], list[str]]:
+    """(The preset and experiment files applied, in order; the user's files of the other groups
+    composed), by path, each of the user's saying which shipped file it replaces. Hydra names an
+    optional choice even when its file is absent: those are left out."""
+    used = used_files(runtime.choices, runtime.config_sources, Path(CONF_DIR))
+    presets = [str(f) for group in PRESET_GROUPS for f in used if f.group == group]
+    return presets, [str(f) for f in used if f.yours and f.group not in PRESET_GROUPS]
 
 
 def _train_run(cfg: TrainConfig, run_dir: Path, launch: Launch) -> float:

@@ -441,8 +441,9 @@ def _naming_user_file(message: str, overrides: list[str]) -> str:
         is_global = re.search(r"^#\s*@package\s+_global_", text, flags=re.MULTILINE)
         prefix = "" if is_global else used.group.replace("/", ".") + "."
         relative = key.group(1).removeprefix(prefix)
-        sets = OmegaConf.select(OmegaConf.create(text), relative) is not None
-        if sets and (relative != key.group(1) or not prefix):
+        if relative == key.group(1) and prefix:
+            continue  # a key of another group
+        if OmegaConf.select(OmegaConf.create(text), relative) is not None:
             return f"in {used.path}: {message}"
     return message
 
