@@ -257,11 +257,10 @@ def test_a_user_search_space_runs_and_is_recorded(conf, tmp_path):
     assert (sweep / "optuna.db").is_file()
 
 
-def test_help_lists_the_users_experiments(conf, capsys, monkeypatch):
-    with pytest.raises(SystemExit) as exit_info:  # Hydra's help exits
-        train(monkeypatch, "--config-dir", conf, "--help")
-    assert not exit_info.value.code
-    shown = capsys.readouterr().out
+def test_help_lists_the_users_experiments(conf, tmp_path):
+    result = rlrun("--config-dir", conf, "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    shown = result.stdout
     assert "tiny_ppo" in shown and "sac_pendulum_short" in shown and config_dirs.ENV_VAR in shown
 
 
