@@ -367,13 +367,11 @@ def _job(job_cfg: DictConfig, python_env: str | None) -> RunResult:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
-    from rlrun.cli import BUDGET, _config_files, _presets, train_outcome
-    from rlrun.run import Launch
+    from rlrun.cli import BUDGET, job_launch, train_outcome
 
     hydra_cfg = HydraConfig.get()
     overrides = [str(line) for line in hydra_cfg.overrides.task]
-    launch = Launch(overrides, _config_files(job_cfg, overrides), _presets(hydra_cfg.runtime.choices),
-                    python_env=python_env)
+    launch = job_launch(hydra_cfg, job_cfg, overrides, python_env=python_env)
     cfg: TrainConfig = OmegaConf.to_object(job_cfg)
     run_dir = Path(hydra_cfg.runtime.output_dir)
     outcome = train_outcome(cfg, run_dir, launch)

@@ -33,15 +33,17 @@ from rlrun.compose import (
     check_plugins,
     compose_checked,
     fail,
+    group_options,
     job_node,
     override_lists,
     split_env_overrides,
     validate_train,
 )
 from rlrun.config import ConfigError, EnvConfig, EvalRunConfig, TrainConfig, register_schemas
+from rlrun.config_dirs import PROVIDER, UserConfigSearchPath, take_from_argv, used_files
 from rlrun.envs.config_source import GymRegistryConfigSource, GymRegistrySearchPath
 from rlrun.envs.imports import import_from_overrides, registry_id
-from rlrun.registry import AlgoPackagesSearchPath, algorithms, registry
+from rlrun.registry import AlgoPackagesSearchPath, algorithms
 from rlrun.sweep import assign_gpu, job_dir_name, seed_runs, sweep_name
 
 if TYPE_CHECKING:
@@ -91,12 +93,14 @@ def _setup() -> None:
     Plugins.instance().register(GymRegistryConfigSource)
     Plugins.instance().register(GymRegistrySearchPath)
     Plugins.instance().register(AlgoPackagesSearchPath)
+    Plugins.instance().register(UserConfigSearchPath)
     register_schemas({name: spec.config for name, spec in algorithms().items()})
     if not OmegaConf.has_resolver("rlrun_run_dir"):
         OmegaConf.register_new_resolver("rlrun_run_dir", _run_dir)
         OmegaConf.register_new_resolver("rlrun_algos", lambda: " | ".join(sorted(algorithms())))
         OmegaConf.register_new_resolver("rlrun_job_dir", job_dir_name)
         OmegaConf.register_new_resolver("rlrun_env_dir", registry_id)
+        OmegaConf.register_new_resolver("rlrun_options", lambda group: " | ".join(group_options(group)))
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
@@ -117,7 +121,7 @@ def _config_files(cfg: DictConfig, overrides: list[str]) -> dict[str, str]:
 def _train_job(cfg: DictConfig, validated: bool = False) -> float:
     """One job: train (once per seed under hparams_search); the final eval return (seed mean).
     `validated`: this config already passed `validate_train` in this process."""
-    from rlrun.run import Launch, RunPruned
+    from rlrun.run import RunPruned
 
     try:
         typed: TrainConfig = OmegaConf.to_object(cfg)
@@ -131,14 +135,13 @@ def _train_job(cfg: DictConfig, validated: bool = False) -> float:
             assign_gpu(typed.device, launcher, hydra_cfg.job.num)
             sweep = sweep_name(hydra_cfg.sweep.dir)
         overrides = [str(line) for line in hydra_cfg.overrides.task]
-        presets = _presets(hydra_cfg.runtime.choices)
         runs = ([(typed, cfg, overrides, job_dir)] if typed.hparams_search is None
                 else seed_runs(typed, cfg, overrides, job_dir))
         reporters = _trial_reporters(hydra_cfg, typed, len(runs))
         returns = []
         for index, (seed_cfg, seed_node, seed_overrides, run_dir) in enumerate(runs):
-            launch = Launch(seed_overrides, _config_files(seed_node, seed_overrides), presets, sweep,
-                            trial=reporters[index] if reporters else None)
+            launch = job_launch(hydra_cfg, seed_node, seed_overrides, sweep=sweep,
+                                trial=reporters[index] if reporters else None)
             try:
                 returns.append(_train_run(seed_cfg, run_dir, launch))
             except RunPruned as pruned:
@@ -159,19 +162,29 @@ def _trial_reporters(
     return trial_reporters(hydra_cfg.sweeper, typed.total_timesteps, seeds, typed.eval.every_steps)
 
 
-def _presets(choices: DictConfig) -> list[str]:
-    """The preset files applied (`conf/preset/<algo>_<family>.yaml`, then `preset/env/<algo>_<env>`;
-    an algorithm of another package: the files of its own `conf/`): Hydra names an optional choice
-    even when its file is absent."""
-    files = [f"{group}/{choices[group]}.yaml" for group in ("preset", "preset/env") if choices.get(group)]
-    package_conf = registry().config_dirs.get(choices.get("algo"))
-    found = []
-    for name in files:
-        if (Path(CONF_DIR) / name).is_file():
-            found.append(f"conf/{name}")
-        elif package_conf is not None and (package_conf / name).is_file():
-            found.append(str(package_conf / name))
-    return found
+PRESET_GROUPS = ("preset", "preset/env", "experiment")
+"""The groups whose files the start panel lists as presets, in the order they apply."""
+
+
+def job_launch(hydra_cfg: DictConfig, node: DictConfig, overrides: list[str], **extra: Any) -> Launch:
+    """The `Launch` of a job Hydra composed: its overrides, `.hydra/` files, preset and experiment
+    files, the user's config files and dirs, and `extra` (`rlrun.run.Launch`'s other fields)."""
+    from rlrun.run import Launch
+
+    presets, user_configs = _presets(hydra_cfg.runtime)
+    config_dirs = [f"{s.schema}://{s.path}" for s in hydra_cfg.runtime.config_sources
+                   if s.provider == PROVIDER]
+    return Launch(overrides, _config_files(node, overrides), presets, user_configs=user_configs,
+                  config_dirs=config_dirs, **extra)
+
+
+def _presets(runtime: DictConfig) -> tuple[list[str], list[str]]:
+    """(The preset and experiment files applied, in order; the user's files of the other groups
+    composed), by path, each of the user's saying which shipped file it replaces. Hydra names an
+    optional choice even when its file is absent: those are left out."""
+    used = used_files(runtime.choices, runtime.config_sources, Path(CONF_DIR))
+    presets = [str(f) for group in PRESET_GROUPS for f in used if f.group == group]
+    return presets, [str(f) for f in used if f.yours and f.group not in PRESET_GROUPS]
 
 
 def _train_run(cfg: TrainConfig, run_dir: Path, launch: Launch) -> float:
@@ -273,7 +286,7 @@ def train() -> None:
     """`rlrun [overrides]`: validate the overrides (each group choice of a sweep), then run Hydra."""
     _setup()
     try:
-        sys.argv[1:] = rewrite(sys.argv[1:])
+        sys.argv[1:] = take_from_argv(rewrite(sys.argv[1:]))
     except ConfigError as error:
         fail(str(error))
     override_sets, check_args = override_lists(sys.argv[1:])

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, IntervalSweep, Override
@@ -30,6 +31,7 @@ from omegaconf.errors import OmegaConfBaseException
 from rlrun.arguments import parse_error
 from rlrun.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, run_dir_of
 from rlrun.config import ConfigError, LoggerConfig, TrainConfig
+from rlrun.config_dirs import use_recorded, used_files, user_dirs
 from rlrun.envs.config_source import similar_env_ids
 from rlrun.envs.imports import UNKNOWN_ENV_HINT, import_from_overrides, load, share
 from rlrun.extras import install_hint, require
@@ -141,8 +143,23 @@ def split_env_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
     return env, [o for o in overrides if o not in env]
 
 
+def search_dirs() -> list[Path]:
+    """The config dirs, first wins: the user's (`rlrun.config_dirs`), then the shipped one."""
+    return [*user_dirs(), Path(CONF_DIR)]
+
+
 def is_group(key: str) -> bool:
-    return key == "env" or (Path(CONF_DIR) / key).is_dir()
+    return key == "env" or any((directory / key).is_dir() for directory in search_dirs())
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group in every config dir (the user's and the shipped)."""
+    return sorted({path.stem for d in search_dirs() for path in (d / group).glob("*.yaml")})
+
+
+def config_file(name: str) -> Path | None:
+    """The file Hydra composes for the config `name` (`experiment/short`), or None."""
+    return next((p for d in search_dirs() if (p := d / f"{name}.yaml").is_file()), None)
 
 
 def _compose(config_name: str, overrides: list[str], with_hydra: bool = False) -> DictConfig:
@@ -254,6 +271,14 @@ def _check_added_keys(cfg: DictConfig, config_name: str, overrides: list[Overrid
 def explain(error: Exception, config_name: str, overrides: list[str]) -> str:
     """One line for a composition or validation error."""
     text = str(error)
+    source = re.match(r"In '([\w/.\-]+)': (?:\w+ raised while composing config:\n)?", text)
+    path = config_file(source.group(1)) if source and source.group(1) != config_name else None
+    if path is not None:  # a mistake inside a group's file (a user's experiment, preset, ...)
+        detail = explain(type(error)(text[source.end() :]), config_name, overrides)
+        key = re.search(r"full_key: (\S+)", text)
+        if key and key.group(1) not in detail:
+            detail = f"{key.group(1)}: {detail}"
+        return f"in {path}: {detail}"
     missing = re.search(r"Could not find '([\w/]+?)/(.+?)'", text)
     if isinstance(error, MissingConfigException) and missing:
         group, option = missing.groups()
@@ -268,14 +293,20 @@ def explain(error: Exception, config_name: str, overrides: list[str]) -> str:
             return (
                 f"unknown algo '{option}'{_close(option, names)} (choose from {', '.join(names)})"
             )
-        options = sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
+        options = group_options(group)
         choices = ", ".join(options)
-        return f"unknown {group} '{option}'{_close(option, options)} (choose from {choices})"
+        close = _close(option, options)
+        yours = "" if user_dirs() or close else "; or add a dir of your own with --config-dir DIR"
+        return f"unknown {group} '{option}'{close} (choose from {choices}{yours})"
     unknown = re.search(r"Could not override '(.+?)'", text) or re.search(
         r"Key '(.+?)' not in", text
     )
+    group_line = next((o for o in overrides if unknown and _key_of(o) == unknown.group(1)), "")
+    if group_line[:1] not in ("", "+") and is_group(_key_of(group_line)):  # not in train.yaml's defaults
+        return f"{_key_of(group_line)} is added with a leading +: +{group_line}"
     if unknown:
-        return unknown_key_message(unknown.group(1), config_name, overrides)
+        full_key = re.search(r"full_key: (\S+)", text)
+        return unknown_key_message((full_key or unknown).group(1), config_name, overrides)
     if re.search(r"missing mandatory value: checkpoint", text, flags=re.IGNORECASE):
         return (
             "rlrun-eval needs a checkpoint: "
@@ -370,7 +401,7 @@ def override_lists(argv: list[str]) -> tuple[list[list[str]], bool]:
         elif isinstance(override.value(), IntervalSweep):
             options.append([f"{key}={override.value().start}"])
         elif isinstance(override.value(), Glob):  # a glob over a group's options (a suite's cases)
-            names = sorted(p.stem for p in (Path(CONF_DIR) / override.key_or_group).glob("*.yaml"))
+            names = group_options(override.key_or_group)
             options.append(
                 [f"{override.get_key_element()}={name}" for name in override.value().filter(names)]
             )
@@ -434,8 +465,17 @@ def compose_config(
         typed = OmegaConf.to_object(job_node(cfg))
         if config_name == "train":
             validate_train(typed)
+    except ConfigError as error:
+        named = _naming_user_file(str(error), overrides) if config_name == "train" else str(error)
+        if named == str(error):
+            raise
+        raise ConfigError(named) from None
     except (ConfigCompositionException, MissingConfigException, OmegaConfBaseException) as error:
         raise ConfigError(explain(error, config_name, overrides)) from None
+    except yaml.MarkedYAMLError as error:  # a config file that is not YAML (a user's, mostly)
+        mark = error.problem_mark or error.context_mark
+        where = f"{mark.name} line {mark.line + 1}" if mark else "a config file"
+        raise ConfigError(f"invalid YAML in {where}: {error.problem or error.context}") from None
     if with_hydra:
         _check_output_dir(Path(OmegaConf.select(cfg, output_dir_key)), output_dir_key)
     return cfg
@@ -450,9 +490,34 @@ def _check_group_values(parsed: list[Override]) -> None:
         if is_group(key) and value is None and not override.is_delete():
             raise ConfigError(f"{key}=null: to leave the {key} group out, write ~{key}")
         if is_group(key) and (isinstance(value, (bool, int, float)) or value == ""):
-            options = sorted(p.stem for p in (Path(CONF_DIR) / key).glob("*.yaml"))
+            options = group_options(key)
             listing = f" (choose from {', '.join(options)})" if options else ""
             raise ConfigError(f"{key}={value}: {key} takes the name of a config{listing}")
+
+
+def _naming_user_file(message: str, overrides: list[str]) -> str:
+    """`message` about `key=value` prefixed with the user's file that sets the key, when a file of
+    the user's config dirs (the last applied) does and the command line does not."""
+    key = re.match(r"([\w.]+)=", message)
+    if key is None or key.group(1) in map(_key_of, overrides) or not user_dirs():
+        return message
+    try:
+        runtime = _compose("train", overrides, with_hydra=True).hydra.runtime
+    except (ConfigCompositionException, OmegaConfBaseException):
+        return message
+    files = used_files(runtime.choices, runtime.config_sources, Path(CONF_DIR))
+    last_first = ("experiment", "hparams_search", "preset/env", "preset")
+    files.sort(key=lambda f: last_first.index(f.group) if f.group in last_first else len(last_first))
+    for used in (f for f in files if f.yours):
+        text = used.path.read_text()
+        is_global = re.search(r"^#\s*@package\s+_global_", text, flags=re.MULTILINE)
+        prefix = "" if is_global else used.group.replace("/", ".") + "."
+        relative = key.group(1).removeprefix(prefix)
+        if relative == key.group(1) and prefix:
+            continue  # a key of another group
+        if OmegaConf.select(OmegaConf.create(text), relative) is not None:
+            return f"in {used.path}: {message}"
+    return message
 
 
 def _with_cnn_for_images(cfg: DictConfig, overrides: list[str], with_hydra: bool) -> DictConfig:
@@ -609,7 +674,19 @@ def compose_resume(parsed: list[Override], with_hydra: bool) -> DictConfig:
     typed = [o.input_line for o in parsed if o.get_key_element() != "resume.path"]
     resume_line = next(o.input_line for o in parsed if o.get_key_element() == "resume.path")
     merged = merge_overrides(original, typed)
-    full = _compose("train", [*merged, resume_line], with_hydra)
+    gone = use_recorded(state.get("config_dirs") or [])  # the user's config dirs of the run
+    try:
+        full = _compose("train", [*merged, resume_line], with_hydra)
+    except MissingConfigException as error:
+        if not gone:
+            raise
+        dirs = ", ".join(entry.removeprefix("file://") for entry in gone)
+        missing = re.search(r"Could not find '(.+?)'", str(error))
+        raise ConfigError(
+            f"{checkpoint} was composed with the config dir {dirs}, which is gone "
+            f"({missing.group(1) if missing else 'a file'}.yaml is not found); "
+            "add --config-dir <its new place>"
+        ) from None
     _check_added_keys(full, "train", parsed)
     check_algo(checkpoint, state, full.algo.name)
     base = job_node(_compose("train", [*original, resume_line]))

@@ -81,8 +81,9 @@ class Launch:
     config_files: dict[str, str] = field(default_factory=dict)
     """Files (path in the run dir -> text, e.g. `.hydra/config.yaml`) written when training starts."""
     presets: list[str] = field(default_factory=list)
-    """The preset files applied, in order (`conf/preset/<algo>_<family>.yaml`, then
-    `conf/preset/env/<algo>_<env id>.yaml`)."""
+    """The preset files applied, in order (`preset/<algo>_<family>.yaml`, then
+    `preset/env/<algo>_<env id>.yaml`, then the experiment's), by path; a user's says which
+    shipped file it replaces."""
     sweep: str | None = None
     """Name of the Hydra multirun this run is a job of (`rlrun.sweep.sweep_name`); None alone."""
     trial: EvalReporter | None = None
@@ -90,6 +91,12 @@ class Launch:
     python_env: str | None = None
     """`<module>:<name>` of the callable that made the env (`rlrun.train(env=<callable>)`),
     kept in checkpoints (a checkpoint cannot rebuild such an env); None: the config makes it."""
+    user_configs: list[str] = field(default_factory=list)
+    """The files of the user's config dirs composed for the other groups (env, network, ...), each
+    saying which shipped file it replaces (`rlrun.config_dirs.UsedFile`)."""
+    config_dirs: list[str] = field(default_factory=list)
+    """The user's config search path entries (`file://DIR`; stored in checkpoints, so that
+    `resume=` finds the run's files again)."""
 
 
 @dataclass
@@ -250,6 +257,7 @@ class Run:
             ("algo", cfg.algo.name),
             ("env", f"{cfg.env.id} ({cfg.env.family}, {cfg.env.num_envs} env{'s' * (cfg.env.num_envs > 1)})"),
             ("preset", preset),
+            *([("your configs", ", ".join(self.launch.user_configs))] if self.launch.user_configs else []),
             ("budget", f"{self._budget or f'{cfg.total_timesteps:,} env steps'}, seed {cfg.seed}"),
             ("device", f"{self.device}, {threads}"),
             ("loggers", ", ".join(["console", *loggers]) + f", train.log in {self.run_dir}"),
@@ -498,6 +506,7 @@ class Run:
             "algo": self.cfg.algo.name,
             "config": OmegaConf.to_yaml(OmegaConf.structured(self.cfg)),
             "overrides": list(self.launch.overrides),
+            "config_dirs": list(self.launch.config_dirs),
             "global_step": int(step),
             "best_eval_return": self.best_eval_return,
             "final_eval_return": self.final_eval_return,
