@@ -164,6 +164,7 @@ def _presets(choices: DictConfig) -> list[str]:
 def _train_run(cfg: TrainConfig, run_dir: Path, launch: Launch) -> float:
     """Train one run in `run_dir` under its lock; its final eval return (a finished run is not
     trained again). A refused run leaves the dir as it found it (and removes it if it made it)."""
+    from rlrun.callbacks import CallbackError
     from rlrun.lock import RunLock
     from rlrun.ops.optim import NonFiniteError
     from rlrun.run import Run, RunInterrupted, RunPruned, finished_result
@@ -172,8 +173,10 @@ def _train_run(cfg: TrainConfig, run_dir: Path, launch: Launch) -> float:
     try:
         done = finished_result(cfg, run_dir)
         if done is not None:
-            print(f"rlrun: {run_dir} already finished at step {done.global_step}; its recorded final "
-                  f"eval return is {done.final_eval_return:.2f} (not retrained)")
+            how = (f" ({done.stop_reason}; change a stop.* key or total_timesteps to continue it)"
+                   if done.stop_reason else "")
+            print(f"rlrun: {run_dir} already finished at step {done.global_step}{how}; its recorded "
+                  f"final eval return is {done.final_eval_return:.2f} (not retrained)")
             return done.final_eval_return
         spec = algorithms()[cfg.algo.name]
         run = Run(cfg, run_dir, launch)
@@ -189,6 +192,11 @@ def _train_run(cfg: TrainConfig, run_dir: Path, launch: Launch) -> float:
             print(f"rlrun: {interrupted}", file=sys.stderr)
             interrupted.pass_on()  # under submitit: requeue the job, which resumes from the checkpoint
             raise SystemExit(interrupted.exit_code) from None
+        except CallbackError as error:
+            run.record_line(str(error))
+            run.close()
+            print(f"rlrun: {error}", file=sys.stderr)
+            raise SystemExit(1) from None
         except NonFiniteError as error:
             message = run.divergence_message(error)
             run.record_line(message)
