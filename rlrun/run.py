@@ -571,7 +571,7 @@ class Run:
             self._call_end(step, "stopped" if self.stop_reason is not None else "finished", summary)
             if self.callbacks.failure is not None:
                 raise CallbackError(self._callback_failure(
-                    f"after the run finished at step {step} (its results are kept in {self.run_dir})"))
+                    f"after the run finished at step {step}, its results kept in {self.run_dir}"))
             return TrainResult(result.mean, step, self.run_dir, self.stop_reason)
         finally:
             self.close()
@@ -585,7 +585,7 @@ class Run:
         """One line for a callback that raised (`what`: when, and what was kept); its traceback
         goes to train.log."""
         self.record_line(self.callbacks.failure_trace or "")
-        return f"{self.callbacks.failure} {what} (traceback in {self.run_dir / 'train.log'})"
+        return f"{self.callbacks.failure} {what}; its traceback is in {self.run_dir / 'train.log'}"
 
     def _final_summary(self, result: EvalResult, step: int) -> dict[str, Any]:
         """The final evaluation as plain data: its metrics, per-episode returns, the best return."""
