@@ -9,7 +9,7 @@ A callback defines any of these hooks; `Run` calls them, in the order of the lis
 - `on_log(step, metrics)`: each training log event (`train/`, `rollout/`, `time/` metrics);
 - `on_evaluation(step, metrics)`: each evaluation (`eval/` metrics);
 - `on_checkpoint(step, path)`: each checkpoint written (`path`: its `last.pt`);
-- `on_end(step, result)`: the run ends: `result` holds `status` (finished, stopped, interrupted,
+- `on_end(step, result)`: the run ends through `Run.finish` (not on a crash): `result` holds `status` (finished, stopped, interrupted,
   pruned), `run_dir`, `stop_reason` and, when it had one, the final evaluation's metrics.
 
 A callback cannot change what training computes: each call gets its own deep copies of the
