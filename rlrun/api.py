@@ -66,8 +66,9 @@ class RunResult:
     """Env steps trained when it stopped."""
     stopped_because: str
     """budget (trained to `total_timesteps`, now or by an earlier call or command in the same
-    run dir), interrupted (a stop signal; checkpoint written) or diverged (a non-finite value;
-    the last good checkpoint kept)."""
+    run dir), stopped (a stopping rule `stop.*`; `message` says which), interrupted (a stop
+    signal; checkpoint written), diverged (a non-finite value; the last good checkpoint kept) or
+    callback failed (a callback's hook raised; checkpoint written)."""
     message: str
     """One line saying how it ended (what the command line prints, where it prints one)."""
     checkpoint: Path | None
@@ -367,7 +368,7 @@ def _job(job_cfg: DictConfig, python_env: str | None) -> RunResult:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
-    from rlrun.cli import BUDGET, job_launch, train_outcome
+    from rlrun.cli import BUDGET, STOPPED, job_launch, train_outcome
 
     hydra_cfg = HydraConfig.get()
     overrides = [str(line) for line in hydra_cfg.overrides.task]
@@ -377,7 +378,7 @@ def _job(job_cfg: DictConfig, python_env: str | None) -> RunResult:
     outcome = train_outcome(cfg, run_dir, launch)
     if outcome.message:
         print(f"rlrun: {outcome.message}",
-              file=sys.stdout if outcome.stopped_because == BUDGET else sys.stderr)
+              file=sys.stdout if outcome.stopped_because in (BUDGET, STOPPED) else sys.stderr)
     return _result(outcome, run_dir, cfg)
 
 
@@ -391,6 +392,7 @@ def _result(outcome: Outcome, run_dir: Path, cfg: TrainConfig) -> RunResult:
         global_step=outcome.step,
         stopped_because=outcome.stopped_because,
         message=outcome.message
+        or (outcome.result is not None and outcome.result.stop_reason)
         or f"finished at step {outcome.step} (total_timesteps={cfg.total_timesteps})",
         checkpoint=last if last.is_file() else None,
         best_checkpoint=best if best.is_file() else None,

@@ -201,7 +201,7 @@ def _train_run(cfg: TrainConfig, run_dir: Path, launch: Launch) -> float:
         print(f"rlrun: {outcome.message}", file=sys.stderr)
         outcome.interrupted.pass_on()  # under submitit: requeue the job, which resumes from the checkpoint
         raise SystemExit(outcome.interrupted.exit_code) from None
-    if outcome.stopped_because == DIVERGED:
+    if outcome.stopped_because in (DIVERGED, CALLBACK_FAILED):
         print(f"rlrun: {outcome.message}", file=sys.stderr)
         raise SystemExit(1) from None
     if outcome.message:
@@ -209,7 +209,8 @@ def _train_run(cfg: TrainConfig, run_dir: Path, launch: Launch) -> float:
     return outcome.result.final_eval_return
 
 
-BUDGET, INTERRUPTED, DIVERGED = "budget", "interrupted", "diverged"
+BUDGET, STOPPED, INTERRUPTED, DIVERGED, CALLBACK_FAILED = (
+    "budget", "stopped", "interrupted", "diverged", "callback failed")
 """Why a run stopped (`Outcome.stopped_because`)."""
 
 
@@ -218,8 +219,10 @@ class Outcome:
     """How one run ended (`train_outcome`): the command line prints it, the Python API returns it."""
 
     stopped_because: str
-    """budget (trained to total_timesteps, now or by an earlier command), interrupted (a stop
-    signal; checkpoint written) or diverged (a non-finite value; the last good checkpoint kept)."""
+    """budget (trained to total_timesteps, now or by an earlier command), stopped (a stopping
+    rule `stop.*` ended it; the reason is the result's `stop_reason`), interrupted (a stop signal;
+    checkpoint written), diverged (a non-finite value; the last good checkpoint kept) or
+    callback failed (a callback's hook raised; checkpoint written)."""
     message: str
     """The line the command line prints about it; empty when training has just used its budget
     (the run's own last line says so)."""
@@ -240,6 +243,7 @@ def train_outcome(cfg: TrainConfig, run_dir: Path, launch: Launch) -> Outcome:
             CheckpointError: its checkpoint does not fit the config).
         RunPruned: the search pruned the run (its checkpoint written).
     """
+    from rlrun.callbacks import CallbackError
     from rlrun.lock import RunLock
     from rlrun.ops.optim import NonFiniteError
     from rlrun.run import Run, RunInterrupted, RunPruned, finished_result
@@ -248,8 +252,11 @@ def train_outcome(cfg: TrainConfig, run_dir: Path, launch: Launch) -> Outcome:
     try:
         done = finished_result(cfg, run_dir)
         if done is not None:
-            return Outcome(BUDGET, f"{run_dir} already finished at step {done.global_step}; its "
-                           f"recorded final eval return is {done.final_eval_return:.2f} (not retrained)",
+            how = (f" ({done.stop_reason}; change a stop.* key or total_timesteps to continue it)"
+                   if done.stop_reason else "")
+            return Outcome(STOPPED if done.stop_reason else BUDGET,
+                           f"{run_dir} already finished at step {done.global_step}{how}; its recorded "
+                           f"final eval return is {done.final_eval_return:.2f} (not retrained)",
                            done.global_step, done)
         spec = algorithms()[cfg.algo.name]
         run = Run(cfg, run_dir, launch)
@@ -261,13 +268,16 @@ def train_outcome(cfg: TrainConfig, run_dir: Path, launch: Launch) -> Outcome:
         except RunInterrupted as interrupted:
             run.record_line(str(interrupted))
             return Outcome(INTERRUPTED, str(interrupted), run.step, interrupted=interrupted)
+        except CallbackError as error:
+            run.record_line(str(error))
+            return Outcome(CALLBACK_FAILED, str(error), run.step)
         except NonFiniteError as error:
             message = run.divergence_message(error)
             run.record_line(message)
             return Outcome(DIVERGED, message, run.step)
         finally:
             run.close()
-        return Outcome(BUDGET, "", result.global_step, result)
+        return Outcome(STOPPED if result.stop_reason else BUDGET, "", result.global_step, result)
     finally:
         lock.release()
         _remove_if_empty([run_dir])

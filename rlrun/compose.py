@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from rlrun.arguments import parse_error
+from rlrun.callbacks import check_callbacks
 from rlrun.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, run_dir_of
 from rlrun.config import ConfigError, LoggerConfig, TrainConfig
 from rlrun.config_dirs import use_recorded, used_files, user_dirs
@@ -560,6 +561,7 @@ def validate_train(cfg: TrainConfig) -> None:
     from rlrun.envs.factory import env_spaces
 
     check_loggers(cfg.logger)
+    check_callbacks(cfg.callbacks)
     spec = algorithms()[cfg.algo.name]
     if cfg.compile:
         check_compile(spec)

@@ -362,6 +362,31 @@ class DivergenceConfig:
 
 
 @dataclass
+class StopConfig:
+    eval_return: float | None = None
+    """End training once an evaluation's mean return reaches this value (return units); null:
+    no target."""
+    patience: int | None = None
+    """End training after this many evaluations in a row without a new best mean return
+    (count); null: never."""
+    min_delta: float = 0.0
+    """Rise over the best mean return so far that makes an evaluation a new best for `patience`
+    (return units)."""
+
+    def __post_init__(self) -> None:
+        check(
+            self.patience is None or self.patience >= 1,
+            f"stop.patience={self.patience} must be >= 1 (evaluations) or null",
+        )
+        check(self.min_delta >= 0, f"stop.min_delta={self.min_delta} must be >= 0")
+
+    @property
+    def active(self) -> bool:
+        """Whether a rule can end training (`eval_return` or `patience` is set)."""
+        return self.eval_return is not None or self.patience is not None
+
+
+@dataclass
 class HparamsSearchConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     """Seeds each trial trains with (one run per seed); its objective is their mean final eval return."""
@@ -405,6 +430,11 @@ class TrainConfig:
     """Where to continue from (`resume=<run dir or checkpoint>`) and whether the config may change."""
     divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
     """What to do when training diverges (non-finite gradients)."""
+    stop: StopConfig = field(default_factory=StopConfig)
+    """Stopping rules that end training before `total_timesteps` (a target return, patience)."""
+    callbacks: list[Any] = field(default_factory=list)
+    """User objects called at points of training, `[{_target_: <import path>, <keyword>: <value>}]`
+    or import paths; their hooks get copies and cannot change training (`rlrun.callbacks`)."""
     torch_threads: int | str = 1
     """Torch intra-op CPU threads (count; 1 is fastest for small MLPs on shared cores), or auto:
     1 or up to 4, whichever trains more steps per second, measured while training (`rlrun.threads`)."""
@@ -446,6 +476,19 @@ class TrainConfig:
             "deterministic=true resumes by replaying Gymnasium episodes; set env.backend=gymnasium",
         )
         check(self.seed >= 0, f"seed={self.seed} must be >= 0")
+        check(
+            not (self.stop.active and self.eval.every_steps == 0),
+            "stop.eval_return and stop.patience act on periodic evaluations, which "
+            "eval.every_steps=0 turns off; set eval.every_steps=<env steps>, e.g. 10000",
+        )
+        for index, entry in enumerate(self.callbacks):
+            target = entry.get("_target_") if isinstance(entry, dict) else entry
+            check(
+                isinstance(target, str) and target != "",
+                f"callbacks[{index}]={entry!r} names no callback: give {{_target_: <import path>, "
+                "<keyword>: <value>}} or the import path, e.g. "
+                "callbacks=[{_target_:rlrun.callbacks.Echo}]",
+            )
         check(
             not self.eval.video and self.eval.export is None and self.eval.dataset is None,
             "eval.video, eval.export and eval.dataset apply to rlrun-eval only; after training run "

@@ -24,8 +24,11 @@ IGNORED_ON_RESUME = (
     "logger",
     "checkpoint",
     "hparams_search",
+    "stop",
+    "callbacks",
 )
-"""Config keys (and sections) that may change when a run is resumed: they do not shape training."""
+"""Config keys (and sections) that may change when a run is resumed: they do not shape training
+(the stopping rules, like `total_timesteps`, only say where it ends)."""
 ABSENT = "<absent>"
 """How `config_changes` shows a key one of the two configs lacks."""
 

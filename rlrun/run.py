@@ -27,6 +27,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from rlrun.callbacks import CallbackError, make_callbacks
 from rlrun.checkpoint import (
     FORMAT,
     LAST,
@@ -47,6 +48,7 @@ from rlrun.ops.optim import FlatOptimizer, NonFiniteError
 from rlrun.ops.stats import EpisodeWindow
 from rlrun.resume import config_changes, resume_state
 from rlrun.seeding import rng_state, seed_everything, set_deterministic, set_rng_state
+from rlrun.stopping import StopRules, same_rules
 from rlrun.threads import thread_control
 
 
@@ -97,6 +99,8 @@ class Launch:
     config_dirs: list[str] = field(default_factory=list)
     """The user's config search path entries (`file://DIR`; stored in checkpoints, so that
     `resume=` finds the run's files again)."""
+    callbacks: list[Any] = field(default_factory=list)
+    """Callback objects made in Python, called after those of the config's `callbacks`."""
 
 
 @dataclass
@@ -107,6 +111,10 @@ class TrainResult:
     """Env steps trained."""
     run_dir: Path
     """Where the run's files are."""
+    stop_reason: str | None = None
+    """Why a stopping rule ended training (`stop.*`), e.g. `stopped at step 6144: eval return
+    480.20 reached stop.eval_return=475`; None when the budget (or the algorithm's own schedule)
+    ended it."""
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
@@ -146,16 +154,19 @@ def finished_result(cfg: TrainConfig, run_dir: Path) -> TrainResult | None:
     with this config.
 
     A run is finished when its checkpoints/last.pt was written by `Run.finish` after the final
-    evaluation (it holds `final_eval_return`) at a step >= `cfg.total_timesteps`; None otherwise.
+    evaluation (it holds `final_eval_return`) at a step >= `cfg.total_timesteps`, or after a
+    stopping rule ended it (`stop_reason`) and `cfg` has the same `stop.*` rules; None otherwise.
     """
     path = Path(run_dir) / "checkpoints" / "last.pt"
     if not path.is_file():
         return None
     state = load_checkpoint(path)
-    final = state.get("final_eval_return")
-    if final is None or state["global_step"] < cfg.total_timesteps or config_changes(state["config"], cfg):
+    final, reason = state.get("final_eval_return"), state.get("stop_reason")
+    ended = state["global_step"] >= cfg.total_timesteps or (
+        reason is not None and same_rules(state["config"], cfg))
+    if final is None or not ended or config_changes(state["config"], cfg):
         return None  # unfinished, or a changed config that Run refuses (or accepts) with a message
-    return TrainResult(float(final), int(state["global_step"]), Path(run_dir))
+    return TrainResult(float(final), int(state["global_step"]), Path(run_dir), reason)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -180,6 +191,8 @@ class Run:
         self.launch = launch or Launch()
         resumed = resume_state(cfg, self.run_dir, self.launch.overrides)
         self._resume_path, self._resume_state, self._config_changes = resumed or (None, None, [])
+        self.callbacks = make_callbacks(cfg.callbacks, self.launch.callbacks)
+        """The user's callbacks (`rlrun.callbacks`), made before the RNGs are seeded."""
         self.threads = thread_control(cfg.torch_threads)
         """Torch's CPU thread count, fixed or chosen by timing (`torch_threads=auto`)."""
         set_deterministic(cfg.deterministic)
@@ -193,6 +206,10 @@ class Run:
         """Latest global env step the algorithm reported (through log or maybe_checkpoint)."""
         self.best_eval_return: float | None = state.get("best_eval_return")
         self.final_eval_return: float | None = None
+        self.stop_rules = StopRules(cfg.stop)
+        self.stop_rules.load_state_dict(state.get("stop", {}))
+        self.stop_reason: str | None = None
+        """Why a stopping rule ends training, once one did (`TrainResult.stop_reason`)."""
         config_dict = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
         self.sweep: str | None = self.launch.sweep or state.get("sweep")
         """The sweep this run is a job of (kept in checkpoints, so `resume=<job dir>` keeps it)."""
@@ -283,6 +300,10 @@ class Run:
             tmp.write_text(text)
             os.replace(tmp, path)
         self.logger.open()
+        if self.callbacks.callbacks:  # (the config as a DictConfig costs 25 ms)
+            self.callbacks.call("on_start", self.run_dir, OmegaConf.structured(self.cfg))
+        if self.callbacks.failure is not None:  # nothing trained yet: fail at once
+            raise CallbackError(self._callback_failure("before training started; nothing changed"))
 
     def output_dir(self) -> Path:
         """The run dir, for an algorithm's own outputs (datasets, samples); only after `restore()`."""
@@ -371,9 +392,10 @@ class Run:
     # ----- during training ----------------------------------------------------------------
     @property
     def should_stop(self) -> bool:
-        """True once a STOP_SIGNALS signal arrived or the search pruned the run: the loop ends
-        after the current iteration."""
-        return self._signal is not None or self._pruned is not None
+        """True once a STOP_SIGNALS signal arrived, the search pruned the run, a stopping rule
+        ended it or a callback raised: the loop ends after the current iteration."""
+        return (self._signal is not None or self._pruned is not None or self.stop_reason is not None
+                or self.callbacks.failure is not None)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signal = signum
@@ -417,6 +439,7 @@ class Run:
         metrics["time/torch_threads"] = float(self.threads.threads)
         self.logger.log(metrics, step)
         self.logger.progress(step)
+        self.callbacks.call("on_log", step, metrics)
 
     def use_evaluator(self, evaluator: Callable[[Policy], EvalResult]) -> None:
         """Evaluate with `evaluator(policy)` instead of Gymnasium eval envs, in `maybe_evaluate` and
@@ -438,13 +461,15 @@ class Run:
             )
         return evaluate(
             policy, self._eval_envs, self.cfg.eval.episodes, self.cfg.seed + self.cfg.eval.seed_offset,
-            self.device, self.cfg.eval.deterministic, should_stop=lambda: self.should_stop,
+            self.device, self.cfg.eval.deterministic, should_stop=lambda: self._signal is not None,
         )
 
     def _evaluate_and_log(self, policy: Policy, step: int, final: bool = False) -> EvalResult | None:
-        """Evaluate, log and checkpoint (marking best.pt); None when a signal interrupted it.
+        """Evaluate, log, apply the stopping rules and checkpoint (marking best.pt); None when a
+        signal interrupted it.
 
-        The final evaluation reuses an evaluation of the same step instead of repeating it.
+        The final evaluation reuses an evaluation of the same step instead of repeating it (the
+        one a stopping rule ended training at).
         """
         self._open()
         repeated = self._last_eval is not None and self._last_eval[0] == step
@@ -463,6 +488,9 @@ class Run:
                     policy.train()
             self._last_eval = (step, result)
             self.logger.log(result.metrics(), step)
+            self.callbacks.call("on_evaluation", step, result.metrics())
+            if not final:
+                self.stop_reason = self.stop_rules.observe(result.mean, self.best_eval_return, step)
             improved = self.best_eval_return is None or result.mean > self.best_eval_return
             if improved:
                 self.best_eval_return = result.mean
@@ -470,7 +498,8 @@ class Run:
             self.final_eval_return = result.mean
         self.save_checkpoint(step, best=improved)
         trial = None if repeated else self.launch.trial
-        if trial is not None and trial.report(result.mean, step, may_prune=not final):
+        last = final or self.stop_reason is not None  # the trial's value: no pruning
+        if trial is not None and trial.report(result.mean, step, may_prune=not last):
             self._pruned = (step, result.mean)
             self.logger.message(f"Pruned by the search at step {step} (eval return {result.mean:.2f})")
         return result
@@ -510,6 +539,8 @@ class Run:
             "global_step": int(step),
             "best_eval_return": self.best_eval_return,
             "final_eval_return": self.final_eval_return,
+            "stop_reason": self.stop_reason,
+            "stop": self.stop_rules.state_dict(),
             "wandb_id": self.logger.wandb_id,
             "mlflow_id": self.logger.mlflow_id,
             "sweep": self.sweep,
@@ -520,9 +551,10 @@ class Run:
         }
         if self.launch.python_env is not None:
             state["python_env"] = self.launch.python_env
-        self.checkpointer.save(state, step, best=best)
+        path = self.checkpointer.save(state, step, best=best)
         self._checkpoint_step = step
         self._next_checkpoint = self._next_multiple(step, self.cfg.checkpoint.every_steps)
+        self.callbacks.call("on_checkpoint", step, path)
 
     def _side_file_notice(self, text: str) -> None:
         """`Wrote <name> state to ...`: on the console the first time, in train.log every time."""
@@ -537,37 +569,64 @@ class Run:
         """End the run: final evaluation and checkpoint, close loggers.
 
         Raises RunInterrupted (after checkpointing) when a signal stopped training, RunPruned
-        (after checkpointing, without a final evaluation) when the search pruned the run.
+        (after checkpointing, without a final evaluation) when the search pruned the run,
+        CallbackError (after checkpointing, or after finishing) when a callback raised.
         """
         try:
             if self._pruned is not None:
                 if self._checkpoint_step != step:
                     self.save_checkpoint(step)
+                self._call_end(step, "pruned")
                 pruned_step, value = self._pruned
                 raise RunPruned(f"the search pruned this trial at step {pruned_step} (eval return "
                                 f"{value:.2f}); checkpoint saved in {self.run_dir}", value, pruned_step)
+            if self.callbacks.failure is not None:
+                if self._checkpoint_step != step:
+                    self.save_checkpoint(step)
+                raise CallbackError(self._callback_failure(
+                    f"at step {step}: checkpoint saved in {self.run_dir}; fix it (or leave it out: "
+                    f"callbacks=[]) and continue with `rlrun resume={self.run_dir}`"))
             result = None if self._signal is not None else self._evaluate_and_log(policy, step, final=True)
             if result is None:  # stopped by a signal, before or during the final evaluation
                 self.save_checkpoint(step)
+                self._call_end(step, "interrupted")
                 name = signal.Signals(self._signal).name
                 raise RunInterrupted(
                     f"{name} at step {step}: checkpoint saved in {self.run_dir}. Continue with "
                     f"`rlrun resume={self.run_dir}` (add total_timesteps=N to extend it)",
                     self._signal,
                 )
-            self.logger.finish(self._final_summary(result, step),
-                               self.checkpointer.directory / LAST)
+            summary = self._final_summary(result, step)
+            self.logger.finish(summary, self.checkpointer.directory / LAST)
             self.logger.report_status()
-            rounded = (f" (total_timesteps={self.cfg.total_timesteps:,} rounded up to whole iterations)"
-                       if step > self.cfg.total_timesteps else "")
+            if self.stop_reason is not None:
+                ended = f"Finished early ({self.stop_reason})"
+            else:
+                rounded = (f" (total_timesteps={self.cfg.total_timesteps:,} rounded up to whole "
+                           "iterations)" if step > self.cfg.total_timesteps else "")
+                ended = f"Finished at step {step}{rounded}"
             self.logger.message(
-                f"Finished at step {step}{rounded}: eval return {result.mean:.2f} ± {result.std:.2f} "
-                f"over {len(result.returns)} episode{'s' * (len(result.returns) != 1)}; "
-                f"run dir {self.run_dir}"
+                f"{ended}: eval return {result.mean:.2f} ± {result.std:.2f} over "
+                f"{len(result.returns)} episode{'s' * (len(result.returns) != 1)}; run dir {self.run_dir}"
             )
-            return TrainResult(result.mean, step, self.run_dir)
+            self._call_end(step, "stopped" if self.stop_reason is not None else "finished", summary)
+            if self.callbacks.failure is not None:
+                raise CallbackError(self._callback_failure(
+                    f"after the run finished at step {step}, its results kept in {self.run_dir}"))
+            return TrainResult(result.mean, step, self.run_dir, self.stop_reason)
         finally:
             self.close()
+
+    def _call_end(self, step: int, status: str, summary: dict[str, Any] | None = None) -> None:
+        """The callbacks' on_end: how the run ended (`status`), and the final evaluation's summary."""
+        self.callbacks.call("on_end", step, {"status": status, "run_dir": str(self.run_dir),
+                                             "stop_reason": self.stop_reason, **(summary or {})})
+
+    def _callback_failure(self, what: str) -> str:
+        """One line for a callback that raised (`what`: when, and what was kept); its traceback
+        goes to train.log."""
+        self.record_line(self.callbacks.failure_trace or "")
+        return f"{self.callbacks.failure} {what}; its traceback is in {self.run_dir / 'train.log'}"
 
     def _final_summary(self, result: EvalResult, step: int) -> dict[str, Any]:
         """The final evaluation as plain data: its metrics, per-episode returns, the best return."""
@@ -577,6 +636,7 @@ class Run:
             "episodes": len(result.returns),
             "returns": result.returns.tolist(),
             "best_eval_return": self.best_eval_return,
+            "stop_reason": self.stop_reason,
         }
 
     def divergence_message(self, error: NonFiniteError) -> str:

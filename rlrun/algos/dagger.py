@@ -113,8 +113,8 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     while True:
         global_step = train_epochs(actor, optimizer, demos, cfg, run, progress, global_step,
                           {"train/round": float(progress["round"])})
-        if progress["epochs"] < algo.epochs or progress["round"] >= algo.rounds:
-            break  # budget spent, signal, or the last round trained (run.finish evaluates it)
+        if progress["epochs"] < algo.epochs or progress["round"] >= algo.rounds or run.should_stop:
+            break  # budget spent, signal, stopping rule, or the last round trained (run.finish evaluates it)
         round_eval = run.evaluate(actor)
         round_index = int(progress["round"]) + 1
         beta = mixing_beta(algo.beta_schedule, algo.beta0, round_index, algo.rounds)

@@ -67,12 +67,14 @@ def env_creator(env_id: str) -> Callable[..., Any] | None:
     return entry_point
 
 
-def _locate(path: str, where: str) -> Callable[..., Any]:
-    """The object at the dotted import path `path` (`package.module.Name`)."""
+def _locate(path: str, where: str, kind: str = "wrapper class or function",
+            example: str = "gymnasium.wrappers.FlattenObservation") -> Callable[..., Any]:
+    """The object at the dotted import path `path` (`package.module.Name`), a `kind` (messages
+    name `example` as one)."""
     module_name, _, name = path.rpartition(".")
     if not module_name:
         raise ConfigError(f"{where}: '{path}' is not an import path; give <module>.<name>, "
-                          "e.g. gymnasium.wrappers.FlattenObservation")
+                          f"e.g. {example}")
     module = import_module(module_name, where)
     if not hasattr(module, name):
         public = [n for n in dir(module) if not n.startswith("_")]
@@ -81,8 +83,7 @@ def _locate(path: str, where: str) -> Callable[..., Any]:
         raise ConfigError(f"{where}: {module_name} has no '{name}'{hint}")
     target = getattr(module, name)
     if not callable(target):
-        kind = type(target).__name__
-        raise ConfigError(f"{where}: {path} is a {kind}, not a wrapper class or function")
+        raise ConfigError(f"{where}: {path} is a {type(target).__name__}, not a {kind}")
     return target
 
 
