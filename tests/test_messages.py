@@ -109,7 +109,8 @@ def test_mujoco_warnings_are_shown_once_per_process(capfd):
 
     from rlrun.envs.factory import mujoco_warnings_once
 
-    mujoco_warnings_once()
+    mujoco_warnings_once.cache_clear()  # a fresh record of the warnings shown (another test may
+    mujoco_warnings_once()  # have built HalfCheetah in this process)
     for _ in range(3):
         gym.make("HalfCheetah-v4").close()
     assert capfd.readouterr().err.count("settotalmass") == 1
