@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from rlrun.arguments import rewrite
 from rlrun.checkpoint import run_dir_of
+from rlrun.choices import choice_rows
 from rlrun.compose import (
     CONF_DIR,
     CXX_COMPILERS,
@@ -127,13 +128,15 @@ def _train_job(cfg: DictConfig, validated: bool = False) -> float:
             sweep = sweep_name(hydra_cfg.sweep.dir)
         overrides = [str(line) for line in hydra_cfg.overrides.task]
         presets = _presets(hydra_cfg.runtime.choices)
+        choices = choice_rows(hydra_cfg.runtime.choices, [Path(CONF_DIR).parent / name for name in presets],
+                              overrides, Path(CONF_DIR))
         runs = ([(typed, cfg, overrides, job_dir)] if typed.hparams_search is None
                 else seed_runs(typed, cfg, overrides, job_dir))
         reporters = _trial_reporters(hydra_cfg, typed, len(runs))
         returns = []
         for index, (seed_cfg, seed_node, seed_overrides, run_dir) in enumerate(runs):
             launch = Launch(seed_overrides, _config_files(seed_node, seed_overrides), presets, sweep,
-                            trial=reporters[index] if reporters else None)
+                            trial=reporters[index] if reporters else None, choices=choices)
             try:
                 returns.append(_train_run(seed_cfg, run_dir, launch))
             except RunPruned as pruned:

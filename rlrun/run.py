@@ -86,6 +86,9 @@ class Launch:
     """Name of the Hydra multirun this run is a job of (`rlrun.sweep.sweep_name`); None alone."""
     trial: EvalReporter | None = None
     """The search trial the evaluations are reported to (a job of rlrun's Optuna sweeper)."""
+    choices: list[tuple[str, str]] = field(default_factory=list)
+    """Start-panel rows: the optimizer and network choices with the preset values set in them
+    (`rlrun.choices.choice_rows`)."""
 
 
 @dataclass
@@ -235,6 +238,7 @@ class Run:
             ("algo", cfg.algo.name),
             ("env", f"{cfg.env.id} ({cfg.env.family}, {cfg.env.num_envs} env{'s' * (cfg.env.num_envs > 1)})"),
             ("preset", preset),
+            *self.launch.choices,
             ("budget", f"{cfg.total_timesteps:,} env steps, seed {cfg.seed}"),
             ("device", f"{self.device}, {threads}"),
             ("loggers", ", ".join(["console", *loggers]) + f", train.log in {self.run_dir}"),

@@ -3,7 +3,6 @@
 from collections import defaultdict
 from pathlib import Path
 
-import gymnasium as gym
 import pytest
 from hydra import initialize_config_dir
 from hydra._internal.defaults_list import create_defaults_list
@@ -94,17 +93,6 @@ def test_only_a_groups_own_files_set_its_name():
 FAMILY_ENVS = {"classic": "CartPole-v1", "mujoco": "HalfCheetah-v4", "box2d": "LunarLander-v3",
                "atari": "ALE/Pong-v5", "lm": "lm", "other": "FrozenLake-v1"}
 """A registered env of each preset family (its env node generated, no yaml file)."""
-
-
-@pytest.fixture
-def atari_id():
-    """An Atari id to compose with (composing reads only its entry point's module)."""
-    if "ALE/Pong-v5" in gym.registry:
-        yield "ALE/Pong-v5"
-        return
-    gym.register("ALE/Pong-v5", entry_point="ale_py.env:AtariEnv")
-    yield "ALE/Pong-v5"
-    del gym.registry["ALE/Pong-v5"]
 
 
 def _contexts() -> list[tuple[str, list[str]]]:
