@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from rlrun.arguments import rewrite
 from rlrun.checkpoint import run_dir_of
+from rlrun.choices import choice_rows
 from rlrun.compose import (
     CONF_DIR,
     CXX_COMPILERS,
@@ -167,24 +168,26 @@ PRESET_GROUPS = ("preset", "preset/env", "experiment")
 
 
 def job_launch(hydra_cfg: DictConfig, node: DictConfig, overrides: list[str], **extra: Any) -> Launch:
-    """The `Launch` of a job Hydra composed: its overrides, `.hydra/` files, preset and experiment
-    files, the user's config files and dirs, and `extra` (`rlrun.run.Launch`'s other fields)."""
+    """The `Launch` of a job Hydra composed: its overrides, `.hydra/` files, the preset and
+    experiment files applied in order (Hydra names an optional choice even when its file is
+    absent: those are left out), the user's config files of other groups (each saying which
+    shipped file it replaces) and dirs, the optimizer and network rows of the start panel, and
+    `extra` (`rlrun.run.Launch`'s other fields)."""
     from rlrun.run import Launch
 
-    presets, user_configs = _presets(hydra_cfg.runtime)
-    config_dirs = [f"{s.schema}://{s.path}" for s in hydra_cfg.runtime.config_sources
-                   if s.provider == PROVIDER]
-    return Launch(overrides, _config_files(node, overrides), presets, user_configs=user_configs,
-                  config_dirs=config_dirs, **extra)
-
-
-def _presets(runtime: DictConfig) -> tuple[list[str], list[str]]:
-    """(The preset and experiment files applied, in order; the user's files of the other groups
-    composed), by path, each of the user's saying which shipped file it replaces. Hydra names an
-    optional choice even when its file is absent: those are left out."""
+    runtime = hydra_cfg.runtime
     used = used_files(runtime.choices, runtime.config_sources, Path(CONF_DIR))
-    presets = [str(f) for group in PRESET_GROUPS for f in used if f.group == group]
-    return presets, [str(f) for f in used if f.yours and f.group not in PRESET_GROUPS]
+    presets = [f for group in PRESET_GROUPS for f in used if f.group == group]
+    return Launch(
+        overrides,
+        _config_files(node, overrides),
+        [str(f) for f in presets],
+        user_configs=[str(f) for f in used if f.yours and f.group not in PRESET_GROUPS],
+        config_dirs=[f"{s.schema}://{s.path}" for s in runtime.config_sources
+                     if s.provider == PROVIDER],
+        choices=choice_rows(runtime.choices, [f.path for f in presets], overrides, Path(CONF_DIR)),
+        **extra,
+    )
 
 
 def _train_run(cfg: TrainConfig, run_dir: Path, launch: Launch) -> float:

@@ -208,7 +208,7 @@ class OptimizerConfig:
 
     def __post_init__(self) -> None:
         check(
-            self.name in ("adam", "adamw", "sgd", "rmsprop"),
+            self.name in OPTIMIZER_FIELDS,
             f"optimizer.name={self.name!r} must be adam, adamw, sgd or rmsprop",
         )
         check(self.lr > 0, f"optimizer.lr={self.lr} must be > 0; use e.g. optimizer.lr=3e-4")
@@ -222,6 +222,15 @@ class OptimizerConfig:
             self.schedule in ("constant", "linear"),
             f"optimizer.schedule={self.schedule!r} must be constant or linear",
         )
+
+
+OPTIMIZER_FIELDS = {
+    "adam": ("lr", "eps", "weight_decay", "betas", "schedule"),
+    "adamw": ("lr", "eps", "weight_decay", "betas", "schedule"),
+    "rmsprop": ("lr", "eps", "weight_decay", "momentum", "alpha", "schedule"),
+    "sgd": ("lr", "weight_decay", "momentum", "schedule"),
+}
+"""The `OptimizerConfig` fields each `optimizer=<name>` choice reads (the others do not apply)."""
 
 
 @dataclass
@@ -521,7 +530,8 @@ def _train_schema() -> DictConfig:
 
 
 def register_schemas(algo_schemas: dict[str, type]) -> None:
-    """Register the top-level schemas and each algorithm's (used by `conf/algo/<name>.yaml`)."""
+    """Register the top-level schemas and each algorithm, network and optimizer choice's (used by
+    `conf/<group>/<name>.yaml`)."""
     store = ConfigStore.instance()
     store.store(name="train_schema", node=_train_schema())
     store.store(name="eval_schema", node=EvalRunConfig)
@@ -529,3 +539,5 @@ def register_schemas(algo_schemas: dict[str, type]) -> None:
         store.store(group="algo", name=f"{name}_schema", node=schema)
     for name, schema in NETWORK_SCHEMAS.items():
         store.store(group="network", name=f"{name}_schema", node=schema(name=name))
+    for name in OPTIMIZER_FIELDS:
+        store.store(group="optimizer", name=f"{name}_schema", node=OptimizerConfig(name=name))

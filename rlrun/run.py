@@ -101,6 +101,9 @@ class Launch:
     `resume=` finds the run's files again)."""
     callbacks: list[Any] = field(default_factory=list)
     """Callback objects made in Python, called after those of the config's `callbacks`."""
+    choices: list[tuple[str, str]] = field(default_factory=list)
+    """Start-panel rows: the optimizer and network choices with the preset values set in them
+    (`rlrun.choices.choice_rows`)."""
 
 
 @dataclass
@@ -275,6 +278,7 @@ class Run:
             ("env", f"{cfg.env.id} ({cfg.env.family}, {cfg.env.num_envs} env{'s' * (cfg.env.num_envs > 1)})"),
             ("preset", preset),
             *([("your configs", ", ".join(self.launch.user_configs))] if self.launch.user_configs else []),
+            *self.launch.choices,
             ("budget", f"{self._budget or f'{cfg.total_timesteps:,} env steps'}, seed {cfg.seed}"),
             ("device", f"{self.device}, {threads}"),
             ("loggers", ", ".join(["console", *loggers]) + f", train.log in {self.run_dir}"),

@@ -41,6 +41,22 @@ def train_in_process(overrides: list[str], run_dir: Path):
 
 
 @pytest.fixture
+def atari_id():
+    """An Atari id to compose with: ALE's when the atari extra is installed, else one registered
+    for the test (composing reads only its entry point's module)."""
+    import gymnasium as gym
+
+    from rlrun.envs.config_source import registered_env_ids
+
+    if "ALE/Pong-v5" in registered_env_ids():
+        yield "ALE/Pong-v5"
+        return
+    gym.register("ALE/Pong-v5", entry_point="ale_py.env:AtariEnv")
+    yield "ALE/Pong-v5"
+    del gym.registry["ALE/Pong-v5"]
+
+
+@pytest.fixture
 def compose_cfg():
     return compose_train
 

@@ -1,15 +1,22 @@
 """Config composition for every shipped yaml, presets, registry envs, and refusals."""
 
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from hydra import initialize_config_dir
+from hydra._internal.defaults_list import create_defaults_list
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException, ValidationError
 
+from rlrun import cli
 from rlrun.config import ConfigError
 from rlrun.envs.config_source import env_family, registered_env_ids
 from rlrun.registry import algorithms
+from rlrun.resume import flatten
 
 CONF = Path(__file__).resolve().parent.parent / "rlrun" / "conf"
 ENV_FILES = sorted(p.stem for p in (CONF / "env").glob("*.yaml"))
@@ -38,19 +45,136 @@ def test_every_algo_and_env_composes(compose_cfg, algo, env):
 
 
 @pytest.mark.parametrize("algo", sorted(algorithms()))
-def test_algo_files_only_select_their_schema(algo):
-    """Defaults are stated once, in the dataclass: conf/algo/<name>.yaml sets no value."""
+def test_algo_files_only_select_their_schema_and_optimizer(algo):
+    """Defaults are stated once, in the dataclass: conf/algo/<name>.yaml sets no value; it may
+    pick the algorithm's optimizer with an `override` (a choice the command line overrides)."""
     shipped = OmegaConf.to_container(OmegaConf.load(CONF / "algo" / f"{algo}.yaml"))
-    assert shipped == {"defaults": [f"{algo}_schema", "_self_"]}
+    picks = [d for d in shipped["defaults"] if isinstance(d, dict)]
+    assert shipped == {"defaults": [f"{algo}_schema", *picks, "_self_"]}
+    assert all(list(pick) == ["override /optimizer@_global_.optimizer"] for pick in picks)
 
 
-@pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF / "preset").glob("*.yaml")))
-def test_family_presets_state_only_values_that_differ_from_the_defaults(preset):
-    algo = max((name for name in algorithms() if preset.startswith(f"{name}_")), key=len)
-    values = OmegaConf.to_container(OmegaConf.load(CONF / "preset" / f"{preset}.yaml"))
-    defaults = vars(algorithms()[algo].config())
-    repeated = [key for key, value in values.get("algo", {}).items() if defaults.get(key) == value]
-    assert not repeated, f"conf/preset/{preset}.yaml repeats the defaults of algo.{repeated}"
+@pytest.mark.parametrize("group", ["network", "optimizer"])
+def test_choice_files_select_their_schema(group):
+    for path in sorted((CONF / group).glob("*.yaml")):
+        shipped = OmegaConf.to_container(OmegaConf.load(path))
+        assert shipped["defaults"] == [f"{path.stem}_schema", "_self_"], path
+
+
+GROUPS = ("algo", "env", "network", "optimizer", "logger", "eval", "checkpoint", "resume",
+          "divergence", "hparams_search")
+"""The config sections a choice or a schema owns: `<group>.name` (`env.id`) is set only there."""
+
+
+def _yaml_values(path: Path) -> dict:
+    """The values a yaml file under conf/ sets, by dotted key in the composed config."""
+    node = OmegaConf.to_container(OmegaConf.load(path))
+    node.pop("defaults", None)
+    node.pop("hydra", None)
+    relative = path.relative_to(CONF)
+    if "@package _global_" not in path.read_text() and len(relative.parts) > 1:
+        node = {relative.parts[0]: node}
+    return flatten(node) if node else {}
+
+
+def test_only_a_groups_own_files_set_its_name():
+    """A preset, experiment or other file picks a group with `override /group: choice`: a name
+    set as a value would beat the user's `group=choice` on the command line."""
+    offenders = []
+    for path in sorted(CONF.rglob("*.yaml")):
+        group = path.relative_to(CONF).parts[0]
+        for key in _yaml_values(path):
+            section, _, name = key.partition(".")
+            if section in GROUPS and name == ("id" if section == "env" else "name") and section != group:
+                offenders.append(f"{path.relative_to(CONF)}: {key}")
+    assert not offenders, f"set a group's choice as a value: {offenders}"
+
+
+FAMILY_ENVS = {"classic": "CartPole-v1", "mujoco": "HalfCheetah-v4", "box2d": "LunarLander-v3",
+               "atari": "ALE/Pong-v5", "lm": "lm", "other": "FrozenLake-v1"}
+"""A registered env of each preset family (its env node generated, no yaml file)."""
+
+
+def _contexts() -> list[tuple[str, list[str]]]:
+    """(config name, overrides) under which every yaml file under conf/ applies, each preset with
+    every env file of its family (an env file may set what the preset must set back)."""
+    env_files = {path.stem: OmegaConf.load(path).defaults[0]["/family"]
+                 for path in (CONF / "env").glob("*.yaml")}
+    envs = defaultdict(list, {family: [env] for family, env in FAMILY_ENVS.items()})
+    for env, family in env_files.items():
+        envs[family].append(env)
+    contexts = [("eval", []), *(("train", [f"env={env}"]) for env in FAMILY_ENVS.values())]
+    contexts += [("train", [f"env={env}"]) for env in env_files]
+    for preset in sorted((CONF / "preset").glob("*.yaml")):
+        algo = max((name for name in algorithms() if preset.stem.startswith(f"{name}_")), key=len)
+        family = preset.stem[len(algo) + 1:]
+        contexts += [("train", [f"algo={algo}", f"env={env}"]) for env in envs[family]]
+    for preset in sorted((CONF / "preset" / "env").glob("*.yaml")):
+        algo = max((name for name in algorithms() if preset.stem.startswith(f"{name}_")), key=len)
+        contexts.append(("train", [f"algo={algo}", f"env={preset.stem[len(algo) + 1:]}"]))
+    for group in ("algo", "network", "optimizer", "logger", "hparams_search"):
+        contexts += [("train", [f"{group}={path.stem}"]) for path in (CONF / group).glob("*.yaml")]
+    for path in sorted((CONF / "bench").rglob("*.yaml")):
+        contexts.append(("train", [f"+bench/{path.parent.name}={path.stem}"]))
+    return contexts
+
+
+def _leaves(config: DictConfig) -> dict:
+    """The values of `config` by dotted key; a section a schema leaves missing with a dataclass
+    type (`logger: LoggerConfig = MISSING`) holds that dataclass's defaults, as in a merge."""
+    for key in [key for key in config if OmegaConf.is_missing(config, key)]:
+        try:
+            config = OmegaConf.merge(config, {key: {}})
+        except ValidationError:  # a missing value, not a section
+            pass
+    values = OmegaConf.to_container(config, resolve=False)
+    values.pop("hydra", None)
+    return {key: value for key, value in flatten(values).items() if value != {}}
+
+
+def _layers(config_name: str, overrides: list[str], loader, repo):
+    """Each config Hydra merges for these overrides, in order (Hydra's own aside): its path under
+    conf/ (None for a schema or a generated env node), the values it sets and the values of the
+    configs merged before it, by dotted key."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    defaults = create_defaults_list(repo=repo, config_name=config_name, overrides_list=parsed,
+                                    prepend_hydra=True, skip_missing=False)
+    before: dict = {}
+    for default in defaults.defaults:
+        if default.package is not None and default.package.startswith("hydra"):
+            continue
+        loaded = loader._load_single_config(default=default, repo=repo)
+        values = _leaves(loaded.config)
+        path = CONF / f"{default.config_path}.yaml"
+        yield (path if loaded.provider == "main" and path.is_file() else None), values, before
+        before = {**before, **values}
+
+
+def test_no_file_repeats_the_value_a_key_has_without_it(atari_id):
+    """Every value a preset, group or primary file sets differs, in at least one composition
+    where the file applies, from the value the layers before it give (schema defaults, the group
+    files, the env and family files, the family preset): values are stated once."""
+    cli._setup()
+    visited, needed, repeats = set(), set(), defaultdict(set)
+    with initialize_config_dir(config_dir=cli.CONF_DIR, version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        repo = loader._parse_overrides_and_create_caching_repo("train", [])[1]
+        for config_name, overrides in _contexts():
+            for path, values, before in _layers(config_name, overrides, loader, repo):
+                if path is None:
+                    continue
+                visited.add(path)
+                for key, value in values.items():
+                    if key in before and before[key] == value:
+                        repeats[path].add(f"{key}={value}")
+                    else:
+                        needed.add((path, key))
+    unvisited = {p for p in CONF.rglob("*.yaml") if p.relative_to(CONF).parts[0] not in ("hydra", "suite")}
+    assert unvisited <= visited, f"no context composes {sorted(map(str, unvisited - visited))}"
+    offenders = {str(path.relative_to(CONF)): sorted(v for v in values if (path, v.partition("=")[0]) not in needed)
+                 for path, values in repeats.items()}
+    offenders = {path: values for path, values in offenders.items() if values}
+    assert not offenders, f"values that repeat what the layers before them give: {offenders}"
 
 
 @pytest.mark.parametrize("group", ["network", "optimizer", "logger"])

@@ -7,8 +7,9 @@ Rollouts of `num_steps` steps from every vector env (the k of eq. 3.32 is at mos
 `num_steps`), advantages by GAE(γ, λ) (book ch. 5; λ = 1 gives the n-step returns of
 eq. 3.28 minus V_ψ(s_t)), one gradient step per rollout on
 -mean(log π · A) + vf_coef · mean((V - R)²) - ent_coef · H. Defaults follow Stable-Baselines3's
-A2C; its RMSprop (lr 7e-4, α 0.99, eps 1e-5) is set by the presets `conf/preset/a2c_*.yaml`
-(families without a preset use the optimizer group's default).
+A2C; its RMSprop (α 0.99, eps 1e-5: OptimizerConfig's defaults) is picked by `conf/algo/a2c.yaml`
+in every family (`optimizer=<name>` overrides it), its lr 7e-4 set by the presets
+`conf/preset/a2c_*.yaml` (families without a preset keep the optimizer's default lr).
 """
 
 from __future__ import annotations
