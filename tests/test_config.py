@@ -114,6 +114,7 @@ def _contexts() -> list[tuple[str, list[str]]]:
         contexts.append(("train", [f"algo={algo}", f"env={preset.stem[len(algo) + 1:]}"]))
     for group in ("algo", "network", "optimizer", "logger", "hparams_search"):
         contexts += [("train", [f"{group}={path.stem}"]) for path in (CONF / group).glob("*.yaml")]
+    contexts += [("train", [f"+experiment={path.stem}"]) for path in (CONF / "experiment").glob("*.yaml")]
     for path in sorted((CONF / "bench").rglob("*.yaml")):
         contexts.append(("train", [f"+bench/{path.parent.name}={path.stem}"]))
     return contexts
