@@ -32,6 +32,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,7 +89,9 @@ def train(overrides: Sequence[str] | str = (), /, **options: Any) -> RunResult:
         **options: More overrides: `algo="sac"`, `total_timesteps=2000`, a section as a dict
             (`eval={"episodes": 2}`), dotted keys through `**{"eval.episodes": 2}`, and `env=`
             an env id or a callable that makes a new env (a `gymnasium.Env` subclass, or a
-            function returning one).
+            function returning one); `callbacks=` may hold objects made in Python beside the
+            config's entries; `config_dir=` a dir (or a list) of the user's configs, as
+            `rlrun --config-dir DIR`.
 
     Raises:
         ConfigError: a mistake in the overrides, in the command line's one line
@@ -227,14 +230,20 @@ def _train(arguments: list[str], options: dict[str, Any]) -> RunResult:
     """`train` under the lock: the overrides, the env given in Python registered, then the run."""
     from rlrun.arguments import rewrite
     from rlrun.config import ConfigError
+    from rlrun.config_dirs import take_from_argv, use_recorded
     from rlrun.envs.python_env import check_callable, describe, env_id_of, registered
 
     env = options.get("env")
     make = options.pop("env") if env is not None and not isinstance(env, str) else None
-    lines = rewrite(_command_line(arguments, options))
+    objects = _callback_objects(options)
+    config_dirs = options.pop("config_dir", None)
+    config_dirs = [config_dirs] if isinstance(config_dirs, (str, PathLike)) else config_dirs or []
+    use_recorded([])  # a run resumed by an earlier call recorded its config dirs
+    lines = take_from_argv([*(f"--config-dir={d}" for d in config_dirs),
+                            *rewrite(_command_line(arguments, options))])
     resume = _one_run(lines)
     if make is None:
-        return _run(lines, None)
+        return _run(lines, None, objects)
     check_callable(make)
     if any(line.partition("=")[0] == "env" for line in lines):
         raise ConfigError("env= is given twice: give the callable that makes the env alone")
@@ -244,7 +253,19 @@ def _train(arguments: list[str], options: dict[str, Any]) -> RunResult:
     else:  # the checkpoint's env id, which its config and overrides name
         env_id = _python_env_id(resume, "continue it with rlrun.train(resume='{run}')")
     with registered(env_id, make):
-        return _run(lines, describe(make))
+        return _run(lines, describe(make), objects)
+
+
+def _callback_objects(options: dict[str, Any]) -> list[Any]:
+    """The objects of `callbacks=[...]` made in Python, taken out of `options` (the config's
+    entries, `{_target_: ...}` dicts and import paths, stay there)."""
+    given = options.get("callbacks")
+    if not isinstance(given, Sequence) or isinstance(given, str):
+        return []
+    objects = [c for c in given if not isinstance(c, (str, Mapping))]
+    if objects:
+        options["callbacks"] = [c for c in given if isinstance(c, (str, Mapping))]
+    return objects
 
 
 def _command_line(arguments: list[str], options: dict[str, Any]) -> list[str]:
@@ -329,7 +350,7 @@ def _python_env_id(path: str | Path, fix: str) -> str:
     return env_id
 
 
-def _run(lines: list[str], python_env: str | None) -> RunResult:
+def _run(lines: list[str], python_env: str | None, callbacks: list[Any]) -> RunResult:
     """Compose and validate `lines` as the command line does, then train the run through
     Hydra's job runner (leaving Python's logging as it is)."""
     from hydra.types import RunMode
@@ -348,7 +369,7 @@ def _run(lines: list[str], python_env: str | None) -> RunResult:
 
     def job(job_cfg: DictConfig) -> RunResult:
         try:
-            return _job(job_cfg, python_env)
+            return _job(job_cfg, python_env, callbacks)
         except Exception as error:  # Hydra's job runner keeps it; raised below as it was
             failures.append(error)
             raise
@@ -362,7 +383,7 @@ def _run(lines: list[str], python_env: str | None) -> RunResult:
     return done.return_value
 
 
-def _job(job_cfg: DictConfig, python_env: str | None) -> RunResult:
+def _job(job_cfg: DictConfig, python_env: str | None, callbacks: list[Any]) -> RunResult:
     """The job: the command line's single run (`rlrun.cli.train_outcome`) with the same launch
     (overrides, `.hydra/` files, presets)."""
     from hydra.core.hydra_config import HydraConfig
@@ -372,7 +393,7 @@ def _job(job_cfg: DictConfig, python_env: str | None) -> RunResult:
 
     hydra_cfg = HydraConfig.get()
     overrides = [str(line) for line in hydra_cfg.overrides.task]
-    launch = job_launch(hydra_cfg, job_cfg, overrides, python_env=python_env)
+    launch = job_launch(hydra_cfg, job_cfg, overrides, python_env=python_env, callbacks=callbacks)
     cfg: TrainConfig = OmegaConf.to_object(job_cfg)
     run_dir = Path(hydra_cfg.runtime.output_dir)
     outcome = train_outcome(cfg, run_dir, launch)

@@ -256,3 +256,30 @@ def test_the_readme_examples_run(tmp_path, monkeypatch):
         exec(compile(code, "README.md", "exec"), {"__name__": "readme"})  # noqa: S102 - our README
     assert sorted(path.name for path in (tmp_path / "outputs" / "lr_scan").iterdir()) == [
         "lr=0.00025", "lr=0.001"]
+
+
+class Evaluations:
+    """A callback made in Python: records the steps of the evaluations it is called for."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+
+    def on_evaluation(self, step, metrics) -> None:
+        self.steps.append(step)
+
+
+def test_callback_objects_and_a_config_dir_from_python(tmp_path):
+    """`callbacks=` takes objects made in Python beside the config's; `config_dir=` adds the
+    user's configs as `--config-dir` does (their preset wins over the shipped one), for this call
+    only."""
+    conf = tmp_path / "conf" / "preset"
+    conf.mkdir(parents=True)
+    (conf / "ppo_classic.yaml").write_text("# @package _global_\nalgo:\n  ent_coef: 0.123\n")
+    seen = Evaluations()
+    run = rlrun.train(TINY, total_timesteps=64, callbacks=[seen, "rlrun.callbacks.Echo"],
+                      config_dir=tmp_path / "conf", hydra={"run": {"dir": str(tmp_path / "a")}},
+                      **{"eval.every_steps": 32})
+    assert seen.steps == [32, 64] and run.config.algo.ent_coef == 0.123
+    assert list(run.config.callbacks) == ["rlrun.callbacks.Echo"]
+    again = rlrun.train(TINY, total_timesteps=32, hydra={"run": {"dir": str(tmp_path / "b")}})
+    assert again.config.algo.ent_coef == 0.01  # the shipped preset: the dir was for one call
