@@ -5,6 +5,7 @@ clipped-surrogate minibatch loss. See `rlrun.algos.ppo` for the method."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -100,7 +101,13 @@ def minibatch_loss(loss_fn: LossFn, compile: bool = False) -> MinibatchLoss:
         dist, new_values = agent.dist_and_value(minibatch.obs)
         return loss_fn(dist, new_values, minibatch, advantages)
 
-    return torch.compile(forward_and_loss) if compile else forward_and_loss
+    if not compile:
+        return forward_and_loss
+    # Inductor, loaded at the first call, imports a module of torch's that uses its own
+    # deprecated torch.jit.script_method: a note to torch, not to the user.
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script_method. is deprecated",
+                            category=DeprecationWarning)
+    return torch.compile(forward_and_loss)
 
 
 def update(
