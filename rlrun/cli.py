@@ -41,7 +41,7 @@ from rlrun.config import ConfigError, EnvConfig, EvalRunConfig, TrainConfig, reg
 from rlrun.envs.config_source import GymRegistryConfigSource, GymRegistrySearchPath
 from rlrun.envs.imports import import_from_overrides, registry_id
 from rlrun.registry import AlgoPackagesSearchPath, algorithms, registry
-from rlrun.sweep import assign_gpu, job_dir_name, seed_runs, sweep_name
+from rlrun.sweep import assign_gpu, job_dir_name, job_label, seed_runs, sweep_name
 
 if TYPE_CHECKING:
     from torch import nn
@@ -121,11 +121,12 @@ def _train_job(cfg: DictConfig, validated: bool = False) -> float:
             validate_train(typed)
         hydra_cfg = HydraConfig.get()
         job_dir = Path(hydra_cfg.runtime.output_dir)
-        sweep = None
+        sweep, label = None, ""
         if hydra_cfg.mode == RunMode.MULTIRUN:
             launcher = hydra_cfg.runtime.choices.get("hydra/launcher")
             assign_gpu(typed.device, launcher, hydra_cfg.job.num)
             sweep = sweep_name(hydra_cfg.sweep.dir)
+            label = job_label(hydra_cfg.job.num, hydra_cfg.job.override_dirname)
         overrides = [str(line) for line in hydra_cfg.overrides.task]
         presets = _presets(hydra_cfg.runtime.choices)
         runs = ([(typed, cfg, overrides, job_dir)] if typed.hparams_search is None
@@ -134,7 +135,7 @@ def _train_job(cfg: DictConfig, validated: bool = False) -> float:
         returns = []
         for index, (seed_cfg, seed_node, seed_overrides, run_dir) in enumerate(runs):
             launch = Launch(seed_overrides, _config_files(seed_node, seed_overrides), presets, sweep,
-                            trial=reporters[index] if reporters else None)
+                            trial=reporters[index] if reporters else None, label=label)
             try:
                 returns.append(_train_run(seed_cfg, run_dir, launch))
             except RunPruned as pruned:

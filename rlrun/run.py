@@ -86,6 +86,8 @@ class Launch:
     """Name of the Hydra multirun this run is a job of (`rlrun.sweep.sweep_name`); None alone."""
     trial: EvalReporter | None = None
     """The search trial the evaluations are reported to (a job of rlrun's Optuna sweeper)."""
+    label: str = ""
+    """Prefix of each console line (`rlrun.sweep.job_label` for a job of a sweep); '' alone."""
 
 
 @dataclass
@@ -188,7 +190,7 @@ class Run:
         self.logger = Logger(
             cfg.logger, self.run_dir, cfg.total_timesteps, config_dict,
             start_step=start_step, wandb_id=state.get("wandb_id"), mlflow_id=state.get("mlflow_id"),
-            run_name=self.run_dir.name, group=self.sweep,
+            run_name=self.run_dir.name, group=self.sweep, label=self.launch.label,
         )
         self._tracked: dict[str, Stateful] = {}
         self._train_envs: VecEnv | None = None
