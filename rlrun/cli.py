@@ -40,7 +40,7 @@ from rlrun.compose import (
 from rlrun.config import ConfigError, EnvConfig, EvalRunConfig, TrainConfig, register_schemas
 from rlrun.envs.config_source import GymRegistryConfigSource, GymRegistrySearchPath
 from rlrun.envs.imports import import_from_overrides, registry_id
-from rlrun.registry import AlgoPackagesSearchPath, algorithms, registry
+from rlrun.registry import AlgoPackagesSearchPath, algorithms, registry, schemas
 from rlrun.sweep import assign_gpu, job_dir_name, job_label, seed_runs, sweep_name
 
 if TYPE_CHECKING:
@@ -87,10 +87,10 @@ def _setup() -> None:
     Plugins.instance().register(GymRegistryConfigSource)
     Plugins.instance().register(GymRegistrySearchPath)
     Plugins.instance().register(AlgoPackagesSearchPath)
-    register_schemas({name: spec.config for name, spec in algorithms().items()})
+    register_schemas(schemas())
     if not OmegaConf.has_resolver("rlrun_run_dir"):
         OmegaConf.register_new_resolver("rlrun_run_dir", _run_dir)
-        OmegaConf.register_new_resolver("rlrun_algos", lambda: " | ".join(sorted(algorithms())))
+        OmegaConf.register_new_resolver("rlrun_algos", lambda: " | ".join(schemas()))
         OmegaConf.register_new_resolver("rlrun_job_dir", job_dir_name)
         OmegaConf.register_new_resolver("rlrun_env_dir", registry_id)
 
@@ -241,6 +241,11 @@ def train() -> None:
         if multirun and any(o.partition("=")[0].lstrip("+") == "resume.path" for o in override_sets[0]):
             fail("resume= continues one run; to continue a sweep, re-run its command with "
                  "hydra.sweep.dir=<its sweep dir>")
+        if not multirun and _shows_job_config(sys.argv[1:]):
+            # the config a run would train (with the CNN for images), checked but for what needs
+            # the algorithm's code or a logger's server: a run checks those
+            print(OmegaConf.to_yaml(compose_checked("train", override_sets[0], validate=False)), end="")
+            return
         output_dir_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
         composed = [compose_checked("train", overrides, output_dir_key if i == 0 else None)
                     for i, overrides in enumerate(override_sets)]
@@ -250,9 +255,6 @@ def train() -> None:
         plain = override_sets == [sys.argv[1:]]  # no flags, no sweep syntax
         if plain and composed[0].hydra.mode != RunMode.MULTIRUN:  # (a search config may set MULTIRUN)
             _run_single(composed[0])
-            return
-        if _shows_job_config(sys.argv[1:]) and any(o.startswith("resume.path=") for o in override_sets[0]):
-            print(OmegaConf.to_yaml(job_node(composed[0])), end="")  # the resumed run's config, not the defaults
             return
     _train_app()
 
@@ -289,8 +291,10 @@ def _check_sweep(cfg: DictConfig, argv: list[str]) -> None:
 
 
 def _shows_job_config(argv: list[str]) -> bool:
-    """Whether the command line is `... --cfg job` (or `-c job`)."""
-    return any(flag in ("--cfg", "-c") and value == "job" for flag, value in itertools.pairwise(argv))
+    """Whether the command line is `... --cfg job` (or `-c job`) of the whole config (no
+    `--package`)."""
+    return (any(flag in ("--cfg", "-c") and value == "job" for flag, value in itertools.pairwise(argv))
+            and not {"--package", "-p"} & set(argv))
 
 
 
@@ -521,7 +525,6 @@ def report() -> None:
     import argparse
 
     from rlrun.references import SCORES, load_references
-    from rlrun.report import write_report
     from rlrun.stats import RESAMPLES
 
     parser = argparse.ArgumentParser(
@@ -542,6 +545,8 @@ def report() -> None:
                              "KEY=B, all else equal (repeatable; e.g. --compare algo=ppo,a2c); by "
                              "default every pair that differs in one key, when there are few")
     args = parser.parse_args()
+    from rlrun.report import write_report  # after --help, which needs none of matplotlib, rliable
+
     try:
         references = load_references(args.reference) if args.reference is not None else None
         write_report(args.paths, args.out or args.paths[0] / "report", args.resamples, args.seed, references,

@@ -33,6 +33,7 @@ from rlrun.envs.config_source import similar_env_ids
 from rlrun.envs.imports import UNKNOWN_ENV_HINT, import_from_overrides, load, share
 from rlrun.extras import install_hint, require
 from rlrun.registry import AlgoSpec, algorithms, registry
+from rlrun.registry import schemas as algo_schemas
 from rlrun.resume import check_algo, flatten, known_part
 from rlrun.writable import writable, write_fix
 
@@ -216,7 +217,7 @@ def _owners(key: str) -> str:
 
     group, _, name = key.partition(".")
     schemas = {
-        "algo": {n: spec.config for n, spec in algorithms().items()},
+        "algo": algo_schemas(),
         "network": NETWORK_SCHEMAS,
     }
     if group not in schemas or "." in name:
@@ -263,7 +264,7 @@ def explain(error: Exception, config_name: str, overrides: list[str]) -> str:
         if group == "algo":
             if option in registry().broken:
                 return registry().broken[option]
-            names = sorted(algorithms())
+            names = list(algo_schemas())
             return (
                 f"unknown algo '{option}'{_close(option, names)} (choose from {', '.join(names)})"
             )
@@ -362,11 +363,13 @@ def check_plugins(overrides: list[str]) -> None:
 
 # ----- composing --------------------------------------------------------------------------------
 def compose_checked(
-    config_name: str, overrides: list[str], output_dir_key: str | None = None
+    config_name: str, overrides: list[str], output_dir_key: str | None = None,
+    validate: bool = True,
 ) -> DictConfig:
     """Compose and validate (types, unknown keys, values, and the output dir at `output_dir_key`,
     e.g. hydra.run.dir, when given); exit 2 with one line on a mistake. Returns the composed
-    config, with its `hydra` node when `output_dir_key` is given."""
+    config, with its `hydra` node when `output_dir_key` is given. `validate=False` leaves out
+    `validate_train`'s checks, which load the algorithm's code and reach the remote loggers."""
     with_hydra = output_dir_key is not None
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
@@ -379,7 +382,7 @@ def compose_checked(
             if config_name == "train":
                 cfg = _with_cnn_for_images(cfg, overrides, with_hydra)
         typed = OmegaConf.to_object(job_node(cfg))
-        if config_name == "train":
+        if config_name == "train" and validate:
             validate_train(typed)
     except ConfigError as error:
         fail(str(error))
