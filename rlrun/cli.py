@@ -230,6 +230,8 @@ def train() -> None:
     except ConfigError as error:
         fail(str(error))
     override_sets, check_args = override_lists(sys.argv[1:])
+    if {"--help", "-h"} & set(sys.argv[1:]) and _print_help(sys.argv[1:], override_sets[0]):
+        return
     if not check_args:  # --help, --info: Hydra composes at once, with the env modules imported
         try:
             import_from_overrides(override_sets[0])
@@ -257,6 +259,23 @@ def train() -> None:
             _run_single(composed[0])
             return
     _train_app()
+
+
+def _print_help(argv: list[str], overrides: list[str]) -> bool:
+    """Print `rlrun --help`: rlrun's help template with the config these overrides compose.
+    False, for Hydra to answer, when flags pick other config files or the template shows more
+    than the config: Hydra's own help lists every option of every config group for its other
+    placeholders, which takes it a second more."""
+    import string
+
+    if {"--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn"} & set(argv):
+        return False
+    cfg = compose_checked("train", overrides, validate=False, with_hydra=True)
+    template = string.Template(cfg.hydra.help.template)
+    if set(template.get_identifiers()) != {"CONFIG"}:
+        return False
+    print(template.substitute(CONFIG=OmegaConf.to_yaml(job_node(cfg), resolve="--resolve" in argv)))
+    return True
 
 
 def _check_search(sweeper: DictConfig, argv: list[str]) -> None:

@@ -364,13 +364,14 @@ def check_plugins(overrides: list[str]) -> None:
 # ----- composing --------------------------------------------------------------------------------
 def compose_checked(
     config_name: str, overrides: list[str], output_dir_key: str | None = None,
-    validate: bool = True,
+    validate: bool = True, with_hydra: bool = False,
 ) -> DictConfig:
     """Compose and validate (types, unknown keys, values, and the output dir at `output_dir_key`,
     e.g. hydra.run.dir, when given); exit 2 with one line on a mistake. Returns the composed
-    config, with its `hydra` node when `output_dir_key` is given. `validate=False` leaves out
-    `validate_train`'s checks, which load the algorithm's code and reach the remote loggers."""
-    with_hydra = output_dir_key is not None
+    config, with its `hydra` node when `output_dir_key` is given or `with_hydra`.
+    `validate=False` leaves out `validate_train`'s checks, which load the algorithm's code and
+    reach the remote loggers."""
+    with_hydra = with_hydra or output_dir_key is not None
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
         import_from_overrides(overrides)  # Hydra picks the env node from what they register
@@ -388,7 +389,7 @@ def compose_checked(
         fail(str(error))
     except (ConfigCompositionException, MissingConfigException, OmegaConfBaseException) as error:
         fail(explain(error, config_name, overrides))
-    if with_hydra:
+    if output_dir_key is not None:
         _check_output_dir(Path(OmegaConf.select(cfg, output_dir_key)), output_dir_key)
     return cfg
 

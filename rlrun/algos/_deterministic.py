@@ -1,5 +1,5 @@
-"""The deterministic actor-critic learner of DDPG and TD3 (book chs. 9-10): its config, its
-exploration noise and its update; `rlrun.algos.ddpg` and `rlrun.algos.td3` set its switches."""
+"""The deterministic actor-critic learner of DDPG and TD3 (book chs. 9-10): its exploration
+noise and its update (its config: `rlrun.algos.configs.DeterministicConfig`); `rlrun.algos.ddpg` and `rlrun.algos.td3` set its switches."""
 
 from __future__ import annotations
 

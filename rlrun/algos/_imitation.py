@@ -1,4 +1,4 @@
-"""What behavioral cloning and DAgger share (book ch. 13): their config, the policy (the `Actor`
+"""What behavioral cloning and DAgger share (book ch. 13): the policy (the `Actor`
 of `rlrun.networks.actor` behind an input standardisation), the imitation loss, the held-out
 split, the epoch loop and the expert demonstrations. See `rlrun.algos.bc` for the method."""
 

@@ -5,8 +5,8 @@ current policy, estimate GAE advantages (ch. 5), take one natural-gradient step 
 inside a KL radius δ, then fit the value function separately with several epochs of minibatch
 regression on the returns. This module holds what the two share:
 
-- `NaturalPGConfig`: the common config fields (rollout, GAE, KL radius δ, conjugate gradient,
-  damping, value fitting);
+- `NaturalPGConfig` (in `rlrun.algos.configs`): the common config fields (rollout, GAE, KL
+  radius δ, conjugate gradient, damping, value fitting);
 - `PolicyObjective`: closures over a policy and a batch for the surrogate
   L(θ') = E[π_θ'(a|s) / π_θ(a|s) · Â] (eq. 7.38, 7.41; at θ' = θ its gradient is the policy
   gradient ĝ of Alg. 6.1, eq. 7.39), the mean KL(π_θ || π_θ') (eq. 7.41) and the log-likelihoods

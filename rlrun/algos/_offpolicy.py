@@ -1,4 +1,4 @@
-"""The replay loop shared by DQN, DDPG, TD3 and SAC, and the config of the actor-critic ones.
+"""The replay loop shared by DQN, DDPG, TD3 and SAC.
 
 The outer loop of book Alg. 2.2-2.3 (DQN) and 9.4, 10.1 and 11.1 (DDPG, TD3, SAC; the lecture's
 boxes), written once: act with the learner's behaviour policy, store each transition

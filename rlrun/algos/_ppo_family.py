@@ -1,5 +1,5 @@
-"""The clipped minibatch update of the PPO family (PPO, PPO-KL, RLHF; book ch. 8, Alg. 8.1): its
-config, the actor-critic policy, the update (the epochs of shuffled minibatch steps with the KL
+"""The clipped minibatch update of the PPO family (PPO, PPO-KL, RLHF; book ch. 8, Alg. 8.1): the
+actor-critic policy, the update (the epochs of shuffled minibatch steps with the KL
 early stop of `rlrun.ops.minibatches`, on advantages standardised per minibatch), and the
 clipped-surrogate minibatch loss. See `rlrun.algos.ppo` for the method."""
 

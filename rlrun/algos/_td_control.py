@@ -1,4 +1,4 @@
-"""What the value-based algorithms share (DQN, SARSA; book ch. 2): their config, the check that
+"""What the value-based algorithms share (DQN, SARSA; book ch. 2): the check that
 actions are discrete, the Q-network policy, step schedules and the semi-gradient TD step."""
 
 from __future__ import annotations
