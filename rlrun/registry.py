@@ -2,12 +2,14 @@
 
 Every module in `rlrun/algos/` that defines `SPEC = AlgoSpec(...)` is registered, and so is every
 algorithm an installed package declares in the entry point group `rlrun.algorithms`
-(`<name> = "<module>:SPEC"`, or the module alone when it defines `SPEC`). Composing a config
-needs only the config dataclasses (`schemas`): rlrun's own come from `rlrun.algos.configs`,
-which imports no torch, so that `rlrun --help` and `--cfg job` load no training code. A package's config
+(`<name> = "<module>:SPEC"`, or the module alone when it defines `SPEC`). A package's config
 files (`algo/<name>.yaml`, `preset/<name>_<family>.yaml`) live in a `conf/` folder beside that
 module, which `AlgoPackagesSearchPath` puts on Hydra's search path. A package that cannot be
 registered is named in one line on stderr and left out; the other algorithms work.
+
+Composing a config needs only the config dataclasses (`schemas`): rlrun's own come from
+`rlrun.algos.configs`, which imports no torch, so that `rlrun --help` and `--cfg job` load no
+training code.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The config dataclasses of rlrun's algorithms: one per `algo=` choice (its `name` default is
 the choice), and the bases a family shares. They import no torch and no training code, so that
-composing a config (`rlrun --help`, `--cfg job`, checking a sweep) loads none; each algorithm's
+composing a config (`rlrun --help`, `--cfg job`) loads none; each algorithm's
 module (`rlrun/algos/<name>.py`) holds its loss, its loop and its `SPEC`, whose `config` is its
 class here (the registry reads the `algo=` choices from this module)."""
 
