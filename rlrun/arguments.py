@@ -66,7 +66,7 @@ def _quote(value: str) -> str:
 def integer_keys() -> frozenset[str]:
     """Dotted keys of every integer field of the training and evaluation schemas (all algos)."""
     from rlrun.config import EvalRunConfig, TrainConfig
-    from rlrun.registry import algorithms
+    from rlrun.registry import schemas
 
     keys: set[str] = set()
 
@@ -86,8 +86,8 @@ def integer_keys() -> frozenset[str]:
 
     walk(TrainConfig, "")
     walk(EvalRunConfig, "")
-    for spec in algorithms().values():
-        walk(spec.config, "algo.")
+    for schema in schemas().values():
+        walk(schema, "algo.")
     return frozenset(keys)
 
 

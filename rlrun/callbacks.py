@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from rlrun.config import ConfigError
 from rlrun.envs.imports import first_line
@@ -110,6 +109,8 @@ def make_callbacks(entries: Sequence[Any], objects: Sequence[Any] = ()) -> Callb
 @contextmanager
 def isolated() -> Iterator[None]:
     """Restore the global RNG states and torch's thread count on leaving, whatever ran inside."""
+    import torch  # here: `rlrun --help` checks callbacks without loading torch
+
     python, numpy_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
     threads = torch.get_num_threads()

@@ -10,11 +10,12 @@ import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
-
-import torch
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rlrun.config import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT = "rlrun-checkpoint-1"
 LAST = "last.pt"
@@ -51,6 +52,8 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
 
     Raises CheckpointWriteError when writing fails; `path` then still holds the previous file.
     """
+    import torch  # here: the command line's paths that read no checkpoint load no torch
+
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,6 +87,8 @@ def _remedy(error: BaseException, path: Path) -> str:
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load an rlrun checkpoint with `weights_only=True`: pickled code is refused, never run."""
+    import torch
+
     path = resolve_checkpoint(path)
     if not _is_torch_file(path):
         raise CheckpointError(
@@ -182,6 +187,8 @@ class SideFile:
 
 def non_finite_tensor(state: dict[str, Any]) -> str | None:
     """Name of the first floating-point tensor in `state` holding a NaN or infinity."""
+    import torch
+
     for name, value in state.items():
         if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
             return name

@@ -44,8 +44,8 @@ from rlrun.config import ConfigError, EnvConfig, EvalRunConfig, TrainConfig, reg
 from rlrun.config_dirs import PROVIDER, UserConfigSearchPath, take_from_argv, used_files
 from rlrun.envs.config_source import GymRegistryConfigSource, GymRegistrySearchPath
 from rlrun.envs.imports import import_from_overrides, registry_id
-from rlrun.registry import AlgoPackagesSearchPath, algorithms
-from rlrun.sweep import assign_gpu, job_dir_name, seed_runs, sweep_name
+from rlrun.registry import AlgoPackagesSearchPath, algorithms, schemas
+from rlrun.sweep import assign_gpu, job_dir_name, job_label, seed_runs, sweep_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -95,10 +95,10 @@ def _setup() -> None:
     Plugins.instance().register(GymRegistrySearchPath)
     Plugins.instance().register(AlgoPackagesSearchPath)
     Plugins.instance().register(UserConfigSearchPath)
-    register_schemas({name: spec.config for name, spec in algorithms().items()})
+    register_schemas(schemas())
     if not OmegaConf.has_resolver("rlrun_run_dir"):
         OmegaConf.register_new_resolver("rlrun_run_dir", _run_dir)
-        OmegaConf.register_new_resolver("rlrun_algos", lambda: " | ".join(sorted(algorithms())))
+        OmegaConf.register_new_resolver("rlrun_algos", lambda: " | ".join(schemas()))
         OmegaConf.register_new_resolver("rlrun_job_dir", job_dir_name)
         OmegaConf.register_new_resolver("rlrun_env_dir", registry_id)
         OmegaConf.register_new_resolver("rlrun_options", lambda group: " | ".join(group_options(group)))
@@ -130,18 +130,19 @@ def _train_job(cfg: DictConfig, validated: bool = False) -> float:
             validate_train(typed)
         hydra_cfg = HydraConfig.get()
         job_dir = Path(hydra_cfg.runtime.output_dir)
-        sweep = None
+        sweep, label = None, ""
         if hydra_cfg.mode == RunMode.MULTIRUN:
             launcher = hydra_cfg.runtime.choices.get("hydra/launcher")
             assign_gpu(typed.device, launcher, hydra_cfg.job.num)
             sweep = sweep_name(hydra_cfg.sweep.dir)
+            label = job_label(hydra_cfg.job.num, hydra_cfg.job.override_dirname)
         overrides = [str(line) for line in hydra_cfg.overrides.task]
         runs = ([(typed, cfg, overrides, job_dir)] if typed.hparams_search is None
                 else seed_runs(typed, cfg, overrides, job_dir))
         reporters = _trial_reporters(hydra_cfg, typed, len(runs))
         returns = []
         for index, (seed_cfg, seed_node, seed_overrides, run_dir) in enumerate(runs):
-            launch = job_launch(hydra_cfg, seed_node, seed_overrides, sweep=sweep,
+            launch = job_launch(hydra_cfg, seed_node, seed_overrides, sweep=sweep, label=label,
                                 trial=reporters[index] if reporters else None)
             try:
                 returns.append(_train_run(seed_cfg, run_dir, launch))
@@ -303,6 +304,8 @@ def train() -> None:
     except ConfigError as error:
         fail(str(error))
     override_sets, check_args = override_lists(sys.argv[1:])
+    if {"--help", "-h"} & set(sys.argv[1:]) and _print_help(sys.argv[1:], override_sets[0]):
+        return
     if not check_args:  # --help, --info: Hydra composes at once, with the env modules imported
         try:
             import_from_overrides(override_sets[0])
@@ -314,6 +317,11 @@ def train() -> None:
         if multirun and any(o.partition("=")[0].lstrip("+") == "resume.path" for o in override_sets[0]):
             fail("resume= continues one run; to continue a sweep, re-run its command with "
                  "hydra.sweep.dir=<its sweep dir>")
+        if not multirun and _shows_job_config(sys.argv[1:]):
+            # the config a run would train (with the CNN for images), checked but for what needs
+            # the algorithm's code or a logger's server: a run checks those
+            print(OmegaConf.to_yaml(compose_checked("train", override_sets[0], validate=False)), end="")
+            return
         output_dir_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
         composed = [compose_checked("train", overrides, output_dir_key if i == 0 else None)
                     for i, overrides in enumerate(override_sets)]
@@ -324,10 +332,24 @@ def train() -> None:
         if plain and composed[0].hydra.mode != RunMode.MULTIRUN:  # (a search config may set MULTIRUN)
             _run_single(composed[0])
             return
-        if _shows_job_config(sys.argv[1:]) and any(o.startswith("resume.path=") for o in override_sets[0]):
-            print(OmegaConf.to_yaml(job_node(composed[0])), end="")  # the resumed run's config, not the defaults
-            return
     _train_app()
+
+
+def _print_help(argv: list[str], overrides: list[str]) -> bool:
+    """Print `rlrun --help`: rlrun's help template with the config these overrides compose.
+    False, for Hydra to answer, when flags pick other config files or the template shows more
+    than the config: Hydra's own help lists every option of every config group for its other
+    placeholders, which takes it a second more."""
+    import string
+
+    if {"--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn"} & set(argv):
+        return False
+    cfg = compose_checked("train", overrides, validate=False, with_hydra=True)
+    template = string.Template(cfg.hydra.help.template)
+    if set(template.get_identifiers()) != {"CONFIG"}:
+        return False
+    print(template.substitute(CONFIG=OmegaConf.to_yaml(job_node(cfg), resolve="--resolve" in argv)))
+    return True
 
 
 def _check_search(sweeper: DictConfig, argv: list[str]) -> None:
@@ -362,8 +384,10 @@ def _check_sweep(cfg: DictConfig, argv: list[str]) -> None:
 
 
 def _shows_job_config(argv: list[str]) -> bool:
-    """Whether the command line is `... --cfg job` (or `-c job`)."""
-    return any(flag in ("--cfg", "-c") and value == "job" for flag, value in itertools.pairwise(argv))
+    """Whether the command line is `... --cfg job` (or `-c job`) of the whole config (no
+    `--package`)."""
+    return (any(flag in ("--cfg", "-c") and value == "job" for flag, value in itertools.pairwise(argv))
+            and not {"--package", "-p"} & set(argv))
 
 
 
@@ -604,7 +628,6 @@ def report() -> None:
     import argparse
 
     from rlrun.references import SCORES, load_references
-    from rlrun.report import write_report
     from rlrun.stats import RESAMPLES
 
     parser = argparse.ArgumentParser(
@@ -625,6 +648,8 @@ def report() -> None:
                              "KEY=B, all else equal (repeatable; e.g. --compare algo=ppo,a2c); by "
                              "default every pair that differs in one key, when there are few")
     args = parser.parse_args()
+    from rlrun.report import write_report  # after --help, which needs none of matplotlib, rliable
+
     try:
         references = load_references(args.reference) if args.reference is not None else None
         write_report(args.paths, args.out or args.paths[0] / "report", args.resamples, args.seed, references,

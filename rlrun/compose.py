@@ -37,6 +37,7 @@ from rlrun.envs.config_source import similar_env_ids
 from rlrun.envs.imports import UNKNOWN_ENV_HINT, import_from_overrides, load, share
 from rlrun.extras import install_hint, require
 from rlrun.registry import AlgoSpec, algorithms, registry
+from rlrun.registry import schemas as algo_schemas
 from rlrun.resume import check_algo, check_python_env, flatten, known_part
 from rlrun.writable import writable, write_fix
 
@@ -235,7 +236,7 @@ def _owners(key: str) -> str:
 
     group, _, name = key.partition(".")
     schemas = {
-        "algo": {n: spec.config for n, spec in algorithms().items()},
+        "algo": algo_schemas(),
         "network": NETWORK_SCHEMAS,
     }
     if group not in schemas or "." in name:
@@ -290,7 +291,7 @@ def explain(error: Exception, config_name: str, overrides: list[str]) -> str:
         if group == "algo":
             if option in registry().broken:
                 return registry().broken[option]
-            names = sorted(algorithms())
+            names = list(algo_schemas())
             return (
                 f"unknown algo '{option}'{_close(option, names)} (choose from {', '.join(names)})"
             )
@@ -428,27 +429,30 @@ def check_plugins(overrides: list[str]) -> None:
 
 # ----- composing --------------------------------------------------------------------------------
 def compose_checked(
-    config_name: str, overrides: list[str], output_dir_key: str | None = None
+    config_name: str, overrides: list[str], output_dir_key: str | None = None,
+    validate: bool = True, with_hydra: bool = False,
 ) -> DictConfig:
     """`compose_config` for the command line: exit 2 with its one line on a mistake."""
     try:
-        return compose_config(config_name, overrides, output_dir_key)
+        return compose_config(config_name, overrides, output_dir_key, validate, with_hydra)
     except ConfigError as error:
         fail(str(error))
 
 
 def compose_config(
-    config_name: str, overrides: list[str], output_dir_key: str | None = None
+    config_name: str, overrides: list[str], output_dir_key: str | None = None,
+    validate: bool = True, with_hydra: bool = False,
 ) -> DictConfig:
     """Compose and validate (types, unknown keys, values, and the output dir at `output_dir_key`,
     e.g. hydra.run.dir, when given). Returns the composed config, with its `hydra` node when
-    `output_dir_key` is given.
+    `output_dir_key` is given or `with_hydra`. `validate=False` leaves out `validate_train`'s
+    checks, which load the algorithm's code and reach the remote loggers.
 
     Raises:
         ConfigError: a mistake, in the one line the command line prints (CheckpointError for
             a checkpoint of `resume=` that cannot be continued).
     """
-    with_hydra = output_dir_key is not None
+    with_hydra = with_hydra or output_dir_key is not None
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except OverrideParseException as error:
@@ -464,7 +468,7 @@ def compose_config(
             if config_name == "train":
                 cfg = _with_cnn_for_images(cfg, overrides, with_hydra)
         typed = OmegaConf.to_object(job_node(cfg))
-        if config_name == "train":
+        if config_name == "train" and validate:
             validate_train(typed)
     except ConfigError as error:
         named = _naming_user_file(str(error), overrides) if config_name == "train" else str(error)
@@ -477,7 +481,7 @@ def compose_config(
         mark = error.problem_mark or error.context_mark
         where = f"{mark.name} line {mark.line + 1}" if mark else "a config file"
         raise ConfigError(f"invalid YAML in {where}: {error.problem or error.context}") from None
-    if with_hydra:
+    if output_dir_key is not None:
         _check_output_dir(Path(OmegaConf.select(cfg, output_dir_key)), output_dir_key)
     return cfg
 

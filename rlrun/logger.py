@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
@@ -286,18 +287,20 @@ _STATUS_KEYS = ("rollout/ep_return_mean", "eval/return_mean", "eval/return_std")
 
 
 class _Console:
-    """Progress bar and metric tables on a terminal; one status line per interval otherwise."""
+    """Progress bar and metric tables on a terminal; one status line per interval otherwise.
+    Every line starts with `label` (a job of a sweep: `[job 3 algo=a2c,seed=1]`) when it is set."""
 
-    def __init__(self, status: Status) -> None:
+    def __init__(self, status: Status, label: str = "") -> None:
         self._rich = Console()
         self.tty = self._rich.is_terminal
         self._status = status
+        self.label = label
         self._pending: dict[str, float] = {}
         self._refreshed = 0.0
         self._progress: Progress | None = None
         if self.tty:
             self._progress = Progress(
-                TextColumn("[bold]train"),
+                TextColumn(f"[bold]{escape(label) or 'train'}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[sps]} sps"),
@@ -317,29 +320,35 @@ class _Console:
         if self._progress is not None and time.monotonic() - self._refreshed >= 0.25:
             self._refresh_bar()
 
+    def labelled(self, text: str) -> str:
+        """`text` with the label before each of its lines."""
+        if not self.label:
+            return text
+        return "\n".join(f"{self.label} {line}" for line in text.splitlines())
+
     def print(self, text: str) -> None:
         if self.tty:
-            self._rich.print(text, markup=False, highlight=False)
+            self._rich.print(self.labelled(text), markup=False, highlight=False)
         else:
-            print(text, flush=True)
+            print(self.labelled(text), flush=True)
 
     def print_renderable(self, renderable: Any, plain: str) -> None:
-        """A rich renderable on a terminal, its `plain` text otherwise."""
+        """A rich renderable on a terminal, its `plain` text otherwise (labelled line by line)."""
         if self.tty:
             self._rich.print(renderable)
         else:
-            print(plain, flush=True)
+            print(self.labelled(plain), flush=True)
 
     def interval(self) -> None:
         """The status line (a table of the metrics since the last interval, on a terminal)."""
         items = sorted(self._pending.items())
         self._pending.clear()
         if not self.tty:
-            print(self._status.line(), flush=True)
+            print(self.labelled(self._status.line()), flush=True)
             return
         columns = 3 if len(items) > 8 else 2
         rows = -(-len(items) // columns)
-        table = Table(title=self._status.line(), box=box.SIMPLE, show_header=False, title_justify="left")
+        table = Table(title=escape(self.labelled(self._status.line())), box=box.SIMPLE, show_header=False, title_justify="left")
         for _ in range(columns):
             table.add_column(style="cyan")
             table.add_column(justify="right")
@@ -383,6 +392,8 @@ class Logger:
         mlflow_id: Id of the MLflow run to continue; a new run is created when None.
         run_name: Display name of the wandb and MLflow runs.
         group: The sweep this run is a job of (the wandb group unless `wandb_group` is set).
+        label: Prefix of each console line (a job of a sweep: `[job 3 algo=a2c,seed=1]`); not
+            written to train.log, which is the job's own.
     """
 
     def __init__(
@@ -397,6 +408,7 @@ class Logger:
         mlflow_id: str | None = None,
         run_name: str = "",
         group: str | None = None,
+        label: str = "",
     ) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -410,7 +422,7 @@ class Logger:
         self._opened = self._closed = False
         self._t0 = time.monotonic()
         self._time_offset = 0.0
-        self._console = _Console(self.status) if cfg.console else None
+        self._console = _Console(self.status, label) if cfg.console else None
         self._sinks: list[Any] = []
         self._text: _TextLog | None = None
         self._early_lines: list[str] = []
@@ -520,7 +532,9 @@ class Logger:
             grid.add_column()
             for name, value in rows:
                 grid.add_row(name, value)
-            self._console.print_renderable(Panel(grid, title=title, title_align="left", expand=False), plain)
+            panel = Panel(grid, title=escape(self._console.labelled(title)), title_align="left",
+                          expand=False)
+            self._console.print_renderable(panel, plain)
         for line in plain.splitlines():
             self._write_text(line)
 

@@ -23,9 +23,10 @@ from rlrun.ops.minibatches import minibatch_steps
 from rlrun.ops.optim import FlatOptimizer, anneal_lr, make_optimizer
 from rlrun.ops.policy_gradient import actor_critic_step, value_regression_steps
 from rlrun.ops.returns import discounted_returns, explained_variance, gae, standardize
+from rlrun.ops.schedule import linear_schedule
 from rlrun.ops.stats import MeanStats
 from rlrun.ops.targets import TargetSync, hard_update
-from rlrun.ops.td import epsilon_greedy, linear_schedule, q_learning_target, td_loss
+from rlrun.ops.td import epsilon_greedy, q_learning_target, td_loss
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
 

@@ -6,6 +6,10 @@ algorithm an installed package declares in the entry point group `rlrun.algorith
 files (`algo/<name>.yaml`, `preset/<name>_<family>.yaml`) live in a `conf/` folder beside that
 module, which `AlgoPackagesSearchPath` puts on Hydra's search path. A package that cannot be
 registered is named in one line on stderr and left out; the other algorithms work.
+
+Composing a config needs only the config dataclasses (`schemas`): rlrun's own come from
+`rlrun.algos.configs`, which imports no torch, so that `rlrun --help` and `--cfg job` load no
+training code.
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-import gymnasium as gym
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
-from torch import nn
 
 if TYPE_CHECKING:
+    import gymnasium as gym
+    from torch import nn
+
     from rlrun.config import TrainConfig
     from rlrun.run import Run, TrainResult
 
@@ -73,6 +78,16 @@ class Registry:
 
 class PluginError(Exception):
     """An entry point of `rlrun.algorithms` that cannot be registered (the message says why)."""
+
+
+def _shipped_configs() -> dict[str, type]:
+    """rlrun's own algorithms' config dataclasses by name: the classes of `rlrun.algos.configs`
+    that set their `name` (the family bases leave it to the algorithms)."""
+    from rlrun.algos import configs
+
+    return {value.name: value for value in vars(configs).values()
+            if isinstance(value, type) and value.__module__ == configs.__name__
+            and isinstance(value.__dict__.get("name"), str)}
 
 
 def _shipped() -> dict[str, AlgoSpec]:
@@ -122,11 +137,10 @@ def _plugin(
 
 
 @cache
-def registry() -> Registry:
-    """rlrun's algorithms and those of installed packages (`rlrun.algorithms` entry points)."""
-    specs = _shipped()
-    taken = {name: "rlrun's own algorithm" for name in specs}
-    config_dirs, broken = {}, {}
+def _packages() -> Registry:
+    """The algorithms of installed packages (`rlrun.algorithms` entry points), each loaded."""
+    taken = {name: "rlrun's own algorithm" for name in _shipped_configs()}
+    specs, config_dirs, broken = {}, {}, {}
     entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
     for entry_point in sorted(entry_points, key=lambda e: e.name):
         package = entry_point.dist.name if entry_point.dist is not None else entry_point.value
@@ -140,7 +154,15 @@ def registry() -> Registry:
             continue
         specs[spec.name] = spec
         taken[spec.name] = f"package {package}"
-    return Registry(dict(sorted(specs.items())), config_dirs, broken)
+    return Registry(specs, config_dirs, broken)
+
+
+@cache
+def registry() -> Registry:
+    """rlrun's algorithms and those of installed packages (`rlrun.algorithms` entry points)."""
+    packages = _packages()
+    specs = {**_shipped(), **packages.specs}
+    return Registry(dict(sorted(specs.items())), packages.config_dirs, packages.broken)
 
 
 def algorithms() -> dict[str, AlgoSpec]:
@@ -148,10 +170,18 @@ def algorithms() -> dict[str, AlgoSpec]:
     return registry().specs
 
 
+@cache
+def schemas() -> dict[str, type]:
+    """Every algorithm's config dataclass by name, without importing rlrun's algorithm modules
+    (those of other packages are loaded: their config lives beside their loop)."""
+    configs = {**_shipped_configs(), **{name: spec.config for name, spec in _packages().specs.items()}}
+    return dict(sorted(configs.items()))
+
+
 class AlgoPackagesSearchPath(SearchPathPlugin):
     """Appends the `conf/` folder of each algorithm from another package to Hydra's search path
     (after rlrun's own configs, which therefore win a clash of file names)."""
 
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
-        for name, directory in registry().config_dirs.items():
+        for name, directory in _packages().config_dirs.items():
             search_path.append(provider=f"rlrun.algorithms:{name}", path=f"file://{directory}")

@@ -104,6 +104,8 @@ class Launch:
     choices: list[tuple[str, str]] = field(default_factory=list)
     """Start-panel rows: the optimizer and network choices with the preset values set in them
     (`rlrun.choices.choice_rows`)."""
+    label: str = ""
+    """Prefix of each console line (`rlrun.sweep.job_label` for a job of a sweep); '' alone."""
 
 
 @dataclass
@@ -219,7 +221,7 @@ class Run:
         self.logger = Logger(
             cfg.logger, self.run_dir, cfg.total_timesteps, config_dict,
             start_step=start_step, wandb_id=state.get("wandb_id"), mlflow_id=state.get("mlflow_id"),
-            run_name=self.run_dir.name, group=self.sweep,
+            run_name=self.run_dir.name, group=self.sweep, label=self.launch.label,
         )
         self._tracked: dict[str, Stateful] = {}
         self._train_envs: VecEnv | None = None

@@ -10,6 +10,8 @@ own scores, `resamples` and `seed`, never on what else the report holds.
 
 A group of runs is summarised by `summary`: its IQM and CI from `MIN_RUNS_FOR_IQM` runs up, its
 mean and [min, max] below that, each labelled so (`Summary.label`).
+
+rliable and scipy are imported where they compute, so that `rlrun-report --help` loads neither.
 """
 
 from __future__ import annotations
@@ -19,8 +21,6 @@ from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
-import scipy.stats
-from rliable import library, metrics
 
 RESAMPLES = 2000
 """Bootstrap resamples per confidence interval (count)."""
@@ -44,11 +44,15 @@ def _seeded(seed: int) -> Iterator[None]:
 def iqm_and_mean(scores: np.ndarray) -> np.ndarray:
     """[IQM, mean] of a (runs, tasks) matrix: rliable's aggregate_iqm (the 25% trimmed mean of
     all its entries) and aggregate_mean (the mean over tasks of each task's mean over runs)."""
+    from rliable import metrics
+
     return np.array([metrics.aggregate_iqm(scores), metrics.aggregate_mean(scores)])
 
 
 def iqm_per_step(scores: np.ndarray) -> np.ndarray:
     """rliable's aggregate_iqm of each step of a (runs, tasks, steps) array, all steps at once."""
+    import scipy.stats
+
     return scipy.stats.trim_mean(scores.reshape(-1, scores.shape[-1]), proportiontocut=0.25, axis=0)
 
 
@@ -65,6 +69,8 @@ def interval(
         resamples: Bootstrap resamples (count).
         seed: Seed of the resamples.
     """
+    from rliable import library
+
     with _seeded(seed):
         points, intervals = library.get_interval_estimates(
             {"scores": scores}, statistic, reps=resamples, confidence_interval_size=CONFIDENCE
@@ -79,6 +85,8 @@ def improvement(
     """P(X > Y) and its CI: rliable's probability_of_improvement of the (runs, tasks) scores `x`
     over `y` (per task, the Mann-Whitney U of X's runs against Y's over nx*ny, 0.5 for identical
     samples; averaged over tasks), both resampled independently."""
+    from rliable import metrics
+
     point, low, high = interval([x, y], metrics.probability_of_improvement, resamples, seed)
     return float(point), float(low[0]), float(high[0])
 
@@ -94,6 +102,8 @@ def performance_profile(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The fraction of runs (all tasks pooled) scoring above each threshold, with its CI: rliable's
     `create_performance_profile` of the run score distribution."""
+    from rliable import library
+
     with _seeded(seed):
         profiles, intervals = library.create_performance_profile(
             {"scores": scores}, thresholds, custom_profile_func=score_distribution, reps=resamples,

@@ -6,6 +6,8 @@
   GPUs, each job sees one GPU: GPU = job number % GPU count.
 - `seed_runs`: an `hparams_search` trial trains once per seed, in `<job dir>/seed_<k>`.
 - `sweep_name`: the name a sweep's jobs share in the loggers (their wandb group).
+- `job_label`: the prefix of a job's console lines, so that parallel jobs' output can be told
+  apart.
 - `SweepDir`: a Hydra callback that creates the sweep dir when a multirun starts, before the
   Optuna sweeper opens its study storage (`<sweep dir>/optuna.db`) there, and names its run dirs
   when it ends.
@@ -49,6 +51,19 @@ def job_dir_name(override_dirname: str) -> str:
         return name
     digest = hashlib.sha1(encoded).hexdigest()[:8]
     return encoded[: MAX_DIR_NAME - 9].decode(errors="ignore") + "-" + digest
+
+
+JOB_LABEL_CHARS = 48
+"""Longest override part of a job's console label (characters); a longer one ends in `…`."""
+
+
+def job_label(num: int, override_dirname: str) -> str:
+    """`[job 3 algo=a2c,seed=1]`: the job's number and its run dir name (cut at
+    JOB_LABEL_CHARS), which prefix each console line of a job of a sweep."""
+    name = job_dir_name(override_dirname)
+    if len(name) > JOB_LABEL_CHARS:
+        name = name[: JOB_LABEL_CHARS - 1] + "…"
+    return f"[job {num} {name}]" if name else f"[job {num}]"
 
 
 def sweep_name(sweep_dir: str | Path) -> str:

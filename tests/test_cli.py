@@ -44,6 +44,45 @@ def test_help_and_cfg(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+LOADS_NO_TRAINING_CODE = r"""
+import contextlib, io, json, sys
+from rlrun import cli
+
+heavy = ("torch", "matplotlib", "rliable")
+results = []
+for name, *args in json.loads(sys.argv[1]):
+    sys.argv, out = [name, *args], io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            {"rlrun": cli.train, "rlrun-eval": cli.evaluate, "rlrun-report": cli.report}[name]()
+        except SystemExit as stop:
+            assert not stop.code, stop.code
+    results.append({"stdout": out.getvalue(), "loaded": [m for m in heavy if m in sys.modules]})
+print(json.dumps(results))
+"""
+
+
+def test_help_and_the_composed_config_load_no_torch(tmp_path):
+    import importlib.util
+
+    commands = [["rlrun", "--help"], ["rlrun", "--cfg", "job", "algo=sac", "env=Pendulum-v1"],
+                ["rlrun-eval", "--help"], ["rlrun-report", "--help"]]
+    if importlib.util.find_spec("Box2D") is not None:  # an image env: --cfg job shows the CNN
+        commands.append(["rlrun", "--cfg", "job", "env=CarRacing-v3"])
+    done = subprocess.run([sys.executable, "-c", LOADS_NO_TRAINING_CODE, json.dumps(commands)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    for command, result in zip(commands, results, strict=True):
+        assert result["loaded"] == [], (command, result["loaded"])
+    assert "algorithm: a2c | bc" in results[0]["stdout"]
+    assert "name: sac" in results[1]["stdout"] and "id: Pendulum-v1" in results[1]["stdout"]
+    assert "eval.episodes" in results[2]["stdout"] and "--compare" in results[3]["stdout"]
+    if len(results) == 5:
+        assert "network:\n  name: cnn" in results[4]["stdout"]
+    assert not (tmp_path / "outputs").exists()
+
+
 @pytest.mark.parametrize(
     "args, fragment",
     [

@@ -261,3 +261,11 @@ def test_refused_env_backend_combinations(compose_cfg, overrides, fragment):
 def test_a_users_own_search_path_keeps_every_registered_env(compose_cfg, tmp_path):
     cfg = compose_cfg([f"hydra.searchpath=[file://{tmp_path}]", "env=LunarLander-v3"])
     assert cfg.env.id == "LunarLander-v3" and cfg.env.family == "box2d"
+
+
+def test_each_algorithms_config_class_is_the_one_its_spec_names():
+    """The config classes that composing reads (rlrun.algos.configs) are those the algorithms train
+    with (their SPEC): one per algorithm, under its name."""
+    from rlrun.registry import schemas
+
+    assert schemas() == {name: spec.config for name, spec in algorithms().items()}

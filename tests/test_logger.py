@@ -19,7 +19,7 @@ import torch.utils.tensorboard
 from rlrun import logger as logger_module
 from rlrun.config import LoggerConfig
 from rlrun.logger import ETA_AFTER_S, Logger, Status, spread_text
-from rlrun.sweep import sweep_name
+from rlrun.sweep import JOB_LABEL_CHARS, job_label, sweep_name
 
 
 def _cfg(**overrides) -> LoggerConfig:
@@ -228,6 +228,42 @@ def test_console_on_terminal_shows_progress_bar_and_table(
     assert "12/40" in out and "return 1.5" in out and "eval 500" in out
     assert "step 12/40 (30%)" in out and "rollout/ep_return_mean" in out
     assert "checkpoint [step 12] saved" in out  # no rich markup interpretation
+
+
+def test_a_sweep_jobs_console_lines_carry_its_label_and_train_log_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("TTY_COMPATIBLE", "FORCE_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+    label = job_label(3, "algo=a2c,seed=1")
+    assert label == "[job 3 algo=a2c,seed=1]"
+    logger = Logger(_cfg(console=True, every_steps=10), tmp_path, 20, {}, label=label)
+    logger.panel("rlrun: training", [("algo", "a2c"), ("env", "CartPole-v1")])
+    for step in (10, 20):
+        logger.log({"rollout/ep_return_mean": 1.5, "time/sps": 100.0}, step)
+        logger.progress(step)
+    logger.message("Finished at step 20")
+    logger.close()
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 6 and all(line.startswith(f"{label} ") for line in lines), lines
+    assert lines[0] == f"{label} rlrun: training" and lines[-1] == f"{label} Finished at step 20"
+    logged = (tmp_path / "train.log").read_text()
+    assert "rlrun: training" in logged and "[job" not in logged
+
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # on a terminal: the panel title and the bar
+    logger = Logger(_cfg(console=True, every_steps=10), tmp_path / "tty", 20, {}, label=label)
+    logger.panel("rlrun: training", [("algo", "a2c")])
+    logger.log({"rollout/ep_return_mean": 1.5}, 10)
+    logger.progress(10)
+    logger.close()
+    out = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", capsys.readouterr().out)
+    assert f"{label} rlrun: training" in out and f"{label} step 10/20" in out
+
+
+def test_a_long_job_label_is_cut() -> None:
+    label = job_label(12, ",".join(f"algo.key_{i}={i}" for i in range(20)))
+    assert label.startswith("[job 12 algo.key_0=0,") and label.endswith("…]")
+    assert len(label) == len("[job 12 ]") + JOB_LABEL_CHARS
 
 
 # ----- wandb: group, name, tags, notes -----------------------------------------------------------

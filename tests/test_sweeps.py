@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from rlrun.sweep import MAX_DIR_NAME, assign_gpu, gpu_for_job, job_dir_name
+from rlrun.sweep import MAX_DIR_NAME, assign_gpu, gpu_for_job, job_dir_name, job_label
 
 TINY = ["total_timesteps=256", "algo.num_steps=32", "eval.episodes=2", "eval.num_envs=2",
         "eval.every_steps=0"]
@@ -212,6 +212,17 @@ def test_joblib_grid_writes_one_run_dir_per_job_named_by_its_overrides(tmp_path)
         overrides = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
         assert {"env=CartPole-v1", "total_timesteps=256"} <= set(overrides)
         assert (run_dir / "checkpoints" / "last.pt").is_file()
+    # the jobs' console lines interleave: each carries its job's label (Hydra's own are [HYDRA])
+    ours = [line for line in result.stdout.splitlines() if "[HYDRA]" not in line
+            and not line.startswith(("rlrun: sweep done", f"  {sweep}"))]
+    jobs = [(algo, seed) for algo in ("ppo", "a2c") for seed in (0, 1)]  # Hydra's numbering
+    labels = {job_label(num, next(d.name for d in dirs if f"algo={algo}," in d.name
+                                  and f"seed={seed}," in d.name))
+              for num, (algo, seed) in enumerate(jobs)}
+    by_label = {label: [line for line in ours if line.startswith(f"{label} ")] for label in labels}
+    assert sum(map(len, by_label.values())) == len(ours), ours
+    for label, lines in by_label.items():
+        assert lines[0] == f"{label} rlrun: training" and "Finished at step 256" in lines[-1], lines
 
 
 def test_optuna_search_repeats_seeds_per_trial_and_continues_its_study(tmp_path):

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from rlrun.data.replay import ReplayBuffer
+from rlrun.ops.schedule import linear_schedule
 from rlrun.ops.td import (
     double_q_target,
     epsilon_greedy,
     epsilon_greedy_probs,
     expected_sarsa_target,
-    linear_schedule,
     q_learning_target,
     sarsa_target,
     td_loss,

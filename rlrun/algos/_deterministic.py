@@ -1,10 +1,9 @@
-"""The deterministic actor-critic learner of DDPG and TD3 (book chs. 9-10): its config, its
-exploration noise and its update; `rlrun.algos.ddpg` and `rlrun.algos.td3` set its switches."""
+"""The deterministic actor-critic learner of DDPG and TD3 (book chs. 9-10): its exploration
+noise and its update (its config: `rlrun.algos.configs.DeterministicConfig`); `rlrun.algos.ddpg` and `rlrun.algos.td3` set its switches."""
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -12,43 +11,17 @@ import torch
 
 from rlrun.algos._offpolicy import (
     ContinuousLearner,
-    OffPolicyConfig,
     critic_step,
     optimizer_with_lr,
 )
-from rlrun.config import TrainConfig, check
+from rlrun.algos.configs import DeterministicConfig
+from rlrun.config import TrainConfig
 from rlrun.data.replay import ReplayBatch
 from rlrun.envs.factory import VecEnv
 from rlrun.networks.continuous import DeterministicActor, QEnsemble
 from rlrun.ops.noise import ExplorationNoise, GaussianNoise, OrnsteinUhlenbeckNoise
 from rlrun.ops.targets import TargetSync
 from rlrun.run import Stateful
-
-
-@dataclass
-class DeterministicConfig(OffPolicyConfig):
-    learning_starts: int = 25_000
-    """Env steps of uniform random actions before the first update (env steps)."""
-    noise: str = "gaussian"
-    """Exploration noise added to the actor's actions: gaussian or ou (Ornstein-Uhlenbeck)."""
-    noise_std: float = 0.1
-    """Exploration noise std (gaussian) or sigma (ou), in half action ranges (actions scaled to [-1, 1])."""
-    ou_theta: float = 0.15
-    """Mean-reversion rate of the ou noise (per unit of ou_dt)."""
-    ou_dt: float = 0.01
-    """Time step of the ou process per env step."""
-    policy_delay: int = 1
-    """Critic updates per actor and target-network update (count; CleanRL's DDPG uses 2)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.policy_delay >= 1, f"algo.policy_delay={self.policy_delay} must be >= 1")
-        check(self.noise in ("gaussian", "ou"), f"algo.noise={self.noise!r} must be gaussian or ou")
-        check(self.noise_std >= 0, f"algo.noise_std={self.noise_std} must be >= 0; e.g. algo.noise_std=0.1")
-        check(self.ou_theta >= 0, f"algo.ou_theta={self.ou_theta} must be >= 0")
-        check(self.ou_dt > 0, f"algo.ou_dt={self.ou_dt} must be > 0; e.g. algo.ou_dt=0.01")
-        check(self.ou_theta * self.ou_dt <= 1,
-              f"algo.ou_theta * algo.ou_dt = {self.ou_theta * self.ou_dt} must be <= 1")
 
 
 def make_noise(algo: DeterministicConfig, num_envs: int, action_dim: int, device: torch.device) -> ExplorationNoise:

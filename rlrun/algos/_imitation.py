@@ -1,54 +1,21 @@
-"""What behavioral cloning and DAgger share (book ch. 13): their config, the policy (the `Actor`
+"""What behavioral cloning and DAgger share (book ch. 13): the policy (the `Actor`
 of `rlrun.networks.actor` behind an input standardisation), the imitation loss, the held-out
 split, the epoch loop and the expert demonstrations. See `rlrun.algos.bc` for the method."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import gymnasium as gym
 import numpy as np
 import torch
 
-from rlrun.config import AlgoConfig, ConfigError, NetworkConfig, TrainConfig, check
+from rlrun.algos.configs import ImitationConfig
+from rlrun.config import ConfigError, NetworkConfig, TrainConfig
 from rlrun.data.demos import Demos, Expert, collect_demos, load_demos, save_demos
 from rlrun.envs.factory import VecEnv
 from rlrun.networks.actor import Actor, actor_parts
 from rlrun.ops.distributions import Categorical, Distribution
 from rlrun.ops.optim import FlatOptimizer, anneal_lr, make_optimizer
 from rlrun.run import Run, Scalars
-
-
-@dataclass
-class ImitationConfig(AlgoConfig):
-    """Settings shared by behavioral cloning and DAgger."""
-
-    expert: str | None = None
-    """Expert: an rlrun checkpoint file or run dir (needed unless `dataset` is set)."""
-    expert_episodes: int = 10
-    """Expert episodes recorded into the dataset (count)."""
-    dataset: str | None = None
-    """Train from this dataset, not new expert episodes: .npz file, Minari dir or local Minari id."""
-    loss: str = "nll"
-    """Continuous actions: nll (Gaussian negative log-likelihood) or mse (squared error of the mean)."""
-    epochs: int = 50
-    """Passes over the training split (count)."""
-    batch_size: int = 64
-    """Transitions per minibatch (count)."""
-    val_fraction: float = 0.1
-    """Share of the transitions held out for validation (fraction of the dataset)."""
-    max_grad_norm: float = 1.0
-    """Global gradient norm clip (L2 norm); 0 disables clipping."""
-    normalize_obs: bool = True
-    """Standardise observations with the dataset's mean and std inside the policy."""
-
-    def __post_init__(self) -> None:
-        check(self.expert_episodes >= 1, f"algo.expert_episodes={self.expert_episodes} must be >= 1")
-        check(self.loss in ("nll", "mse"), f"algo.loss={self.loss!r} must be nll or mse")
-        check(self.epochs >= 1, f"algo.epochs={self.epochs} must be >= 1")
-        check(self.batch_size >= 1, f"algo.batch_size={self.batch_size} must be >= 1")
-        check(0.0 <= self.val_fraction < 1.0, f"algo.val_fraction={self.val_fraction} must be in [0, 1)")
-        check(self.max_grad_norm >= 0, f"algo.max_grad_norm={self.max_grad_norm} must be >= 0")
 
 
 class StandardizedActor(Actor):

@@ -5,8 +5,8 @@ current policy, estimate GAE advantages (ch. 5), take one natural-gradient step 
 inside a KL radius δ, then fit the value function separately with several epochs of minibatch
 regression on the returns. This module holds what the two share:
 
-- `NaturalPGConfig`: the common config fields (rollout, GAE, KL radius δ, conjugate gradient,
-  damping, value fitting);
+- `NaturalPGConfig` (in `rlrun.algos.configs`): the common config fields (rollout, GAE, KL
+  radius δ, conjugate gradient, damping, value fitting);
 - `PolicyObjective`: closures over a policy and a batch for the surrogate
   L(θ') = E[π_θ'(a|s) / π_θ(a|s) · Â] (eq. 7.38, 7.41; at θ' = θ its gradient is the policy
   gradient ĝ of Alg. 6.1, eq. 7.39), the mean KL(π_θ || π_θ') (eq. 7.41) and the log-likelihoods
@@ -29,7 +29,8 @@ import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
-from rlrun.config import AlgoConfig, ConfigError, TrainConfig, check, check_discount
+from rlrun.algos.configs import NaturalPGConfig
+from rlrun.config import ConfigError, TrainConfig
 from rlrun.data.batch import Batch
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
 from rlrun.envs.factory import VecEnv
@@ -45,41 +46,6 @@ from rlrun.ops.trust_region import (
     natural_step_size,
 )
 from rlrun.run import Run, TrainResult
-
-
-@dataclass
-class NaturalPGConfig(AlgoConfig):
-    num_steps: int = 1024
-    """Rollout length per environment between policy updates (env steps)."""
-    gamma: float = 0.99
-    """Discount factor per env step."""
-    gae_lambda: float = 0.95
-    """GAE lambda (1 gives Monte Carlo returns minus the baseline)."""
-    max_kl: float = 0.01
-    """KL radius δ: the mean KL(π_old || π_new) one policy update aims at (nats)."""
-    cg_iters: int = 10
-    """Conjugate-gradient iterations for the natural direction F⁻¹g (count)."""
-    damping: float = 0.1
-    """Damping λ added to the Fisher matrix, F + λI (Fisher units, i.e. nats per squared parameter)."""
-    norm_adv: bool = True
-    """Normalise advantages over the batch to zero mean, unit std."""
-    vf_lr: float = 1e-3
-    """Value-function learning rate (per gradient step); replaces optimizer.lr, which is unused."""
-    vf_epochs: int = 10
-    """Passes over each batch when fitting the value function (count)."""
-    vf_minibatches: int = 16
-    """Minibatches per value epoch (count); minibatch size = num_envs * num_steps / vf_minibatches."""
-
-    def __post_init__(self) -> None:
-        check(self.num_steps >= 1, f"algo.num_steps={self.num_steps} must be >= 1")
-        check_discount("algo.gamma", self.gamma)
-        check(0.0 <= self.gae_lambda <= 1.0, f"algo.gae_lambda={self.gae_lambda} must be in [0, 1]")
-        check(self.max_kl > 0, f"algo.max_kl={self.max_kl} must be > 0; e.g. algo.max_kl=0.01")
-        check(self.cg_iters >= 1, f"algo.cg_iters={self.cg_iters} must be >= 1; e.g. algo.cg_iters=10")
-        check(self.damping >= 0, f"algo.damping={self.damping} must be >= 0; e.g. algo.damping=0.1")
-        check(self.vf_lr > 0, f"algo.vf_lr={self.vf_lr} must be > 0; e.g. algo.vf_lr=1e-3")
-        check(self.vf_epochs >= 1, f"algo.vf_epochs={self.vf_epochs} must be >= 1")
-        check(self.vf_minibatches >= 1, f"algo.vf_minibatches={self.vf_minibatches} must be >= 1")
 
 
 def policy_parameters(agent: ActorCritic) -> list[nn.Parameter]:
@@ -168,9 +134,6 @@ class PolicyObjective:
         ratio = (dist.log_prob(self.actions) - self.old_logprobs).exp()
         surrogate = float((ratio * self.advantages).mean())
         return surrogate - self.old_surrogate, float(self.old_dist.kl(dist).mean())
-
-
-FVP_KINDS = ("kl_hessian", "fisher")
 
 
 def fisher_product(

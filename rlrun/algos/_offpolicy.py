@@ -1,4 +1,4 @@
-"""The replay loop shared by DQN, DDPG, TD3 and SAC, and the config of the actor-critic ones.
+"""The replay loop shared by DQN, DDPG, TD3 and SAC.
 
 The outer loop of book Alg. 2.2-2.3 (DQN) and 9.4, 10.1 and 11.1 (DDPG, TD3, SAC; the lecture's
 boxes), written once: act with the learner's behaviour policy, store each transition
@@ -17,7 +17,7 @@ where it stopped. SARSA is on-policy and keeps no replay buffer: it has its own 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Protocol
 
 import gymnasium as gym
@@ -26,12 +26,9 @@ import torch
 from torch import nn
 
 from rlrun.config import (
-    AlgoConfig,
     ConfigError,
     OptimizerConfig,
     TrainConfig,
-    check,
-    check_discount,
 )
 from rlrun.data.replay import ArrayLike, ReplayBatch, make_replay
 from rlrun.envs.factory import VecEnv
@@ -40,44 +37,6 @@ from rlrun.ops.optim import FlatOptimizer, anneal_lr, make_optimizer
 from rlrun.ops.schedule import crossed
 from rlrun.ops.stats import MeanStats
 from rlrun.run import Run, Scalars, SideFile, Stateful, TrainResult
-
-
-@dataclass
-class OffPolicyConfig(AlgoConfig):
-    gamma: float = 0.99
-    """Discount factor per env step."""
-    tau: float = 0.005
-    """Polyak coefficient of each target-network update (fraction of the online weights mixed in)."""
-    buffer_size: int = 1_000_000
-    """Replay buffer capacity (transitions)."""
-    batch_size: int = 256
-    """Minibatch size of each gradient step (transitions)."""
-    learning_starts: int = 5_000
-    """Env steps of uniform random actions before the first update (env steps)."""
-    train_every: int = 1
-    """Env steps between update phases (env steps, summed over envs)."""
-    gradient_steps: int = 1
-    """Gradient steps per update phase (count)."""
-    actor_lr: float | None = None
-    """Actor learning rate (per gradient step); null uses optimizer.lr."""
-    critic_lr: float | None = None
-    """Critic learning rate (per gradient step); null uses optimizer.lr."""
-    log_every: int = 1_000
-    """Log the averaged train/ metrics every this many env steps."""
-
-    def __post_init__(self) -> None:
-        check_discount("algo.gamma", self.gamma)
-        check(0.0 < self.tau <= 1.0, f"algo.tau={self.tau} must be in (0, 1]; e.g. algo.tau=0.005")
-        check(self.buffer_size >= 1, f"algo.buffer_size={self.buffer_size} must be >= 1")
-        check(self.batch_size >= 1, f"algo.batch_size={self.batch_size} must be >= 1")
-        check(self.learning_starts >= 0, f"algo.learning_starts={self.learning_starts} must be >= 0")
-        check(self.train_every >= 1, f"algo.train_every={self.train_every} must be >= 1")
-        check(self.gradient_steps >= 1, f"algo.gradient_steps={self.gradient_steps} must be >= 1")
-        for key in ("actor_lr", "critic_lr"):
-            value = getattr(self, key)
-            check(value is None or value > 0,
-                  f"algo.{key}={value} must be > 0 or null (null uses optimizer.lr)")
-        check(self.log_every >= 1, f"algo.log_every={self.log_every} must be >= 1")
 
 
 class ReplayConfig(Protocol):

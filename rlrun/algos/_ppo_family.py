@@ -1,17 +1,18 @@
-"""The clipped minibatch update of the PPO family (PPO, PPO-KL, RLHF; book ch. 8, Alg. 8.1): its
-config, the actor-critic policy, the update (the epochs of shuffled minibatch steps with the KL
+"""The clipped minibatch update of the PPO family (PPO, PPO-KL, RLHF; book ch. 8, Alg. 8.1): the
+actor-critic policy, the update (the epochs of shuffled minibatch steps with the KL
 early stop of `rlrun.ops.minibatches`, on advantages standardised per minibatch), and the
 clipped-surrogate minibatch loss. See `rlrun.algos.ppo` for the method."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import gymnasium as gym
 import torch
 
-from rlrun.config import AlgoConfig, ConfigError, TrainConfig, check, check_discount
+from rlrun.algos.configs import PPOFamilyConfig
+from rlrun.config import ConfigError, TrainConfig
 from rlrun.data.batch import Batch
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.clipped import ppo_loss
@@ -19,49 +20,6 @@ from rlrun.ops.distributions import Distribution
 from rlrun.ops.minibatches import LossAndStats, minibatch_steps
 from rlrun.ops.optim import FlatOptimizer
 from rlrun.ops.returns import explained_variance, standardize
-
-
-@dataclass
-class PPOFamilyConfig(AlgoConfig):
-    """Settings of the clipped minibatch loop shared by PPO, PPO-KL and RLHF."""
-
-    num_steps: int = 128
-    """Rollout length per environment between updates (env steps)."""
-    num_epochs: int = 4
-    """Passes over each rollout batch (count)."""
-    num_minibatches: int = 4
-    """Minibatches per epoch (count); minibatch size = num_envs * num_steps / num_minibatches."""
-    gamma: float = 0.99
-    """Discount factor per env step."""
-    gae_lambda: float = 0.95
-    """GAE lambda (1 gives Monte Carlo returns minus the baseline)."""
-    clip_coef: float = 0.2
-    """Policy ratio clip range epsilon (ratio units)."""
-    clip_vloss: bool = True
-    """Clip value-function updates to clip_coef around the old values."""
-    ent_coef: float = 0.01
-    """Entropy bonus coefficient (loss units per nat)."""
-    vf_coef: float = 0.5
-    """Value loss coefficient (loss units)."""
-    max_grad_norm: float = 0.5
-    """Global gradient norm clip (L2 norm); 0 disables clipping."""
-    norm_adv: bool = True
-    """Normalise advantages per minibatch to zero mean, unit std."""
-    target_kl: float | None = None
-    """End the update, without stepping it, at the first minibatch whose approx KL to the old
-    policy exceeds this (nats); null disables early stop."""
-
-    def __post_init__(self) -> None:
-        check(self.num_steps >= 1, f"algo.num_steps={self.num_steps} must be >= 1")
-        check(self.num_epochs >= 1, f"algo.num_epochs={self.num_epochs} must be >= 1")
-        check(self.num_minibatches >= 1, f"algo.num_minibatches={self.num_minibatches} must be >= 1")
-        check_discount("algo.gamma", self.gamma)
-        check(0.0 <= self.gae_lambda <= 1.0, f"algo.gae_lambda={self.gae_lambda} must be in [0, 1]")
-        check(self.clip_coef > 0, f"algo.clip_coef={self.clip_coef} must be > 0; e.g. algo.clip_coef=0.2")
-        check(self.ent_coef >= 0, f"algo.ent_coef={self.ent_coef} must be >= 0")
-        check(self.vf_coef >= 0, f"algo.vf_coef={self.vf_coef} must be >= 0")
-        check(self.max_grad_norm >= 0, f"algo.max_grad_norm={self.max_grad_norm} must be >= 0")
-        check(self.target_kl is None or self.target_kl > 0, f"algo.target_kl={self.target_kl} must be > 0 or null")
 
 
 def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> ActorCritic:
@@ -100,7 +58,13 @@ def minibatch_loss(loss_fn: LossFn, compile: bool = False) -> MinibatchLoss:
         dist, new_values = agent.dist_and_value(minibatch.obs)
         return loss_fn(dist, new_values, minibatch, advantages)
 
-    return torch.compile(forward_and_loss) if compile else forward_and_loss
+    if not compile:
+        return forward_and_loss
+    # Inductor, loaded at the first call, imports a module of torch's that uses its own
+    # deprecated torch.jit.script_method: a note to torch, not to the user.
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script_method. is deprecated",
+                            category=DeprecationWarning)
+    return torch.compile(forward_and_loss)
 
 
 def update(

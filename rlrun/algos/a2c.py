@@ -14,11 +14,10 @@ in every family (`optimizer=<name>` overrides it), its lr 7e-4 set by the preset
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import gymnasium as gym
 
-from rlrun.config import AlgoConfig, TrainConfig, check, check_discount
+from rlrun.algos.configs import A2CConfig
+from rlrun.config import TrainConfig
 from rlrun.data.batch import Batch
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
 from rlrun.networks.actor_critic import ActorCritic
@@ -26,33 +25,6 @@ from rlrun.ops.optim import anneal_lr, make_optimizer
 from rlrun.ops.policy_gradient import actor_critic_step
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
-
-
-@dataclass
-class A2CConfig(AlgoConfig):
-    name: str = "a2c"
-    num_steps: int = 5
-    """Rollout length per environment between updates (env steps)."""
-    gamma: float = 0.99
-    """Discount factor per env step."""
-    gae_lambda: float = 1.0
-    """GAE lambda (1 gives n-step returns minus the baseline)."""
-    ent_coef: float = 0.0
-    """Entropy bonus coefficient (loss units per nat)."""
-    vf_coef: float = 0.5
-    """Value loss coefficient (loss units per squared return unit; the value loss is the MSE)."""
-    max_grad_norm: float = 0.5
-    """Global gradient norm clip (L2 norm); 0 disables clipping."""
-    norm_adv: bool = False
-    """Normalise advantages per rollout to zero mean, unit std."""
-
-    def __post_init__(self) -> None:
-        check(self.num_steps >= 1, f"algo.num_steps={self.num_steps} must be >= 1")
-        check_discount("algo.gamma", self.gamma)
-        check(0.0 <= self.gae_lambda <= 1.0, f"algo.gae_lambda={self.gae_lambda} must be in [0, 1]")
-        check(self.ent_coef >= 0, f"algo.ent_coef={self.ent_coef} must be >= 0")
-        check(self.vf_coef >= 0, f"algo.vf_coef={self.vf_coef} must be >= 0")
-        check(self.max_grad_norm >= 0, f"algo.max_grad_norm={self.max_grad_norm} must be >= 0")
 
 
 def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> ActorCritic:

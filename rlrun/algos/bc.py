@@ -24,24 +24,17 @@ adds the size of the training split. Training runs `algo.epochs` epochs, or stop
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from rlrun.algos._imitation import (
-    ImitationConfig,
     check_spaces,
     initial_demos,
     make_policy,
     setup,
     train_epochs,
 )
+from rlrun.algos.configs import BCConfig
 from rlrun.config import TrainConfig
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
-
-
-@dataclass
-class BCConfig(ImitationConfig):
-    name: str = "bc"
 
 
 def train(cfg: TrainConfig, run: Run) -> TrainResult:

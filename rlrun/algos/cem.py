@@ -20,7 +20,6 @@ The policy that is evaluated and checkpointed is the network loaded with μ. The
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from functools import partial
 
 import gymnasium as gym
@@ -29,44 +28,13 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from rlrun.config import AlgoConfig, TrainConfig, check
+from rlrun.algos.configs import CEMConfig
+from rlrun.config import TrainConfig
 from rlrun.data.episodes import collect_episodes
 from rlrun.networks.actor import Actor, actor_parts
 from rlrun.ops.trust_region import flat_params, set_flat_params
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
-
-
-@dataclass
-class CEMConfig(AlgoConfig):
-    name: str = "cem"
-    population: int = 32
-    """Candidate parameter vectors per iteration, one training env each (count)."""
-    elite_frac: float = 0.2
-    """Fraction of the population refitted as the elite (fraction of candidates)."""
-    episodes_per_candidate: int = 1
-    """Episodes averaged into each candidate's score (count)."""
-    init_std: float = 0.1
-    """Initial standard deviation of every parameter (parameter units)."""
-    noise_floor: float = 0.05
-    """Extra standard deviation added to the elite's at each refit (parameter units)."""
-    noise_decay: float = 1.0
-    """Factor applied to the extra standard deviation after every iteration (1 keeps it constant)."""
-    deterministic: bool = True
-    """Candidates act with their mode (argmax or mean action); false samples their policy."""
-
-    def __post_init__(self) -> None:
-        check(self.population >= 2, f"algo.population={self.population} must be >= 2")
-        check(0.0 < self.elite_frac <= 1.0, f"algo.elite_frac={self.elite_frac} must be in (0, 1]")
-        check(self.episodes_per_candidate >= 1,
-              f"algo.episodes_per_candidate={self.episodes_per_candidate} must be >= 1")
-        check(self.init_std > 0, f"algo.init_std={self.init_std} must be > 0")
-        check(self.noise_floor >= 0, f"algo.noise_floor={self.noise_floor} must be >= 0")
-        check(0.0 < self.noise_decay <= 1.0, f"algo.noise_decay={self.noise_decay} must be in (0, 1]")
-
-    @property
-    def num_elite(self) -> int:
-        return max(1, round(self.elite_frac * self.population))
 
 
 class CEMPolicy(Actor):

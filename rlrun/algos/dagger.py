@@ -25,48 +25,24 @@ the last round's is the final eval/return_mean).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from rlrun.algos._imitation import (
-    ImitationConfig,
     check_spaces,
     initial_demos,
     make_policy,
     setup,
     train_epochs,
 )
-from rlrun.config import TrainConfig, check
+from rlrun.algos.configs import DAggerConfig
+from rlrun.config import TrainConfig
 from rlrun.data.demos import Demos, Expert, collect_demos
 from rlrun.envs.factory import VecEnv
 from rlrun.networks.actor import Actor
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
-
-
-@dataclass
-class DAggerConfig(ImitationConfig):
-    name: str = "dagger"
-    rounds: int = 10
-    """Aggregation rounds after the initial behavioral cloning (count)."""
-    episodes_per_round: int = 5
-    """Episodes rolled out and labelled by the expert per round (count)."""
-    beta_schedule: str = "exponential"
-    """Probability β_i of executing the expert's action in round i: exponential, linear or zero."""
-    beta0: float = 0.5
-    """Base of the β schedule (probability): beta0^i, or beta0 decayed linearly."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.rounds >= 0, f"algo.rounds={self.rounds} must be >= 0")
-        check(self.episodes_per_round >= 1, f"algo.episodes_per_round={self.episodes_per_round} must be >= 1")
-        check(
-            self.beta_schedule in ("exponential", "linear", "zero"),
-            f"algo.beta_schedule={self.beta_schedule!r} must be exponential, linear or zero",
-        )
-        check(0.0 <= self.beta0 <= 1.0, f"algo.beta0={self.beta0} must be in [0, 1]")
 
 
 def mixing_beta(schedule: str, beta0: float, round_index: int, rounds: int) -> float:

@@ -17,20 +17,13 @@ twin critics, target smoothing and delayed updates (book ch. 10), switched off h
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from rlrun.algos._deterministic import DeterministicConfig, DeterministicLearner, make_policy
+from rlrun.algos._deterministic import DeterministicLearner, make_policy
 from rlrun.algos._offpolicy import require_continuous_actions, train_off_policy
+from rlrun.algos.configs import DDPGConfig
 from rlrun.config import TrainConfig
 from rlrun.envs.factory import VecEnv
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
-
-
-@dataclass
-class DDPGConfig(DeterministicConfig):
-    name: str = "ddpg"
-
 
 check_spaces = require_continuous_actions("ddpg")
 

@@ -17,19 +17,18 @@ replay buffer is written beside each checkpoint (`checkpoints/replay.pt`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from rlrun.algos._offpolicy import train_off_policy
 from rlrun.algos._td_control import (
-    TDControlConfig,
     make_policy,
     require_discrete_actions,
     td_update,
 )
-from rlrun.config import TrainConfig, check
+from rlrun.algos.configs import DQNConfig
+from rlrun.config import TrainConfig
 from rlrun.data.replay import ReplayBatch
 from rlrun.envs.factory import VecEnv
 from rlrun.networks import numpy_acting
@@ -45,42 +44,6 @@ from rlrun.ops.td import (
 )
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, Stateful, TrainResult
-
-
-@dataclass
-class DQNConfig(TDControlConfig):
-    name: str = "dqn"
-    buffer_size: int = 1_000_000
-    """Replay buffer capacity (transitions; rounded down to a multiple of env.num_envs)."""
-    learning_starts: int = 10_000
-    """Env steps collected before the first gradient step."""
-    batch_size: int = 32
-    """Transitions per minibatch (count)."""
-    train_every: int = 4
-    """Env steps between training phases."""
-    gradient_steps: int = 1
-    """Gradient steps per training phase (count)."""
-    target_update_every: int = 1000
-    """Env steps between hard target-network copies (used when tau = 1)."""
-    tau: float = 1.0
-    """Polyak τ after each gradient step when < 1; 1 copies every target_update_every env steps."""
-    double_q: bool = False
-    """Double DQN target: the online net picks argmax_a' Q(s', a'), the target net values it."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.buffer_size >= 1, f"algo.buffer_size={self.buffer_size} must be >= 1")
-        check(
-            self.learning_starts >= 0, f"algo.learning_starts={self.learning_starts} must be >= 0"
-        )
-        check(self.batch_size >= 1, f"algo.batch_size={self.batch_size} must be >= 1")
-        check(self.train_every >= 1, f"algo.train_every={self.train_every} must be >= 1")
-        check(self.gradient_steps >= 1, f"algo.gradient_steps={self.gradient_steps} must be >= 1")
-        check(
-            self.target_update_every >= 1,
-            f"algo.target_update_every={self.target_update_every} must be >= 1",
-        )
-        check(0.0 < self.tau <= 1.0, f"algo.tau={self.tau} must be in (0, 1]; 1 means hard copies")
 
 
 def dqn_targets(

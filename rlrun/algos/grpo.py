@@ -15,13 +15,11 @@ Global step: generated response tokens (`rlrun.lm.pipeline`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from rlrun.config import TrainConfig, check
+from rlrun.algos.configs import GRPOConfig
+from rlrun.config import TrainConfig
 from rlrun.lm.pipeline import (
-    LMConfig,
     Rollout,
     TokenLossFn,
     check_task,
@@ -38,19 +36,6 @@ from rlrun.ops.optim import anneal_lr
 from rlrun.ops.rlhf import group_advantages, kl_k3
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
-
-
-@dataclass
-class GRPOConfig(LMConfig):
-    name: str = "grpo"
-    prompts_per_batch: int = 16
-    """Prompts sampled per RL iteration (count); each is answered group_size times."""
-    group_size: int = 4
-    """Responses sampled per prompt, G (count, at least 2)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.group_size >= 2, f"algo.group_size={self.group_size} must be >= 2; e.g. algo.group_size=4")
 
 
 def grpo_loss(

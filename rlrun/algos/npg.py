@@ -17,12 +17,9 @@ Natural Policy Gradient, TNPG" (Lecture 9; see docs/sources.md). Each iteration:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from rlrun.algos._natural import (
-    NaturalPGConfig,
     NaturalStep,
     PolicyObjective,
     fisher_product,
@@ -33,7 +30,8 @@ from rlrun.algos._natural import (
     policy_parameters,
     train_loop,
 )
-from rlrun.config import ConfigError, TrainConfig, check
+from rlrun.algos.configs import NPGConfig
+from rlrun.config import ConfigError, TrainConfig
 from rlrun.data.batch import Batch
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.trust_region import (
@@ -45,20 +43,6 @@ from rlrun.ops.trust_region import (
 )
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
-
-
-@dataclass
-class NPGConfig(NaturalPGConfig):
-    name: str = "npg"
-    truncated: bool = True
-    """Solve F x = g by conjugate gradient (TNPG); false forms F explicitly and solves it exactly."""
-    max_explicit_params: int = 1000
-    """Largest policy (parameters) for which truncated=false may form the P x P Fisher matrix (count)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.max_explicit_params >= 1,
-              f"algo.max_explicit_params={self.max_explicit_params} must be >= 1")
 
 
 def check_explicit_size(algo: NPGConfig, agent: ActorCritic) -> None:

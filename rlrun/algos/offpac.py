@@ -16,12 +16,11 @@ the real final observation, terminated ones never.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import gymnasium as gym
 import torch
 
-from rlrun.config import AlgoConfig, TrainConfig, check, check_discount
+from rlrun.algos.configs import OffPACConfig
+from rlrun.config import TrainConfig
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.importance import truncated_importance_weights, vtrace
@@ -30,39 +29,6 @@ from rlrun.ops.policy_gradient import actor_critic_step
 from rlrun.ops.targets import hard_update
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, Scalars, TrainResult
-
-
-@dataclass
-class OffPACConfig(AlgoConfig):
-    name: str = "offpac"
-    num_steps: int = 8
-    """Rollout length per environment between updates (env steps)."""
-    gamma: float = 0.99
-    """Discount factor per env step."""
-    gae_lambda: float = 1.0
-    """Trace coefficient λ of the V-trace targets (c_t = λ min(1, ρ_t)); 1 gives n-step targets."""
-    behaviour_lag: int = 4
-    """Updates between copies of the target policy into the behaviour policy (count; 1: on-policy)."""
-    max_is_weight: float = 1.0
-    """Truncation level of the importance weights ρ̄ = min(max_is_weight, ρ) (ratio units)."""
-    ent_coef: float = 0.01
-    """Entropy bonus coefficient of the target policy (loss units per nat)."""
-    vf_coef: float = 0.5
-    """Value loss coefficient (loss units per squared return unit; the value loss is the MSE)."""
-    max_grad_norm: float = 0.5
-    """Global gradient norm clip (L2 norm); 0 disables clipping."""
-    norm_adv: bool = False
-    """Normalise advantages per rollout to zero mean, unit std (before the importance weights)."""
-
-    def __post_init__(self) -> None:
-        check(self.num_steps >= 1, f"algo.num_steps={self.num_steps} must be >= 1")
-        check_discount("algo.gamma", self.gamma)
-        check(0.0 <= self.gae_lambda <= 1.0, f"algo.gae_lambda={self.gae_lambda} must be in [0, 1]")
-        check(self.behaviour_lag >= 1, f"algo.behaviour_lag={self.behaviour_lag} must be >= 1")
-        check(self.max_is_weight > 0, f"algo.max_is_weight={self.max_is_weight} must be > 0; e.g. 1.0")
-        check(self.ent_coef >= 0, f"algo.ent_coef={self.ent_coef} must be >= 0")
-        check(self.vf_coef >= 0, f"algo.vf_coef={self.vf_coef} must be >= 0")
-        check(self.max_grad_norm >= 0, f"algo.max_grad_norm={self.max_grad_norm} must be >= 0")
 
 
 def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> ActorCritic:

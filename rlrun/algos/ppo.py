@@ -13,27 +13,20 @@ observation/reward normalisation, linear learning-rate annealing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from rlrun.algos._ppo_family import (
-    PPOFamilyConfig,
     check_minibatches,
     clipped_loss,
     make_policy,
     minibatch_loss,
     update,
 )
+from rlrun.algos.configs import PPOConfig
 from rlrun.config import TrainConfig
 from rlrun.data.batch import Batch
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
 from rlrun.ops.optim import anneal_lr, make_optimizer
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
-
-
-@dataclass
-class PPOConfig(PPOFamilyConfig):
-    name: str = "ppo"
 
 
 def train(cfg: TrainConfig, run: Run) -> TrainResult:

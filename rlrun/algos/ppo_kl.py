@@ -22,13 +22,13 @@ import torch
 
 from rlrun.algos._ppo_family import (
     LossFn,
-    PPOFamilyConfig,
     check_minibatches,
     make_policy,
     minibatch_loss,
     update,
 )
-from rlrun.config import TrainConfig, check
+from rlrun.algos.configs import PPOKLConfig
+from rlrun.config import TrainConfig
 from rlrun.data.batch import Batch
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
 from rlrun.ops.clipped import clipped_value_loss
@@ -37,20 +37,6 @@ from rlrun.ops.entropy import with_entropy_bonus
 from rlrun.ops.optim import anneal_lr, make_optimizer
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, Scalars, TrainResult
-
-
-@dataclass
-class PPOKLConfig(PPOFamilyConfig):
-    name: str = "ppo_kl"
-    kl_target: float = 0.01
-    """Target mean KL(π_old || π) per update phase, d_targ (nats)."""
-    beta_init: float = 1.0
-    """Initial KL penalty coefficient β (loss units per nat)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.kl_target > 0, f"algo.kl_target={self.kl_target} must be > 0; e.g. algo.kl_target=0.01")
-        check(self.beta_init > 0, f"algo.beta_init={self.beta_init} must be > 0; e.g. algo.beta_init=1.0")
 
 
 def halve_or_double_kl_coef(beta: float, kl: float, kl_target: float) -> float:

@@ -22,15 +22,13 @@ Global step: generated response tokens (`rlrun.lm.pipeline`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
-from rlrun.config import TrainConfig, check, check_discount
+from rlrun.algos.configs import PPOLMConfig
+from rlrun.config import TrainConfig
 from rlrun.envs.normalize import RunningMeanStd
 from rlrun.lm.pipeline import (
-    LMConfig,
     Rollout,
     TokenLossFn,
     check_task,
@@ -47,29 +45,6 @@ from rlrun.ops.returns import explained_variance, standardize
 from rlrun.ops.rlhf import kl_shaped_rewards, response_advantages
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
-
-
-@dataclass
-class PPOLMConfig(LMConfig):
-    name: str = "ppo_lm"
-    gamma: float = 1.0
-    """Discount factor per response token (1 in the book's eq. 15.11)."""
-    gae_lambda: float = 0.95
-    """GAE lambda over the response tokens (1 gives the reward-to-go minus the value)."""
-    vf_coef: float = 0.1
-    """Value loss coefficient (loss units)."""
-    clip_vloss: bool = True
-    """Clip value updates to clip_coef around the values at sampling time."""
-    norm_adv: bool = True
-    """Whiten advantages over each batch to zero mean, unit std."""
-    normalize_reward: bool = True
-    """Normalise reward-model scores by their running mean and std."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_discount("algo.gamma", self.gamma)
-        check(0.0 <= self.gae_lambda <= 1.0, f"algo.gae_lambda={self.gae_lambda} must be in [0, 1]")
-        check(self.vf_coef >= 0, f"algo.vf_coef={self.vf_coef} must be >= 0")
 
 
 def token_clipped_loss(algo: PPOLMConfig, rollout: Rollout, values: torch.Tensor, advantages: torch.Tensor,

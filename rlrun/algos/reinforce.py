@@ -18,12 +18,13 @@ step is bootstrapped with γ V_ψ(final observation), since the episode would ha
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import gymnasium as gym
 import torch
 
-from rlrun.config import AlgoConfig, ConfigError, TrainConfig, check, check_discount
+from rlrun.algos.configs import ReinforceConfig
+from rlrun.config import ConfigError, TrainConfig
 from rlrun.data.episodes import EpisodeBatch, collect_episodes, episode_quotas
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.optim import anneal_lr, make_optimizer
@@ -31,37 +32,6 @@ from rlrun.ops.policy_gradient import actor_critic_step, value_regression_steps
 from rlrun.ops.returns import discounted_returns, explained_variance
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
-
-
-@dataclass
-class ReinforceConfig(AlgoConfig):
-    name: str = "reinforce"
-    gamma: float = 0.99
-    """Discount factor per env step."""
-    episodes_per_batch: int = 8
-    """Whole episodes per gradient step, summed over the training envs (count)."""
-    reward_to_go: bool = True
-    """Weight step t by the return after t (causality); false uses the whole episode's return."""
-    baseline: bool = True
-    """Subtract a learned state value V(s_t) from the returns; the critic regresses on them."""
-    norm_adv: bool = True
-    """Normalise the batch's returns or advantages to zero mean, unit std."""
-    value_steps: int = 5
-    """Full-batch critic gradient steps per batch (count); used with the baseline."""
-    value_lr: float | None = None
-    """Critic learning rate (per gradient step); null uses optimizer.lr."""
-    ent_coef: float = 0.0
-    """Entropy bonus coefficient (loss units per nat)."""
-    max_grad_norm: float = 0.5
-    """Global gradient norm clip (L2 norm); 0 disables clipping."""
-
-    def __post_init__(self) -> None:
-        check_discount("algo.gamma", self.gamma)
-        check(self.episodes_per_batch >= 1, f"algo.episodes_per_batch={self.episodes_per_batch} must be >= 1")
-        check(self.value_steps >= 1, f"algo.value_steps={self.value_steps} must be >= 1")
-        check(self.value_lr is None or self.value_lr > 0, f"algo.value_lr={self.value_lr} must be > 0 or null")
-        check(self.ent_coef >= 0, f"algo.ent_coef={self.ent_coef} must be >= 0")
-        check(self.max_grad_norm >= 0, f"algo.max_grad_norm={self.max_grad_norm} must be >= 0")
 
 
 def episode_start_returns(returns: torch.Tensor, episode_ends: torch.Tensor) -> torch.Tensor:

@@ -30,21 +30,21 @@ held-out segments; the evaluation (eval/) reports true returns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import gymnasium as gym
 import numpy as np
 import torch
 
 from rlrun.algos._ppo_family import (
-    PPOFamilyConfig,
     check_minibatches,
     clipped_loss,
     make_policy,
     minibatch_loss,
     update,
 )
-from rlrun.config import ConfigError, TrainConfig, check
+from rlrun.algos.configs import RLHFConfig
+from rlrun.config import ConfigError, TrainConfig
 from rlrun.data.batch import Batch
 from rlrun.data.preferences import PreferenceDataset, sample_segments
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
@@ -55,70 +55,6 @@ from rlrun.ops.preferences import ensemble_disagreement, synthetic_preferences
 from rlrun.ops.reward_model import member_returns, reward_model_metrics, train_reward_model
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
-
-
-@dataclass
-class RLHFConfig(PPOFamilyConfig):
-    name: str = "rlhf"
-    base: str = "ppo"
-    """Policy optimiser on the learned reward: ppo (rlrun.algos.ppo, with all of its algo.* fields)."""
-    segment_len: int = 25
-    """Length k of each trajectory segment (env steps)."""
-    annotations_per_iteration: int = 16
-    """Pairs of segments annotated after each rollout while the budget lasts (count)."""
-    total_annotations: int = 500
-    """Annotation budget of the run (pairs)."""
-    pair_selection: str = "disagreement"
-    """How pairs are chosen: random, or disagreement (highest variance of the members' P(σ¹ ≻ σ²))."""
-    candidate_pairs: int = 256
-    """Random pairs among which `disagreement` picks the ones to annotate (count)."""
-    annotator: str = "flip"
-    """Synthetic annotator: flip (higher true return wins, flipped at random) or boltzmann."""
-    annotator_noise: float = 0.0
-    """Flip probability (flip) or temperature in true-return units (boltzmann); 0 is noiseless."""
-    tie_margin: float = 0.0
-    """True-return difference up to which a pair is labelled a tie, μ = 0.5 (return units)."""
-    ensemble: int = 3
-    """Reward-model members (count)."""
-    rm_hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
-    """Hidden layer widths of each reward-model MLP (units)."""
-    rm_lr: float = 1e-3
-    """Reward-model learning rate (per gradient step)."""
-    rm_weight_decay: float = 1e-4
-    """Reward-model decoupled weight decay coefficient (AdamW, per step and unit of lr)."""
-    rm_epochs: int = 3
-    """Passes over the comparisons after each batch of new annotations (count)."""
-    rm_batch_size: int = 32
-    """Comparisons per reward-model minibatch (count)."""
-    val_fraction: float = 0.2
-    """Share of the comparisons held out to measure the reward model (probability per comparison)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.base == "ppo", f"algo.base={self.base!r}: only ppo is supported; use algo.base=ppo")
-        check(self.segment_len >= 1, f"algo.segment_len={self.segment_len} must be >= 1")
-        check(self.segment_len <= self.num_steps,
-              f"algo.segment_len={self.segment_len} exceeds algo.num_steps={self.num_steps}; lower it")
-        check(self.annotations_per_iteration >= 1,
-              f"algo.annotations_per_iteration={self.annotations_per_iteration} must be >= 1")
-        check(self.total_annotations >= 2, f"algo.total_annotations={self.total_annotations} must be >= 2")
-        check(self.pair_selection in ("random", "disagreement"),
-              f"algo.pair_selection={self.pair_selection!r} must be random or disagreement")
-        check(self.candidate_pairs >= self.annotations_per_iteration,
-              f"algo.candidate_pairs={self.candidate_pairs} must be >= algo.annotations_per_iteration")
-        check(self.annotator in ("flip", "boltzmann"), f"algo.annotator={self.annotator!r} must be flip or boltzmann")
-        check(self.annotator_noise >= 0, f"algo.annotator_noise={self.annotator_noise} must be >= 0")
-        check(self.annotator != "flip" or self.annotator_noise <= 0.5,
-              f"algo.annotator_noise={self.annotator_noise} is a flip probability here; use a value in [0, 0.5]")
-        check(self.tie_margin >= 0, f"algo.tie_margin={self.tie_margin} must be >= 0")
-        check(self.ensemble >= 1, f"algo.ensemble={self.ensemble} must be >= 1")
-        check(all(size > 0 for size in self.rm_hidden_sizes),
-              f"algo.rm_hidden_sizes={list(self.rm_hidden_sizes)} must all be > 0")
-        check(self.rm_lr > 0, f"algo.rm_lr={self.rm_lr} must be > 0")
-        check(self.rm_weight_decay >= 0, f"algo.rm_weight_decay={self.rm_weight_decay} must be >= 0")
-        check(self.rm_epochs >= 1, f"algo.rm_epochs={self.rm_epochs} must be >= 1")
-        check(self.rm_batch_size >= 1, f"algo.rm_batch_size={self.rm_batch_size} must be >= 1")
-        check(0.0 <= self.val_fraction < 1.0, f"algo.val_fraction={self.val_fraction} must be in [0, 1)")
 
 
 def check_spaces(obs_space: gym.Space, action_space: gym.Space, env_id: str = "this env") -> None:

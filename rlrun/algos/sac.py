@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
 
 import gymnasium as gym
 import torch
@@ -28,41 +27,19 @@ from torch import nn
 
 from rlrun.algos._offpolicy import (
     ContinuousLearner,
-    OffPolicyConfig,
     critic_step,
     optimizer_with_lr,
     require_continuous_actions,
     train_off_policy,
 )
-from rlrun.config import TrainConfig, check
+from rlrun.algos.configs import SACConfig
+from rlrun.config import TrainConfig
 from rlrun.data.replay import ReplayBatch
 from rlrun.envs.factory import VecEnv
 from rlrun.networks.continuous import QEnsemble, TanhGaussianActor
 from rlrun.ops.targets import TargetSync
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, Stateful, TrainResult
-
-
-@dataclass
-class SACConfig(OffPolicyConfig):
-    name: str = "sac"
-    autotune: bool = True
-    """Tune the entropy temperature α toward target_entropy; false keeps α fixed at `alpha`."""
-    alpha: float = 0.2
-    """Fixed entropy temperature α when autotune=false (reward units per nat)."""
-    alpha_init: float = 1.0
-    """Initial entropy temperature α when autotune=true (reward units per nat)."""
-    target_entropy: float | None = None
-    """Target policy entropy of the tuning (nats); null uses -(action dimensions)."""
-    alpha_lr: float | None = None
-    """Learning rate of log α (per gradient step); null uses optimizer.lr."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.alpha >= 0, f"algo.alpha={self.alpha} must be >= 0; e.g. algo.alpha=0.2")
-        check(self.alpha_init > 0, f"algo.alpha_init={self.alpha_init} must be > 0; e.g. algo.alpha_init=1.0")
-        check(self.alpha_lr is None or self.alpha_lr > 0,
-              f"algo.alpha_lr={self.alpha_lr} must be > 0 or null (null uses optimizer.lr)")
 
 
 class Temperature(nn.Module):

@@ -21,19 +21,17 @@ drawn from π there) and never through termination.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import gymnasium as gym
 import numpy as np
 import torch
 
 from rlrun.algos._td_control import (
-    TDControlConfig,
     make_policy,
     require_discrete_actions,
     td_update,
 )
-from rlrun.config import TrainConfig, check
+from rlrun.algos.configs import SarsaConfig
+from rlrun.config import TrainConfig
 from rlrun.networks.q import QNetwork
 from rlrun.ops.optim import anneal_lr, make_optimizer
 from rlrun.ops.schedule import crossed
@@ -42,32 +40,6 @@ from rlrun.ops.targets import hard_update
 from rlrun.ops.td import epsilon_greedy, expected_sarsa_target, sarsa_target
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
-
-
-@dataclass
-class SarsaConfig(TDControlConfig):
-    name: str = "sarsa"
-    eps_end: float = 0.1
-    """Exploration probability ε after the decay (probability)."""
-    exploration_fraction: float = 0.2
-    """Fraction of total_timesteps over which ε decays linearly from eps_start to eps_end."""
-    num_steps: int = 2
-    """Env steps per environment in each on-policy batch (batch = env.num_envs * num_steps)."""
-    gradient_steps: int = 4
-    """Gradient steps on each on-policy batch, targets recomputed for each (count)."""
-    expected: bool = False
-    """Expected SARSA: bootstrap with Σ_a π(a|s') Q(s', a) under the ε-greedy π (eq. 2.12)."""
-    target_update_every: int = 1000
-    """Env steps between target-network copies; 0 bootstraps from the online network."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(
-            self.target_update_every >= 0,
-            f"algo.target_update_every={self.target_update_every} must be >= 0",
-        )
-        check(self.num_steps >= 1, f"algo.num_steps={self.num_steps} must be >= 1")
-        check(self.gradient_steps >= 1, f"algo.gradient_steps={self.gradient_steps} must be >= 1")
 
 
 class SarsaBatch:

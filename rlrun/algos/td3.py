@@ -14,31 +14,13 @@ Exploration adds Gaussian noise (`noise_std`) to μ_θ(s), as in the paper.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from rlrun.algos._deterministic import DeterministicConfig, DeterministicLearner, make_policy
+from rlrun.algos._deterministic import DeterministicLearner, make_policy
 from rlrun.algos._offpolicy import require_continuous_actions, train_off_policy
-from rlrun.config import TrainConfig, check
+from rlrun.algos.configs import TD3Config
+from rlrun.config import TrainConfig
 from rlrun.envs.factory import VecEnv
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
-
-
-@dataclass
-class TD3Config(DeterministicConfig):
-    name: str = "td3"
-    policy_noise: float = 0.2
-    """Std of the target policy smoothing noise (half action ranges)."""
-    noise_clip: float = 0.5
-    """Clip of the target policy smoothing noise (half action ranges)."""
-    policy_delay: int = 2
-    """Critic updates per actor and target-network update (count; the paper's d = 2)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.policy_noise >= 0, f"algo.policy_noise={self.policy_noise} must be >= 0")
-        check(self.noise_clip >= 0, f"algo.noise_clip={self.noise_clip} must be >= 0")
-
 
 check_spaces = require_continuous_actions("td3")
 

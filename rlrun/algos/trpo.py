@@ -20,13 +20,9 @@ Policy Optimization" (Lecture 9; see docs/sources.md). Each iteration:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from rlrun.algos._natural import (
-    FVP_KINDS,
-    NaturalPGConfig,
     NaturalStep,
     PolicyObjective,
     fisher_product,
@@ -37,34 +33,13 @@ from rlrun.algos._natural import (
     policy_parameters,
     train_loop,
 )
-from rlrun.config import TrainConfig, check
+from rlrun.algos.configs import TRPOConfig
+from rlrun.config import TrainConfig
 from rlrun.data.batch import Batch
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.trust_region import backtracking_line_search, flat_grad, flat_params, set_flat_params
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
-
-
-@dataclass
-class TRPOConfig(NaturalPGConfig):
-    name: str = "trpo"
-    num_steps: int = 2048
-    """Rollout length per environment between policy updates (env steps)."""
-    cg_iters: int = 15
-    """Conjugate-gradient iterations for the search direction F⁻¹g (count)."""
-    fvp: str = "kl_hessian"
-    """Fisher-vector product: kl_hessian (Hessian of the mean KL) or fisher (sampled score outer products)."""
-    max_backtracks: int = 10
-    """Line-search shrinkings of the step before the update is rejected (count)."""
-    backtrack_ratio: float = 0.8
-    """Factor b in (0, 1) shrinking the step at each backtrack (ratio)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.fvp in FVP_KINDS, f"algo.fvp={self.fvp!r} must be kl_hessian or fisher")
-        check(self.max_backtracks >= 0, f"algo.max_backtracks={self.max_backtracks} must be >= 0")
-        check(0.0 < self.backtrack_ratio < 1.0,
-              f"algo.backtrack_ratio={self.backtrack_ratio} must be in (0, 1); e.g. algo.backtrack_ratio=0.8")
 
 
 def search_step(

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 from rlrun.config import ConfigError, EnvConfig
 from rlrun.envs.final_info import FinalInfo
@@ -157,6 +156,8 @@ class VecEnv:
 
     def state_dict(self) -> dict:
         """Normaliser statistics and the running episodes (tensors and plain data only)."""
+        import torch  # here: building an env to read its spaces (`rlrun --cfg job`) needs no torch
+
         state: dict = {
             "returns": torch.as_tensor(self._returns.copy()),
             "lengths": torch.as_tensor(self._lengths.copy()),

@@ -6,8 +6,12 @@ plain tensors so it can live in a checkpoint loaded with `weights_only=True`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 class RunningMeanStd:
@@ -36,6 +40,8 @@ class RunningMeanStd:
         self.count = total
 
     def state_dict(self) -> dict[str, torch.Tensor | float]:
+        import torch
+
         return {"mean": torch.tensor(np.asarray(self.mean)), "var": torch.tensor(np.asarray(self.var)),
                 "count": float(self.count)}
 

@@ -21,7 +21,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 from gymnasium.vector.utils import batch_space
 
@@ -169,6 +168,8 @@ class SerialVectorEnv:
     def state_dict(self) -> dict:
         """How to rebuild every env's current episode: its reset and the actions since (an
         episode longer than the log is marked `{"fresh": True}`: it restarts on resume)."""
+        import torch
+
         return {
             "episode_starts": [dict(start) if log.complete else {"fresh": True}
                                for start, log in zip(self._episode_starts, self._episode_actions, strict=True)],

@@ -16,15 +16,6 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-LOSSES = ("huber", "mse")
-
-
-def linear_schedule(start: float, end: float, duration: float, step: int) -> float:
-    """Value at ``step``: linear from ``start`` (step 0) to ``end`` (``duration``), then ``end``."""
-    if duration <= 0:
-        return end
-    return start + (end - start) * min(step / duration, 1.0)
-
 
 def epsilon_greedy(
     q_values: Tensor, epsilon: float, generator: torch.Generator | None = None
@@ -118,4 +109,4 @@ def td_loss(q_values: Tensor, targets: Tensor, kind: str) -> Tensor:
         return F.smooth_l1_loss(q_values, targets.detach())
     if kind == "mse":
         return F.mse_loss(q_values, targets.detach())
-    raise ValueError(f"unknown TD loss {kind!r}; choose from {', '.join(LOSSES)}")
+    raise ValueError(f"unknown TD loss {kind!r}; choose from huber, mse")
