@@ -78,8 +78,8 @@ def one_line(result: subprocess.CompletedProcess, exit_code: int = 2) -> str:
 
 
 def printed_run_dirs(stdout: str) -> list[str]:
-    """The run dirs of the start panels, as printed."""
-    return re.findall(r"^\s*run dir\s+(\S.*?)\s*$", stdout, flags=re.MULTILINE)
+    """The run dirs of the start panels, as printed (a sweep job's lines start with its label)."""
+    return re.findall(r"^(?:\[job [^\]]*\])?\s*run dir\s+(\S.*?)\s*$", stdout, flags=re.MULTILINE)
 
 
 def printed_command(stderr: str) -> list[str]:
