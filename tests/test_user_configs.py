@@ -250,7 +250,8 @@ def test_a_user_search_space_runs_and_is_recorded(conf, tmp_path):
     result = rlrun("--config-dir", conf, "+experiment=tiny", "hparams_search=a2c_tiny", *TINY,
                    f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    shown = [line for line in result.stdout.splitlines() if line.strip().startswith("your configs")]
+    unlabelled = (re.sub(r"^\[job [^\]]*\]", "", line) for line in result.stdout.splitlines())
+    shown = [line for line in unlabelled if line.strip().startswith("your configs")]
     assert shown and str(conf / "hparams_search/a2c_tiny.yaml") in shown[0]
     (hydra_file,) = sweep.glob("*/seed_0/.hydra/hydra.yaml")
     assert OmegaConf.load(hydra_file).hydra.runtime.choices.hparams_search == "a2c_tiny"
