@@ -6,9 +6,10 @@ Usage:
 
 Each case of scripts/fingerprint.py (one per algorithm family, and frame-stack replay, Dict
 observations and normalisation) is trained by the `rlrun` command for half its budget (bc and
-dagger, which stop after their epochs: `FIXTURE_BUDGETS`), so that resuming it with a larger
-`total_timesteps` trains on. It runs from the repository root, with paths into the repository
-(the bc and dagger expert) given relative to it, so the stored config names no local folder.
+dagger, which stop after their epochs, for fewer samples than those), so that resuming it with a
+larger `total_timesteps` trains on, with smaller networks and buffers to keep the files small. It
+runs from the repository root, with paths into the repository (the bc and dagger expert) given
+relative to it, so the stored config names no local folder.
 Kept under tests/fixtures/checkpoints/<case>/ is what resuming and evaluating read:
 `checkpoints/last.pt`, the side files it names (`checkpoints/replay.pt`), and `.hydra/config.yaml`
 and `overrides.yaml`; numbered checkpoints, `best.pt`, metrics and logs are left out.
@@ -26,23 +27,36 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fingerprint import RLRUN, ROOT, cases  # noqa: E402
+from fingerprint import RLRUN, ROOT, cases
 
-from rlrun.checkpoint import load_checkpoint  # noqa: E402
+from rlrun.checkpoint import load_checkpoint
 
 FIXTURES = ROOT / "tests" / "fixtures" / "checkpoints"
-FIXTURE_BUDGETS = {"bc": 2000, "dagger": 1500}
-"""total_timesteps of the cases whose own budget is the default (samples; below their epochs')."""
+SMALL_NETWORK = "network.hidden_sizes=[16,16]"
+"""The MLP of every fixture but `OWN_NETWORK`'s (the checkpoints' size is mostly weights)."""
+OWN_NETWORK = ("ppo_lm", "grpo", "dqn_atari")
+FIXTURE_OVERRIDES = {
+    "bc": ["total_timesteps=2000"],  # samples, below its epochs'
+    "dagger": ["total_timesteps=1500"],
+    "rlhf": ["algo.total_annotations=64", "algo.rm_hidden_sizes=[16,16]"],  # pairs all kept
+    "dqn_atari": ["algo.buffer_size=40"],  # a frame is 7 KB
+}
+"""Overrides of single cases, after the common ones."""
 HYDRA_FILES = ("config.yaml", "overrides.yaml")
 
 
 def fixture_args(name: str, args: list[str]) -> list[str]:
-    """The case's overrides with half its budget and paths into the repository made relative."""
-    kept = [arg.replace(f"{ROOT}{os.sep}", "") for arg in args]
-    budget = next((int(arg.partition("=")[2]) for arg in kept
+    """The case's overrides with half its budget, `SMALL_NETWORK`, `FIXTURE_OVERRIDES` and paths
+    into the repository made relative."""
+    budget = next((int(arg.partition("=")[2]) for arg in args
                    if arg.startswith("total_timesteps=")), None)
-    kept = [arg for arg in kept if not arg.startswith("total_timesteps=")]
-    return [*kept, f"total_timesteps={FIXTURE_BUDGETS.get(name) or budget // 2}"]
+    changed = [f"total_timesteps={budget // 2}"] if budget else []
+    changed += [] if name in OWN_NETWORK else [SMALL_NETWORK]
+    changed += FIXTURE_OVERRIDES.get(name, [])
+    by_key = {line.partition("=")[0]: line for line in changed}
+    kept = [arg.replace(f"{ROOT}{os.sep}", "") for arg in args
+            if arg.partition("=")[0] not in by_key]
+    return [*kept, *by_key.values()]
 
 
 def make(name: str, args: list[str]) -> int:
