@@ -2,7 +2,7 @@
 of this commit that a later rlrun must still read.
 
 Usage:
-    python scripts/make_checkpoint_fixtures.py [CASE ...]
+    python scripts/make_checkpoint_fixtures.py [CASE ...]   (every case without one)
 
 Each case of scripts/fingerprint.py (one per algorithm family, and frame-stack replay, Dict
 observations and normalisation) is trained by the `rlrun` command for half its budget (bc and
@@ -13,7 +13,7 @@ relative to it, so the stored config names no local folder.
 Kept under tests/fixtures/checkpoints/<case>/ is what resuming and evaluating read:
 `checkpoints/last.pt`, the side files it names (`checkpoints/replay.pt`), and `.hydra/config.yaml`
 and `overrides.yaml`; numbered checkpoints, `best.pt`, metrics and logs are left out.
-`tests/fixtures/checkpoints/COMMIT` names the commit that wrote them.
+`COMMIT` beside them names the commit that wrote them.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def fixture_args(name: str, args: list[str]) -> list[str]:
     return [*kept, *by_key.values()]
 
 
-def make(name: str, args: list[str]) -> int:
+def make(name: str, args: list[str], commit: str) -> int:
     """Train one case and copy what its resume and evaluation need; returns the bytes kept."""
     target = FIXTURES / name
     with tempfile.TemporaryDirectory() as run_dir:
@@ -79,6 +79,7 @@ def make(name: str, args: list[str]) -> int:
             shutil.copy2(last.parent / file, target / "checkpoints" / file)
         for file in HYDRA_FILES:
             shutil.copy2(Path(run_dir) / ".hydra" / file, target / ".hydra" / file)
+        (target / "COMMIT").write_text(commit)
     return sum(path.stat().st_size for path in target.rglob("*") if path.is_file())
 
 
@@ -90,8 +91,7 @@ def main() -> None:
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT,
                             capture_output=True, text=True, check=True).stdout
     for name, args in selected.items():
-        print(f"{name}: {make(name, args) / 1024:.0f} KiB", flush=True)
-    (FIXTURES / "COMMIT").write_text(commit)
+        print(f"{name}: {make(name, args, commit) / 1024:.0f} KiB", flush=True)
 
 
 if __name__ == "__main__":
