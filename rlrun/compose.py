@@ -341,6 +341,8 @@ def _override_hint(line: str, detail: str, config_name: str) -> str | None:
     if key in SWEEPER_HABITS:
         return (f"{key} is a key of hydra-optuna-sweeper; rlrun's sweeper takes "
                 f"{SWEEPER_HABITS[key]}={value}")
+    if "Cannot merge DictConfig with ListConfig" in detail:
+        return f"{key} takes a list: write {key}=[{value}] (in brackets)"
     if "is not a ListConfig" in detail:
         typed = next((arg.partition("=")[2] for arg in sys.argv[1:]
                       if arg.partition("=")[0].lstrip("+") == key), value)

@@ -56,6 +56,8 @@ def finished_run(tmp_path_factory):
         (["optimizer=5"], "optimizer takes the name of a config (choose from adam, adamw"),
         (["hparams_search=null"], "write ~hparams_search"),
         (["algo="], "algo takes the name of a config (choose from a2c, bc"),
+        (["callbacks={_target_:rlrun.callbacks.Echo}"],
+         "callbacks takes a list: write callbacks=[{_target_:rlrun.callbacks.Echo}]"),
     ],
 )
 def test_more_bad_values_get_one_line_and_exit_2(tmp_path, args, fragment):
