@@ -192,24 +192,25 @@ def job_launch(hydra_cfg: DictConfig, node: DictConfig, overrides: list[str], **
 
 
 def _train_run(cfg: TrainConfig, run_dir: Path, launch: Launch) -> float:
-    """Train one run (`train_outcome`) and say how it ended; its final eval return. A stop signal
-    exits 128 + its number, a divergence exits 1."""
+    """Train one run (`train_outcome`) and say how it ended (a sweep job's line starts with its
+    label); its final eval return. A stop signal exits 128 + its number, a divergence exits 1."""
     from rlrun.run import RunPruned
 
+    said = f"{launch.label} rlrun:" if launch.label else "rlrun:"  # a sweep job's lines: labelled
     try:
         outcome = train_outcome(cfg, run_dir, launch)
     except RunPruned as pruned:
-        print(f"rlrun: {pruned}")
+        print(f"{said} {pruned}")
         raise
     if outcome.interrupted is not None:
-        print(f"rlrun: {outcome.message}", file=sys.stderr)
+        print(f"{said} {outcome.message}", file=sys.stderr)
         outcome.interrupted.pass_on()  # under submitit: requeue the job, which resumes from the checkpoint
         raise SystemExit(outcome.interrupted.exit_code) from None
     if outcome.stopped_because in (DIVERGED, CALLBACK_FAILED):
-        print(f"rlrun: {outcome.message}", file=sys.stderr)
+        print(f"{said} {outcome.message}", file=sys.stderr)
         raise SystemExit(1) from None
     if outcome.message:
-        print(f"rlrun: {outcome.message}")
+        print(f"{said} {outcome.message}")
     return outcome.result.final_eval_return
 
 

@@ -187,10 +187,12 @@ def test_relaunching_a_finished_sweep_returns_the_recorded_results_without_train
     second_s = time.perf_counter() - started
     assert second.returncode == 0, second.stderr
     assert "Finished at step" not in second.stdout
-    for run_dir in dirs:
+    for job, run_dir in enumerate(dirs):
         recorded = final_return(run_dir)
+        line = next(line for line in second.stdout.splitlines() if f"rlrun: {run_dir} already" in line)
+        assert line.startswith(f"[job {job} ")  # the job's label, as its other lines
         assert f"rlrun: {run_dir} already finished at step 256; its recorded final eval return is " \
-               f"{recorded:.2f}" in second.stdout
+               f"{recorded:.2f}" in line
         assert f"eval return {recorded:.2f}" in first.stdout
         assert files_of(run_dir) == before[run_dir]
     print(f"first launch {first_s:.1f} s, re-launch {second_s:.1f} s")
