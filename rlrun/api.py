@@ -359,9 +359,11 @@ def _run(lines: list[str], python_env: str | None, callbacks: list[Any]) -> RunR
     from rlrun.cli import _setup, run_single_job
     from rlrun.compose import compose_config
     from rlrun.config import ConfigError
+    from rlrun.registry import warn_broken
 
     _setup()
     cfg = compose_config("train", lines, "hydra.run.dir")
+    warn_broken({cfg.algo.name})
     if OmegaConf.select(cfg, "hparams_search") is not None or cfg.hydra.mode == RunMode.MULTIRUN:
         raise ConfigError("this config starts a multirun (hparams_search, hydra.mode=MULTIRUN), and "
                           "rlrun.train trains one run: start it from the command line, `rlrun -m ...`")

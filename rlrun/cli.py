@@ -44,7 +44,7 @@ from rlrun.config import ConfigError, EnvConfig, EvalRunConfig, TrainConfig, reg
 from rlrun.config_dirs import PROVIDER, UserConfigSearchPath, take_from_argv, used_files
 from rlrun.envs.config_source import GymRegistryConfigSource, GymRegistrySearchPath
 from rlrun.envs.imports import import_from_overrides, registry_id
-from rlrun.registry import AlgoPackagesSearchPath, algorithms, schemas
+from rlrun.registry import AlgoPackagesSearchPath, algorithms, schemas, warn_broken
 from rlrun.sweep import assign_gpu, job_dir_name, job_label, seed_runs, sweep_name
 
 if TYPE_CHECKING:
@@ -326,6 +326,7 @@ def train() -> None:
         output_dir_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
         composed = [compose_checked("train", overrides, output_dir_key if i == 0 else None)
                     for i, overrides in enumerate(override_sets)]
+        warn_broken({cfg.algo.name for cfg in composed})
         _check_search(composed[0].hydra.sweeper, sys.argv[1:])
         if multirun:
             _check_sweep(composed[0], sys.argv[1:])
@@ -467,6 +468,7 @@ def evaluate() -> None:
         fail(str(error))
     env_overrides, overrides = split_env_overrides(override_lists(arguments)[0][0])
     options: EvalRunConfig = OmegaConf.to_object(compose_checked("eval", overrides))
+    warn_broken()
     try:
         _evaluate_checkpoint(options, env_overrides)
     except ConfigError as error:

@@ -19,7 +19,7 @@ import importlib
 import importlib.metadata
 import pkgutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -150,7 +150,6 @@ def _packages() -> Registry:
             broken[entry_point.name] = (
                 f"algorithm '{entry_point.name}' of package {package} is left out: {error}"
             )
-            print(f"rlrun: {broken[entry_point.name]}", file=sys.stderr)
             continue
         specs[spec.name] = spec
         taken[spec.name] = f"package {package}"
@@ -163,6 +162,21 @@ def registry() -> Registry:
     packages = _packages()
     specs = {**_shipped(), **packages.specs}
     return Registry(dict(sorted(specs.items())), packages.config_dirs, packages.broken)
+
+
+_warned: set[str] = set()
+"""The algorithms of packages whose line `warn_broken` printed in this process."""
+
+
+def warn_broken(chosen: Iterable[str] = ()) -> None:
+    """Print on stderr, once per process, the line of each package algorithm that could not be
+    registered, except the `chosen` ones that no algorithm answers (their refusal is that line;
+    a package's clash with a registered name is still said)."""
+    refused = set(chosen) - set(registry().specs)
+    for name, line in registry().broken.items():
+        if name not in _warned and name not in refused:
+            _warned.add(name)
+            print(f"rlrun: {line}", file=sys.stderr)
 
 
 def algorithms() -> dict[str, AlgoSpec]:

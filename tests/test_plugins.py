@@ -144,9 +144,9 @@ def write_broken_package(site: Path) -> None:
 def test_broken_packages_get_one_line_each_and_rlrun_still_trains(tmp_path):
     site = tmp_path / "site"
     write_broken_package(site)
-    trained, picked = run_commands([
-        ["rlrun", "algo=ppo", *TINY, "total_timesteps=256", f"hydra.run.dir={tmp_path / 'run'}"],
+    picked, trained = run_commands([  # the broken one first: the process loads the registry
         ["rlrun", "algo=failing"],
+        ["rlrun", "algo=ppo", *TINY, "total_timesteps=256", f"hydra.run.dir={tmp_path / 'run'}"],
     ], site, tmp_path)
 
     assert trained["code"] == 0, trained["stderr"]
@@ -159,7 +159,7 @@ def test_broken_packages_get_one_line_each_and_rlrun_still_trains(tmp_path):
     assert "rlrun_broken:SPEC" in nothing
     assert "taken by rlrun's own algorithm; rename it" in clash
     assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
-    # the registry is read once per process: picking the broken one repeats its line, exit 2
+    # picking the broken one: its line once, as the refusal, exit 2
     assert picked["code"] == 2 and picked["stderr"].strip().splitlines() == [failing]
 
 
