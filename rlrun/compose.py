@@ -678,6 +678,9 @@ def compose_resume(parsed: list[Override], with_hydra: bool) -> DictConfig:
     imports = [str(name) for name in env.get("imports") or []]
     load(env.id, imports, env.get("entry_point"))  # before Hydra picks its env node
     share(env.id, imports, env.get("entry_point"))
+    if state["algo"] not in algo_schemas():
+        raise CheckpointError(f"{checkpoint} was written by algo '{state['algo']}', which this rlrun "
+                              "does not have (an algorithm of another package: install that package)")
     original = _original_overrides(state, checkpoint)
     typed = [o.input_line for o in parsed if o.get_key_element() != "resume.path"]
     resume_line = next(o.input_line for o in parsed if o.get_key_element() == "resume.path")

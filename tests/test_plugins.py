@@ -120,6 +120,13 @@ def test_an_installed_package_trains_resumes_evaluates_and_exports_its_algorithm
     suffix = "onnx" if export == "onnx" else "pt"
     assert (straight / "checkpoints" / f"last.policy.{suffix}").is_file()
     assert json.loads((straight / "checkpoints" / "last.eval.json").read_text())["episodes"] == 2
+    # without the package, resume= and rlrun-eval of its run say to install it, in one line
+    (gone_resume, gone_eval) = run_commands([["rlrun", f"resume={straight}", "total_timesteps=2048"],
+                                             ["rlrun-eval", str(straight)]], tmp_path / "empty", tmp_path)
+    for gone in (gone_resume, gone_eval):
+        assert gone["code"] == 2 and len(gone["stderr"].strip().splitlines()) == 1, gone["stderr"]
+        assert "algo 'awpg', which this rlrun does not have" in gone["stderr"]
+        assert "install that package" in gone["stderr"]
 
 
 def write_broken_package(site: Path) -> None:
