@@ -92,16 +92,14 @@ def _preset_algo(stem: str) -> str:
 
 def _cases() -> list[tuple[str, str, str | None]]:
     """(algo, env, optimizer typed or None): every algorithm on an env of each family it has a
-    preset for (Atari aside), untyped and with a typed optimizer other than its own; the typed
-    ones rotate, so that every optimizer is built by several algorithms."""
+    preset for (Atari aside), untyped and with each optimizer other than its own typed."""
     pairs = sorted({(_preset_algo(p.stem), p.stem[len(_preset_algo(p.stem)) + 1:])
                     for p in (CONF / "preset").glob("*.yaml")})
     cases = []
-    for index, (algo, family) in enumerate((a, f) for a, f in pairs if f in FAMILY_ENV):
+    for algo, family in ((a, f) for a, f in pairs if f in FAMILY_ENV):
         env = ENV_OF.get(algo, "Pendulum-v1" if algo in ("ddpg", "td3", "sac") else FAMILY_ENV[family])
         own = OWN_OPTIMIZER.get(algo, "adam")
-        others = [name for name in BUILT if name != own]
-        cases += [(algo, env, None), (algo, env, others[index % len(others)])]
+        cases += [(algo, env, None), *((algo, env, name) for name in BUILT if name != own)]
     return cases
 
 
