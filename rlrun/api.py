@@ -426,11 +426,17 @@ def _result(outcome: Outcome, run_dir: Path, cfg: TrainConfig) -> RunResult:
 @contextmanager
 def _process_state_kept() -> Iterator[None]:
     """Restore what a run changes in the process: torch's thread count and deterministic switch,
-    the generator states of random, numpy and torch, and Hydra's global state."""
+    the generator states of random, numpy and torch, Hydra's global state, and the variable that
+    names the env modules for sweep workers."""
+    import os
+
     import torch
     from hydra.core.global_hydra import GlobalHydra
 
+    from rlrun.envs.imports import SHARED
     from rlrun.seeding import rng_state, set_rng_state
+
+    env_modules = os.environ.get(SHARED)
 
     threads = torch.get_num_threads()
     deterministic = (torch.are_deterministic_algorithms_enabled(),
@@ -441,6 +447,10 @@ def _process_state_kept() -> Iterator[None]:
     try:
         yield
     finally:
+        if env_modules is None:
+            os.environ.pop(SHARED, None)
+        else:
+            os.environ[SHARED] = env_modules
         GlobalHydra.instance().hydra = users_hydra
         set_rng_state(generators)
         torch.set_num_threads(threads)

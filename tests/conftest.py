@@ -123,3 +123,11 @@ def cartpole_expert(tmp_path_factory):
     from rlrun.checkpoint import load_checkpoint
 
     return Expert(best, float(load_checkpoint(best)["best_eval_return"]))
+
+
+@pytest.fixture(autouse=True)
+def _env_modules_variable_restored(monkeypatch):
+    """Each test starts and ends with the environment's RLRUN_ENV_MODULES (an in-process run that
+    imports env modules sets it for its sweep workers; commands started later must not inherit
+    it)."""
+    monkeypatch.delenv("RLRUN_ENV_MODULES", raising=False)

@@ -10,6 +10,7 @@ an evaluation, in this process."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -57,6 +58,7 @@ def test_an_old_run_dir_evaluates_and_resumes(case, tmp_path, monkeypatch, capsy
         assert f"(step {step})" in capsys.readouterr().out
 
     result = rlrun.train(resume=str(run_dir), total_timesteps=step + MORE)
+    assert "RLRUN_ENV_MODULES" not in os.environ  # the call leaves the process's variables as found
     assert result.stopped_because == "budget" and result.final_eval is not None, result.message
     assert result.global_step >= step + MORE
     assert load_checkpoint(result.checkpoint)["global_step"] == result.global_step
