@@ -28,6 +28,18 @@ def check(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def check_targets(key: str, what: str, entries: list, example: str) -> None:
+    """Each entry of the list at `key` names a class to make: `{_target_: <import path>, ...}` or
+    the import path alone (`example` shows one)."""
+    for index, entry in enumerate(entries):
+        target = entry.get("_target_") if isinstance(entry, dict) else entry
+        check(
+            isinstance(target, str) and target != "",
+            f"{key}[{index}]={entry!r} names no {what}: give {{_target_: <import path>, "
+            f"<keyword>: <value>}} or the import path, e.g. {example}",
+        )
+
+
 def check_discount(name: str, value: float) -> None:
     check(0.0 < value <= 1.0, f"{name}={value} is outside (0, 1]; use e.g. {name}=0.99")
 
@@ -96,14 +108,8 @@ class EnvConfig:
             not (self.backend == "envpool" and self.family == "atari"),
             f"env.backend=envpool is not wired for Atari ({self.id}) yet; use env.backend=gymnasium",
         )
-        for index, wrapper in enumerate(self.wrappers):
-            target = wrapper.get("_target_") if isinstance(wrapper, dict) else wrapper
-            check(
-                isinstance(target, str) and target != "",
-                f"env.wrappers[{index}]={wrapper!r} names no wrapper: give "
-                "{_target_: <import path>, <keyword>: <value>} or the import path, e.g. "
-                "env.wrappers=[gymnasium.wrappers.FlattenObservation]",
-            )
+        check_targets("env.wrappers", "wrapper", self.wrappers,
+                      "env.wrappers=[gymnasium.wrappers.FlattenObservation]")
         check(
             not (self.backend == "envpool" and self.wrappers),
             "env.wrappers wrap Gymnasium's envs; drop env.backend=envpool",
@@ -490,14 +496,8 @@ class TrainConfig:
             "stop.eval_return and stop.patience act on periodic evaluations, which "
             "eval.every_steps=0 turns off; set eval.every_steps=<env steps>, e.g. 10000",
         )
-        for index, entry in enumerate(self.callbacks):
-            target = entry.get("_target_") if isinstance(entry, dict) else entry
-            check(
-                isinstance(target, str) and target != "",
-                f"callbacks[{index}]={entry!r} names no callback: give {{_target_: <import path>, "
-                "<keyword>: <value>}} or the import path, e.g. "
-                "callbacks=[{_target_:rlrun.callbacks.Echo}]",
-            )
+        check_targets("callbacks", "callback", self.callbacks,
+                      "callbacks=[{_target_:rlrun.callbacks.Echo}]")
         check(
             not self.eval.video and self.eval.export is None and self.eval.dataset is None,
             "eval.video, eval.export and eval.dataset apply to rlrun-eval only; after training run "
