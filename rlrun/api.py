@@ -426,34 +426,30 @@ def _result(outcome: Outcome, run_dir: Path, cfg: TrainConfig) -> RunResult:
 @contextmanager
 def _process_state_kept() -> Iterator[None]:
     """Restore what a run changes in the process: torch's thread count and deterministic switch,
-    the generator states of random, numpy and torch, Hydra's global state, and the variable that
-    names the env modules for sweep workers."""
+    the generator states of random, numpy and torch (`rlrun.callbacks.isolated`), Hydra's global
+    state, and the variable that names the env modules for sweep workers."""
     import os
 
     import torch
     from hydra.core.global_hydra import GlobalHydra
 
+    from rlrun.callbacks import isolated
     from rlrun.envs.imports import SHARED
-    from rlrun.seeding import rng_state, set_rng_state
 
     env_modules = os.environ.get(SHARED)
-
-    threads = torch.get_num_threads()
     deterministic = (torch.are_deterministic_algorithms_enabled(),
                      torch.is_deterministic_algorithms_warn_only_enabled())
-    generators = rng_state()
     users_hydra = GlobalHydra.instance().hydra  # rlrun composes with its own config dir
     GlobalHydra.instance().clear()
     try:
-        yield
+        with isolated():
+            yield
     finally:
         if env_modules is None:
             os.environ.pop(SHARED, None)
         else:
             os.environ[SHARED] = env_modules
         GlobalHydra.instance().hydra = users_hydra
-        set_rng_state(generators)
-        torch.set_num_threads(threads)
         if deterministic != (torch.are_deterministic_algorithms_enabled(),
                              torch.is_deterministic_algorithms_warn_only_enabled()):
             torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])

@@ -108,7 +108,8 @@ def make_callbacks(entries: Sequence[Any], objects: Sequence[Any] = ()) -> Callb
 
 @contextmanager
 def isolated() -> Iterator[None]:
-    """Restore the global RNG states and torch's thread count on leaving, whatever ran inside."""
+    """Restore the global RNG states (numpy's cached Gaussian included) and torch's thread count on
+    leaving, whatever ran inside (a callback's hook, a run started from Python)."""
     import torch  # here: `rlrun --help` checks callbacks without loading torch
 
     python, numpy_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
