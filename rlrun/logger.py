@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -330,21 +331,28 @@ class _Console:
         if self.tty:
             self._rich.print(self.labelled(text), markup=False, highlight=False)
         else:
-            print(self.labelled(text), flush=True)
+            self._print_lines(text)
+
+    def _print_lines(self, text: str) -> None:
+        """Labelled plain lines, one write each: a pipe that parallel jobs share keeps a write
+        of under 4 KiB whole, so jobs' lines interleave but never break inside a line."""
+        for line in self.labelled(text).splitlines():
+            sys.stdout.write(f"{line}\n")
+            sys.stdout.flush()
 
     def print_renderable(self, renderable: Any, plain: str) -> None:
         """A rich renderable on a terminal, its `plain` text otherwise (labelled line by line)."""
         if self.tty:
             self._rich.print(renderable)
         else:
-            print(self.labelled(plain), flush=True)
+            self._print_lines(plain)
 
     def interval(self) -> None:
         """The status line (a table of the metrics since the last interval, on a terminal)."""
         items = sorted(self._pending.items())
         self._pending.clear()
         if not self.tty:
-            print(self.labelled(self._status.line()), flush=True)
+            self._print_lines(self._status.line())
             return
         columns = 3 if len(items) > 8 else 2
         rows = -(-len(items) // columns)
