@@ -33,7 +33,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # every module below it (the longest entry wins), except the root package "rlrun", which names
     # only rlrun/__init__.py. The flat top-level modules are listed one by one, with the package
     # they move to, until they move; then their entries go and the package's entry covers them.
-    ("config", ("rlrun.config", "rlrun.extras")),
+    # `rlrun.flat` (dotted keys of a plain dict) sits at the bottom so that every layer may use it.
+    ("config", ("rlrun.config", "rlrun.extras", "rlrun.flat")),
     ("ops", ("rlrun.ops",)),
     ("networks, envs", ("rlrun.networks", "rlrun.envs")),
     ("data", ("rlrun.data",)),
@@ -41,10 +42,13 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("run, tracking", (
         "rlrun.run", "rlrun.tracking",
         # -> rlrun/run/
-        "rlrun.callbacks", "rlrun.checkpoint", "rlrun.evaluation", "rlrun.lock", "rlrun.resume",
-        "rlrun.seeding", "rlrun.stopping", "rlrun.threads", "rlrun.writable",
+        "rlrun.callbacks", "rlrun.checkpoint", "rlrun.device", "rlrun.evaluation", "rlrun.lock",
+        "rlrun.resume", "rlrun.run_checkpoints", "rlrun.run_evaluations", "rlrun.run_signals",
+        "rlrun.run_start", "rlrun.run_types", "rlrun.seeding", "rlrun.stopping", "rlrun.threads",
+        "rlrun.writable",
         # -> rlrun/tracking/
-        "rlrun.logger", "rlrun.logger_check", "rlrun.mlflow_log",
+        "rlrun.console_log", "rlrun.jsonl_log", "rlrun.logger", "rlrun.logger_check",
+        "rlrun.mlflow_log", "rlrun.tensorboard_log", "rlrun.wandb_log",
     )),
     ("algos, lm", ("rlrun.algos", "rlrun.lm")),
     ("registry", ("rlrun.registry",)),
@@ -53,14 +57,16 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         # -> rlrun/export/ (rebuilds a policy from a checkpoint)
         "rlrun.policy_io",
         # -> rlrun/results/
-        "rlrun.aggregate", "rlrun.normalisation", "rlrun.plot_legend", "rlrun.references",
-        "rlrun.report", "rlrun.stats",
+        "rlrun.aggregate", "rlrun.normalisation", "rlrun.plot_legend", "rlrun.reference_compare",
+        "rlrun.references", "rlrun.report", "rlrun.report_curves", "rlrun.report_runs",
+        "rlrun.report_tables", "rlrun.stats",
     )),
     ("cli, api, plugin", (
-        "rlrun", "rlrun.cli", "rlrun.api", "rlrun.plugin",
+        "rlrun", "rlrun.cli", "rlrun.api", "rlrun.api_policy", "rlrun.plugin",
         # -> rlrun/cli/
-        "rlrun.arguments", "rlrun.choices", "rlrun.compose", "rlrun.config_dirs", "rlrun.sweep",
-        "rlrun.sweep_check", "rlrun.terminal",
+        "rlrun.arguments", "rlrun.choices", "rlrun.cli_eval", "rlrun.cli_job", "rlrun.cli_report",
+        "rlrun.cli_setup", "rlrun.compose", "rlrun.config_dirs", "rlrun.sweep", "rlrun.sweep_check",
+        "rlrun.terminal",
     )),
 )
 
