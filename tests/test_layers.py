@@ -210,12 +210,10 @@ class _Walker(ast.NodeVisitor):
         if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
             level = len(argument.value) - len(argument.value.lstrip("."))
             return [self._absolute(level, argument.value[level:] or None)]
-        if isinstance(argument, ast.JoinedStr):
+        if isinstance(argument, ast.JoinedStr):  # f"rlrun.algos.{name}": any module below
             head = argument.values[0] if argument.values else None
-            prefix = head.value if isinstance(head, ast.Constant) else ""
-            package = prefix.rstrip(".")
-            return sorted(m for m in self.modules if m == package or m.startswith(package + ".")
-                          ) if package.startswith(ROOT) else []
+            package = head.value.rstrip(".") if isinstance(head, ast.Constant) else ""
+            return [m for m in self.modules if m == package or m.startswith(package + ".")]
         return self.named
 
 
@@ -264,45 +262,24 @@ def import_cycles(edges: Iterable[Edge], kinds: frozenset[str] = AT_IMPORT) -> l
             target = ".".join(parts[:end])
             if target != edge.importer:
                 graph.setdefault(edge.importer, set()).add(target)
-    return [_circle_in(component, graph) for component in _components(graph)]
+    reach = {node: _reachable(graph, node) for node in graph}
+    components = {frozenset(other for other in reach[node] if node in reach.get(other, ()))
+                  for node in graph if node in reach[node]}
+    return sorted(_circle_in(component, graph) for component in components)
 
 
-def _components(graph: Mapping[str, set[str]]) -> list[set[str]]:
-    """Tarjan's strongly connected components with more than one module."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for successor in sorted(graph.get(node, ())):
-            if successor not in index:
-                visit(successor)
-                low[node] = min(low[node], low[successor])
-            elif successor in on_stack:
-                low[node] = min(low[node], index[successor])
-        if low[node] == index[node]:
-            component = set()
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                component.add(member)
-                if member == node:
-                    break
-            if len(component) > 1:
-                found.append(component)
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return found
+def _reachable(graph: Mapping[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for successor in graph.get(todo.pop(), ()):
+            if successor not in seen:
+                seen.add(successor)
+                todo.append(successor)
+    return seen
 
 
-def _circle_in(component: set[str], graph: Mapping[str, set[str]]) -> list[str]:
+def _circle_in(component: frozenset[str], graph: Mapping[str, set[str]]) -> list[str]:
     """One shortest circle through the component's first module (breadth-first)."""
     start = min(component)
     paths = {start: [start]}
