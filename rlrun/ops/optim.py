@@ -90,11 +90,13 @@ class FlatOptimizer:
 
     def _check_links(self) -> None:
         """Raise UnlinkedParameterError unless every parameter and its gradient are still views
-        of the flat buffers (one address comparison each: under a microsecond per parameter)."""
-        for i, (p, data, grad) in enumerate(self._links):
-            if p.data_ptr() != data or p.grad is None or p.grad.data_ptr() != grad:
+        of the flat buffers (two address comparisons each, about a microsecond per parameter)."""
+        for p, data, grad in self._links:
+            p_grad = p.grad
+            if p.data_ptr() != data or p_grad is None or p_grad.data_ptr() != grad:
+                index = [id(q) for q in self.params].index(id(p))
                 raise UnlinkedParameterError(
-                    f"parameter {i} {tuple(p.shape)} of {self.name} no longer lives in its flat "
+                    f"parameter {index} {tuple(p.shape)} of {self.name} no longer lives in its flat "
                     "buffer (its module was moved to another device or dtype, or its .data or "
                     ".grad replaced, after the optimizer was built); build the optimizer after "
                     "moving the networks, and change values in place (param.data.copy_(...))"
