@@ -159,7 +159,7 @@ def test_frames_are_stored_once_in_the_replay_buffer():
     import gymnasium as gym
     import numpy as np
 
-    from rlrun.data.replay import make_replay
+    from rlrun.data.replay import FrameStackReplayBuffer, ReplayBuffer, make_replay
 
     class Frames:
         num_envs = 2
@@ -169,8 +169,8 @@ def test_frames_are_stored_once_in_the_replay_buffer():
     class Vectors(Frames):
         single_observation_space = gym.spaces.Box(-1, 1, (4,), np.float32)
 
-    assert make_replay(100, Frames, torch.device("cpu")).optimize_memory
-    assert not make_replay(100, Vectors, torch.device("cpu")).optimize_memory
+    assert isinstance(make_replay(100, Frames, torch.device("cpu")), FrameStackReplayBuffer)
+    assert type(make_replay(100, Vectors, torch.device("cpu"))) is ReplayBuffer
     with pytest.raises(ConfigError, match="buffer_size"):
         make_replay(1, Frames, torch.device("cpu"))
 

@@ -118,3 +118,85 @@ def test_numpy_q_network_and_epsilon_greedy_match_torch(epsilon):
     np.testing.assert_array_equal(epsilon_greedy_numpy(numpy_q(obs), epsilon), expected)
     assert numpy_acting.supports_q(q_network, 9)
     assert not numpy_acting.supports_q(q_network, numpy_acting.MAX_ROWS + 1)
+
+
+# ----- every head on every observation kind the env adapter produces --------------------------
+class _DictObs(gym.Env):
+    """Dict observations of a Box and a Discrete part, flattened by `adapt_observations`."""
+
+    observation_space = gym.spaces.Dict({"position": gym.spaces.Box(-2.0, 2.0, (3,), np.float32),
+                                         "room": gym.spaces.Discrete(4)})
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.observation_space.seed(seed)
+        return self.observation_space.sample(), {}
+
+
+OBS_KINDS = {  # name: (raw env, whether the adapted space is a one-hot vector)
+    "box": (lambda: gym.make("Pendulum-v1"), False),
+    "one_hot": (lambda: gym.make("Taxi-v4"), True),
+    "multi_discrete": (lambda: gym.make("Blackjack-v1"), True),
+    "dict": (_DictObs, False),
+}
+
+
+def _adapted_obs(kind, rows):
+    """The adapted observation space of an `OBS_KINDS` env and `rows` observations of it."""
+    from rlrun.envs.factory import OneHotBox, adapt_observations
+
+    make, one_hot = OBS_KINDS[kind]
+    envs = [adapt_observations(make()) for _ in range(rows)]
+    space = envs[0].observation_space
+    assert isinstance(space, gym.spaces.Box) and len(space.shape) == 1
+    assert isinstance(space, OneHotBox) == one_hot
+    return space, np.stack([env.reset(seed=i)[0] for i, env in enumerate(envs)])
+
+
+@pytest.mark.parametrize("head", sorted(SPACES))
+@pytest.mark.parametrize("kind", sorted(OBS_KINDS))
+def test_every_head_on_every_observation_kind_matches_torch(head, kind):
+    space, obs = _adapted_obs(kind, rows=6)
+    torch.manual_seed(0)
+    agent = ActorCritic(NetworkConfig(), space, SPACES[head])
+    with torch.no_grad():
+        for p in agent.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    buffer = RolloutBuffer(4, len(obs), space, SPACES[head], torch.device("cpu"))
+    sampler = make_sampler(agent, agent, buffer)
+    assert isinstance(sampler, NumpySampler)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        expected = [t.numpy() for t in TorchSampler(agent, agent, torch.device("cpu")).act(torch.as_tensor(obs))]
+    after_torch = torch.rand(())
+    torch.manual_seed(5)
+    got = sampler.act(obs)
+    assert torch.rand(()) == after_torch  # the same draws from torch's generator
+    if head == "categorical":
+        np.testing.assert_array_equal(got[0], expected[0])
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_image_observations_act_with_torch():
+    space = gym.spaces.Box(0, 255, (4, 36, 36), np.uint8)
+    for head in SPACES.values():
+        agent = ActorCritic(NetworkConfig(name="cnn"), space, head)
+        assert isinstance(make_sampler(agent, agent, RolloutBuffer(4, 2, space, head, torch.device("cpu"))),
+                          TorchSampler)
+
+
+@pytest.mark.parametrize("kind", sorted(OBS_KINDS))
+def test_q_network_on_every_observation_kind_matches_torch(kind):
+    from rlrun.networks.q import QNetwork
+
+    space, obs = _adapted_obs(kind, rows=6)
+    torch.manual_seed(0)
+    q_network = QNetwork(NetworkConfig(hidden_sizes=[16, 16]), space, gym.spaces.Discrete(3))
+    assert numpy_acting.supports_q(q_network, len(obs))
+    with torch.no_grad():
+        expected = q_network(torch.as_tensor(obs)).numpy()
+    np.testing.assert_allclose(numpy_acting.NumpyQNetwork(q_network)(obs), expected, rtol=1e-5, atol=1e-6)
+    image = QNetwork(NetworkConfig(name="cnn"), gym.spaces.Box(0, 255, (4, 36, 36), np.uint8), gym.spaces.Discrete(3))
+    assert not numpy_acting.supports_q(image, 2)

@@ -104,13 +104,12 @@ def test_ornstein_uhlenbeck_stationary_std_and_reset():
 # ----- update targets -------------------------------------------------------------------------
 def _batch(obs_dim: int, action_dim: int, size: int = 8) -> ReplayBatch:
     generator = torch.Generator().manual_seed(3)
-    terminations = torch.tensor([True, False] * (size // 2))
     return ReplayBatch(
         obs=torch.randn(size, obs_dim, generator=generator),
         actions=torch.rand(size, action_dim, generator=generator) * 2 - 1,
         rewards=torch.randn(size, generator=generator),
         next_obs=torch.randn(size, obs_dim, generator=generator),
-        dones=terminations.float(), terminations=terminations, truncations=~terminations,
+        terminations=torch.tensor([1.0, 0.0] * (size // 2)),
     )
 
 
@@ -143,7 +142,7 @@ def test_sac_critic_target_is_soft_min_of_target_twins(compose_cfg):
                          - torch.log1p(-torch.tanh(u) ** 2)).sum(-1).float()
         inputs = torch.cat([batch.next_obs, next_actions], -1)
         next_q = torch.minimum(*[c(inputs) for c in learner.critic_target.critics])
-        targets = batch.rewards + 0.99 * (1 - batch.dones) * (next_q - 0.5 * next_logprobs)
+        targets = batch.rewards + 0.99 * (1 - batch.terminations) * (next_q - 0.5 * next_logprobs)
         expected_loss = ((q - targets) ** 2).mean(1).sum()
     torch.manual_seed(7)
     stats = learner.update(batch, 0)
@@ -165,7 +164,7 @@ def test_td3_target_uses_min_of_target_twins_and_delays_the_actor(compose_cfg):
         q = torch.stack([c(torch.cat([batch.obs, batch.actions], -1)) for c in learner.critic.critics])
         inputs = torch.cat([batch.next_obs, learner.actor_target(batch.next_obs)], -1)
         next_q = torch.minimum(*[c(inputs) for c in learner.critic_target.critics])
-        targets = batch.rewards + 0.99 * (1 - batch.dones) * next_q
+        targets = batch.rewards + 0.99 * (1 - batch.terminations) * next_q
     actor_before = [p.clone() for p in learner.actor.parameters()]
     target_before = [p.clone() for p in learner.actor_target.parameters()]
     stats = learner.update(batch, 1)  # not a multiple of policy_delay: critics only

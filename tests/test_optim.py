@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from rlrun.config import OptimizerConfig
-from rlrun.ops.optim import NonFiniteError, anneal_lr, make_optimizer
+from rlrun.ops.optim import NonFiniteError, UnlinkedParameterError, anneal_lr, make_optimizer
 
 
 def twin_networks():
@@ -111,3 +111,26 @@ def test_non_finite_gradient_stops_or_is_skipped(bad):
     net(torch.ones(4, 3)).sum().backward()
     optimizer.step()  # a finite gradient steps again
     assert not torch.equal(optimizer.flat.detach(), params)
+
+
+@pytest.mark.parametrize(
+    "unlink",
+    [lambda net: setattr(net[2].weight, "data", net[2].weight.detach().clone()),
+     lambda net: setattr(net[0].bias, "grad", None),
+     lambda net: net.double()],
+    ids=["data replaced", "grad replaced", "moved to float64"],
+)
+def test_step_refuses_a_parameter_that_left_the_flat_buffer(unlink):
+    net, _ = twin_networks()
+    optimizer = make_optimizer(net.parameters(), OptimizerConfig())
+    optimizer.name = "actor_optimizer"
+    net(torch.ones(4, 3)).sum().backward()
+    optimizer.step()  # linked: steps
+    net[2].weight.data.copy_(torch.zeros_like(net[2].weight))  # in place: still linked
+    optimizer.step()
+    unlink(net)
+    flat = optimizer.flat.detach().clone()
+    with pytest.raises(UnlinkedParameterError, match="of actor_optimizer no longer lives") as error:
+        optimizer.step()
+    assert "\n" not in str(error.value) and "build the optimizer after moving" in str(error.value)
+    assert torch.equal(optimizer.flat.detach(), flat)  # nothing stepped

@@ -10,13 +10,20 @@ from gymnasium.wrappers import FrameStackObservation
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlrun.data.replay import ReplayBatch, ReplayBuffer
+from rlrun.data.replay import (
+    CompactReplayBuffer,
+    FrameStackReplayBuffer,
+    ReplayBatch,
+    ReplayBuffer,
+    ReplayStorage,
+)
 
 OBS_SHAPE = (2, 3)
 
 
-def _buffer(capacity: int, num_envs: int, **kwargs) -> ReplayBuffer:
-    return ReplayBuffer(capacity, OBS_SHAPE, (1,), num_envs, **kwargs)
+def _buffer(capacity: int, num_envs: int, compact: bool = False, **kwargs) -> ReplayStorage:
+    storage = CompactReplayBuffer if compact else ReplayBuffer
+    return storage(capacity, OBS_SHAPE, (1,), num_envs, **kwargs)
 
 
 def _obs(values: list[float] | np.ndarray) -> np.ndarray:
@@ -25,7 +32,7 @@ def _obs(values: list[float] | np.ndarray) -> np.ndarray:
 
 
 def _add(
-    buffer: ReplayBuffer,
+    buffer: ReplayStorage,
     obs: list[float],
     next_obs: list[float],
     terminations: list[int] | None = None,
@@ -43,7 +50,7 @@ def _add(
     )
 
 
-def _sample_all(buffer: ReplayBuffer, seed: int = 0) -> ReplayBatch:
+def _sample_all(buffer: ReplayStorage, seed: int = 0) -> ReplayBatch:
     """A batch large enough to contain every stored transition."""
     return buffer.sample(50 * buffer.capacity, torch.Generator().manual_seed(seed))
 
@@ -77,10 +84,10 @@ def _assert_same_batch(a: ReplayBatch, b: ReplayBatch) -> None:
         assert torch.equal(x, y), name
 
 
-@pytest.mark.parametrize("optimize_memory", [False, True])
+@pytest.mark.parametrize("compact", [False, True])
 @pytest.mark.parametrize("num_envs", [1, 2])
-def test_wrap_around_overwrites_oldest(num_envs: int, optimize_memory: bool) -> None:
-    buffer = _buffer(6, num_envs, optimize_memory=optimize_memory)
+def test_wrap_around_overwrites_oldest(num_envs: int, compact: bool) -> None:
+    buffer = _buffer(6, num_envs, compact=compact)
     steps = 6 // num_envs + 2
     for t in range(steps):
         values = [10 * t + e for e in range(num_envs)]
@@ -102,13 +109,11 @@ def test_capacity_is_rounded_down_to_whole_rows() -> None:
         buffer.sample(1)
 
 
-@pytest.mark.parametrize("optimize_memory", [False, True])
+@pytest.mark.parametrize("compact", [False, True])
 @pytest.mark.parametrize("later_steps", [0, 1, 3])
-def test_truncation_bootstraps_and_termination_does_not(
-    optimize_memory: bool, later_steps: int
-) -> None:
+def test_truncation_bootstraps_and_termination_does_not(compact: bool, later_steps: int) -> None:
     """Env 0 continues, env 1 is truncated, env 2 terminates, with final obs 101 and 102."""
-    buffer = _buffer(8 * 3, 3, optimize_memory=optimize_memory)
+    buffer = _buffer(8 * 3, 3, compact=compact)
     _add(buffer, [0, 1, 2], [10, 101, 102], terminations=[0, 0, 1], truncations=[0, 1, 0])
     for t in range(later_steps):  # after its reset env 1 observes 11, not its final obs 101
         base = 10 * (t + 1)
@@ -116,22 +121,19 @@ def test_truncation_bootstraps_and_termination_does_not(
 
     batch = _sample_all(buffer)
     by_obs = {int(o): i for i, o in enumerate(batch.obs.flatten(1)[:, 0].tolist())}
-    for obs, next_obs, terminated, truncated in [(0, 10, 0, 0), (1, 101, 0, 1), (2, 102, 1, 0)]:
+    for obs, next_obs, terminated in [(0, 10, 0.0), (1, 101, 0.0), (2, 102, 1.0)]:
         i = by_obs[obs]
         assert batch.next_obs[i].eq(next_obs).all()
-        assert batch.dones[i].item() == terminated
         assert batch.terminations[i].item() == terminated
-        assert batch.truncations[i].item() == truncated
 
 
-@pytest.mark.parametrize(
-    "mode", [{}, {"optimize_memory": True}, {"frame_stack": True}], ids=["plain", "om", "fs"]
-)
-def test_sample_shapes_and_dtypes(mode: dict[str, bool]) -> None:
+STORAGES = [ReplayBuffer, CompactReplayBuffer, FrameStackReplayBuffer]
+
+
+@pytest.mark.parametrize("storage", STORAGES, ids=lambda storage: storage.__name__)
+def test_sample_shapes_and_dtypes(storage: type[ReplayStorage]) -> None:
     obs_shape = (4, 7, 7)
-    buffer = ReplayBuffer(
-        16, obs_shape, (), 4, obs_dtype=torch.uint8, action_dtype=torch.int64, **mode
-    )
+    buffer = storage(16, obs_shape, (), 4, obs_dtype=torch.uint8, action_dtype=torch.int64)
     for _ in range(3):
         buffer.add(
             np.ones((4, *obs_shape), np.uint8), np.ones((4, *obs_shape), np.uint8),
@@ -141,19 +143,16 @@ def test_sample_shapes_and_dtypes(mode: dict[str, bool]) -> None:
     assert batch.obs.shape == batch.next_obs.shape == (5, *obs_shape)
     assert batch.obs.dtype == batch.next_obs.dtype == torch.uint8
     assert batch.actions.shape == (5,) and batch.actions.dtype == torch.int64
-    for name in ("rewards", "dones"):
+    for name in ("rewards", "terminations"):
         assert getattr(batch, name).shape == (5,) and getattr(batch, name).dtype == torch.float32
-    for name in ("terminations", "truncations"):
-        assert getattr(batch, name).shape == (5,) and getattr(batch, name).dtype == torch.bool
     assert all(t.device.type == "cpu" for t in batch)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
 @pytest.mark.parametrize("storage_device", [None, "cuda"])
-@pytest.mark.parametrize("optimize_memory", [False, True])
-def test_samples_on_cuda(storage_device: str | None, optimize_memory: bool) -> None:
-    buffer = _buffer(8, 2, device="cuda", storage_device=storage_device,
-                     optimize_memory=optimize_memory)
+@pytest.mark.parametrize("compact", [False, True])
+def test_samples_on_cuda(storage_device: str | None, compact: bool) -> None:
+    buffer = _buffer(8, 2, device="cuda", storage_device=storage_device, compact=compact)
     for t in range(5):
         _add(buffer, [t, t], [t + 1, t + 1], truncations=[t % 2, 0])
     batch = _sample_all(buffer)
@@ -169,11 +168,11 @@ def test_samples_on_cuda(storage_device: str | None, optimize_memory: bool) -> N
     steps=st.integers(1, 25),
     end_prob=st.sampled_from([0.0, 0.3, 0.9]),
 )
-def test_optimize_memory_matches_plain_buffer(
+def test_compact_matches_plain_buffer(
     seed: int, num_envs: int, rows: int, steps: int, end_prob: float
 ) -> None:
     plain = _buffer(rows * num_envs, num_envs)
-    compact = _buffer(rows * num_envs, num_envs, optimize_memory=True)
+    compact = _buffer(rows * num_envs, num_envs, compact=True)
     stream = _random_stream(np.random.default_rng(seed), steps, num_envs, end_prob)
     for t, step in enumerate(stream):
         plain.add(*step)
@@ -182,12 +181,11 @@ def test_optimize_memory_matches_plain_buffer(
     assert len(compact) == len(plain)
 
 
-def test_optimize_memory_uses_fewer_bytes() -> None:
-    def make(optimize_memory: bool) -> ReplayBuffer:
-        return ReplayBuffer(1000, (4, 84, 84), (), 4, obs_dtype=torch.uint8,
-                            action_dtype=torch.int64, optimize_memory=optimize_memory)
+def test_compact_uses_fewer_bytes() -> None:
+    def make(storage: type[ReplayStorage]) -> ReplayStorage:
+        return storage(1000, (4, 84, 84), (), 4, obs_dtype=torch.uint8, action_dtype=torch.int64)
 
-    plain, compact = make(False), make(True)
+    plain, compact = make(ReplayBuffer), make(CompactReplayBuffer)
     obs_bytes = 4 * 84 * 84
     assert plain.nbytes - compact.nbytes >= (1000 - 2 * 4) * obs_bytes - 8 * 1000
     rng = np.random.default_rng(0)
@@ -199,7 +197,7 @@ def test_optimize_memory_uses_fewer_bytes() -> None:
 
 
 def test_side_store_only_holds_ended_transitions_in_buffer() -> None:
-    buffer = _buffer(20, 1, optimize_memory=True)
+    buffer = _buffer(20, 1, compact=True)
     empty_bytes = buffer.nbytes
     for t in range(200):  # 20 episodes end, at most 2 of them in the buffer at once
         _add(buffer, [t], [t + 1], terminations=[t % 10 == 9])
@@ -207,30 +205,30 @@ def test_side_store_only_holds_ended_transitions_in_buffer() -> None:
     assert buffer.nbytes - empty_bytes <= 3 * obs_bytes
 
 
-def _round_trip(buffer: ReplayBuffer, **kwargs) -> ReplayBuffer:
+def _round_trip(buffer: ReplayStorage) -> ReplayStorage:
     """Save and load ``buffer`` into another one that already holds different data."""
     file = io.BytesIO()
     torch.save(buffer.state_dict(), file)
     file.seek(0)
     state = torch.load(file, weights_only=True)
-    restored = _buffer(buffer.capacity, buffer.num_envs, **kwargs)
+    restored = type(buffer)(buffer.capacity, OBS_SHAPE, (1,), buffer.num_envs)
     for step in _random_stream(np.random.default_rng(123), 15, buffer.num_envs, end_prob=0.5):
         restored.add(*step)
     restored.load_state_dict(state)
     return restored
 
 
-@pytest.mark.parametrize("optimize_memory", [False, True])
+@pytest.mark.parametrize("compact", [False, True])
 @pytest.mark.parametrize("steps", [3, 10, 27])
-def test_state_dict_round_trip_restores_sampling(optimize_memory: bool, steps: int) -> None:
-    buffer = _buffer(30, 3, optimize_memory=optimize_memory)
+def test_state_dict_round_trip_restores_sampling(compact: bool, steps: int) -> None:
+    buffer = _buffer(30, 3, compact=compact)
     stream = _random_stream(np.random.default_rng(steps), steps + 10, 3, end_prob=0.3)
     for _ in range(steps):
         buffer.add(*next(stream))
 
     state = buffer.state_dict()
     assert all(len(state[k]) == min(steps, 10) for k in ("obs", "actions", "rewards"))
-    restored = _round_trip(buffer, optimize_memory=optimize_memory)
+    restored = _round_trip(buffer)
     assert len(restored) == len(buffer) and restored.full == buffer.full
     _assert_same_batch(_sample_all(buffer, seed=1), _sample_all(restored, seed=1))
 
@@ -249,10 +247,10 @@ def test_load_state_dict_rejects_other_capacity() -> None:
 
 def test_loaded_buffer_keeps_next_obs_when_new_episodes_follow() -> None:
     """After a resume the envs are reset: the next row's obs is not the stored row's next obs."""
-    buffer = _buffer(12, 2, optimize_memory=True)
+    buffer = _buffer(12, 2, compact=True)
     _add(buffer, [0, 1], [10, 11])
     _add(buffer, [10, 11], [20, 21], terminations=[0, 1])
-    restored = _round_trip(buffer, optimize_memory=True)
+    restored = _round_trip(buffer)
     _add(restored, [500, 501], [510, 511])  # freshly reset envs
     batch = _sample_all(restored)
     pairs = set(zip(batch.obs.flatten(1)[:, 0].tolist(), batch.next_obs.flatten(1)[:, 0].tolist()))
@@ -317,13 +315,14 @@ def _frame_stream(envs: list[gym.Env], seed: int, steps: int, reset_prob: float 
                 obs[i] = env.reset()[0]
 
 
-def _frame_buffer(capacity: int, num_envs: int, frame_stack: bool, **kwargs) -> ReplayBuffer:
-    return ReplayBuffer(capacity, (STACK, *FRAME_SHAPE), (), num_envs, obs_dtype=torch.uint8,
-                        action_dtype=torch.int64, frame_stack=frame_stack, **kwargs)
+def _frame_buffer(capacity: int, num_envs: int, frame_stack: bool, **kwargs) -> ReplayStorage:
+    storage = FrameStackReplayBuffer if frame_stack else ReplayBuffer
+    return storage(capacity, (STACK, *FRAME_SHAPE), (), num_envs, obs_dtype=torch.uint8,
+                   action_dtype=torch.int64, **kwargs)
 
 
-def _frame_buffers(capacity: int, num_envs: int) -> tuple[ReplayBuffer, ReplayBuffer]:
-    """A plain buffer and a frame_stack one."""
+def _frame_buffers(capacity: int, num_envs: int) -> tuple[ReplayStorage, ReplayStorage]:
+    """A plain buffer and a frame-stack one."""
     return _frame_buffer(capacity, num_envs, False), _frame_buffer(capacity, num_envs, True)
 
 
@@ -433,17 +432,15 @@ def test_frame_stack_refuses_observations_that_are_not_frame_stacks() -> None:
 
 def test_frame_stack_stores_each_frame_once() -> None:
     kwargs = {"obs_dtype": torch.uint8, "action_dtype": torch.int64}
-    frames = ReplayBuffer.required_bytes(1_000_000, (4, 84, 84), (), 1, frame_stack=True, **kwargs)
-    stacks = ReplayBuffer.required_bytes(
-        1_000_000, (4, 84, 84), (), 1, optimize_memory=True, **kwargs
-    )
+    frames = FrameStackReplayBuffer.required_bytes(1_000_000, (4, 84, 84), (), 1, **kwargs)
+    stacks = CompactReplayBuffer.required_bytes(1_000_000, (4, 84, 84), (), 1, **kwargs)
     # 1M frames of 84 * 84 bytes, then 23 bytes of action, reward, flags, counts per transition
     assert 7.056e9 < frames < 7.08e9 and 28.2e9 < stacks < 28.3e9
-    for mode in ({}, {"optimize_memory": True}, {"frame_stack": True}):
-        buffer = ReplayBuffer(40, (STACK, *FRAME_SHAPE), (), 4, **kwargs, **mode)
-        assert buffer.nbytes == ReplayBuffer.required_bytes(
-            40, (STACK, *FRAME_SHAPE), (), 4, **kwargs, **mode
-        )
+    for storage in STORAGES:
+        buffer = storage(40, (STACK, *FRAME_SHAPE), (), 4, **kwargs)
+        assert buffer.nbytes == storage.required_bytes(40, (STACK, *FRAME_SHAPE), (), 4, **kwargs)
+    with pytest.raises(ValueError, match="one-hot"):
+        FrameStackReplayBuffer.required_bytes(40, (STACK, *FRAME_SHAPE), (), 4, one_hot=(3,))
 
 
 def test_frame_stack_side_store_only_holds_ended_transitions_in_buffer() -> None:
@@ -460,7 +457,7 @@ def test_frame_stack_side_store_only_holds_ended_transitions_in_buffer() -> None
 def test_dqn_stores_frame_stacks_frame_by_frame() -> None:
     from rlrun.data.replay import make_replay
 
-    def replay(shape: tuple[int, ...], dtype: type) -> ReplayBuffer:
+    def replay(shape: tuple[int, ...], dtype: type) -> ReplayStorage:
         class Envs:
             num_envs = 2
             single_observation_space = gym.spaces.Box(0, 1, shape, dtype)
@@ -471,9 +468,9 @@ def test_dqn_stores_frame_stacks_frame_by_frame() -> None:
     frames, ram, vectors = replay((4, 84, 84), np.uint8), replay((128,), np.uint8), replay(
         (4,), np.float32
     )
-    assert frames.frame_stack and frames.optimize_memory
-    assert not ram.frame_stack and ram.optimize_memory
-    assert not vectors.frame_stack and not vectors.optimize_memory
+    assert type(frames) is FrameStackReplayBuffer
+    assert type(ram) is CompactReplayBuffer
+    assert type(vectors) is ReplayBuffer
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
@@ -518,20 +515,21 @@ def _one_hot_stream(seed: int, sizes: tuple[int, ...], steps: int, num_envs: int
 
 
 def _one_hot_buffer(capacity: int, num_envs: int, sizes: tuple[int, ...] | None,
-                    obs_size: int, **kwargs) -> ReplayBuffer:
-    return ReplayBuffer(capacity, (obs_size,), (), num_envs, action_dtype=torch.int64,
-                        one_hot=sizes, **kwargs)
+                    obs_size: int, compact: bool = False, **kwargs) -> ReplayStorage:
+    storage = CompactReplayBuffer if compact else ReplayBuffer
+    return storage(capacity, (obs_size,), (), num_envs, action_dtype=torch.int64, one_hot=sizes,
+                   **kwargs)
 
 
-@pytest.mark.parametrize("optimize_memory", [False, True])
+@pytest.mark.parametrize("compact_storage", [False, True])
 @pytest.mark.parametrize("sizes", ONE_HOT_SIZES, ids=str)
 @pytest.mark.parametrize("num_envs, rows", [(1, 1), (1, 5), (3, 4)])
 def test_one_hot_indices_sample_as_the_plain_buffer(
-    num_envs: int, rows: int, sizes: tuple[int, ...], optimize_memory: bool
+    num_envs: int, rows: int, sizes: tuple[int, ...], compact_storage: bool
 ) -> None:
     plain = _one_hot_buffer(rows * num_envs, num_envs, None, sum(sizes))
     compact = _one_hot_buffer(rows * num_envs, num_envs, sizes, sum(sizes),
-                              optimize_memory=optimize_memory)
+                              compact=compact_storage)
     for t, step in enumerate(_one_hot_stream(rows, sizes, 4 * rows + 12, num_envs)):
         plain.add(*step)
         compact.add(*step)
@@ -612,10 +610,10 @@ def test_one_hot_indices_cut_the_required_bytes() -> None:
     # Taxi: obs and next obs of 500 float32 (4,000 bytes) become two int16 (4 bytes); actions,
     # rewards and flags take 14 bytes either way.
     assert (floats, indices) == (4_014_000_000, 18_000_000)
-    for sizes, mode in [((500,), {}), ((3, 4, 2), {}), ((3, 4, 2), {"optimize_memory": True})]:
-        buffer = _one_hot_buffer(40, 4, sizes, sum(sizes), **mode)
-        assert buffer.nbytes == ReplayBuffer.required_bytes(40, (sum(sizes),), (), 4, one_hot=sizes,
-                                                            **kwargs, **mode)
+    for sizes, compact in [((500,), False), ((3, 4, 2), False), ((3, 4, 2), True)]:
+        buffer = _one_hot_buffer(40, 4, sizes, sum(sizes), compact=compact)
+        assert buffer.nbytes == type(buffer).required_bytes(40, (sum(sizes),), (), 4,
+                                                            one_hot=sizes, **kwargs)
 
 
 def test_replay_of_discrete_observations_stores_indices() -> None:

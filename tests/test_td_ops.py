@@ -62,7 +62,7 @@ def test_q_learning_target_by_hand():
 
 
 def test_truncated_transitions_bootstrap_and_terminated_do_not():
-    """Through the replay buffer: dones are terminations only, next_obs the real final obs."""
+    """Through the replay buffer: only terminations stop bootstrapping, next_obs the real final obs."""
     buffer = ReplayBuffer(8, (1,), (), 2, action_dtype=torch.int64)
     obs = np.array([[0.0], [1.0]], np.float32)
     final_obs = np.array([[10.0], [20.0]], np.float32)  # env 0 truncated, env 1 terminated
@@ -76,7 +76,7 @@ def test_truncated_transitions_bootstrap_and_terminated_do_not():
     )
     batch = buffer.sample(64, torch.Generator().manual_seed(0))
     next_q = torch.cat([batch.next_obs, 2 * batch.next_obs], dim=1)  # Q(s', ·) = [s', 2 s']
-    targets = q_learning_target(batch.rewards, next_q, batch.dones, 0.5)
+    targets = q_learning_target(batch.rewards, next_q, batch.terminations, 0.5)
     truncated = batch.obs[:, 0] == 0.0
     assert truncated.any() and (~truncated).any()
     assert torch.all(targets[truncated] == 1.0 + 0.5 * 20.0)  # bootstraps from the final obs 10

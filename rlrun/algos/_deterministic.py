@@ -90,7 +90,7 @@ class DeterministicLearner(ContinuousLearner):
                 smoothing.clamp_(-self.noise_clip, self.noise_clip)
                 next_actions = (next_actions + smoothing).clamp_(-1.0, 1.0)
             next_q = self.critic_target(batch.next_obs, next_actions).min(0).values
-            targets = batch.rewards + self.gamma * (1.0 - batch.dones) * next_q
+            targets = batch.rewards + self.gamma * (1.0 - batch.terminations) * next_q
         stats = critic_step(self.critic, self.critic_optimizer, batch, targets)
 
         if update % self.policy_delay == 0:

@@ -54,9 +54,9 @@ def dqn_targets(
         next_q_target = target_network(batch.next_obs)
         if algo.double_q:
             return double_q_target(
-                batch.rewards, q_network(batch.next_obs), next_q_target, batch.dones, algo.gamma
+                batch.rewards, q_network(batch.next_obs), next_q_target, batch.terminations, algo.gamma
             )
-        return q_learning_target(batch.rewards, next_q_target, batch.dones, algo.gamma)
+        return q_learning_target(batch.rewards, next_q_target, batch.terminations, algo.gamma)
 
 
 def exploration_policy(q_network: QNetwork, run: Run, num_envs: int) -> Callable[[np.ndarray, float], np.ndarray]:

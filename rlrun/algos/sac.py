@@ -98,7 +98,7 @@ class SACLearner(ContinuousLearner):
         with torch.no_grad():
             next_actions, next_logprobs = self.actor.dist(batch.next_obs).rsample()
             next_q = self.critic_target(batch.next_obs, next_actions).min(0).values - alpha * next_logprobs
-            targets = batch.rewards + self.gamma * (1.0 - batch.dones) * next_q
+            targets = batch.rewards + self.gamma * (1.0 - batch.terminations) * next_q
         stats = critic_step(self.critic, self.critic_optimizer, batch, targets)
 
         actions, logprobs = self.actor.dist(batch.obs).rsample()
