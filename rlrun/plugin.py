@@ -25,10 +25,10 @@ from rlrun.ops.policy_gradient import actor_critic_step, value_regression_steps
 from rlrun.ops.returns import discounted_returns, explained_variance, gae, standardize
 from rlrun.ops.schedule import linear_schedule
 from rlrun.ops.stats import MeanStats
-from rlrun.ops.targets import TargetSync, hard_update
 from rlrun.ops.td import epsilon_greedy, q_learning_target, td_loss
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
+from rlrun.training.targets import TargetSync, hard_update
 
 __all__ = [  # noqa: RUF022 - grouped by role, each with its one-line description
     # The spec and the config.

@@ -19,7 +19,7 @@ from rlrun.config import ConfigError
 from rlrun.data.replay import ReplayBatch
 from rlrun.networks.continuous import ActionScaler
 from rlrun.ops.distributions import TanhGaussian, tanh_log_det_jacobian
-from rlrun.ops.noise import OrnsteinUhlenbeckNoise
+from rlrun.training.noise import OrnsteinUhlenbeckNoise
 
 ALGOS = ["ddpg", "td3", "sac"]
 TINY = ["env=Pendulum-v1", "eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0",

@@ -19,9 +19,9 @@ from rlrun.config import TrainConfig
 from rlrun.data.replay import ReplayBatch
 from rlrun.envs.factory import VecEnv
 from rlrun.networks.continuous import DeterministicActor, QEnsemble
-from rlrun.ops.noise import ExplorationNoise, GaussianNoise, OrnsteinUhlenbeckNoise
-from rlrun.ops.targets import TargetSync
 from rlrun.run import Stateful
+from rlrun.training.noise import ExplorationNoise, GaussianNoise, OrnsteinUhlenbeckNoise
+from rlrun.training.targets import TargetSync
 
 
 def make_noise(algo: DeterministicConfig, num_envs: int, action_dim: int, device: torch.device) -> ExplorationNoise:

@@ -35,7 +35,6 @@ from rlrun.networks import numpy_acting
 from rlrun.networks.q import QNetwork
 from rlrun.ops.optim import make_optimizer
 from rlrun.ops.schedule import crossed
-from rlrun.ops.targets import TargetSync
 from rlrun.ops.td import (
     double_q_target,
     epsilon_greedy,
@@ -44,6 +43,7 @@ from rlrun.ops.td import (
 )
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, Stateful, TrainResult
+from rlrun.training.targets import TargetSync
 
 
 def dqn_targets(

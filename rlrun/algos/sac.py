@@ -37,9 +37,9 @@ from rlrun.config import TrainConfig
 from rlrun.data.replay import ReplayBatch
 from rlrun.envs.factory import VecEnv
 from rlrun.networks.continuous import QEnsemble, TanhGaussianActor
-from rlrun.ops.targets import TargetSync
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, Stateful, TrainResult
+from rlrun.training.targets import TargetSync
 
 
 class Temperature(nn.Module):

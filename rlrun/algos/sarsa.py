@@ -36,10 +36,10 @@ from rlrun.networks.q import QNetwork
 from rlrun.ops.optim import anneal_lr, make_optimizer
 from rlrun.ops.schedule import crossed
 from rlrun.ops.stats import MeanStats
-from rlrun.ops.targets import hard_update
 from rlrun.ops.td import epsilon_greedy, expected_sarsa_target, sarsa_target
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
+from rlrun.training.targets import hard_update
 
 
 class SarsaBatch:
