@@ -146,17 +146,18 @@ def test_sac_critic_target_is_soft_min_of_target_twins(compose_cfg):
         targets = batch.rewards + 0.99 * (1 - batch.dones) * (next_q - 0.5 * next_logprobs)
         expected_loss = ((q - targets) ** 2).mean(1).sum()
     torch.manual_seed(7)
-    stats = learner.update(batch, 0)
+    stats = learner.update(batch)
     torch.testing.assert_close(stats["critic_loss"], expected_loss, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(stats["alpha"], torch.tensor(0.5))
 
 
 def test_td3_target_uses_min_of_target_twins_and_delays_the_actor(compose_cfg):
+    from rlrun.algos import td3
     from rlrun.algos._deterministic import DeterministicLearner
 
-    cfg = compose_cfg(["algo=td3", "env=Pendulum-v1", "network.hidden_sizes=[16]"])
-    learner = DeterministicLearner(cfg, _pendulum_envs(), torch.device("cpu"), num_critics=2,
-                                   policy_noise=0.2, noise_clip=0.0, policy_delay=2)  # clip 0: no smoothing
+    cfg = compose_cfg(["algo=td3", "env=Pendulum-v1", "network.hidden_sizes=[16]", "algo.policy_noise=0.2",
+                       "algo.noise_clip=0.0", "algo.policy_delay=2"])  # clip 0: no smoothing
+    learner = DeterministicLearner(cfg, _pendulum_envs(), torch.device("cpu"), num_critics=2)
     with torch.no_grad():
         for p in [*learner.critic_target.parameters(), *learner.actor_target.parameters()]:
             p.add_(0.3 * torch.randn_like(p))
@@ -168,15 +169,26 @@ def test_td3_target_uses_min_of_target_twins_and_delays_the_actor(compose_cfg):
         targets = batch.rewards + 0.99 * (1 - batch.dones) * next_q
     actor_before = [p.clone() for p in learner.actor.parameters()]
     target_before = [p.clone() for p in learner.actor_target.parameters()]
-    stats = learner.update(batch, 1)  # not a multiple of policy_delay: critics only
+    stats = td3.update(learner, batch, 1)  # not a multiple of policy_delay: critics only
     torch.testing.assert_close(stats["critic_loss"], ((q - targets) ** 2).mean(1).sum())
     assert "actor_loss" not in stats
     assert all(torch.equal(a, b) for a, b in zip(actor_before, learner.actor.parameters()))
     assert all(torch.equal(a, b) for a, b in zip(target_before, learner.actor_target.parameters()))
-    stats = learner.update(batch, 2)
+    stats = td3.update(learner, batch, 2)
     assert "actor_loss" in stats
     assert not all(torch.equal(a, b) for a, b in zip(actor_before, learner.actor.parameters()))
     assert not all(torch.equal(a, b) for a, b in zip(target_before, learner.actor_target.parameters()))
+
+
+def test_td3_target_smoothing_is_clipped_and_stays_in_bounds():
+    from rlrun.algos.td3 import smoothed
+
+    actions = torch.tensor([[0.95, 0.0, -0.5]]).repeat(1000, 1)
+    assert smoothed(actions, 0.0, 0.5) is actions
+    result = smoothed(actions, 10.0, 0.1)  # wide noise: nearly every draw is clipped to ±0.1
+    noise = result - actions
+    assert noise[:, 1:].abs().max() <= 0.1 + 1e-6 and (noise[:, 1:].abs() > 0.099).float().mean() > 0.9
+    assert result[:, 0].max() == 1.0 and result[:, 0].min() >= 0.85 - 1e-6  # clamped to the action bound
 
 
 # ----- runs -----------------------------------------------------------------------------------

@@ -57,9 +57,20 @@ def epsilon_greedy_probs(q_values: Tensor, epsilon: float) -> Tensor:
     return probs.scatter_add_(-1, greedy, torch.full_like(greedy, 1.0 - epsilon, dtype=probs.dtype))
 
 
+def td_target(rewards: Tensor, next_values: Tensor, dones: Tensor, gamma: float) -> Tensor:
+    """The one-step target y = r + γ (1 - done) v' of every TD method, with v' the value of the
+    next state (a max, a chosen action's Q, an expectation, or a critic's estimate)."""
+    return rewards + gamma * (1.0 - dones) * next_values
+
+
+def taken(q_values: Tensor, actions: Tensor) -> Tensor:
+    """Q(s, a) of the actions taken: `q_values` [B, A] at integer `actions` [B], shape [B]."""
+    return q_values.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+
 def q_learning_target(rewards: Tensor, next_q: Tensor, dones: Tensor, gamma: float) -> Tensor:
     """y = r + γ (1 - done) max_a' Q'(s', a') (eq. 2.3; Q' the target network of Alg. 2.2)."""
-    return rewards + gamma * (1.0 - dones) * next_q.max(-1).values
+    return td_target(rewards, next_q.max(-1).values, dones, gamma)
 
 
 def double_q_target(
@@ -71,15 +82,14 @@ def double_q_target(
     one estimator selects, the other evaluates), which removes the max-operator bias of 2.7.
     """
     best = next_q_online.argmax(-1, keepdim=True)
-    return rewards + gamma * (1.0 - dones) * next_q_target.gather(-1, best).squeeze(-1)
+    return td_target(rewards, next_q_target.gather(-1, best).squeeze(-1), dones, gamma)
 
 
 def sarsa_target(
     rewards: Tensor, next_q: Tensor, next_actions: Tensor, dones: Tensor, gamma: float
 ) -> Tensor:
     """y = r + γ (1 - done) Q(s', a') with a' the next action of the behaviour policy (eq. 2.9)."""
-    next_value = next_q.gather(-1, next_actions.long().unsqueeze(-1)).squeeze(-1)
-    return rewards + gamma * (1.0 - dones) * next_value
+    return td_target(rewards, taken(next_q, next_actions), dones, gamma)
 
 
 def expected_sarsa_target(
@@ -95,8 +105,7 @@ def expected_sarsa_target(
     π is ε-greedy in `policy_q` (the acting network's Q(s', ·)) when given, else in `next_q`.
     """
     probs = epsilon_greedy_probs(next_q if policy_q is None else policy_q, epsilon)
-    next_value = (probs * next_q).sum(-1)
-    return rewards + gamma * (1.0 - dones) * next_value
+    return td_target(rewards, (probs * next_q).sum(-1), dones, gamma)
 
 
 def td_loss(q_values: Tensor, targets: Tensor, kind: str) -> Tensor:
@@ -110,3 +119,10 @@ def td_loss(q_values: Tensor, targets: Tensor, kind: str) -> Tensor:
     if kind == "mse":
         return F.mse_loss(q_values, targets.detach())
     raise ValueError(f"unknown TD loss {kind!r}; choose from huber, mse")
+
+
+def critic_regression_loss(q_values: Tensor, targets: Tensor) -> Tensor:
+    """Squared error of an ensemble of K critics' Q(s, a) (`q_values` [K, B]) to fixed `targets`
+    [B]: averaged over the batch, summed over the critics (DDPG's one critic, the twins of TD3
+    and SAC)."""
+    return (q_values - targets).square().mean(1).sum()
