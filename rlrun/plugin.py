@@ -8,7 +8,7 @@ rlrun's own modules move.
 
 from __future__ import annotations
 
-from rlrun.algos._offpolicy import ContinuousLearner, ReplayLearner, train_off_policy
+from rlrun.algos._offpolicy import ContinuousLearner, ReplayLearner, ReplayLoop, train_off_policy
 from rlrun.config import AlgoConfig, ConfigError, TrainConfig, check, check_discount
 from rlrun.data.batch import Batch
 from rlrun.data.episodes import EpisodeBatch, collect_episodes, episode_quotas
@@ -53,6 +53,7 @@ __all__ = [  # noqa: RUF022 - grouped by role, each with its one-line descriptio
     "ReplayLearner",  # protocol of a replay algorithm's learner (act, update, tracked, ...)
     "ContinuousLearner",  # base of a learner with continuous actions in [-1, 1]
     "train_off_policy",  # the shared replay loop, driven by a ReplayLearner
+    "ReplayLoop",  # the same loop as an iterator of minibatches (ReplayLoop.batches), for your own update
     "minibatch_steps",  # epochs of shuffled minibatch steps of a per-epoch loss (PPO-style)
     # Networks.
     "ActorCritic",  # policy and value networks from cfg.network (act, dist, value, ...)

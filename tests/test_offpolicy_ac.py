@@ -192,6 +192,27 @@ def test_td3_target_smoothing_is_clipped_and_stays_in_bounds():
 
 
 # ----- runs -----------------------------------------------------------------------------------
+def test_train_off_policy_runs_a_learner_that_carries_its_update_as_the_algorithm_does(
+        train_run, compose_cfg, tmp_path):
+    from rlrun.algos._offpolicy import train_off_policy
+    from rlrun.algos.sac import SACLearner
+    from rlrun.run import Run
+
+    class Learner(SACLearner):  # a plugin's learner: update(batch, update) for train_off_policy
+        def update(self, batch, update):
+            return super().update(batch)
+
+    overrides = ["algo=sac", *TINY, "total_timesteps=200"]
+    own = train_run(overrides, tmp_path / "own")
+    cfg = compose_cfg(overrides)
+    run = Run(cfg, tmp_path / "plugin")
+    result = train_off_policy(cfg, run, lambda envs: Learner(cfg, envs, run.device))
+    assert result.final_eval_return == own.final_eval_return
+    actors = [load_checkpoint(d / "checkpoints" / "last.pt")["modules"]["actor"] for d in (tmp_path / "own",
+                                                                                          tmp_path / "plugin")]
+    assert all(torch.equal(actors[0][k], actors[1][k]) for k in actors[0])
+
+
 @pytest.mark.parametrize("algo", ALGOS)
 def test_smoke_logs_and_checkpoints_the_replay_buffer(train_run, tmp_path, algo):
     result = train_run([f"algo={algo}", *TINY, "total_timesteps=300"], tmp_path)

@@ -100,7 +100,7 @@ def require_continuous_actions(algo: str) -> Callable[..., None]:
     return check_spaces
 
 
-class ReplayLearner(Protocol):
+class ReplayActor(Protocol):
     """The acting side of an algorithm, which the shared replay loop calls between env steps."""
 
     policy: nn.Module
@@ -127,6 +127,14 @@ class ReplayLearner(Protocol):
 
     def log_values(self) -> dict[str, float]:
         """Metrics of the learner's own schedules for the next log line (ε, learning rate)."""
+        ...
+
+
+class ReplayLearner(ReplayActor, Protocol):
+    """A `ReplayActor` with its update, for `train_off_policy`."""
+
+    def update(self, batch: ReplayBatch, update: int) -> dict[str, torch.Tensor]:
+        """One gradient step on `batch` (`update` counts earlier steps); returns detached statistics."""
         ...
 
 
@@ -205,7 +213,7 @@ class ReplayLoop:
         """The statistics of one update, averaged into the next `train/` log line."""
         self.stats.add(stats)
 
-    def batches(self, learner: ReplayLearner) -> Iterator[ReplayBatch]:
+    def batches(self, learner: ReplayActor) -> Iterator[ReplayBatch]:
         """Run the loop with `learner` acting (restoring a resumed run first), yielding each
         minibatch to update on; logs, evaluates and checkpoints on schedule."""
         cfg, run, envs, replay, progress = self.cfg, self.run, self.envs, self.replay, self.progress
@@ -243,3 +251,13 @@ class ReplayLoop:
     def finish(self, policy: nn.Module) -> TrainResult:
         """The run's final evaluation of `policy` and last checkpoint."""
         return self.run.finish(policy, self.global_step)
+
+
+def train_off_policy(cfg: TrainConfig, run: Run, make_learner: Callable[[VecEnv], ReplayLearner]) -> TrainResult:
+    """The replay loop around a learner that carries its update (built by `make_learner(envs)`),
+    for an algorithm whose module holds nothing more than its `ReplayLearner`."""
+    loop = ReplayLoop(cfg, run)
+    learner = make_learner(loop.envs)
+    for batch in loop.batches(learner):
+        loop.record(learner.update(batch, loop.updates))
+    return loop.finish(learner.policy)
