@@ -10,7 +10,7 @@ The rule for loops: a family shares one loop where its subtle parts live (here t
 observations, the sampler and resume), and each algorithm's module drives it visibly with its
 own loss. `ReplayLoop.batches` yields the sampled minibatches; the algorithm's `train` takes one
 gradient step on each with its own update and hands the statistics back (`ReplayLoop.record`).
-The learner (a `ReplayLearner`) brings the networks, the behaviour policy and the env-step
+The learner (a `ReplayActor`) brings the networks, the behaviour policy and the env-step
 schedules (DQN's target copies, ε).
 
 Continuous actions are handled in [-1, 1] everywhere (replay, critics, noise) and scaled to the
