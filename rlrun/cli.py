@@ -174,6 +174,7 @@ def job_launch(hydra_cfg: DictConfig, node: DictConfig, overrides: list[str], **
     absent: those are left out), the user's config files of other groups (each saying which
     shipped file it replaces) and dirs, the optimizer and network rows of the start panel, and
     `extra` (`rlrun.run.Launch`'s other fields)."""
+    from rlrun.policy_io import load_policy
     from rlrun.run import Launch
 
     runtime = hydra_cfg.runtime
@@ -187,6 +188,7 @@ def job_launch(hydra_cfg: DictConfig, node: DictConfig, overrides: list[str], **
         config_dirs=[f"{s.schema}://{s.path}" for s in runtime.config_sources
                      if s.provider == PROVIDER],
         choices=choice_rows(runtime.choices, [f.path for f in presets], overrides, Path(CONF_DIR)),
+        load_policy=load_policy,
         **extra,
     )
 

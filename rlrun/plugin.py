@@ -8,7 +8,7 @@ rlrun's own modules move.
 
 from __future__ import annotations
 
-from rlrun.algos._offpolicy import ContinuousLearner, ReplayLearner, train_off_policy
+from rlrun.algos._offpolicy import ContinuousLearner, ReplayLearner, ReplayLoop, train_off_policy
 from rlrun.config import AlgoConfig, ConfigError, TrainConfig, check, check_discount
 from rlrun.data.batch import Batch
 from rlrun.data.episodes import EpisodeBatch, collect_episodes, episode_quotas
@@ -25,10 +25,10 @@ from rlrun.ops.policy_gradient import actor_critic_step, value_regression_steps
 from rlrun.ops.returns import discounted_returns, explained_variance, gae, standardize
 from rlrun.ops.schedule import linear_schedule
 from rlrun.ops.stats import MeanStats
-from rlrun.ops.targets import TargetSync, hard_update
 from rlrun.ops.td import epsilon_greedy, q_learning_target, td_loss
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
+from rlrun.training.targets import TargetSync, hard_update
 
 __all__ = [  # noqa: RUF022 - grouped by role, each with its one-line description
     # The spec and the config.
@@ -53,6 +53,7 @@ __all__ = [  # noqa: RUF022 - grouped by role, each with its one-line descriptio
     "ReplayLearner",  # protocol of a replay algorithm's learner (act, update, tracked, ...)
     "ContinuousLearner",  # base of a learner with continuous actions in [-1, 1]
     "train_off_policy",  # the shared replay loop, driven by a ReplayLearner
+    "ReplayLoop",  # the same loop as an iterator of minibatches (ReplayLoop.batches), for your own update
     "minibatch_steps",  # epochs of shuffled minibatch steps of a per-epoch loss (PPO-style)
     # Networks.
     "ActorCritic",  # policy and value networks from cfg.network (act, dist, value, ...)

@@ -74,6 +74,10 @@ class EvalReporter(Protocol):
         `may_prune`)."""
 
 
+PolicyLoader = Callable[[str, torch.device], Any]
+"""Loads the acting policy of an rlrun checkpoint (`rlrun.policy_io.load_policy`)."""
+
+
 @dataclass
 class Launch:
     """How a run was started, kept with it once it is accepted."""
@@ -106,6 +110,9 @@ class Launch:
     (`rlrun.choices.choice_rows`)."""
     label: str = ""
     """Prefix of each console line (`rlrun.sweep.job_label` for a job of a sweep); '' alone."""
+    load_policy: PolicyLoader | None = None
+    """Loads the policy of an rlrun checkpoint (`rlrun.policy_io.load_policy`: path, device), such
+    as an imitation expert; given by the launcher, which sits above the algorithms."""
 
 
 @dataclass

@@ -28,11 +28,12 @@ def compose_train(overrides: list[str] | None = None, run_dir: Path | None = Non
 
 def train_in_process(overrides: list[str], run_dir: Path):
     """Compose, build a Run in `run_dir` and train; returns the TrainResult."""
+    from rlrun.policy_io import load_policy
     from rlrun.registry import algorithms
-    from rlrun.run import Run
+    from rlrun.run import Launch, Run
 
     cfg = compose_train(overrides)
-    run = Run(cfg, run_dir)
+    run = Run(cfg, run_dir, Launch(load_policy=load_policy))
     try:
         return algorithms()[cfg.algo.name].train(cfg, run)
     except BaseException:

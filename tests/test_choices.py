@@ -20,8 +20,9 @@ from rlrun.networks.cnn import NatureCNN
 from rlrun.networks.lm import TransformerTorso
 from rlrun.networks.mlp import MLP
 from rlrun.ops.optim import FlatAdam, FlatOptimizer
+from rlrun.policy_io import load_policy
 from rlrun.registry import algorithms
-from rlrun.run import Run
+from rlrun.run import Launch, Run
 
 CONF = Path(CONF_DIR)
 BUILT = {"adam": FlatAdam, "adamw": FlatAdam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
@@ -71,7 +72,7 @@ def _build(overrides: list[str], tmp_path: Path, record: dict) -> tuple[object, 
     checked as the command line does: the CNN is picked for image observations)."""
     cli._setup()
     cfg = OmegaConf.to_object(compose_checked("train", ["logger.console=false", *overrides]))
-    run = Run(cfg, tmp_path / "run")
+    run = Run(cfg, tmp_path / "run", Launch(load_policy=load_policy))
     try:
         with pytest.raises(_Built):
             algorithms()[cfg.algo.name].train(cfg, run)

@@ -251,3 +251,14 @@ def test_stopped_and_resumed_run_ends_where_the_straight_run_ends(
         for key in ("modules", "rng", "state"):
             if key in a:
                 _assert_same(a[key], b[key], f"{name}:{key}")
+
+
+def test_dqn_loss_regresses_on_the_max_or_the_double_q_target():
+    from rlrun.algos.dqn import dqn_loss
+
+    next_q = torch.tensor([[1.0, 5.0], [2.0, 0.0]])  # the target network's Q(s', ·)
+    next_q_online = torch.tensor([[3.0, 0.0], [0.0, 1.0]])  # picks a' = 0, 1: valued 1 and 0
+    rewards, dones, q_taken = torch.tensor([0.0, 1.0]), torch.zeros(2), torch.tensor([2.5, 1.0])
+    # max targets [2.5, 2.0]: errors [0, -1] ; double targets [0.5, 1.0]: errors [2, 0]
+    assert dqn_loss(q_taken, next_q, rewards, dones, 0.5, "mse").item() == 0.5
+    assert dqn_loss(q_taken, next_q, rewards, dones, 0.5, "mse", next_q_online).item() == 2.0

@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from rlrun.algos._imitation import holdout_split, imitation_loss
+from rlrun.algos._imitation import expert_from_checkpoint, holdout_split, imitation_loss
 from rlrun.algos.dagger import mixing_beta
 from rlrun.checkpoint import load_checkpoint
 from rlrun.config import ConfigError, EnvConfig
-from rlrun.data.demos import Demos, Expert, collect_demos, load_demos, minari_available, save_demos
+from rlrun.data.demos import Demos, collect_demos, load_demos, minari_available, save_demos
 from rlrun.envs.factory import make_vec_env
 from rlrun.ops.distributions import Categorical, DiagGaussian
+from rlrun.policy_io import load_policy
 
 TINY = ["eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]
 CARTPOLE = gym.make("CartPole-v1")
@@ -128,28 +129,31 @@ def test_minari_dataset_round_trip(tmp_path, monkeypatch):
     _assert_same(by_id, demos)
 
 
+def _expert(checkpoint, env_id="CartPole-v1"):
+    return expert_from_checkpoint(load_policy, str(checkpoint), env_id, CARTPOLE.observation_space,
+                                  CARTPOLE.action_space, torch.device("cpu"))
+
+
 def test_expert_refusals(tiny_expert, tmp_path):
-    cpu = torch.device("cpu")
     with pytest.raises(ConfigError, match="algo.expert: no checkpoint"):
-        Expert(str(tmp_path / "nowhere"), "CartPole-v1", CARTPOLE.observation_space, CARTPOLE.action_space, cpu)
+        _expert(tmp_path / "nowhere")
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, foreign)
     with pytest.raises(ConfigError, match="not an rlrun checkpoint"):
-        Expert(str(foreign), "CartPole-v1", CARTPOLE.observation_space, CARTPOLE.action_space, cpu)
+        _expert(foreign)
     unsafe = tmp_path / "unsafe.pt"
     torch.save({"format": "rlrun-checkpoint-1", "thing": SimpleNamespace(a=1)}, unsafe)
     with pytest.raises(ConfigError, match="refused to load"):
-        Expert(str(unsafe), "CartPole-v1", CARTPOLE.observation_space, CARTPOLE.action_space, cpu)
+        _expert(unsafe)
     with pytest.raises(ConfigError, match="trained on CartPole-v1, not Acrobot-v1"):
-        Expert(str(tiny_expert), "Acrobot-v1", CARTPOLE.observation_space, CARTPOLE.action_space, cpu)
+        _expert(tiny_expert, "Acrobot-v1")
 
 
 def test_expert_normalises_raw_observations_with_its_own_statistics(tmp_path, train_run):
     train_run(["total_timesteps=256", "algo.num_steps=32", "env.normalize_obs=true", *TINY], tmp_path)
     state = load_checkpoint(tmp_path)
     rms = state["modules"]["envs"]["obs_rms"]
-    expert = Expert(str(tmp_path), "CartPole-v1", CARTPOLE.observation_space, CARTPOLE.action_space,
-                    torch.device("cpu"))
+    expert = _expert(tmp_path)
     raw = torch.as_tensor(np.random.default_rng(0).normal(size=(64, 4)), dtype=torch.float32) * 2.0
     normalised = ((raw.double() - rms["mean"]) / torch.sqrt(rms["var"] + 1e-8)).clamp(-10, 10).float()
     assert torch.equal(expert.act(raw), expert.policy.act(normalised))

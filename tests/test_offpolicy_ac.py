@@ -19,7 +19,7 @@ from rlrun.config import ConfigError
 from rlrun.data.replay import ReplayBatch
 from rlrun.networks.continuous import ActionScaler
 from rlrun.ops.distributions import TanhGaussian, tanh_log_det_jacobian
-from rlrun.ops.noise import OrnsteinUhlenbeckNoise
+from rlrun.training.noise import OrnsteinUhlenbeckNoise
 
 ALGOS = ["ddpg", "td3", "sac"]
 TINY = ["env=Pendulum-v1", "eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0",
@@ -145,17 +145,18 @@ def test_sac_critic_target_is_soft_min_of_target_twins(compose_cfg):
         targets = batch.rewards + 0.99 * (1 - batch.terminations) * (next_q - 0.5 * next_logprobs)
         expected_loss = ((q - targets) ** 2).mean(1).sum()
     torch.manual_seed(7)
-    stats = learner.update(batch, 0)
+    stats = learner.update(batch)
     torch.testing.assert_close(stats["critic_loss"], expected_loss, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(stats["alpha"], torch.tensor(0.5))
 
 
 def test_td3_target_uses_min_of_target_twins_and_delays_the_actor(compose_cfg):
+    from rlrun.algos import td3
     from rlrun.algos._deterministic import DeterministicLearner
 
-    cfg = compose_cfg(["algo=td3", "env=Pendulum-v1", "network.hidden_sizes=[16]"])
-    learner = DeterministicLearner(cfg, _pendulum_envs(), torch.device("cpu"), num_critics=2,
-                                   policy_noise=0.2, noise_clip=0.0, policy_delay=2)  # clip 0: no smoothing
+    cfg = compose_cfg(["algo=td3", "env=Pendulum-v1", "network.hidden_sizes=[16]", "algo.policy_noise=0.2",
+                       "algo.noise_clip=0.0", "algo.policy_delay=2"])  # clip 0: no smoothing
+    learner = DeterministicLearner(cfg, _pendulum_envs(), torch.device("cpu"), num_critics=2)
     with torch.no_grad():
         for p in [*learner.critic_target.parameters(), *learner.actor_target.parameters()]:
             p.add_(0.3 * torch.randn_like(p))
@@ -167,18 +168,50 @@ def test_td3_target_uses_min_of_target_twins_and_delays_the_actor(compose_cfg):
         targets = batch.rewards + 0.99 * (1 - batch.terminations) * next_q
     actor_before = [p.clone() for p in learner.actor.parameters()]
     target_before = [p.clone() for p in learner.actor_target.parameters()]
-    stats = learner.update(batch, 1)  # not a multiple of policy_delay: critics only
+    stats = td3.update(learner, batch, 1)  # not a multiple of policy_delay: critics only
     torch.testing.assert_close(stats["critic_loss"], ((q - targets) ** 2).mean(1).sum())
     assert "actor_loss" not in stats
     assert all(torch.equal(a, b) for a, b in zip(actor_before, learner.actor.parameters()))
     assert all(torch.equal(a, b) for a, b in zip(target_before, learner.actor_target.parameters()))
-    stats = learner.update(batch, 2)
+    stats = td3.update(learner, batch, 2)
     assert "actor_loss" in stats
     assert not all(torch.equal(a, b) for a, b in zip(actor_before, learner.actor.parameters()))
     assert not all(torch.equal(a, b) for a, b in zip(target_before, learner.actor_target.parameters()))
 
 
+def test_td3_target_smoothing_is_clipped_and_stays_in_bounds():
+    from rlrun.algos.td3 import smoothed
+
+    actions = torch.tensor([[0.95, 0.0, -0.5]]).repeat(1000, 1)
+    assert smoothed(actions, 0.0, 0.5) is actions
+    result = smoothed(actions, 10.0, 0.1)  # wide noise: nearly every draw is clipped to ±0.1
+    noise = result - actions
+    assert noise[:, 1:].abs().max() <= 0.1 + 1e-6 and (noise[:, 1:].abs() > 0.099).float().mean() > 0.9
+    assert result[:, 0].max() == 1.0 and result[:, 0].min() >= 0.85 - 1e-6  # clamped to the action bound
+
+
 # ----- runs -----------------------------------------------------------------------------------
+def test_train_off_policy_runs_a_learner_that_carries_its_update_as_the_algorithm_does(
+        train_run, compose_cfg, tmp_path):
+    from rlrun.algos._offpolicy import train_off_policy
+    from rlrun.algos.sac import SACLearner
+    from rlrun.run import Run
+
+    class Learner(SACLearner):  # a plugin's learner: update(batch, update) for train_off_policy
+        def update(self, batch, update):
+            return super().update(batch)
+
+    overrides = ["algo=sac", *TINY, "total_timesteps=200"]
+    own = train_run(overrides, tmp_path / "own")
+    cfg = compose_cfg(overrides)
+    run = Run(cfg, tmp_path / "plugin")
+    result = train_off_policy(cfg, run, lambda envs: Learner(cfg, envs, run.device))
+    assert result.final_eval_return == own.final_eval_return
+    actors = [load_checkpoint(d / "checkpoints" / "last.pt")["modules"]["actor"] for d in (tmp_path / "own",
+                                                                                          tmp_path / "plugin")]
+    assert all(torch.equal(actors[0][k], actors[1][k]) for k in actors[0])
+
+
 @pytest.mark.parametrize("algo", ALGOS)
 def test_smoke_logs_and_checkpoints_the_replay_buffer(train_run, tmp_path, algo):
     result = train_run([f"algo={algo}", *TINY, "total_timesteps=300"], tmp_path)

@@ -8,7 +8,7 @@ from torch import nn
 
 from rlrun.config import OptimizerConfig
 from rlrun.ops.optim import make_optimizer
-from rlrun.ops.targets import TargetSync, hard_update
+from rlrun.training.targets import TargetSync, hard_update
 
 
 def _linear(weight: list[float], bias: float) -> nn.Linear:

@@ -11,13 +11,16 @@ import torch
 from rlrun.data.replay import ReplayBuffer
 from rlrun.ops.schedule import linear_schedule
 from rlrun.ops.td import (
+    critic_regression_loss,
     double_q_target,
     epsilon_greedy,
     epsilon_greedy_probs,
     expected_sarsa_target,
     q_learning_target,
     sarsa_target,
+    taken,
     td_loss,
+    td_target,
 )
 
 
@@ -140,3 +143,18 @@ def test_td_losses_by_hand_and_targets_get_no_gradient():
     assert torch.allclose(q.grad, torch.tensor([-0.5, 2.0]))  # d/dq mean((q - y)^2) = (q - y)
     with pytest.raises(ValueError):
         td_loss(q, targets, "l1")
+
+
+def test_td_target_taken_and_critic_regression_loss_by_hand():
+    rewards, dones = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 1.0])
+    # y = r + 0.5 (1 - done) v': the second transition terminated and keeps only its reward
+    targets = td_target(rewards, torch.tensor([4.0, 10.0]), dones, 0.5)
+    assert torch.equal(targets, torch.tensor([3.0, 2.0]))
+    q_values = torch.tensor([[1.0, 7.0], [5.0, -2.0]])
+    assert torch.equal(taken(q_values, torch.tensor([1, 0])), torch.tensor([7.0, 5.0]))
+    # two critics: errors [-2, 0] -> mean square 2 ; [0, 1] -> 0.5 ; summed over critics
+    q = torch.tensor([[1.0, 2.0], [3.0, 3.0]], requires_grad=True)
+    loss = critic_regression_loss(q, targets)
+    assert loss.item() == 2.5
+    loss.backward()
+    assert torch.equal(q.grad, torch.tensor([[-2.0, 0.0], [0.0, 1.0]]))  # d/dq mean_b (q - y)^2

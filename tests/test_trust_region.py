@@ -20,6 +20,7 @@ from rlrun.ops.trust_region import (
     kl_hessian_vector_product,
     natural_step_size,
     set_flat_params,
+    surrogate,
 )
 
 torch.set_num_threads(1)
@@ -284,3 +285,14 @@ def test_line_search_rejects_and_restores_old_params(kwargs: dict[str, float]) -
 def test_line_search_rejects_nan() -> None:
     result = backtracking_line_search(lambda step: (float("nan"), 0.0), torch.ones(2), 0.01)
     assert not result.accepted and math.isnan(result.improvement)
+
+
+def test_surrogate_weighs_advantages_by_the_probability_ratio() -> None:
+    old = torch.log(torch.tensor([0.5, 0.25]))
+    new = torch.log(torch.tensor([0.25, 0.5])).requires_grad_()
+    advantages = torch.tensor([2.0, -1.0])
+    # ratios 0.5 and 2: mean(0.5 * 2, 2 * -1) = -0.5 ; d/dlog π_i = ρ_i Â_i / N = [0.5, -1]
+    value = surrogate(new, old, advantages)
+    assert math.isclose(value.item(), -0.5, rel_tol=1e-6)
+    value.backward()
+    torch.testing.assert_close(new.grad, torch.tensor([0.5, -1.0]))

@@ -9,13 +9,14 @@ import numpy as np
 import torch
 
 from rlrun.algos.configs import ImitationConfig
+from rlrun.checkpoint import CheckpointError
 from rlrun.config import ConfigError, NetworkConfig, TrainConfig
 from rlrun.data.demos import Demos, Expert, collect_demos, load_demos, save_demos
-from rlrun.envs.factory import VecEnv
+from rlrun.envs.factory import VecEnv, env_spaces
 from rlrun.networks.actor import Actor, actor_parts
 from rlrun.ops.distributions import Categorical, Distribution
 from rlrun.ops.optim import FlatOptimizer, anneal_lr, make_optimizer
-from rlrun.run import Run, Scalars
+from rlrun.run import PolicyLoader, Run, Scalars
 
 
 class StandardizedActor(Actor):
@@ -157,6 +158,34 @@ def initial_demos(cfg: TrainConfig, run: Run, envs: VecEnv, expert: Expert | Non
     return demos
 
 
+def expert_from_checkpoint(load_policy: PolicyLoader, checkpoint: str, env_id: str, obs_space: gym.Space,
+                           action_space: gym.Space, device: torch.device) -> Expert:
+    """The policy of the rlrun checkpoint (file or run dir) `checkpoint`, loaded by `load_policy`
+    (`rlrun.policy_io.load_policy`), as the expert of a run on `env_id`.
+
+    Raises:
+        ConfigError: the checkpoint is missing or not an rlrun checkpoint, was trained on
+            another env id, or its spaces differ from the learner's.
+    """
+    try:
+        loaded = load_policy(checkpoint, device)
+    except CheckpointError as error:
+        raise ConfigError(f"algo.expert: {error}") from None
+    expert_env = loaded.train_cfg.env.id
+    if expert_env != env_id:
+        raise ConfigError(
+            f"algo.expert={checkpoint} was trained on {expert_env}, not {env_id}; "
+            f"pass an expert for {env_id} or use env={expert_env}"
+        )
+    expert_spaces = env_spaces(loaded.train_cfg.env)
+    if expert_spaces != (obs_space, action_space):
+        raise ConfigError(
+            f"algo.expert={checkpoint} acts in {expert_spaces[0]} / {expert_spaces[1]}, this env in "
+            f"{obs_space} / {action_space} (different env.kwargs?); use an expert trained with the same env config"
+        )
+    return Expert(loaded.policy, loaded.obs_normalizer(obs_space), action_space, device)
+
+
 def load_expert(cfg: TrainConfig, run: Run, envs: VecEnv, required: bool) -> Expert | None:
     """The expert of `algo.expert` (refusing a run without expert and dataset)."""
     algo: ImitationConfig = cfg.algo
@@ -172,7 +201,11 @@ def load_expert(cfg: TrainConfig, run: Run, envs: VecEnv, required: bool) -> Exp
                 + ("" if required else " (or algo.dataset=<.npz file, Minari dataset dir or id>)")
             )
         return None
-    return Expert(algo.expert, cfg.env.id, envs.single_observation_space, envs.single_action_space, run.device)
+    if run.launch.load_policy is None:
+        raise ConfigError(f"algo.expert={algo.expert}: this run was started without a checkpoint loader; "
+                          "start it with the rlrun command or rlrun.train")
+    return expert_from_checkpoint(run.launch.load_policy, algo.expert, cfg.env.id, envs.single_observation_space,
+                                  envs.single_action_space, run.device)
 
 
 def setup(cfg: TrainConfig, run: Run, expert_required: bool) -> tuple[VecEnv, Expert | None, Actor, FlatOptimizer,

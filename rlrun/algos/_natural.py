@@ -44,6 +44,7 @@ from rlrun.ops.trust_region import (
     fisher_vector_product_from_logprobs,
     kl_hessian_vector_product,
     natural_step_size,
+    surrogate,
 )
 from rlrun.run import Run, TrainResult
 
@@ -121,7 +122,7 @@ class PolicyObjective:
 
     def surrogate(self) -> Tensor:
         """L(θ') = mean_i ρ_i Â_i with ρ_i = π_θ'(a_i|s_i) / π_θ(a_i|s_i) (eq. 7.41)."""
-        return ((self.logprobs() - self.old_logprobs).exp() * self.advantages).mean()
+        return surrogate(self.logprobs(), self.old_logprobs, self.advantages)
 
     def kl(self) -> Tensor:
         """Mean KL(π_θ(·|s_i) || π_θ'(·|s_i)) over the batch states (the constraint of eq. 7.41)."""
@@ -131,9 +132,8 @@ class PolicyObjective:
     def improvement_and_kl(self) -> tuple[float, float]:
         """(L(θ') - L(θ), mean KL) at the current parameters, from one forward pass."""
         dist = self.agent.dist(self.obs)
-        ratio = (dist.log_prob(self.actions) - self.old_logprobs).exp()
-        surrogate = float((ratio * self.advantages).mean())
-        return surrogate - self.old_surrogate, float(self.old_dist.kl(dist).mean())
+        value = float(surrogate(dist.log_prob(self.actions), self.old_logprobs, self.advantages))
+        return value - self.old_surrogate, float(self.old_dist.kl(dist).mean())
 
 
 def fisher_product(

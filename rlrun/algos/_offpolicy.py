@@ -3,9 +3,15 @@
 The outer loop of book Alg. 2.2-2.3 (DQN) and 9.4, 10.1 and 11.1 (DDPG, TD3, SAC; the lecture's
 boxes), written once: act with the learner's behaviour policy, store each transition
 <s, a, r, s', terminated> in the replay buffer with the real final observation where an
-episode ended, and every `train_every` env steps run `gradient_steps` updates on minibatches
-drawn with a seeded generator. Each algorithm supplies a `ReplayLearner`: its networks, its
-behaviour policy, its update, and its env-step schedules (DQN's target copies, ε).
+episode ended, and every `train_every` env steps draw `gradient_steps` minibatches with a
+seeded generator.
+
+The rule for loops: a family shares one loop where its subtle parts live (here the final
+observations, the sampler and resume), and each algorithm's module drives it visibly with its
+own loss. `ReplayLoop.batches` yields the sampled minibatches; the algorithm's `train` takes one
+gradient step on each with its own update and hands the statistics back (`ReplayLoop.record`).
+The learner (a `ReplayActor`) brings the networks, the behaviour policy and the env-step
+schedules (DQN's target copies, ε).
 
 Continuous actions are handled in [-1, 1] everywhere (replay, critics, noise) and scaled to the
 env's bounds only when stepping the env (`ContinuousLearner`). Resuming restores the replay
@@ -16,7 +22,7 @@ where it stopped. SARSA is on-policy and keeps no replay buffer: it has its own 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import Protocol
 
@@ -58,17 +64,15 @@ def optimizer_with_lr(
     return make_optimizer(params, cfg if lr is None else replace(cfg, lr=lr))
 
 
-def critic_step(
-    critic: nn.Module, optimizer: FlatOptimizer, batch: ReplayBatch, targets: torch.Tensor
-) -> dict[str, torch.Tensor]:
-    """One gradient step of every Q critic on the squared error to the fixed `targets` (summed over
-    critics, averaged over the batch); returns its `critic_loss` and `q_mean`."""
-    q = critic(batch.obs, batch.actions)
-    critic_loss = (q - targets).square().mean(1).sum()
+def gradient_step(
+    optimizer: FlatOptimizer, loss: torch.Tensor, inputs: list[nn.Parameter] | None = None
+) -> torch.Tensor:
+    """One optimizer step on `loss` (gradients only into `inputs` when given, e.g. an actor's
+    weights and not the critic's it is valued by); returns the detached loss."""
     optimizer.zero_grad()
-    critic_loss.backward()
+    loss.backward(inputs=inputs)
     optimizer.step()
-    return {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
+    return loss.detach()
 
 
 def require_continuous_actions(algo: str) -> Callable[..., None]:
@@ -96,8 +100,8 @@ def require_continuous_actions(algo: str) -> Callable[..., None]:
     return check_spaces
 
 
-class ReplayLearner(Protocol):
-    """What an algorithm plugs into the shared replay loop."""
+class ReplayActor(Protocol):
+    """The acting side of an algorithm, which the shared replay loop calls between env steps."""
 
     policy: nn.Module
     """The acting network, evaluated and returned by the run (checkpointed under its own name)."""
@@ -121,12 +125,16 @@ class ReplayLearner(Protocol):
         """Told that the global env step moved from `previous` to `global_step` (env-step schedules)."""
         ...
 
-    def update(self, batch: ReplayBatch, update: int) -> dict[str, torch.Tensor]:
-        """One gradient step on `batch` (`update` counts earlier steps); returns detached statistics."""
-        ...
-
     def log_values(self) -> dict[str, float]:
         """Metrics of the learner's own schedules for the next log line (ε, learning rate)."""
+        ...
+
+
+class ReplayLearner(ReplayActor, Protocol):
+    """A `ReplayActor` with its update, for `train_off_policy`."""
+
+    def update(self, batch: ReplayBatch, update: int) -> dict[str, torch.Tensor]:
+        """One gradient step on `batch` (`update` counts earlier steps); returns detached statistics."""
         ...
 
 
@@ -181,47 +189,75 @@ class SampleGenerator:
         self.generator.set_state(state["state"])
 
 
-def train_off_policy(
-    cfg: TrainConfig,
-    run: Run,
-    make_learner: Callable[[VecEnv], ReplayLearner],
-) -> TrainResult:
-    """Train the learner built by `make_learner(envs)` from a replay buffer of the training envs."""
-    algo: ReplayConfig = cfg.algo
-    envs: VecEnv = run.make_envs(gamma=algo.gamma)
-    replay = make_replay(algo.buffer_size, envs, run.device)
-    run.note_learning_starts(algo.learning_starts)
-    learner = make_learner(envs)
-    sampler = SampleGenerator(cfg.seed)
-    progress = Scalars(updates=0)
-    run.track(**learner.tracked(), envs=envs, replay=SideFile(replay), sampler=sampler, progress=progress)
-    global_step = run.restore()
+class ReplayLoop:
+    """The training envs, the replay buffer and the sampler of one run, and the loop over them
+    (`batches`); the algorithm's `train` builds its learner on `envs` in between."""
 
-    stats = MeanStats()
-    obs = envs.reset(seed=run.env_seed)
-    while global_step < cfg.total_timesteps and not run.should_stop:
-        with torch.no_grad():
-            actions, env_actions = learner.act(obs, global_step)
-        step = envs.step(env_actions)
-        run.record_episodes(step)
-        replay.add(obs, step.final_obs, actions, step.rewards, step.terminations, step.truncations)
-        ended = step.terminations | step.truncations
-        if ended.any():
-            learner.end_episodes(ended)
-        obs = step.obs
-        previous, global_step = global_step, global_step + envs.num_envs
-        learner.after_env_step(previous, global_step)
+    def __init__(self, cfg: TrainConfig, run: Run) -> None:
+        self.cfg, self.run = cfg, run
+        algo: ReplayConfig = cfg.algo
+        self.envs: VecEnv = run.make_envs(gamma=algo.gamma)
+        self.replay = make_replay(algo.buffer_size, self.envs, run.device)
+        run.note_learning_starts(algo.learning_starts)
+        self.sampler = SampleGenerator(cfg.seed)
+        self.progress = Scalars(updates=0)
+        self.stats = MeanStats()
+        self.global_step = 0
 
-        if global_step > algo.learning_starts and crossed(previous, global_step, algo.train_every):
-            for optimizer in learner.optimizers:
-                anneal_lr(optimizer, cfg.optimizer.schedule, global_step, cfg.total_timesteps)
-            for _ in range(algo.gradient_steps):
-                batch = replay.sample(algo.batch_size, sampler.generator)
-                stats.add(learner.update(batch, int(progress["updates"])))
-                progress["updates"] += 1
-        if crossed(previous, global_step, algo.log_every) or global_step >= cfg.total_timesteps:
-            run.log({**stats.pop(), **learner.log_values(), "train/updates": float(progress["updates"]),
-                     "train/buffer_size": float(len(replay))}, global_step)
-        run.maybe_evaluate(learner.policy, global_step)
-        run.maybe_checkpoint(global_step)
-    return run.finish(learner.policy, global_step)
+    @property
+    def updates(self) -> int:
+        """Gradient steps taken before the current one (resumed with the run)."""
+        return int(self.progress["updates"])
+
+    def record(self, stats: dict[str, torch.Tensor]) -> None:
+        """The statistics of one update, averaged into the next `train/` log line."""
+        self.stats.add(stats)
+
+    def batches(self, learner: ReplayActor) -> Iterator[ReplayBatch]:
+        """Run the loop with `learner` acting (restoring a resumed run first), yielding each
+        minibatch to update on; logs, evaluates and checkpoints on schedule."""
+        cfg, run, envs, replay, progress = self.cfg, self.run, self.envs, self.replay, self.progress
+        algo: ReplayConfig = cfg.algo
+        run.track(**learner.tracked(), envs=envs, replay=SideFile(replay), sampler=self.sampler,
+                  progress=progress)
+        global_step = self.global_step = run.restore()
+        obs = envs.reset(seed=run.env_seed)
+        while global_step < cfg.total_timesteps and not run.should_stop:
+            with torch.no_grad():
+                actions, env_actions = learner.act(obs, global_step)
+            step = envs.step(env_actions)
+            run.record_episodes(step)
+            replay.add(obs, step.final_obs, actions, step.rewards, step.terminations, step.truncations)
+            ended = step.terminations | step.truncations
+            if ended.any():
+                learner.end_episodes(ended)
+            obs = step.obs
+            previous, global_step = global_step, global_step + envs.num_envs
+            self.global_step = global_step
+            learner.after_env_step(previous, global_step)
+
+            if global_step > algo.learning_starts and crossed(previous, global_step, algo.train_every):
+                for optimizer in learner.optimizers:
+                    anneal_lr(optimizer, cfg.optimizer.schedule, global_step, cfg.total_timesteps)
+                for _ in range(algo.gradient_steps):
+                    yield replay.sample(algo.batch_size, self.sampler.generator)
+                    progress["updates"] += 1
+            if crossed(previous, global_step, algo.log_every) or global_step >= cfg.total_timesteps:
+                run.log({**self.stats.pop(), **learner.log_values(), "train/updates": float(self.updates),
+                         "train/buffer_size": float(len(replay))}, global_step)
+            run.maybe_evaluate(learner.policy, global_step)
+            run.maybe_checkpoint(global_step)
+
+    def finish(self, policy: nn.Module) -> TrainResult:
+        """The run's final evaluation of `policy` and last checkpoint."""
+        return self.run.finish(policy, self.global_step)
+
+
+def train_off_policy(cfg: TrainConfig, run: Run, make_learner: Callable[[VecEnv], ReplayLearner]) -> TrainResult:
+    """The replay loop around a learner that carries its update (built by `make_learner(envs)`),
+    for an algorithm whose module holds nothing more than its `ReplayLearner`."""
+    loop = ReplayLoop(cfg, run)
+    learner = make_learner(loop.envs)
+    for batch in loop.batches(learner):
+        loop.record(learner.update(batch, loop.updates))
+    return loop.finish(learner.policy)

@@ -1,5 +1,6 @@
 """What the value-based algorithms share (DQN, SARSA; book ch. 2): the check that
-actions are discrete, the Q-network policy, step schedules and the semi-gradient TD step."""
+actions are discrete, the Q-network policy and the semi-gradient TD step (each algorithm's
+module holds its own TD loss)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import torch
 from rlrun.config import ConfigError, TrainConfig
 from rlrun.networks.q import QNetwork
 from rlrun.ops.optim import FlatOptimizer
-from rlrun.ops.td import td_loss
 
 
 def require_discrete_actions(algo: str) -> Callable[..., None]:
@@ -39,19 +39,13 @@ def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space)
     return QNetwork(cfg.network, obs_space, action_space)
 
 
-
-
-def td_update(
-    optimizer: FlatOptimizer,
-    q_values: torch.Tensor,
-    targets: torch.Tensor,
-    loss_kind: str,
-    max_grad_norm: float,
+def td_step(
+    optimizer: FlatOptimizer, loss: torch.Tensor, q_taken: torch.Tensor, max_grad_norm: float
 ) -> dict[str, torch.Tensor]:
-    """One semi-gradient step on the TD loss of Q(s, a) (`q_values`) towards fixed `targets`."""
-    loss = td_loss(q_values, targets, loss_kind)
+    """One semi-gradient step on a TD `loss` of Q(s, a) (`q_taken`), gradients clipped to
+    `max_grad_norm`; returns its `loss`, `q_values` (mean Q(s, a)) and `grad_norm`."""
     optimizer.zero_grad()
     loss.backward()
     grad_norm = optimizer.clip_grad_norm(max_grad_norm)
     optimizer.step()
-    return {"loss": loss.detach(), "q_values": q_values.detach().mean(), "grad_norm": grad_norm}
+    return {"loss": loss.detach(), "q_values": q_taken.detach().mean(), "grad_norm": grad_norm}

@@ -8,8 +8,8 @@ buffer (ch. 2.3), against a target network Q' copied every `target_update_every`
 value it (ch. 2.8, Alg. 2.6 in its Double DQN form). Behaviour is ε-greedy (ch. 2.1) with ε
 annealed linearly over `exploration_fraction` of the budget, then held at `eps_end`.
 
-The loop is the replay loop of DDPG, TD3 and SAC (`rlrun.algos._offpolicy`): minibatches are
-drawn with its seeded generator. Every schedule (ε, learning starts, training phases, target
+The TD loss and the update are here; the loop is the replay loop of DDPG, TD3 and SAC
+(`rlrun.algos._offpolicy`), driven by `train`: minibatches are drawn with its seeded generator. Every schedule (ε, learning starts, training phases, target
 copies) is a function of the global env step, so a resumed run continues them exactly; the
 replay buffer is written beside each checkpoint (`checkpoints/replay.pt`).
 """
@@ -20,12 +20,13 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch import Tensor
 
-from rlrun.algos._offpolicy import train_off_policy
+from rlrun.algos._offpolicy import ReplayLoop
 from rlrun.algos._td_control import (
     make_policy,
     require_discrete_actions,
-    td_update,
+    td_step,
 )
 from rlrun.algos.configs import DQNConfig
 from rlrun.config import TrainConfig
@@ -35,28 +36,37 @@ from rlrun.networks import numpy_acting
 from rlrun.networks.q import QNetwork
 from rlrun.ops.optim import make_optimizer
 from rlrun.ops.schedule import crossed
-from rlrun.ops.targets import TargetSync
 from rlrun.ops.td import (
     double_q_target,
     epsilon_greedy,
     epsilon_greedy_numpy,
     q_learning_target,
+    taken,
+    td_loss,
 )
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, Stateful, TrainResult
+from rlrun.training.targets import TargetSync
 
 
-def dqn_targets(
-    q_network: QNetwork, target_network: QNetwork, batch: ReplayBatch, algo: DQNConfig
-) -> torch.Tensor:
-    """Q-learning targets (eq. 2.3) from the target network, or Double DQN targets."""
-    with torch.no_grad():
-        next_q_target = target_network(batch.next_obs)
-        if algo.double_q:
-            return double_q_target(
-                batch.rewards, q_network(batch.next_obs), next_q_target, batch.terminations, algo.gamma
-            )
-        return q_learning_target(batch.rewards, next_q_target, batch.terminations, algo.gamma)
+def dqn_loss(
+    q_taken: Tensor,
+    next_q: Tensor,
+    rewards: Tensor,
+    terminations: Tensor,
+    gamma: float,
+    kind: str,
+    next_q_online: Tensor | None = None,
+) -> Tensor:
+    """TD loss (`kind`: huber or mse) of Q(s, a) (`q_taken`, [B]) to the Q-learning target
+    y = r + γ (1 - terminated) max_a' Q'(s', a') (eq. 2.3) of the target network's `next_q`
+    [B, A]; with the online network's `next_q_online` [B, A], to the Double DQN target, where the
+    online network picks a' and the target network values it (ch. 2.8)."""
+    if next_q_online is None:
+        targets = q_learning_target(rewards, next_q, terminations, gamma)
+    else:
+        targets = double_q_target(rewards, next_q_online, next_q, terminations, gamma)
+    return td_loss(q_taken, targets, kind)
 
 
 def exploration_policy(q_network: QNetwork, run: Run, num_envs: int) -> Callable[[np.ndarray, float], np.ndarray]:
@@ -104,10 +114,15 @@ class DQNLearner:
         if self.algo.tau == 1.0 and crossed(previous, global_step, self.algo.target_update_every):
             self.target_sync.hard()
 
-    def update(self, batch: ReplayBatch, update: int) -> dict[str, torch.Tensor]:
-        targets = dqn_targets(self.policy, self.target_network, batch, self.algo)
-        q_taken = self.policy(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
-        stats = td_update(self.optimizer, q_taken, targets, self.algo.loss, self.algo.max_grad_norm)
+    def update(self, batch: ReplayBatch) -> dict[str, Tensor]:
+        """One semi-gradient step on `batch` (eq. 2.6), then the Polyak target update when τ < 1."""
+        algo = self.algo
+        with torch.no_grad():
+            next_q = self.target_network(batch.next_obs)
+            next_q_online = self.policy(batch.next_obs) if algo.double_q else None
+        q_taken = taken(self.policy(batch.obs), batch.actions)
+        loss = dqn_loss(q_taken, next_q, batch.rewards, batch.terminations, algo.gamma, algo.loss, next_q_online)
+        stats = td_step(self.optimizer, loss, q_taken, algo.max_grad_norm)
         if self.algo.tau < 1.0:
             self.target_sync.soft(self.algo.tau)
         return stats
@@ -117,7 +132,11 @@ class DQNLearner:
 
 
 def train(cfg: TrainConfig, run: Run) -> TrainResult:
-    return train_off_policy(cfg, run, lambda envs: DQNLearner(cfg, run, envs))
+    loop = ReplayLoop(cfg, run)
+    learner = DQNLearner(cfg, run, loop.envs)
+    for batch in loop.batches(learner):
+        loop.record(learner.update(batch))
+    return loop.finish(learner.policy)
 
 
 check_spaces = require_discrete_actions("dqn")

@@ -26,9 +26,9 @@ from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.importance import truncated_importance_weights, vtrace
 from rlrun.ops.optim import anneal_lr, make_optimizer
 from rlrun.ops.policy_gradient import actor_critic_step
-from rlrun.ops.targets import hard_update
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, Scalars, TrainResult
+from rlrun.training.targets import hard_update
 
 
 def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> ActorCritic:

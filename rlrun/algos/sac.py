@@ -23,23 +23,45 @@ import math
 
 import gymnasium as gym
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from rlrun.algos._offpolicy import (
     ContinuousLearner,
-    critic_step,
+    ReplayLoop,
+    gradient_step,
     optimizer_with_lr,
     require_continuous_actions,
-    train_off_policy,
 )
 from rlrun.algos.configs import SACConfig
 from rlrun.config import TrainConfig
 from rlrun.data.replay import ReplayBatch
 from rlrun.envs.factory import VecEnv
 from rlrun.networks.continuous import QEnsemble, TanhGaussianActor
-from rlrun.ops.targets import TargetSync
+from rlrun.ops.td import critic_regression_loss, td_target
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, Stateful, TrainResult
+from rlrun.training.targets import TargetSync
+
+
+def critic_loss(
+    q: Tensor, next_q: Tensor, next_logprobs: Tensor, rewards: Tensor, terminations: Tensor, gamma: float, alpha: Tensor
+) -> Tensor:
+    """Both critics' squared error (`q`, [2, B]) to the soft Bellman target (eq. 11.5)
+    y = r + γ (1 - terminated) (min_i Q_ψi'(s', a') - α log π(a'|s')), with `next_q` [2, B] the
+    target critics' values of a' ~ π(·|s') and `next_logprobs` [B] its log-probabilities."""
+    soft_value = next_q.min(0).values - alpha * next_logprobs
+    return critic_regression_loss(q, td_target(rewards, soft_value, terminations, gamma))
+
+
+def actor_loss(logprobs: Tensor, q: Tensor, alpha: Tensor) -> Tensor:
+    """mean(α log π(ã|s) - min_i Q_ψi(s, ã)) over the batch, ã ~ π(·|s) reparameterised
+    (eq. 11.7; `q` [2, B], `logprobs` [B])."""
+    return (alpha * logprobs - q.min(0).values).mean()
+
+
+def temperature_loss(log_alpha: Tensor, logprobs: Tensor, target_entropy: float) -> Tensor:
+    """-log α (mean log π(ã|s) + H̄), whose descent moves the entropy toward H̄ (2018b, §5)."""
+    return -log_alpha * (logprobs.mean() + target_entropy)
 
 
 class Temperature(nn.Module):
@@ -92,28 +114,26 @@ class SACLearner(ContinuousLearner):
     def explore(self, obs: torch.Tensor) -> torch.Tensor:
         return self.actor.dist(obs).rsample()[0]
 
-    def update(self, batch: ReplayBatch, update: int) -> dict[str, torch.Tensor]:
+    def update(self, batch: ReplayBatch) -> dict[str, Tensor]:
+        """One step of Alg. 11.1 on `batch`: the critics, the actor, the temperature (when tuned),
+        then the target critics."""
         log_alpha = self.temperature.log_alpha
         alpha = log_alpha.detach().exp()
         with torch.no_grad():
             next_actions, next_logprobs = self.actor.dist(batch.next_obs).rsample()
-            next_q = self.critic_target(batch.next_obs, next_actions).min(0).values - alpha * next_logprobs
-            targets = batch.rewards + self.gamma * (1.0 - batch.terminations) * next_q
-        stats = critic_step(self.critic, self.critic_optimizer, batch, targets)
+            next_q = self.critic_target(batch.next_obs, next_actions)
+        q = self.critic(batch.obs, batch.actions)
+        loss = critic_loss(q, next_q, next_logprobs, batch.rewards, batch.terminations, self.gamma, alpha)
+        stats = {"critic_loss": gradient_step(self.critic_optimizer, loss), "q_mean": q.detach().mean()}
 
         actions, logprobs = self.actor.dist(batch.obs).rsample()
-        actor_loss = (alpha * logprobs - self.critic(batch.obs, actions).min(0).values).mean()
-        self.actor_optimizer.zero_grad()
-        actor_loss.backward(inputs=self.actor_params)  # no gradients for the critics' weights
-        self.actor_optimizer.step()
+        loss = actor_loss(logprobs, self.critic(batch.obs, actions), alpha)
+        stats["actor_loss"] = gradient_step(self.actor_optimizer, loss, self.actor_params)
         logprobs = logprobs.detach()
-        stats.update(actor_loss=actor_loss.detach(), alpha=alpha, entropy=-logprobs.mean())
+        stats.update(alpha=alpha, entropy=-logprobs.mean())
         if self.alpha_optimizer is not None:
-            alpha_loss = -log_alpha * (logprobs.mean() + self.target_entropy)
-            self.alpha_optimizer.zero_grad()
-            alpha_loss.backward()
-            self.alpha_optimizer.step()
-            stats["alpha_loss"] = alpha_loss.detach()
+            loss = temperature_loss(log_alpha, logprobs, self.target_entropy)
+            stats["alpha_loss"] = gradient_step(self.alpha_optimizer, loss)
         self.critic_sync.soft(self.tau)
         return stats
 
@@ -126,7 +146,11 @@ def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space)
 
 
 def train(cfg: TrainConfig, run: Run) -> TrainResult:
-    return train_off_policy(cfg, run, lambda envs: SACLearner(cfg, envs, run.device))
+    loop = ReplayLoop(cfg, run)
+    learner = SACLearner(cfg, loop.envs, run.device)
+    for batch in loop.batches(learner):
+        loop.record(learner.update(batch))
+    return loop.finish(learner.policy)
 
 
 SPEC = AlgoSpec(

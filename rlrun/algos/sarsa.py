@@ -28,7 +28,7 @@ import torch
 from rlrun.algos._td_control import (
     make_policy,
     require_discrete_actions,
-    td_update,
+    td_step,
 )
 from rlrun.algos.configs import SarsaConfig
 from rlrun.config import TrainConfig
@@ -36,10 +36,10 @@ from rlrun.networks.q import QNetwork
 from rlrun.ops.optim import anneal_lr, make_optimizer
 from rlrun.ops.schedule import crossed
 from rlrun.ops.stats import MeanStats
-from rlrun.ops.targets import hard_update
-from rlrun.ops.td import epsilon_greedy, expected_sarsa_target, sarsa_target
+from rlrun.ops.td import epsilon_greedy, expected_sarsa_target, sarsa_target, taken, td_loss
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
+from rlrun.training.targets import hard_update
 
 
 class SarsaBatch:
@@ -94,12 +94,12 @@ def sarsa_targets(
     with torch.no_grad():
         next_obs = batch.flat("next_obs")
         next_q = target_network(next_obs)
-        rewards, dones = batch.flat("rewards"), batch.flat("terminations")
+        rewards, terminations = batch.flat("rewards"), batch.flat("terminations")
         if algo.expected:
             return expected_sarsa_target(
-                rewards, next_q, dones, algo.gamma, epsilon, policy_q=q_network(next_obs)
+                rewards, next_q, terminations, algo.gamma, epsilon, policy_q=q_network(next_obs)
             )
-        return sarsa_target(rewards, next_q, batch.flat("next_actions"), dones, algo.gamma)
+        return sarsa_target(rewards, next_q, batch.flat("next_actions"), terminations, algo.gamma)
 
 
 def train(cfg: TrainConfig, run: Run) -> TrainResult:
@@ -155,8 +155,9 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
         b_obs, b_actions = batch.flat("obs"), batch.flat("actions")
         for _ in range(algo.gradient_steps):
             targets = sarsa_targets(q_network, target_network, batch, algo, epsilon)
-            q_taken = q_network(b_obs).gather(1, b_actions.unsqueeze(1)).squeeze(1)
-            stats.add(td_update(optimizer, q_taken, targets, algo.loss, algo.max_grad_norm))
+            q_taken = taken(q_network(b_obs), b_actions)
+            loss = td_loss(q_taken, targets, algo.loss)  # the semi-gradient TD loss (eq. 2.11)
+            stats.add(td_step(optimizer, loss, q_taken, algo.max_grad_norm))
         if crossed(previous, global_step, algo.log_every) or global_step >= cfg.total_timesteps:
             run.log(
                 {

@@ -1,7 +1,8 @@
 """Expert policies and demonstration datasets for imitation learning (BC, DAgger; book ch. 13).
 
-An expert is any rlrun checkpoint (`Expert`): its policy acts deterministically on raw
-observations normalised with the expert's own statistics. Demonstrations (`Demos`) hold raw
+An expert (`Expert`) is a policy that acts deterministically on raw observations normalised
+with the expert's own statistics; whoever loads it from a checkpoint hands it in (the imitation
+algorithms, through the run's `Launch.load_policy`). Demonstrations (`Demos`) hold raw
 observations, so a learner can normalise them its own way.
 
 On disk a dataset is written in the Minari format when the `minari` extra (Minari with h5py)
@@ -37,12 +38,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from torch import nn
 
-from rlrun.checkpoint import CheckpointError
 from rlrun.config import ConfigError
 from rlrun.data.minari_datasets import require_minari
-from rlrun.envs.factory import Step, VecEnv, env_spaces
-from rlrun.policy_io import load_policy
+from rlrun.envs.factory import Step, VecEnv
+from rlrun.envs.normalize import ObsNormalizer
 
 NPZ_NAME = "demos.npz"
 """File name of a dataset written as .npz in the run dir."""
@@ -102,36 +103,17 @@ class Demos:
 
 
 class Expert:
-    """The deterministic policy of an rlrun checkpoint, acting on raw observations.
+    """A policy acting deterministically on raw observations (an imitation expert).
 
-    Observations are normalised with the expert's own training statistics (its checkpoint's
-    `obs_rms`) before its policy sees them; Box actions are clipped to the env bounds.
-
-    Raises:
-        ConfigError: the checkpoint is missing or not an rlrun checkpoint, was trained on
-            another env id, or its spaces differ from the learner's.
+    Observations are normalised with the expert's own training statistics (`normalizer`, a
+    frozen `ObsNormalizer`, or None) before `policy` sees them; Box actions are clipped to the
+    env bounds.
     """
 
-    def __init__(self, checkpoint: str, env_id: str, obs_space: gym.Space, action_space: gym.Space,
+    def __init__(self, policy: nn.Module, normalizer: ObsNormalizer | None, action_space: gym.Space,
                  device: torch.device) -> None:
-        try:
-            loaded = load_policy(checkpoint, device)
-        except CheckpointError as error:
-            raise ConfigError(f"algo.expert: {error}") from None
-        expert_env = loaded.train_cfg.env.id
-        if expert_env != env_id:
-            raise ConfigError(
-                f"algo.expert={checkpoint} was trained on {expert_env}, not {env_id}; "
-                f"pass an expert for {env_id} or use env={expert_env}"
-            )
-        expert_spaces = env_spaces(loaded.train_cfg.env)
-        if expert_spaces != (obs_space, action_space):
-            raise ConfigError(
-                f"algo.expert={checkpoint} acts in {expert_spaces[0]} / {expert_spaces[1]}, this env in "
-                f"{obs_space} / {action_space} (different env.kwargs?); use an expert trained with the same env config"
-            )
-        self.policy = loaded.policy
-        self.normalizer = loaded.obs_normalizer(obs_space)
+        self.policy = policy
+        self.normalizer = normalizer
         self.device = device
         self.bounds = None
         if isinstance(action_space, gym.spaces.Box):

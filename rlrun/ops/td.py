@@ -4,8 +4,8 @@ Book ch. 2: Q-learning target (eq. 2.3, with a target network as in Alg. 2.2/2.3
 Q-learning (ch. 2.8, in the Double DQN form of van Hasselt et al. 2016), SARSA (eq. 2.9) and
 expected SARSA (eq. 2.12), the squared TD loss (eq. 2.5) and ε-greedy behaviour (ch. 2.1).
 
-All targets take batched tensors: ``rewards`` and ``dones`` of shape ``[B]`` and next-state
-Q-values of shape ``[B, A]``. ``dones`` is 1 only where the episode *terminated*: a truncated
+All targets take batched tensors: ``rewards`` and ``terminations`` of shape ``[B]`` and next-state
+Q-values of shape ``[B, A]``. ``terminations`` is 1 only where the episode *terminated*: a truncated
 transition is bootstrapped from its real final observation like any other.
 """
 
@@ -57,13 +57,24 @@ def epsilon_greedy_probs(q_values: Tensor, epsilon: float) -> Tensor:
     return probs.scatter_add_(-1, greedy, torch.full_like(greedy, 1.0 - epsilon, dtype=probs.dtype))
 
 
-def q_learning_target(rewards: Tensor, next_q: Tensor, dones: Tensor, gamma: float) -> Tensor:
+def td_target(rewards: Tensor, next_values: Tensor, terminations: Tensor, gamma: float) -> Tensor:
+    """The one-step target y = r + γ (1 - done) v' of every TD method, with v' the value of the
+    next state (a max, a chosen action's Q, an expectation, or a critic's estimate)."""
+    return rewards + gamma * (1.0 - terminations) * next_values
+
+
+def taken(q_values: Tensor, actions: Tensor) -> Tensor:
+    """Q(s, a) of the actions taken: `q_values` [B, A] at integer `actions` [B], shape [B]."""
+    return q_values.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+
+def q_learning_target(rewards: Tensor, next_q: Tensor, terminations: Tensor, gamma: float) -> Tensor:
     """y = r + γ (1 - done) max_a' Q'(s', a') (eq. 2.3; Q' the target network of Alg. 2.2)."""
-    return rewards + gamma * (1.0 - dones) * next_q.max(-1).values
+    return td_target(rewards, next_q.max(-1).values, terminations, gamma)
 
 
 def double_q_target(
-    rewards: Tensor, next_q_online: Tensor, next_q_target: Tensor, dones: Tensor, gamma: float
+    rewards: Tensor, next_q_online: Tensor, next_q_target: Tensor, terminations: Tensor, gamma: float
 ) -> Tensor:
     """Double DQN: a* = argmax_a Q(s', a) by the online net, y = r + γ (1 - done) Q'(s', a*).
 
@@ -71,21 +82,20 @@ def double_q_target(
     one estimator selects, the other evaluates), which removes the max-operator bias of 2.7.
     """
     best = next_q_online.argmax(-1, keepdim=True)
-    return rewards + gamma * (1.0 - dones) * next_q_target.gather(-1, best).squeeze(-1)
+    return td_target(rewards, next_q_target.gather(-1, best).squeeze(-1), terminations, gamma)
 
 
 def sarsa_target(
-    rewards: Tensor, next_q: Tensor, next_actions: Tensor, dones: Tensor, gamma: float
+    rewards: Tensor, next_q: Tensor, next_actions: Tensor, terminations: Tensor, gamma: float
 ) -> Tensor:
     """y = r + γ (1 - done) Q(s', a') with a' the next action of the behaviour policy (eq. 2.9)."""
-    next_value = next_q.gather(-1, next_actions.long().unsqueeze(-1)).squeeze(-1)
-    return rewards + gamma * (1.0 - dones) * next_value
+    return td_target(rewards, taken(next_q, next_actions), terminations, gamma)
 
 
 def expected_sarsa_target(
     rewards: Tensor,
     next_q: Tensor,
-    dones: Tensor,
+    terminations: Tensor,
     gamma: float,
     epsilon: float,
     policy_q: Tensor | None = None,
@@ -95,8 +105,7 @@ def expected_sarsa_target(
     π is ε-greedy in `policy_q` (the acting network's Q(s', ·)) when given, else in `next_q`.
     """
     probs = epsilon_greedy_probs(next_q if policy_q is None else policy_q, epsilon)
-    next_value = (probs * next_q).sum(-1)
-    return rewards + gamma * (1.0 - dones) * next_value
+    return td_target(rewards, (probs * next_q).sum(-1), terminations, gamma)
 
 
 def td_loss(q_values: Tensor, targets: Tensor, kind: str) -> Tensor:
@@ -110,3 +119,10 @@ def td_loss(q_values: Tensor, targets: Tensor, kind: str) -> Tensor:
     if kind == "mse":
         return F.mse_loss(q_values, targets.detach())
     raise ValueError(f"unknown TD loss {kind!r}; choose from huber, mse")
+
+
+def critic_regression_loss(q_values: Tensor, targets: Tensor) -> Tensor:
+    """Squared error of an ensemble of K critics' Q(s, a) (`q_values` [K, B]) to fixed `targets`
+    [B]: averaged over the batch, summed over the critics (DDPG's one critic, the twins of TD3
+    and SAC)."""
+    return (q_values - targets).square().mean(1).sum()

@@ -58,6 +58,12 @@ def flat_grad(
     )
 
 
+def surrogate(logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor) -> Tensor:
+    """The importance-sampled surrogate L(θ') = mean_i ρ_i Â_i, with the ratios
+    ρ_i = π_θ'(a_i|s_i) / π_θ(a_i|s_i) = exp(log π_θ'(a_i|s_i) - log π_θ(a_i|s_i)) (eq. 7.41)."""
+    return ((logprobs - old_logprobs).exp() * advantages).mean()
+
+
 def conjugate_gradient(
     matvec: MatVec, b: Tensor, iters: int = 10, residual_tol: float = 1e-10
 ) -> Tensor:

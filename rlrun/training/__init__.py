@@ -1,0 +1,1 @@
+"""Stateful training helpers: target-network sync and exploration noise processes."""
