@@ -25,7 +25,7 @@ from rlrun.config import ConfigError
 from rlrun.stats import RESAMPLES, summary
 
 if TYPE_CHECKING:
-    from rlrun.report import RunRecord
+    from rlrun.report_runs import RunRecord
 
 SCORES = Path(__file__).resolve().parent / "reference" / "scores.csv"
 """The published figures shipped with rlrun."""
