@@ -27,7 +27,7 @@ Statistics, by rliable (Agarwal et al. 2021, "Deep RL at the Edge of the Statist
   whole runs); beside it, dashed, the mean over runs of their `rollout/ep_return_mean` (the
   training episodes), so that a run shorter than `eval.every_steps` still draws a curve;
 - published figures (`--reference`): each compared with rlrun's figure by the same measure at
-  the same step (`rlrun.references.compare`);
+  the same step (`rlrun.reference_compare.compare`);
 - across envs (`rlrun/aggregate.py`, `rlrun/normalisation.py`): final returns normalised per env
   by a random-policy score and the best published one, IQM and mean of the normalised scores
   with stratified bootstrap CIs, performance profiles, and the probability of improvement of

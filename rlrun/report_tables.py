@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from rlrun.normalisation import Normalisation
-from rlrun.references import Reference, compare, matching
+from rlrun.reference_compare import compare
+from rlrun.references import Reference, matching
 from rlrun.report_runs import Group, RunRecord, info_keys
 from rlrun.stats import CONFIDENCE, MIN_RUNS_FOR_IQM
 
@@ -31,7 +32,7 @@ def reference_rows(
     groups: list[Group], references: list[Reference], resamples: int, seed: int
 ) -> tuple[list[str], list[list[str]]]:
     """Each group beside every published figure of its env and algorithm, compared by the figure's
-    own measure (`rlrun.references.compare`): header and rows."""
+    own measure (`rlrun.reference_compare.compare`): header and rows."""
     header = ["env", "algo", "runs", "published", "measure_kind", "seeds", "source", "measure",
               "rlrun, same measure", "rlrun / published", "differs"]
     rows = []
