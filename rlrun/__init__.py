@@ -10,16 +10,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rlrun.api import RunInProgressError, RunResult, train
-    from rlrun.api_policy import Policy, load
+    from rlrun.api import Policy, RunInProgressError, RunResult, load, train
     from rlrun.checkpoint import CheckpointError
     from rlrun.config import ConfigError
 
 _EXPORTS = {
     "train": "rlrun.api",
-    "load": "rlrun.api_policy",
+    "load": "rlrun.api",
     "RunResult": "rlrun.api",
-    "Policy": "rlrun.api_policy",
+    "Policy": "rlrun.api",
     "RunInProgressError": "rlrun.api",
     "ConfigError": "rlrun.config",
     "CheckpointError": "rlrun.checkpoint",
