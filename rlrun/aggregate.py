@@ -39,7 +39,7 @@ from rlrun.stats import (
 )
 
 if TYPE_CHECKING:
-    from rlrun.report import Group
+    from rlrun.report_runs import Group
 
 AUTO_COMPARISONS = 10
 """Most pairs compared without `--compare` (count); each takes about a second per 1,000 resamples."""

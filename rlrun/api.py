@@ -29,22 +29,22 @@ import numbers
 import shlex
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rlrun.api_policy import Policy, load, python_env_id
+
 if TYPE_CHECKING:
-    import gymnasium as gym
-    import numpy as np
     from omegaconf import DictConfig
 
-    from rlrun.cli import Outcome
+    from rlrun.cli_job import Outcome
     from rlrun.config import TrainConfig
-    from rlrun.evaluation import EvalResult
-    from rlrun.policy_io import LoadedPolicy
+
+__all__ = ["Policy", "RunInProgressError", "RunResult", "load", "train"]
 
 _ONE_RUN = threading.Lock()
 """Held while `train` runs: Hydra's state, the signal handlers and the RNGs are per process."""
@@ -111,120 +111,6 @@ def train(overrides: Sequence[str] | str = (), /, **options: Any) -> RunResult:
         _ONE_RUN.release()
 
 
-def load(
-    path: str | Path, env: Callable[..., gym.Env] | None = None, device: str = "auto"
-) -> Policy:
-    """The policy of a run dir (its `checkpoints/last.pt`) or checkpoint file.
-
-    Args:
-        path: Run dir or checkpoint file.
-        env: The callable that made the env of a run trained with `rlrun.train(env=<callable>)`
-            (such a checkpoint cannot rebuild it); None for an env the config makes.
-        device: auto (cuda when available), cpu or cuda.
-
-    Raises:
-        CheckpointError: a missing, unreadable or foreign checkpoint, or `env` given for a
-            checkpoint whose config makes its env (or not given for one made in Python).
-    """
-    from rlrun.envs.python_env import check_callable, registered
-    from rlrun.policy_io import load_policy
-    from rlrun.run import resolve_device
-
-    if env is None:
-        return Policy(load_policy(path, resolve_device(device)))
-    check_callable(env)
-    with registered(_python_env_id(path, "load it with rlrun.load('{run}')"), env):
-        return Policy(load_policy(path, resolve_device(device)), env)
-
-
-class Policy:
-    """A checkpoint's policy (`rlrun.load`): act on observations, evaluate on its env."""
-
-    def __init__(self, loaded: LoadedPolicy, make_env: Callable[..., gym.Env] | None = None) -> None:
-        from rlrun.envs.factory import env_spaces
-
-        self._loaded = loaded
-        self._make_env = make_env
-        self.network = loaded.policy
-        """The acting network (`act(obs_tensor, deterministic)`), in eval mode."""
-        self.device = next(loaded.policy.parameters()).device
-        """Where the network's parameters are."""
-        self.config: TrainConfig = loaded.train_cfg
-        """The typed config the policy was trained with."""
-        self.checkpoint: Path = loaded.path
-        """The checkpoint file."""
-        self.global_step: int = loaded.global_step
-        """Env steps trained when the checkpoint was written."""
-        with self._env():
-            spaces = env_spaces(self.config.env)
-        self.observation_space: gym.Space = spaces[0]
-        """Observations the policy takes, as rlrun's envs give them: the env's own for a Box,
-        one-hot vectors for discrete ones, channels-first images."""
-        self.action_space: gym.Space = spaces[1]
-        """Actions the policy gives."""
-        self._normalizer = loaded.obs_normalizer(self.observation_space)
-
-    def _env(self) -> AbstractContextManager[None]:
-        """The block in which the env's id makes the Python env given to `load`, if any."""
-        from rlrun.envs.python_env import registered
-
-        if self._make_env is None:
-            return nullcontext()
-        return registered(self.config.env.id, self._make_env)
-
-    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """The action for one observation, or the actions of a batch of them (a leading axis),
-        normalised with the training statistics as in training; `deterministic`: the mean or
-        argmax action (false: a sample)."""
-        import gymnasium as gym
-        import numpy as np
-        import torch
-
-        batch = np.asarray(obs)
-        shape = self.observation_space.shape
-        single = batch.shape == shape
-        if single:
-            batch = batch[None]
-        elif batch.shape[1:] != shape:
-            raise ValueError(f"act takes an observation of shape {shape} or a batch of shape "
-                             f"(n, {', '.join(map(str, shape))}), not {batch.shape}")
-        if self._normalizer is not None:
-            batch = self._normalizer(batch, update=False)
-        elif batch.dtype == np.float64:
-            batch = batch.astype(np.float32)
-        with torch.inference_mode():
-            actions = self.network.act(torch.as_tensor(batch, device=self.device), deterministic)
-        actions = actions.cpu().numpy()
-        if isinstance(self.action_space, gym.spaces.Box):
-            actions = np.clip(actions, self.action_space.low, self.action_space.high)
-        return actions[0] if single else actions
-
-    def evaluate(
-        self, episodes: int = 10, deterministic: bool = True, seed: int | None = None,
-        num_envs: int | None = None,
-    ) -> EvalResult:
-        """Evaluate on fresh envs of the training env with the run's protocol (`rlrun-eval`'s):
-        `episodes` episodes over `num_envs` envs (default: the run's `eval.num_envs`), seeded with
-        `seed` (default: the run's) + `eval.seed_offset`. With the run's `eval.episodes`, this is
-        its final evaluation again. Returns the raw returns (`.mean`, `.std`, `.iqm`, `.returns`,
-        `.lengths`)."""
-        from rlrun.config import EvalConfig
-        from rlrun.evaluation import evaluate
-
-        cfg = self.config
-        protocol = EvalConfig(episodes=episodes, num_envs=num_envs or cfg.eval.num_envs,
-                              deterministic=deterministic)  # refuses bad values in one line
-        with self._env():
-            envs = self._loaded.eval_envs(protocol.num_envs,
-                                          max_episode_steps=cfg.eval.max_episode_steps)
-            try:
-                return evaluate(self.network, envs, protocol.episodes,
-                                (cfg.seed if seed is None else seed) + cfg.eval.seed_offset,
-                                self.device, protocol.deterministic)
-            finally:
-                envs.close()
-
-
 # ----- training -----------------------------------------------------------------------------
 def _train(arguments: list[str], options: dict[str, Any]) -> RunResult:
     """`train` under the lock: the overrides, the env given in Python registered, then the run."""
@@ -251,7 +137,7 @@ def _train(arguments: list[str], options: dict[str, Any]) -> RunResult:
         env_id = env_id_of(make)
         lines = [*lines, f"env={env_id}"]
     else:  # the checkpoint's env id, which its config and overrides name
-        env_id = _python_env_id(resume, "continue it with rlrun.train(resume='{run}')")
+        env_id = python_env_id(resume, "continue it with rlrun.train(resume='{run}')")
     with registered(env_id, make):
         return _run(lines, describe(make), objects)
 
@@ -332,36 +218,19 @@ def _one_run(lines: list[str]) -> str | None:
     return resume_override(parsed)
 
 
-def _python_env_id(path: str | Path, fix: str) -> str:
-    """The env id of the checkpoint at `path` (a run dir or file), whose env a Python callable
-    made; refused, with `fix` (`{run}` filled in), when its config makes its env."""
-    from omegaconf import OmegaConf
-
-    from rlrun.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, run_dir_of
-
-    checkpoint = resolve_checkpoint(path)
-    state = load_checkpoint(checkpoint)
-    env_id = OmegaConf.create(state["config"]).env.id
-    if state.get("python_env") is None:
-        raise CheckpointError(
-            f"{checkpoint} was trained on env={env_id}, which its config makes, not on an env "
-            f"made in Python: drop env= and {fix.format(run=run_dir_of(checkpoint))}"
-        )
-    return env_id
-
-
 def _run(lines: list[str], python_env: str | None, callbacks: list[Any]) -> RunResult:
     """Compose and validate `lines` as the command line does, then train the run through
     Hydra's job runner (leaving Python's logging as it is)."""
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from rlrun.cli import _setup, run_single_job
+    from rlrun.cli_job import run_single_job
+    from rlrun.cli_setup import setup
     from rlrun.compose import compose_config
     from rlrun.config import ConfigError
     from rlrun.registry import warn_broken
 
-    _setup()
+    setup()
     cfg = compose_config("train", lines, "hydra.run.dir")
     warn_broken({cfg.algo.name})
     if OmegaConf.select(cfg, "hparams_search") is not None or cfg.hydra.mode == RunMode.MULTIRUN:
@@ -386,12 +255,13 @@ def _run(lines: list[str], python_env: str | None, callbacks: list[Any]) -> RunR
 
 
 def _job(job_cfg: DictConfig, python_env: str | None, callbacks: list[Any]) -> RunResult:
-    """The job: the command line's single run (`rlrun.cli.train_outcome`) with the same launch
+    """The job: the command line's single run (`rlrun.cli_job.train_outcome`) with the same launch
     (overrides, `.hydra/` files, presets)."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
-    from rlrun.cli import BUDGET, STOPPED, job_launch, train_outcome
+    from rlrun.cli import job_launch
+    from rlrun.cli_job import BUDGET, STOPPED, train_outcome
 
     hydra_cfg = HydraConfig.get()
     overrides = [str(line) for line in hydra_cfg.overrides.task]

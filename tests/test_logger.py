@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.utils.tensorboard
 
-from rlrun import logger as logger_module
+from rlrun import console_log
 from rlrun.config import LoggerConfig
 from rlrun.logger import ETA_AFTER_S, Logger, Status, spread_text
 from rlrun.sweep import JOB_LABEL_CHARS, job_label, sweep_name
@@ -152,7 +152,7 @@ def test_console_without_terminal_prints_one_short_status_line_per_interval_also
 
 def test_eta_waits_for_the_speed_after_the_warm_up(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [0.0]
-    monkeypatch.setattr(logger_module, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(console_log, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
     status = Status(total_steps=10_000, start_step=0)
     status.measure_from = 1_000  # e.g. SAC's learning_starts: random actions, 1,000 steps/s
     status.record({"time/sps": 1000.0}, 0)

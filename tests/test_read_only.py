@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rlrun import cli
+from rlrun import cli, cli_eval
 
 TINY = ["total_timesteps=128", "algo.num_steps=32", "eval.episodes=2", "eval.num_envs=2",
         "eval.every_steps=0"]
@@ -84,7 +84,7 @@ def test_evaluate_checkpoint_returns_its_result_when_it_cannot_write(
     read_only(tmp_path)
     options = OmegaConf.to_object(cli.compose_checked(
         "eval", [f"checkpoint={tmp_path}", "eval.episodes=2", "eval.num_envs=1", "device=cpu"]))
-    result = cli._evaluate_checkpoint(options, [])
+    result = cli_eval._evaluate_checkpoint(options, [])
     assert result["episodes"] == 2 and len(result["returns"]) == 2
     assert "could not write" in capsys.readouterr().err
 

@@ -10,15 +10,14 @@ import pytest
 from test_report import write_run, write_run_dir
 
 from rlrun.config import ConfigError
+from rlrun.reference_compare import compare, ratio
 from rlrun.references import (
     COLUMNS,
     MEASURE_KINDS,
     SCORES,
     Reference,
-    compare,
     load_references,
     matching,
-    ratio,
     split_env_id,
 )
 from rlrun.registry import algorithms
