@@ -29,10 +29,10 @@ def compose_train(overrides: list[str] | None = None, run_dir: Path | None = Non
 def train_in_process(overrides: list[str], run_dir: Path):
     """Compose, build a Run in `run_dir` and train; returns the TrainResult."""
     from rlrun.registry import algorithms
-    from rlrun.run import Run
+    from rlrun.run import Launch, Run
 
     cfg = compose_train(overrides)
-    run = Run(cfg, run_dir)
+    run = Run(cfg, run_dir, Launch(check_spaces=algorithms()[cfg.algo.name].check_spaces))
     try:
         return algorithms()[cfg.algo.name].train(cfg, run)
     except BaseException:
