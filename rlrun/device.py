@@ -8,7 +8,8 @@ from rlrun.config import ConfigError
 
 
 def resolve_device(name: str) -> torch.device:
-    """`auto` (cuda when available), `cpu`, `cuda` or `cuda:N`; ConfigError for cuda without CUDA."""
+    """`auto` (cuda when available), `cpu`, `cuda` or `cuda:N`; ConfigError for cuda without
+    CUDA."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)

@@ -114,7 +114,7 @@ def read_checkpoint(path: Path, keep: bool = True) -> dict[str, Any]:
     if identity is not None and _kept is not None and _kept[0] == identity:
         state = _kept[1]
     else:
-        state = load_checkpoint(path)  # on the CPU: each tracked object moves its state to its device
+        state = load_checkpoint(path)  # on the CPU: each tracked object moves its state over
     _kept = (identity, state) if keep and identity is not None else None
     return state
 
@@ -136,7 +136,9 @@ class Resumed:
         return int(self.state["global_step"])
 
 
-def resume_state(cfg: TrainConfig, run_dir: Path, overrides: list[str] | None = None) -> Resumed | None:
+def resume_state(
+    cfg: TrainConfig, run_dir: Path, overrides: list[str] | None = None
+) -> Resumed | None:
     """The checkpoint to resume from, with its state and the accepted config changes; None: a
     fresh run.
 

@@ -127,8 +127,8 @@ class Run:
         if self.logger.opened:
             return
         resumed = self._resumed
-        self.logger.panel("rlrun: resuming" if resumed else "rlrun: training",
-                          panel_rows(self.cfg, self.run_dir, self.launch, self.device, self._budget, resumed))
+        rows = panel_rows(self.cfg, self.run_dir, self.launch, self.device, self._budget, resumed)
+        self.logger.panel("rlrun: resuming" if resumed else "rlrun: training", rows)
         if resumed is not None:
             self.logger.message(f"Resuming from {resumed.path} at step {resumed.step}")
         write_config_files(self.run_dir, self.launch.config_files)
@@ -312,7 +312,7 @@ class Run:
             "mlflow_id": self.logger.mlflow_id,
             "sweep": self.sweep,
             "episodes": self._episodes.state_dict(),
-            **({"python_env": self.launch.python_env} if self.launch.python_env is not None else {}),
+            **({} if self.launch.python_env is None else {"python_env": self.launch.python_env}),
         }
         path = self.checkpoints.save(step, about, best=best)
         self.callbacks.call("on_checkpoint", step, path)
@@ -339,7 +339,8 @@ class Run:
                 raise CallbackError(self._callback_failure(
                     f"at step {step}: checkpoint saved in {self.run_dir}; fix it (or leave it out: "
                     f"callbacks=[]) and continue with `rlrun resume={self.run_dir}`"))
-            result = None if self.signals.received else self._evaluate_and_log(policy, step, final=True)
+            result = (None if self.signals.received
+                      else self._evaluate_and_log(policy, step, final=True))
             if result is None:  # stopped by a signal, before or during the final evaluation
                 self.save_checkpoint(step)
                 self._call_end(step, "interrupted")
@@ -359,7 +360,8 @@ class Run:
                 f"{ended}: eval return {result.mean:.2f} ± {result.std:.2f} over "
                 f"{len(result.returns)} episode{'s' * (len(result.returns) != 1)}; run dir {self.run_dir}"
             )
-            self._call_end(step, "stopped" if evaluations.stop_reason is not None else "finished", summary)
+            stopped = evaluations.stop_reason is not None
+            self._call_end(step, "stopped" if stopped else "finished", summary)
             if self.callbacks.failure is not None:
                 raise CallbackError(self._callback_failure(
                     f"after the run finished at step {step}, its results kept in {self.run_dir}"))
@@ -369,8 +371,9 @@ class Run:
 
     def _call_end(self, step: int, status: str, summary: dict[str, Any] | None = None) -> None:
         """The callbacks' on_end: how the run ended (`status`), and the final evaluation's summary."""
-        self.callbacks.call("on_end", step, {"status": status, "run_dir": str(self.run_dir),
-                                             "stop_reason": self.evaluations.stop_reason, **(summary or {})})
+        self.callbacks.call("on_end", step, {
+            "status": status, "run_dir": str(self.run_dir),
+            "stop_reason": self.evaluations.stop_reason, **(summary or {})})
 
     def _callback_failure(self, what: str) -> str:
         """One line for a callback that raised (`what`: when, and what was kept); its traceback

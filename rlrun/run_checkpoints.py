@@ -60,7 +60,8 @@ class RunCheckpoints:
         """Step of the newest checkpoint (written, or resumed from); None before the first."""
         self.schedule = Every(every_steps, written or 0)
         self.skip_nonfinite = skip_nonfinite
-        """Tracked FlatOptimizers skip a non-finite update instead of raising (`divergence.on_nan`)."""
+        """Tracked FlatOptimizers skip a non-finite update instead of raising
+        (`divergence.on_nan`)."""
         self._notice = notice
         self._record_line = record_line
         self._side_files_shown: set[str] = set()
@@ -81,7 +82,8 @@ class RunCheckpoints:
 
     def skipped_updates(self) -> int:
         """Updates the tracked optimizers skipped for a non-finite value (count)."""
-        return sum(obj.skipped_steps for obj in self.tracked.values() if isinstance(obj, FlatOptimizer))
+        return sum(obj.skipped_steps for obj in self.tracked.values()
+                   if isinstance(obj, FlatOptimizer))
 
     def due(self, step: int) -> bool:
         """Whether `checkpoint.every_steps` is reached at `step`."""
@@ -113,7 +115,8 @@ class RunCheckpoints:
         set_rng_state(resumed.state["rng"])
 
     def kept(self) -> str:
-        """What the run keeps if it stops now: `the checkpoint of step N is kept`, or that none is."""
+        """What the run keeps if it stops now: `the checkpoint of step N is kept`, or that none
+        is."""
         if self.written is None:
             return "no checkpoint had been written"
         return f"the checkpoint of step {self.written} is kept"

@@ -74,8 +74,8 @@ class StopSignals:
         phase that has no completed iteration to keep)."""
         if self.signum is not None:
             raise RunInterrupted(
-                f"{signal.Signals(self.signum).name} {when}: no iteration had completed, so nothing "
-                "was kept; re-running the command starts again", self.signum,
+                f"{signal.Signals(self.signum).name} {when}: no iteration had completed, so "
+                "nothing was kept; re-running the command starts again", self.signum,
             )
 
     def interrupted(self, what: str) -> RunInterrupted:

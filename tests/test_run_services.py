@@ -37,8 +37,8 @@ class Counter:
 
 
 def checkpoints(tmp_path, lines: list[str], **options) -> RunCheckpoints:
-    return RunCheckpoints(tmp_path / "checkpoints", options.pop("keep", 2), options.pop("every", 100),
-                          lambda text: lines.append(f"console {text}"),
+    return RunCheckpoints(tmp_path / "checkpoints", options.pop("keep", 2),
+                          options.pop("every", 100), lambda text: lines.append(f"console {text}"),
                           lambda text: lines.append(f"log {text}"), **options)
 
 
@@ -67,7 +67,8 @@ def test_checkpoints_write_the_tracked_states_keep_the_newest_and_restore_them(t
     assert state["format"] == FORMAT and state["modules"]["counter"] == {"count": 3}
     assert state["modules"]["replay"] == {"side_file": "replay.pt", "global_step": 300}
     # the side file's line: on the console the first time, then in train.log only
-    assert [line.split(" replay ")[0] for line in lines] == ["console Wrote", "log Wrote", "log Wrote"]
+    shown = [line.split(" replay ")[0] for line in lines]
+    assert shown == ["console Wrote", "log Wrote", "log Wrote"]
     assert service.kept() == "the checkpoint of step 300 is kept"
 
     fresh = checkpoints(tmp_path / "other", [], written=300)
@@ -75,7 +76,8 @@ def test_checkpoints_write_the_tracked_states_keep_the_newest_and_restore_them(t
     fresh.track(net=fresh_net, counter=fresh_counter, replay=SideFile(fresh_replay))
     fresh.restore(Resumed(service.directory / "last.pt", state, []))
     expected_draw = torch.rand(1)
-    assert torch.equal(fresh_net.weight, net.weight) and (fresh_counter.count, fresh_replay.count) == (3, 7)
+    assert torch.equal(fresh_net.weight, net.weight)
+    assert (fresh_counter.count, fresh_replay.count) == (3, 7)
     fresh.restore(Resumed(service.directory / "last.pt", state, []))  # the RNG states come back too
     assert torch.equal(torch.rand(1), expected_draw)
 
@@ -99,7 +101,8 @@ def test_checkpoints_tell_a_tracked_optimizer_its_name_and_count_its_skipped_upd
     optimizer = FlatOptimizer(net.parameters(), OptimizerConfig())
     service = checkpoints(tmp_path, [], skip_nonfinite=True)
     service.track(optimizer=optimizer)
-    assert (optimizer.name, optimizer.skip_nonfinite, service.skipped_updates()) == ("optimizer", True, 0)
+    assert (optimizer.name, optimizer.skip_nonfinite) == ("optimizer", True)
+    assert service.skipped_updates() == 0
     optimizer.skipped_steps = 2
     assert service.skipped_updates() == 2
 
@@ -119,7 +122,8 @@ class Trial:
 def evaluations(compose_cfg, returns: list[float], extra=(), **options) -> RunEvaluations:
     """Evaluations whose evaluator gives these mean returns in turn."""
     cfg = compose_cfg(["eval.every_steps=100", *extra])
-    service = RunEvaluations(cfg, torch.device("cpu"), FinalInfo([], print), lambda: False, **options)
+    service = RunEvaluations(cfg, torch.device("cpu"), FinalInfo([], print), lambda: False,
+                             **options)
     values = iter(returns)
     service.use_evaluator(lambda policy: EvalResult(np.array([next(values)]), np.array([1])))
     return service
@@ -144,7 +148,8 @@ def test_evaluations_resume_their_best_return_and_stopping_count(compose_cfg):
     assert not service.due(299) and service.due(300)
     evaluated = service.observe(nn.Linear(1, 1), 300)
     assert not evaluated.improved
-    assert service.stop_reason.startswith("stopped at step 300: eval return 4.00, no new best over 5.00")
+    assert service.stop_reason.startswith(
+        "stopped at step 300: eval return 4.00, no new best over 5.00")
 
 
 def test_evaluations_report_to_the_trial_which_may_prune_only_before_the_last(compose_cfg):
@@ -167,7 +172,8 @@ def test_an_interrupted_evaluation_gives_none(compose_cfg):
 
     service.use_evaluator(interrupted)
     policy = nn.Linear(1, 1)
-    assert service.observe(policy, 100) is None and policy.training and service.best_eval_return is None
+    assert service.observe(policy, 100) is None
+    assert policy.training and service.best_eval_return is None
 
 
 @pytest.fixture
