@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +73,7 @@ def train_outcome(cfg: TrainConfig, run_dir: Path, launch: Launch) -> Outcome:
                            f"final eval return is {done.final_eval_return:.2f} (not retrained)",
                            done.global_step, done)
         spec = algorithms()[cfg.algo.name]
-        run = Run(cfg, run_dir, launch)
+        run = Run(cfg, run_dir, replace(launch, check_spaces=spec.check_spaces))
         try:
             result = spec.train(cfg, run)
         except RunPruned as pruned:

@@ -30,15 +30,16 @@ from omegaconf.errors import OmegaConfBaseException
 
 from rlrun.arguments import parse_error
 from rlrun.callbacks import check_callbacks
-from rlrun.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, run_dir_of
+from rlrun.checkpoint import CheckpointError, resolve_checkpoint, run_dir_of
 from rlrun.config import ConfigError, LoggerConfig, TrainConfig
 from rlrun.config_dirs import use_recorded, used_files, user_dirs
 from rlrun.envs.config_source import similar_env_ids
 from rlrun.envs.imports import UNKNOWN_ENV_HINT, import_from_overrides, load, share
 from rlrun.extras import install_hint, require
+from rlrun.flat import flatten
 from rlrun.registry import AlgoSpec, algorithms, registry
 from rlrun.registry import schemas as algo_schemas
-from rlrun.resume import check_algo, check_python_env, flatten, known_part
+from rlrun.resume import check_algo, check_python_env, known_part, read_checkpoint
 from rlrun.writable import writable, write_fix
 
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
@@ -671,7 +672,7 @@ def compose_resume(parsed: list[Override], with_hydra: bool) -> DictConfig:
     """
     path = resume_override(parsed)
     checkpoint = resolve_checkpoint(path)
-    state = load_checkpoint(checkpoint)
+    state = read_checkpoint(checkpoint)  # kept for the run it starts (read once)
     check_python_env(checkpoint, state, "continue it from Python, "
                      "rlrun.train(resume='{run}', env={env})")
     env = OmegaConf.create(state["config"]).env

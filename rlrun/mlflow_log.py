@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rlrun.config import LoggerConfig
-from rlrun.resume import flatten
+from rlrun.flat import flatten
 
 MAX_BATCH = 100
 """Params (and metrics) sent per `log_batch` call: MLflow's limit for params."""

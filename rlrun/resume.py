@@ -3,17 +3,25 @@
 A resumed run continues with the checkpoint's stored config. Keys typed on the resuming command
 line apply on top; of those, `total_timesteps` (extending the run) and the keys of
 `IGNORED_ON_RESUME` may always change, any other change needs `resume.allow_config_change=true`.
+
+A resumed start reads its checkpoint once: composing `resume=`, asking whether the run already
+finished (`finished_result`) and the run's own `resume_state` share one load (`read_checkpoint`).
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
-from rlrun.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, run_dir_of
+from rlrun.checkpoint import LAST, CheckpointError, load_checkpoint, resolve_checkpoint, run_dir_of
 from rlrun.config import TrainConfig
+from rlrun.flat import flatten
+from rlrun.run_types import TrainResult
+from rlrun.stopping import same_rules
 
 IGNORED_ON_RESUME = (
     "resume",
@@ -31,16 +39,6 @@ IGNORED_ON_RESUME = (
 (the stopping rules, like `total_timesteps`, only say where it ends)."""
 ABSENT = "<absent>"
 """How `config_changes` shows a key one of the two configs lacks."""
-
-
-def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    """Leaves of nested dicts by dotted key (lists are leaves)."""
-    if isinstance(node, dict):
-        items: dict[str, Any] = {}
-        for key, value in node.items():
-            items.update(flatten(value, f"{prefix}{key}."))
-        return items if items or not prefix else {prefix[:-1]: {}}
-    return {prefix[:-1]: node}
 
 
 def known_part(stored: Any, schema: Any) -> Any:
@@ -95,21 +93,65 @@ def refused_changes(changes: list[str]) -> list[str]:
     return [change for change in changes if not change.startswith("total_timesteps:")]
 
 
+_kept: tuple[tuple[str, int, int, int], dict[str, Any]] | None = None
+"""The checkpoint last read by `read_checkpoint` (its file's identity, its state), for the next
+reader of the same start."""
+
+
+def read_checkpoint(path: Path, keep: bool = True) -> dict[str, Any]:
+    """`load_checkpoint(path)`, loaded once for the readers of one start: while the file is
+    unchanged (same inode, size and modification time), the state read last is returned again.
+
+    `keep=False` takes it (the run that restores from it: its tensors may then be trained in
+    place), so that a later start loads the file anew.
+    """
+    global _kept
+    try:
+        stat = os.stat(path)
+        identity = (str(Path(path).resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        identity = None  # load_checkpoint says why it cannot be read
+    if identity is not None and _kept is not None and _kept[0] == identity:
+        state = _kept[1]
+    else:
+        state = load_checkpoint(path)  # on the CPU: each tracked object moves its state over
+    _kept = (identity, state) if keep and identity is not None else None
+    return state
+
+
+@dataclass
+class Resumed:
+    """The checkpoint a run continues from (`resume_state`)."""
+
+    path: Path
+    """Its file."""
+    state: dict[str, Any]
+    """What it holds (`load_checkpoint`)."""
+    changes: list[str]
+    """The config changes accepted (`key: old -> new`)."""
+
+    @property
+    def step(self) -> int:
+        """The global env step it was written at."""
+        return int(self.state["global_step"])
+
+
 def resume_state(
     cfg: TrainConfig, run_dir: Path, overrides: list[str] | None = None
-) -> tuple[Path, dict[str, Any], list[str]] | None:
-    """(checkpoint path, its state, accepted config changes) to resume from; None: a fresh run.
+) -> Resumed | None:
+    """The checkpoint to resume from, with its state and the accepted config changes; None: a
+    fresh run.
 
     The checkpoint is `resume.path`, else the run dir's own `checkpoints/last.pt`. Raises
     CheckpointError when it belongs to another algorithm or the config changed in a way not
     allowed (see the module docstring); the message names first the changes of the keys typed
     on this command line (`overrides` not among the checkpoint's own).
     """
-    own = Path(run_dir) / "checkpoints" / "last.pt"
+    own = Path(run_dir) / "checkpoints" / LAST
     if cfg.resume.path is None and not own.is_file():
         return None
     path = resolve_checkpoint(cfg.resume.path) if cfg.resume.path else own
-    state = load_checkpoint(path)  # on the CPU: each tracked object moves its state to its device
+    state = read_checkpoint(path, keep=False)
     check_algo(path, state, cfg.algo.name)
     check_budget(path, state, cfg.total_timesteps)
     changes = config_changes(state["config"], cfg)
@@ -117,7 +159,27 @@ def resume_state(
     if refused and not cfg.resume.allow_config_change:
         typed = [line for line in overrides or [] if line not in (state.get("overrides") or [])]
         raise CheckpointError(_refusal(path, refused, typed))
-    return path, state, changes
+    return Resumed(path, state, changes)
+
+
+def finished_result(cfg: TrainConfig, run_dir: Path) -> TrainResult | None:
+    """The recorded result when `run_dir` holds a finished run of at least `cfg.total_timesteps`
+    with this config.
+
+    A run is finished when its checkpoints/last.pt was written by `Run.finish` after the final
+    evaluation (it holds `final_eval_return`) at a step >= `cfg.total_timesteps`, or after a
+    stopping rule ended it (`stop_reason`) and `cfg` has the same `stop.*` rules; None otherwise.
+    """
+    path = Path(run_dir) / "checkpoints" / LAST
+    if not path.is_file():
+        return None
+    state = read_checkpoint(path)
+    final, reason = state.get("final_eval_return"), state.get("stop_reason")
+    ended = state["global_step"] >= cfg.total_timesteps or (
+        reason is not None and same_rules(state["config"], cfg))
+    if final is None or not ended or config_changes(state["config"], cfg):
+        return None  # unfinished, or a changed config that Run refuses (or accepts) with a message
+    return TrainResult(float(final), int(state["global_step"]), Path(run_dir), reason)
 
 
 SHOWN_CHANGES = 4

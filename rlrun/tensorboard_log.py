@@ -50,7 +50,7 @@ class TensorBoardSink:
 
 def hparam_values(config: dict) -> dict[str, float | int | str | bool]:
     """The config's leaves by dotted key, as HParams values (null and lists as their JSON text)."""
-    from rlrun.resume import flatten
+    from rlrun.flat import flatten
 
     return {key: value if isinstance(value, (bool, int, float, str)) else json.dumps(value)
             for key, value in flatten(config).items()}

@@ -33,7 +33,8 @@ def train_in_process(overrides: list[str], run_dir: Path):
     from rlrun.run import Launch, Run
 
     cfg = compose_train(overrides)
-    run = Run(cfg, run_dir, Launch(load_policy=load_policy))
+    run = Run(cfg, run_dir, Launch(load_policy=load_policy,
+                                   check_spaces=algorithms()[cfg.algo.name].check_spaces))
     try:
         return algorithms()[cfg.algo.name].train(cfg, run)
     except BaseException:

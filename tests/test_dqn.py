@@ -229,7 +229,7 @@ def test_stopped_and_resumed_run_ends_where_the_straight_run_ends(
 
     def stop_at_400(self, step):  # as if SIGTERM arrived at step 400
         if step >= 400:
-            self._signal = signal.SIGTERM
+            self.signals.signum = signal.SIGTERM
         maybe_checkpoint(self, step)
 
     monkeypatch.setattr(Run, "maybe_checkpoint", stop_at_400)

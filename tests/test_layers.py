@@ -81,9 +81,6 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = {
     *((f"rlrun.algos.{name}", "rlrun.registry") for name in (
         "a2c", "bc", "cem", "dagger", "ddpg", "dqn", "grpo", "npg", "offpac", "ppo", "ppo_kl",
         "ppo_lm", "reinforce", "rlhf", "sac", "sarsa", "td3", "trpo")),
-    # Demonstrations load an expert policy through the checkpoint and policy-rebuilding code.
-    ("rlrun.data.demos", "rlrun.checkpoint"),
-    ("rlrun.data.demos", "rlrun.policy_io"),
     # ops/ reaching for config objects, networks and storage.
     ("rlrun.ops.optim", "rlrun.config"),
     ("rlrun.ops.policy_gradient", "rlrun.networks.actor_critic"),
@@ -91,8 +88,6 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = {
     ("rlrun.ops.reward_model", "rlrun.networks.reward_ensemble"),
     # The report's tables use the CLI's console helper.
     ("rlrun.report", "rlrun.terminal"),
-    # Run looks an algorithm up in the registry (a function-local import that hides a circle).
-    ("rlrun.run", "rlrun.registry"),
 }
 
 DYNAMIC_IMPORTERS = {"import_module", "__import__"}
