@@ -418,6 +418,10 @@ class AlgoConfig:
     name: str = MISSING
     """Registered algorithm name (group choice `algo=<name>`)."""
 
+    def __post_init__(self) -> None:
+        """Nothing to check here: a subclass, or a block of fields, calls this first and then
+        checks its own fields, so that a config built from several blocks checks them all."""
+
 
 @dataclass
 class TrainConfig:
