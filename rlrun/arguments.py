@@ -47,9 +47,26 @@ FLAGS_WITH_VALUE = {
 }
 """Hydra command-line flags whose next argument is their value, not an override."""
 
+PRINTING_FLAGS = {
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--version",
+    "--shell-completion",
+    "-sc",
+    "--info",
+    "-i",
+}
+"""Hydra command-line flags that print and exit: nothing after them is checked."""
+
 _KEY = re.compile(r"(?P<prefix>\+{0,2}|~)(?P<key>[\w.\-/@]+)=(?P<value>.*)", re.DOTALL)
 _DELETION = re.compile(r"~\w+(\.\w+)+")
 _NUMBER = re.compile(r"[+-]?(\d[\d_]*)?\.?\d*([eE][+-]?\d+)?")
+
+
+def key_of(override: str) -> str:
+    """The key of an override line, without its `+`, `++` or `~` (`+algo.x=1` -> `algo.x`)."""
+    return re.sub(r"^(\+{1,2}|~)", "", override.partition("=")[0])
 
 
 def _quote(value: str) -> str:

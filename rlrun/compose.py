@@ -4,79 +4,60 @@ A user mistake is one line that names the fix, never a traceback: `compose_confi
 a ConfigError (which the Python API passes on), `compose_checked` prints it on stderr and exits
 with code 2. Composing refuses unknown keys with the nearest known ones (`+key=` included), picks
 the CNN for image observations, and, for `resume=<path>`, builds the resumed run's config from
-its checkpoint with the typed keys on top.
+its checkpoint with the typed keys on top. The one-line messages are written by
+`rlrun.compose_messages`, the checks beyond the config's own values by `rlrun.validate`.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
-import difflib
 import importlib.util
 import itertools
 import re
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
-from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, IntervalSweep, Override
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
-from rlrun.arguments import parse_error
-from rlrun.callbacks import check_callbacks
+from rlrun.arguments import FLAGS_WITH_VALUE, PRINTING_FLAGS, key_of, parse_error
 from rlrun.checkpoint import CheckpointError, resolve_checkpoint, run_dir_of
-from rlrun.config import ConfigError, LoggerConfig, TrainConfig
-from rlrun.config_dirs import use_recorded, used_files, user_dirs
-from rlrun.envs.config_source import similar_env_ids
-from rlrun.envs.imports import UNKNOWN_ENV_HINT, import_from_overrides, load, share
-from rlrun.extras import install_hint, require
+from rlrun.compose_messages import check_added_keys, check_group_values, explain, naming_user_file
+from rlrun.config import ConfigError
+from rlrun.config_dirs import CONF_DIR, group_options, hydra_compose, is_group, use_recorded
+from rlrun.envs.imports import import_from_overrides, load, share
+from rlrun.extras import install_hint
 from rlrun.flat import flatten
-from rlrun.registry import AlgoSpec, algorithms, registry
 from rlrun.registry import schemas as algo_schemas
 from rlrun.resume import check_algo, check_python_env, known_part, read_checkpoint
+from rlrun.validate import CXX_COMPILERS, check_compile, validate_train
 from rlrun.writable import writable, write_fix
 
-CONF_DIR = str(Path(__file__).resolve().parent / "conf")
-USAGE_EXIT = 2
-CXX_COMPILERS = ("g++", "c++", "clang++")
-LOGGER_EXTRAS = ("tensorboard", "wandb", "mlflow")
-"""The loggers that need a package of their own: each key `logger.<name>`, its module and its
-extra share that name."""
-"""C++ compilers torch.compile's inductor can build its kernels with."""
+__all__ = [  # the names the entry points and the Python API import from here
+    "CONF_DIR",
+    "CXX_COMPILERS",
+    "USAGE_EXIT",
+    "check_compile",
+    "check_plugins",
+    "compose_checked",
+    "compose_config",
+    "fail",
+    "group_options",
+    "is_group",
+    "job_node",
+    "override_lists",
+    "resume_override",
+    "split_env_overrides",
+    "validate_train",
+]
 
-# Hydra command-line flags after which nothing is checked (they print and exit).
-_NO_CHECK_FLAGS = {
-    "--help",
-    "-h",
-    "--hydra-help",
-    "--version",
-    "--shell-completion",
-    "-sc",
-    "--info",
-    "-i",
-}
-_HYDRA_FLAGS_WITH_VALUE = {
-    "--cfg",
-    "-c",
-    "--package",
-    "-p",
-    "--config-path",
-    "-cp",
-    "--config-name",
-    "-cn",
-    "--config-dir",
-    "-cd",
-    "--info",
-    "-i",
-    "--experimental-rerun",
-}
-# The Hydra plugin package (the [sweep] extra) that each launcher or sweeper choice needs.
+USAGE_EXIT = 2
+"""The exit code of a command line refused before anything runs."""
 _PLUGINS = {
     "joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "sweep"),
     "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "sweep"),
@@ -86,88 +67,17 @@ _PLUGINS = {
 }
 """A launcher or sweeper choice -> the module it needs, its package and the rlrun extra."""
 
-HABITS = {
-    "lr": "optimizer.lr",
-    "learning_rate": "optimizer.lr",
-    "n_steps": "algo.num_steps",
-    "n_epochs": "algo.num_epochs",
-    "update_epochs": "algo.num_epochs",
-    "n_envs": "env.num_envs",
-    "num_envs": "env.num_envs",
-    "clip_range": "algo.clip_coef",
-    "net_arch": "network.hidden_sizes",
-    "hidden_sizes": "network.hidden_sizes",
-    "activation_fn": "network.activation",
-    "train_freq": "algo.train_every",
-    "target_update_interval": "algo.target_update_every",
-    "exploration_final_eps": "algo.eps_end",
-    "exploration_initial_eps": "algo.eps_start",
-    "target_policy_noise": "algo.policy_noise",
-    "target_noise_clip": "algo.noise_clip",
-    "eval_freq": "eval.every_steps",
-    "n_eval_episodes": "eval.episodes",
-    "save_freq": "checkpoint.every_steps",
-    "n_timesteps": "total_timesteps",
-    "total_timesteps": "total_timesteps",
-    "seed": "seed",
-    "device": "device",
-    "norm_obs": "env.normalize_obs",
-    "norm_reward": "env.normalize_reward",
-    "normalize": "env.normalize_obs",
-    "anneal_lr": "optimizer.schedule",
-    "torch_deterministic": "deterministic",
-    "cuda": "device",
-    "env_id": "env.id",
-    "episodes": "eval.episodes",
-    "ent_coef": "algo.alpha",
-    "render": "eval.video",
-}
-"""Key names of other RL libraries (SB3, RL Zoo, CleanRL) and the rlrun key that does their job."""
-
 
 def fail(message: str) -> None:
     print(f"rlrun: {message}", file=sys.stderr)
     raise SystemExit(USAGE_EXIT)
 
 
-def _close(word: str, options: list[str]) -> str:
-    matches = difflib.get_close_matches(word, options, n=3, cutoff=0.5)
-    return f"; did you mean {', '.join(matches)}?" if matches else ""
-
-
-def _key_of(override: str) -> str:
-    return re.sub(r"^(\+{1,2}|~)", "", override.partition("=")[0])
-
-
 def split_env_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
     """(the `env=` and `env.*` overrides, the others): rlrun-eval applies the first to the
     checkpoint's env (`rlrun.policy_io.env_variant`)."""
-    env = [o for o in overrides if _key_of(o) == "env" or _key_of(o).startswith("env.")]
+    env = [o for o in overrides if key_of(o) == "env" or key_of(o).startswith("env.")]
     return env, [o for o in overrides if o not in env]
-
-
-def search_dirs() -> list[Path]:
-    """The config dirs, first wins: the user's (`rlrun.config_dirs`), then the shipped one."""
-    return [*user_dirs(), Path(CONF_DIR)]
-
-
-def is_group(key: str) -> bool:
-    return key == "env" or any((directory / key).is_dir() for directory in search_dirs())
-
-
-def group_options(group: str) -> list[str]:
-    """The options of a config group in every config dir (the user's and the shipped)."""
-    return sorted({path.stem for d in search_dirs() for path in (d / group).glob("*.yaml")})
-
-
-def config_file(name: str) -> Path | None:
-    """The file Hydra composes for the config `name` (`experiment/short`), or None."""
-    return next((p for d in search_dirs() if (p := d / f"{name}.yaml").is_file()), None)
-
-
-def _compose(config_name: str, overrides: list[str], with_hydra: bool = False) -> DictConfig:
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name=config_name):
-        return compose(config_name=config_name, overrides=overrides, return_hydra_config=with_hydra)
 
 
 def job_node(cfg: DictConfig) -> DictConfig:
@@ -178,201 +88,6 @@ def job_node(cfg: DictConfig) -> DictConfig:
     with read_write(job), open_dict(job):
         del job["hydra"]
     return job
-
-
-# ----- unknown keys ---------------------------------------------------------------------------
-def _group_config(config_name: str, overrides: list[str]) -> DictConfig:
-    """The config these overrides' group choices compose (the defaults if a choice is bad)."""
-    groups = [o for o in overrides if is_group(_key_of(o))]
-    try:
-        return _compose(config_name, groups)
-    except (ConfigCompositionException, MissingConfigException, OmegaConfBaseException):
-        return _compose(config_name, [])
-
-
-def known_keys(cfg: DictConfig) -> list[str]:
-    """Every key (leaves and sections) of `cfg`."""
-    leaves = flatten(OmegaConf.to_container(cfg, resolve=False))
-    sections = {
-        ".".join(key.split(".")[:i]) for key in leaves for i in range(1, key.count(".") + 1)
-    }
-    return sorted(leaves.keys() | sections)
-
-
-def unknown_key_message(key: str, config_name: str, overrides: list[str]) -> str:
-    """`unknown key 'k'; did you mean ...?` with the nearest keys (and other libraries' names)."""
-    cfg = _group_config(config_name, overrides)
-    owners = _owners(key)
-    if owners:
-        group = key.split(".")[0]
-        return f"unknown key '{key}' for {group}={cfg[group].name}: it is a key of {group}={owners}"
-    known = known_keys(cfg)
-    listing = (
-        "`rlrun --cfg job` lists every key"
-        if config_name == "train"
-        else "`rlrun-eval --help` lists its keys"
-    )
-    section, _, name = key.rpartition(".")
-    siblings = [k.rsplit(".", 1)[-1] for k in known if k.rpartition(".")[0] == section]
-    habits = [h for h, target in HABITS.items() if target != key and target.split("=")[0] in known]
-    matches: list[str] = []
-    for close in difflib.get_close_matches(name, [*siblings, *habits], n=3, cutoff=0.6):
-        if close in siblings and close != name:
-            matches.append(f"{section}.{close}" if section else close)
-        elif close in habits:
-            matches.append(
-                HABITS[close] + ("=linear" if HABITS[close] == "optimizer.schedule" else "")
-            )
-    leaves = [k for k in known if not key.startswith(k + ".")]
-    matches += difflib.get_close_matches(key, leaves, n=3, cutoff=0.75)
-    unique = list(dict.fromkeys(m for m in matches if m != key))[:3]
-    if not unique:
-        return f"unknown key '{key}' ({listing})"
-    return f"unknown key '{key}'; did you mean {', '.join(unique)}? ({listing})"
-
-
-def _owners(key: str) -> str:
-    """The `algo=` or `network=` choices whose schema has `key` (e.g. `dqn, sac`), or ''."""
-    from rlrun.config import NETWORK_SCHEMAS
-
-    group, _, name = key.partition(".")
-    schemas = {
-        "algo": algo_schemas(),
-        "network": NETWORK_SCHEMAS,
-    }
-    if group not in schemas or "." in name:
-        return ""
-    names = [
-        option
-        for option, schema in schemas[group].items()
-        if name in {f.name for f in dataclasses.fields(schema)}
-    ]
-    return ", ".join(names)
-
-
-def _check_added_keys(cfg: DictConfig, config_name: str, overrides: list[Override]) -> None:
-    """Refuse `+key=value` for keys the schema does not have (free-form dicts aside: env.kwargs)."""
-    for override in overrides:
-        key = override.key_or_group
-        if (
-            not (override.is_add() or override.is_force_add())
-            or key.startswith("hydra")
-            or is_group(key)
-        ):
-            continue
-        parent_key, _, name = key.rpartition(".")
-        parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
-        schema = OmegaConf.get_type(parent) if isinstance(parent, DictConfig) else None
-        if dataclasses.is_dataclass(schema) and name not in {
-            f.name for f in dataclasses.fields(schema)
-        }:
-            raise ConfigError(
-                unknown_key_message(key, config_name, [o.input_line for o in overrides])
-            )
-
-
-def explain(error: Exception, config_name: str, overrides: list[str]) -> str:
-    """One line for a composition or validation error."""
-    text = str(error)
-    source = re.match(r"In '([\w/.\-]+)': (?:\w+ raised while composing config:\n)?", text)
-    path = config_file(source.group(1)) if source and source.group(1) != config_name else None
-    if path is not None:  # a mistake inside a group's file (a user's experiment, preset, ...)
-        detail = explain(type(error)(text[source.end() :]), config_name, overrides)
-        key = re.search(r"full_key: (\S+)", text)
-        if key and key.group(1) not in detail:
-            detail = f"{key.group(1)}: {detail}"
-        return f"in {path}: {detail}"
-    missing = re.search(r"Could not find '([\w/]+?)/(.+?)'", text)
-    if isinstance(error, MissingConfigException) and missing:
-        group, option = missing.groups()
-        if group == "env":
-            close = similar_env_ids(option)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            return _misspelt_import_key(overrides) or f"unknown env '{option}'{hint}{_env_hint(option)}"
-        if group == "algo":
-            if option in registry().broken:
-                return registry().broken[option]
-            names = list(algo_schemas())
-            return (
-                f"unknown algo '{option}'{_close(option, names)} (choose from {', '.join(names)})"
-            )
-        options = group_options(group)
-        choices = ", ".join(options)
-        close = _close(option, options)
-        yours = "" if user_dirs() or close else "; or add a dir of your own with --config-dir DIR"
-        return f"unknown {group} '{option}'{close} (choose from {choices}{yours})"
-    unknown = re.search(r"Could not override '(.+?)'", text) or re.search(
-        r"Key '(.+?)' not in", text
-    )
-    group_line = next((o for o in overrides if unknown and _key_of(o) == unknown.group(1)), "")
-    if group_line[:1] not in ("", "+") and is_group(_key_of(group_line)):  # not in train.yaml's defaults
-        return f"{_key_of(group_line)} is added with a leading +: +{group_line}"
-    if unknown:
-        full_key = re.search(r"full_key: (\S+)", text)
-        return unknown_key_message((full_key or unknown).group(1), config_name, overrides)
-    if re.search(r"missing mandatory value: checkpoint", text, flags=re.IGNORECASE):
-        return (
-            "rlrun-eval needs a checkpoint: "
-            "rlrun-eval <run dir or checkpoint file> [eval.episodes=10 ...]"
-        )
-    cause = error.__cause__ or error
-    merging = re.search(r"Error merging override (\S+)", text)
-    detail = str(cause).strip().splitlines()[0]
-    if merging:
-        return _override_hint(merging.group(1), detail, config_name) or (
-            f"invalid override {merging.group(1)}: {detail}")
-    return detail or f"invalid {config_name} config ({type(error).__name__})"
-
-
-SWEEPER_HABITS = {
-    "hydra.sweeper.sampler.seed": "hydra.sweeper.sampler_seed",
-    "hydra.sweeper.sampler._target_": "hydra.sweeper.sampler",
-    "hydra.sweeper.pruner._target_": "hydra.sweeper.pruner",
-    "hydra.sweeper.pruner.n_startup_trials": "hydra.sweeper.pruner_startup_trials",
-    "hydra.sweeper.pruner.n_warmup_steps": "hydra.sweeper.pruner_warmup_steps",
-}
-"""Keys of hydra-optuna-sweeper and the key of rlrun's Optuna sweeper that does their job."""
-
-
-def _override_hint(line: str, detail: str, config_name: str) -> str | None:
-    """One line naming the fix for an override of the wrong shape, or None: a list written
-    without brackets, a value given to a section, a key under a value (another sweeper's)."""
-    key, _, value = line.partition("=")
-    key, value = key.lstrip("+~"), value.strip("'\"")
-    if key in SWEEPER_HABITS:
-        return (f"{key} is a key of hydra-optuna-sweeper; rlrun's sweeper takes "
-                f"{SWEEPER_HABITS[key]}={value}")
-    if "Cannot merge DictConfig with ListConfig" in detail:
-        return f"{key} takes a list: write {key}=[{value}] (in brackets)"
-    if "is not a ListConfig" in detail:
-        typed = next((arg.partition("=")[2] for arg in sys.argv[1:]
-                      if arg.partition("=")[0].lstrip("+") == key), value)
-        return (f"{key} takes a list: write {key}=[{typed.strip('[]')}] (in brackets; a comma "
-                "outside brackets separates the values of a sweep)")
-    if key == "checkpoint" and config_name == "train":
-        return (f"rlrun trains and takes no checkpoint=: to evaluate {value} use `rlrun-eval "
-                f"{value}`, to continue training it use `rlrun resume={value}`")
-    if "is not a subclass of" in detail:
-        return (f"{key} is a section, not a value: set one of its keys ({key}.<key>={value}; "
-                f"`rlrun --cfg job` lists them)")
-    return None
-
-
-def _misspelt_import_key(overrides: list[str]) -> str | None:
-    """`unknown key 'env.import'; did you mean env.imports?` when a key of `overrides` is a near
-    miss of a key that imports envs (the env it names is unknown without that import)."""
-    keys = ("env.imports", "env.entry_point")
-    for key in map(_key_of, overrides):
-        close = difflib.get_close_matches(key, keys, n=1, cutoff=0.8)
-        if close and key != close[0]:
-            return f"unknown key '{key}'; did you mean {close[0]}?"
-    return None
-
-
-def _env_hint(env_id: str) -> str:
-    if env_id.startswith("ALE/") and importlib.util.find_spec("ale_py") is None:
-        return f" (Atari envs need the atari extra: {install_hint('atari')})"
-    return f" ({UNKNOWN_ENV_HINT})"
 
 
 # ----- sweeps and plugins -----------------------------------------------------------------------
@@ -388,10 +103,10 @@ def override_lists(argv: list[str]) -> tuple[list[list[str]], bool]:
         if skip_next:
             skip_next = False
             continue
-        if arg in _NO_CHECK_FLAGS:
+        if arg in PRINTING_FLAGS:
             check_args = False
         if arg.startswith("-"):
-            skip_next = arg in _HYDRA_FLAGS_WITH_VALUE and arg not in ("--info", "-i")
+            skip_next = arg in FLAGS_WITH_VALUE
             continue
         overrides.append(arg)
     try:
@@ -461,20 +176,20 @@ def compose_config(
     except OverrideParseException as error:
         raise ConfigError(parse_error(overrides, error)) from None
     try:
-        _check_group_values(parsed)
+        check_group_values(parsed)
         import_from_overrides(overrides)  # Hydra picks the env node from what they register
         if config_name == "train" and resume_override(parsed) is not None:
             cfg = compose_resume(parsed, with_hydra)
         else:
-            cfg = _compose(config_name, overrides, with_hydra)
-            _check_added_keys(cfg, config_name, parsed)
+            cfg = hydra_compose(config_name, overrides, with_hydra)
+            check_added_keys(cfg, config_name, parsed)
             if config_name == "train":
                 cfg = _with_cnn_for_images(cfg, overrides, with_hydra)
         typed = OmegaConf.to_object(job_node(cfg))
         if config_name == "train" and validate:
             validate_train(typed)
     except ConfigError as error:
-        named = _naming_user_file(str(error), overrides) if config_name == "train" else str(error)
+        named = naming_user_file(str(error), overrides) if config_name == "train" else str(error)
         if named == str(error):
             raise
         raise ConfigError(named) from None
@@ -489,45 +204,6 @@ def compose_config(
     return cfg
 
 
-def _check_group_values(parsed: list[Override]) -> None:
-    """Refuse a group choice that is a number, a boolean, null or empty (`optimizer=5`): a group
-    takes a name (and `~group` leaves it out)."""
-    for override in parsed:
-        key = override.key_or_group
-        value = override.value()
-        if is_group(key) and value is None and not override.is_delete():
-            raise ConfigError(f"{key}=null: to leave the {key} group out, write ~{key}")
-        if is_group(key) and (isinstance(value, (bool, int, float)) or value == ""):
-            options = group_options(key)
-            listing = f" (choose from {', '.join(options)})" if options else ""
-            raise ConfigError(f"{key}={value}: {key} takes the name of a config{listing}")
-
-
-def _naming_user_file(message: str, overrides: list[str]) -> str:
-    """`message` about `key=value` prefixed with the user's file that sets the key, when a file of
-    the user's config dirs (the last applied) does and the command line does not."""
-    key = re.match(r"([\w.]+)=", message)
-    if key is None or key.group(1) in map(_key_of, overrides) or not user_dirs():
-        return message
-    try:
-        runtime = _compose("train", overrides, with_hydra=True).hydra.runtime
-    except (ConfigCompositionException, OmegaConfBaseException):
-        return message
-    files = used_files(runtime.choices, runtime.config_sources, Path(CONF_DIR))
-    last_first = ("experiment", "hparams_search", "preset/env", "preset")
-    files.sort(key=lambda f: last_first.index(f.group) if f.group in last_first else len(last_first))
-    for used in (f for f in files if f.yours):
-        text = used.path.read_text()
-        is_global = re.search(r"^#\s*@package\s+_global_", text, flags=re.MULTILINE)
-        prefix = "" if is_global else used.group.replace("/", ".") + "."
-        relative = key.group(1).removeprefix(prefix)
-        if relative == key.group(1) and prefix:
-            continue  # a key of another group
-        if OmegaConf.select(OmegaConf.create(text), relative) is not None:
-            return f"in {used.path}: {message}"
-    return message
-
-
 def _with_cnn_for_images(cfg: DictConfig, overrides: list[str], with_hydra: bool) -> DictConfig:
     """`cfg` recomposed with network=cnn when the env gives images and no network was chosen."""
     from rlrun.envs.factory import env_spaces, is_image
@@ -535,14 +211,14 @@ def _with_cnn_for_images(cfg: DictConfig, overrides: list[str], with_hydra: bool
     if (
         cfg.network.name != "mlp"
         or cfg.env.family == "lm"
-        or any(_key_of(o) == "network" for o in overrides)
+        or any(key_of(o) == "network" for o in overrides)
     ):
         return cfg
     typed_env = OmegaConf.to_object(cfg.env)
     obs_space, _ = env_spaces(typed_env)
     if not is_image(obs_space):
         return cfg
-    return _compose("train", [*overrides, "network=cnn"], with_hydra)
+    return hydra_compose("train", [*overrides, "network=cnn"], with_hydra)
 
 
 def _check_output_dir(target: Path, key: str) -> None:
@@ -563,61 +239,6 @@ def _check_output_dir(target: Path, key: str) -> None:
         )
 
 
-def validate_train(cfg: TrainConfig) -> None:
-    """Checks that span groups: the env exists and builds, and the algorithm can act in it."""
-    from rlrun.envs.factory import env_spaces
-
-    check_loggers(cfg.logger)
-    check_callbacks(cfg.callbacks)
-    spec = algorithms()[cfg.algo.name]
-    if cfg.compile:
-        check_compile(spec)
-    if spec.check_task is not None:  # an in-process task (env=lm), not a Gymnasium env
-        spec.check_task(cfg)
-        return
-    obs_space, action_space = env_spaces(cfg.env)
-    if spec.check_spaces is not None:
-        spec.check_spaces(obs_space, action_space, cfg.env.id)
-    if spec.replay and (cfg.env.normalize_obs or cfg.env.normalize_reward):
-        keys = [
-            f"env.{key}=false"
-            for key in ("normalize_obs", "normalize_reward")
-            if getattr(cfg.env, key)
-        ]
-        raise ConfigError(
-            f"algo={spec.name} learns from a replay buffer, which would hold transitions "
-            f"normalised by statistics that keep moving; set {' '.join(keys)} (its presets do)"
-        )
-
-
-def check_loggers(cfg: LoggerConfig) -> None:
-    """Each logger that is on has its package (an extra) installed; with `on_failure=fail`, the
-    remote ones (wandb online, an MLflow server) answer within seconds."""
-    from rlrun.logger_check import unreachable
-
-    for name in LOGGER_EXTRAS:
-        if getattr(cfg, name):
-            require(name, f"logger.{name}=true")
-    if cfg.on_failure == "fail":
-        for problem in unreachable(cfg).values():
-            raise ConfigError(f"{problem}; or train without it: logger.on_failure=continue")
-
-
-def check_compile(spec: AlgoSpec) -> None:
-    """`compile=true` needs an algorithm that uses it and a C++ compiler for torch.compile."""
-    if not spec.compiles:
-        users = ", ".join(name for name, other in algorithms().items() if other.compiles)
-        raise ConfigError(
-            f"compile=true applies to algo={users}; algo={spec.name} has no minibatch loss to "
-            "compile: drop compile=true"
-        )
-    if not any(shutil.which(compiler) for compiler in CXX_COMPILERS):
-        raise ConfigError(
-            "compile=true needs a C++ compiler (g++ or clang++) on the PATH for torch.compile: "
-            "install one (e.g. apt install g++) or drop compile=true"
-        )
-
-
 # ----- resuming ---------------------------------------------------------------------------------
 def resume_override(parsed: list[Override]) -> str | None:
     """The path of `resume.path=<path>` among the overrides, or None."""
@@ -634,10 +255,10 @@ def resume_override(parsed: list[Override]) -> str | None:
 
 def merge_overrides(first: list[str], then: list[str]) -> list[str]:
     """`first` with each override of `then` replacing the one of the same key (or appended)."""
-    keys = {_key_of(line): line for line in first}
+    keys = {key_of(line): line for line in first}
     for line in then:
-        keys.pop(_key_of(line), None)
-        keys[_key_of(line)] = line
+        keys.pop(key_of(line), None)
+        keys[key_of(line)] = line
     return list(keys.values())
 
 
@@ -658,7 +279,7 @@ def _original_overrides(state: dict[str, Any], checkpoint: Path) -> list[str]:
     kept = [
         line
         for line in original
-        if _key_of(line) not in skipped and not _key_of(line).startswith("hydra")
+        if key_of(line) not in skipped and not key_of(line).startswith("hydra")
     ]
     return merge_overrides(kept, [f"algo={state['algo']}", f"env={stored.env.id}"])
 
@@ -688,7 +309,7 @@ def compose_resume(parsed: list[Override], with_hydra: bool) -> DictConfig:
     merged = merge_overrides(original, typed)
     gone = use_recorded(state.get("config_dirs") or [])  # the user's config dirs of the run
     try:
-        full = _compose("train", [*merged, resume_line], with_hydra)
+        full = hydra_compose("train", [*merged, resume_line], with_hydra)
     except MissingConfigException as error:
         if not gone:
             raise
@@ -699,9 +320,9 @@ def compose_resume(parsed: list[Override], with_hydra: bool) -> DictConfig:
             f"({missing.group(1) if missing else 'a file'}.yaml is not found); "
             "add --config-dir <its new place>"
         ) from None
-    _check_added_keys(full, "train", parsed)
+    check_added_keys(full, "train", parsed)
     check_algo(checkpoint, state, full.algo.name)
-    base = job_node(_compose("train", [*original, resume_line]))
+    base = job_node(hydra_compose("train", [*original, resume_line]))
     stored = OmegaConf.to_container(OmegaConf.create(state["config"]))
     for key in ("resume", "hparams_search"):
         stored.pop(key, None)
@@ -726,6 +347,6 @@ def compose_resume(parsed: list[Override], with_hydra: bool) -> DictConfig:
         for key in restored:
             full[key] = restored[key]
         full.hydra.overrides.task = [
-            line for line in merged if not _key_of(line).startswith("hydra")
+            line for line in merged if not key_of(line).startswith("hydra")
         ]
     return full

@@ -8,6 +8,8 @@ itself would put them after its primary config dir; `UserConfigSearchPath` puts 
 in the compositions that check a command line and in Hydra's own (a sweep's jobs, whose worker
 processes receive the search path with their job). A run keeps the entries it was composed with
 (`.hydra/hydra.yaml` and its checkpoints), so that `resume=` finds the same files again.
+`search_dirs`, `group_options` and `config_file` look along this path as Hydra does, and
+`hydra_compose` composes a config with it.
 """
 
 from __future__ import annotations
@@ -18,13 +20,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from hydra import compose, initialize_config_dir
 from hydra.core.config_search_path import ConfigSearchPath, SearchPathQuery
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
 from hydra.plugins.search_path_plugin import SearchPathPlugin
+from omegaconf import DictConfig
 
 from rlrun.config import ConfigError
 
+CONF_DIR = str(Path(str(importlib.resources.files("rlrun"))).resolve() / "conf")
+"""rlrun's own config dir (`rlrun/conf/`, package data)."""
 ENV_VAR = "RLRUN_CONFIG_PATH"
 PROVIDER = "rlrun user config"
 """The provider name of the user's entries on Hydra's search path (in `hydra.runtime.config_sources`)."""
@@ -171,3 +177,30 @@ def used_files(
             replaces = yours and (shipped / relative).is_file()
             used.append(UsedFile(group, directory / relative, yours, replaces))
     return used
+
+
+def search_dirs() -> list[Path]:
+    """The config dirs, first wins: the user's (`user_dirs`), then the shipped one (`CONF_DIR`)."""
+    return [*user_dirs(), Path(CONF_DIR)]
+
+
+def is_group(key: str) -> bool:
+    """Whether `key` is a config group (`env`, or a dir of a config dir: `algo`, `preset/env`)."""
+    return key == "env" or any((directory / key).is_dir() for directory in search_dirs())
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group in every config dir (the user's and the shipped)."""
+    return sorted({path.stem for d in search_dirs() for path in (d / group).glob("*.yaml")})
+
+
+def config_file(name: str) -> Path | None:
+    """The file Hydra composes for the config `name` (`experiment/short`), or None."""
+    return next((p for d in search_dirs() if (p := d / f"{name}.yaml").is_file()), None)
+
+
+def hydra_compose(config_name: str, overrides: list[str], with_hydra: bool = False) -> DictConfig:
+    """The config `config_name` with `overrides`, composed by Hydra from the config dirs (the
+    user's come first through `UserConfigSearchPath`); with its `hydra` node when `with_hydra`."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name=config_name):
+        return compose(config_name=config_name, overrides=overrides, return_hydra_config=with_hydra)

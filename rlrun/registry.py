@@ -86,7 +86,7 @@ def _shipped_configs() -> dict[str, type]:
     from rlrun.algos import configs
 
     return {value.name: value for value in vars(configs).values()
-            if isinstance(value, type) and value.__module__ == configs.__name__
+            if isinstance(value, type) and value.__module__.startswith(f"{configs.__name__}.")
             and isinstance(value.__dict__.get("name"), str)}
 
 

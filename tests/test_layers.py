@@ -34,7 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # only rlrun/__init__.py. The flat top-level modules are listed one by one, with the package
     # they move to, until they move; then their entries go and the package's entry covers them.
     # `rlrun.flat` (dotted keys of a plain dict) sits at the bottom so that every layer may use it.
-    ("config", ("rlrun.config", "rlrun.extras", "rlrun.flat")),
+    ("config", ("rlrun.config", "rlrun.config_checks", "rlrun.config_groups", "rlrun.extras", "rlrun.flat")),
     ("ops", ("rlrun.ops",)),
     ("networks, envs", ("rlrun.networks", "rlrun.envs")),
     ("data", ("rlrun.data",)),
@@ -65,7 +65,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "rlrun", "rlrun.cli", "rlrun.api", "rlrun.api_policy", "rlrun.plugin",
         # -> rlrun/cli/
         "rlrun.arguments", "rlrun.choices", "rlrun.cli_eval", "rlrun.cli_job", "rlrun.cli_report",
-        "rlrun.cli_setup", "rlrun.compose", "rlrun.config_dirs", "rlrun.sweep", "rlrun.sweep_check",
+        "rlrun.cli_setup", "rlrun.compose", "rlrun.compose_messages", "rlrun.config_dirs", "rlrun.sweep",
+        "rlrun.sweep_check", "rlrun.validate",
         "rlrun.terminal",
     )),
 )
@@ -247,7 +248,8 @@ WHEN_CALLED = frozenset({"module", "function", "dynamic"})
 
 def import_cycles(edges: Iterable[Edge], kinds: frozenset[str] = AT_IMPORT) -> list[list[str]]:
     """The circles among the imports of these kinds (each a list of modules, the first repeated at
-    the end), one per strongly connected component; importing `a.b.c` runs `a.b` too."""
+    the end), one per strongly connected component; importing `a.b.c` runs `a.b` too, except where
+    `a.b` is a package above the importer (it always runs before its own modules)."""
     graph: dict[str, set[str]] = {}
     for edge in edges:
         if edge.kind not in kinds:
@@ -255,7 +257,7 @@ def import_cycles(edges: Iterable[Edge], kinds: frozenset[str] = AT_IMPORT) -> l
         parts = edge.imported.split(".")
         for end in range(2, len(parts) + 1):  # the parent packages run too (the root is lazy)
             target = ".".join(parts[:end])
-            if target != edge.importer:
+            if target != edge.importer and not edge.importer.startswith(f"{target}."):
                 graph.setdefault(edge.importer, set()).add(target)
     reach = {node: _reachable(graph, node) for node in graph}
     components = {frozenset(other for other in reach[node] if node in reach.get(other, ()))
