@@ -1,0 +1,1 @@
+"""Stateful training helpers: gradient steps, epochs of shuffled minibatch steps, reward-model fitting."""
