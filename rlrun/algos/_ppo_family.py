@@ -24,7 +24,8 @@ __all__ = ["check_minibatches", "compiled", "make_policy", "minibatch_stepper", 
 
 def minibatch_stepper(optimizer: FlatOptimizer, algo: PPOFamilyConfig) -> MinibatchSteps:
     """The epochs, minibatches, gradient clip and KL early stop of `algo` for one optimizer."""
-    return MinibatchSteps([optimizer], algo.num_epochs, algo.num_minibatches, algo.max_grad_norm, algo.target_kl)
+    return MinibatchSteps([optimizer], algo.num_epochs, algo.num_minibatches, algo.max_grad_norm,
+                          algo.target_kl)
 
 
 def update_metrics(steps: MinibatchSteps, batch: Batch) -> dict[str, float]:

@@ -36,21 +36,24 @@ class RolloutLoop:
     `run.track(...)`: it restores a resumed run. `finish()` ends the run with `agent`.
     """
 
-    def __init__(self, cfg: TrainConfig, run: Run, envs: VecEnv, agent: ActorCritic, optimizer: FlatOptimizer,
-                 actor: ActorCritic | None = None) -> None:
-        self.cfg, self.run, self.envs, self.agent, self.optimizer = cfg, run, envs, agent, optimizer
+    def __init__(self, cfg: TrainConfig, run: Run, envs: VecEnv, agent: ActorCritic,
+                 optimizer: FlatOptimizer, actor: ActorCritic | None = None) -> None:
+        self.cfg, self.run, self.envs = cfg, run, envs
+        self.agent, self.optimizer = agent, optimizer
         self.actor = agent if actor is None else actor
         self.global_step = run.restore()
-        self.buffer = RolloutBuffer(cfg.algo.num_steps, envs.num_envs, envs.single_observation_space,
-                                    envs.single_action_space, run.device)
+        self.buffer = RolloutBuffer(cfg.algo.num_steps, envs.num_envs,
+                                    envs.single_observation_space, envs.single_action_space,
+                                    run.device)
         self.obs = envs.reset(seed=run.env_seed)
 
     def __iter__(self) -> Iterator[tuple[RolloutBuffer, dict[str, float]]]:
         cfg, run = self.cfg, self.run
         while self.global_step < cfg.total_timesteps and not run.should_stop:
-            lr = anneal_lr(self.optimizer, cfg.optimizer.schedule, self.global_step, cfg.total_timesteps)
-            self.obs = collect_rollout(self.actor, self.envs, self.buffer, self.obs, run.record_episodes,
-                                       cfg.numpy_acting, critic=self.agent)
+            lr = anneal_lr(self.optimizer, cfg.optimizer.schedule, self.global_step,
+                           cfg.total_timesteps)
+            self.obs = collect_rollout(self.actor, self.envs, self.buffer, self.obs,
+                                       run.record_episodes, cfg.numpy_acting, critic=self.agent)
             self.global_step += self.buffer.batch_size
             metrics: dict[str, float] = {}
             yield self.buffer, metrics

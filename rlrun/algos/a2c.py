@@ -88,7 +88,8 @@ def actor_critic_step(
     if weights is not None:
         advantages = weights * advantages
     dist, new_values = agent.dist_and_value(obs) if train_critic else (agent.dist(obs), None)
-    loss, stats = a2c_loss(dist.log_prob(actions), advantages, new_values, returns, dist.entropy(), vf_coef, ent_coef)
+    loss, stats = a2c_loss(dist.log_prob(actions), advantages, new_values, returns, dist.entropy(),
+                           vf_coef, ent_coef)
     grad_norm = float(gradient_step(optimizer, loss, max_grad_norm))
     metrics = {f"train/{key}": float(value) for key, value in stats.items()}
     metrics["train/grad_norm"] = grad_norm
@@ -107,8 +108,9 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     for buffer, metrics in loop:
         batch = Batch.from_rollout(buffer, algo.gamma, algo.gae_lambda)
         metrics.update(actor_critic_step(
-            agent, optimizer, batch.obs, batch.actions, batch.advantages, batch.returns, batch.values,
-            vf_coef=algo.vf_coef, ent_coef=algo.ent_coef, max_grad_norm=algo.max_grad_norm, norm_adv=algo.norm_adv,
+            agent, optimizer, batch.obs, batch.actions, batch.advantages, batch.returns,
+            batch.values, vf_coef=algo.vf_coef, ent_coef=algo.ent_coef,
+            max_grad_norm=algo.max_grad_norm, norm_adv=algo.norm_adv,
         ))
     return loop.finish()
 

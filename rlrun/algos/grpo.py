@@ -63,11 +63,11 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
         prompts = task.prompts(algo.prompts_per_batch).to(run.device).repeat_interleave(algo.group_size, 0)
         rollout = collect(models, task, prompts, algo.temperature)
         advantages = group_advantages(rollout.scores, algo.group_size)[:, None].expand(-1, task.response_length)
-        update = TokenSteps(models, rollout, task, algo)
+        update, beta = TokenSteps(models, rollout, task, algo), coefs["beta"]
         for mb in update.minibatches():
-            loss, stats = grpo_loss(mb.logprobs, rollout.logprobs[mb.rows], rollout.ref_logprobs[mb.rows],
-                                    advantages[mb.rows], mb.entropy, beta=coefs["beta"], clip_coef=algo.clip_coef,
-                                    ent_coef=algo.ent_coef)
+            loss, stats = grpo_loss(mb.logprobs, rollout.logprobs[mb.rows],
+                                    rollout.ref_logprobs[mb.rows], advantages[mb.rows], mb.entropy,
+                                    beta=beta, clip_coef=algo.clip_coef, ent_coef=algo.ent_coef)
             update.step(loss, stats)
         metrics = update.metrics()
         metrics["train/lr"] = lr

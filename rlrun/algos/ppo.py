@@ -64,12 +64,18 @@ def ppo_loss(
 
 
 def minibatch_loss(
-    agent: ActorCritic, mb: Batch, clip_coef: float, value_clip: float | None, vf_coef: float, ent_coef: float
+    agent: ActorCritic,
+    mb: Batch,
+    clip_coef: float,
+    value_clip: float | None,
+    vf_coef: float,
+    ent_coef: float,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The forward pass of minibatch `mb` and its `ppo_loss` (what `compile=true` compiles)."""
     dist, new_values = agent.dist_and_value(mb.obs)
-    return ppo_loss(dist.log_prob(mb.actions), mb.logprobs, mb.advantages, new_values, mb.values, mb.returns,
-                    dist.entropy(), clip_coef=clip_coef, value_clip=value_clip, vf_coef=vf_coef, ent_coef=ent_coef)
+    return ppo_loss(dist.log_prob(mb.actions), mb.logprobs, mb.advantages, new_values, mb.values,
+                    mb.returns, dist.entropy(), clip_coef=clip_coef, value_clip=value_clip,
+                    vf_coef=vf_coef, ent_coef=ent_coef)
 
 
 def update(
@@ -84,7 +90,8 @@ def update(
     value_clip = algo.clip_coef if algo.clip_vloss else None
     steps = minibatch_stepper(optimizer, algo)
     for mb in shuffled_minibatches(batch, steps, algo.norm_adv):
-        loss, stats = forward_and_loss(agent, mb, algo.clip_coef, value_clip, algo.vf_coef, algo.ent_coef)
+        loss, stats = forward_and_loss(agent, mb, algo.clip_coef, value_clip, algo.vf_coef,
+                                       algo.ent_coef)
         steps.step(loss, stats)
     return update_metrics(steps, batch)
 

@@ -92,16 +92,18 @@ class KLBatch(Batch):
     old_dist: Distribution | None = None
 
 
-def update(agent: ActorCritic, optimizer: FlatOptimizer, batch: KLBatch, algo: PPOKLConfig, beta: float
-           ) -> dict[str, float]:
+def update(
+    agent: ActorCritic, optimizer: FlatOptimizer, batch: KLBatch, algo: PPOKLConfig, beta: float
+) -> dict[str, float]:
     """Epochs of shuffled minibatch steps on the KL-penalty loss with coefficient `beta`."""
     value_clip = algo.clip_coef if algo.clip_vloss else None
     steps = minibatch_stepper(optimizer, algo)
     for mb in shuffled_minibatches(batch, steps, algo.norm_adv):
         dist, new_values = agent.dist_and_value(mb.obs)
-        loss, stats = kl_penalty_loss(dist, mb.old_dist, dist.log_prob(mb.actions), mb.logprobs, mb.advantages,
-                                      new_values, mb.values, mb.returns, beta=beta, value_clip=value_clip,
-                                      vf_coef=algo.vf_coef, ent_coef=algo.ent_coef)
+        loss, stats = kl_penalty_loss(dist, mb.old_dist, dist.log_prob(mb.actions), mb.logprobs,
+                                      mb.advantages, new_values, mb.values, mb.returns, beta=beta,
+                                      value_clip=value_clip, vf_coef=algo.vf_coef,
+                                      ent_coef=algo.ent_coef)
         steps.step(loss, stats)
     return update_metrics(steps, batch)
 
@@ -120,7 +122,8 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
         with torch.no_grad():
             old_dist = frozen(agent.dist(batch.obs))
         beta = coefs["beta"]
-        metrics.update(update(agent, optimizer, KLBatch(**vars(batch), old_dist=old_dist), algo, beta))
+        kl_batch = KLBatch(**vars(batch), old_dist=old_dist)
+        metrics.update(update(agent, optimizer, kl_batch, algo, beta))
         with torch.no_grad():
             kl = float(old_dist.kl(agent.dist(batch.obs)).mean())
         coefs["beta"] = halve_or_double_kl_coef(beta, kl, algo.kl_target)

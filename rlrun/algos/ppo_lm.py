@@ -72,9 +72,10 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
             advantages = standardize(advantages)
         update = TokenSteps(models, rollout, task, algo)
         for mb in update.minibatches():
-            loss, stats = ppo_loss(mb.logprobs, rollout.logprobs[mb.rows], advantages[mb.rows], mb.values,
-                                   values[mb.rows], returns[mb.rows], mb.entropy, clip_coef=algo.clip_coef,
-                                   value_clip=value_clip, vf_coef=algo.vf_coef, ent_coef=algo.ent_coef)
+            loss, stats = ppo_loss(mb.logprobs, rollout.logprobs[mb.rows], advantages[mb.rows],
+                                   mb.values, values[mb.rows], returns[mb.rows], mb.entropy,
+                                   clip_coef=algo.clip_coef, value_clip=value_clip,
+                                   vf_coef=algo.vf_coef, ent_coef=algo.ent_coef)
             update.step(loss, stats)
         metrics = update.metrics()
         metrics["train/explained_variance"] = explained_variance(values, returns)

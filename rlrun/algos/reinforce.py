@@ -118,7 +118,8 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
         if algo.norm_adv:
             advantages = standardize(advantages)
         dist = agent.dist(b_obs)
-        loss, stats = reinforce_loss(dist.log_prob(b_actions), advantages, dist.entropy(), algo.ent_coef)
+        loss, stats = reinforce_loss(dist.log_prob(b_actions), advantages, dist.entropy(),
+                                     algo.ent_coef)
         grad_norm = float(gradient_step(optimizer, loss, algo.max_grad_norm))
         metrics = {f"train/{key}": float(value) for key, value in stats.items()}
         metrics["train/grad_norm"] = grad_norm

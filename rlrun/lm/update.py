@@ -42,8 +42,8 @@ class TokenSteps:
 
     def __init__(self, models: LMModels, rollout: Rollout, task: LMTask, algo: LMConfig) -> None:
         self.models, self.rollout, self.task, self.algo = models, rollout, task, algo
-        self.steps = MinibatchSteps(models.optimizers, algo.num_epochs, algo.num_minibatches, algo.max_grad_norm,
-                                    algo.target_kl)
+        self.steps = MinibatchSteps(models.optimizers, algo.num_epochs, algo.num_minibatches,
+                                    algo.max_grad_norm, algo.target_kl)
 
     def minibatches(self) -> Iterator[TokenMinibatch]:
         """The minibatches of every epoch, each with its forward pass."""
@@ -53,28 +53,30 @@ class TokenSteps:
             for rows in self.steps.slices(responses):
                 mb = order[rows]
                 tokens = rollout.tokens[mb]
-                new_logprobs, entropy = token_logprobs(models.policy, tokens, n, self.algo.temperature)
-                new_values = response_values(models.value, tokens, n) if models.value is not None else None
-                yield TokenMinibatch(mb, new_logprobs, entropy, new_values)
+                logprobs, entropy = token_logprobs(models.policy, tokens, n, self.algo.temperature)
+                values = None if models.value is None else response_values(models.value, tokens, n)
+                yield TokenMinibatch(mb, logprobs, entropy, values)
 
     def step(self, loss: torch.Tensor, stats: dict[str, torch.Tensor]) -> None:
         """Step every optimizer on `loss` + `ptx_coef` × pretraining NLL (recorded as ptx_loss),
         unless `stats` end the update at `target_kl`."""
         algo, task = self.algo, self.task
         if algo.ptx_coef > 0 and not self.steps.exceeds_target_kl(stats):
-            text = task.text(algo.supervised_batch_size, task.context_length).to(self.rollout.tokens.device)
-            nll = lm_loss(self.models.policy, text)
+            text = task.text(algo.supervised_batch_size, task.context_length)
+            nll = lm_loss(self.models.policy, text.to(self.rollout.tokens.device))
             stats["ptx_loss"] = nll.detach()
             loss = loss + algo.ptx_coef * nll
         self.steps.step(loss, stats)
 
     def metrics(self) -> dict[str, float]:
-        """The loss parts averaged over the minibatches stepped, gradient norms, steps, early stop."""
+        """`train/` metrics: the loss parts and gradient norms averaged over the minibatches
+        stepped, the steps taken and the early stop."""
         steps = self.steps
         stepped = steps.stats[: steps.updates]
         count = max(steps.updates, 1)
         keys = stepped[0] if stepped else {}
-        metrics = {f"train/{key}": float(sum(stats[key] for stats in stepped)) / count for key in keys}
+        metrics = {f"train/{key}": float(sum(stats[key] for stats in stepped)) / count
+                   for key in keys}
         metrics["train/grad_norm"] = float(sum(steps.grad_norms[0])) / count
         if len(self.models.optimizers) > 1:
             metrics["train/value_grad_norm"] = float(sum(steps.grad_norms[1])) / count

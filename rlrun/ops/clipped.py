@@ -7,7 +7,10 @@ import torch
 
 
 def clipped_value_loss(
-    new_values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip: float | None
+    new_values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    clip: float | None,
 ) -> torch.Tensor:
     """0.5 E[(V - R)^2], with V kept within `clip` of the old values (None: not clipped)."""
     value_error = (new_values - returns).square()
@@ -18,12 +21,16 @@ def clipped_value_loss(
 
 
 def clipped_surrogate(
-    new_logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor, clip_coef: float
+    new_logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    clip_coef: float,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """-L^CLIP = -E[min(ρA, clip(ρ, 1-ε, 1+ε)A)], with approx_kl and clip_frac of the ratios ρ."""
     log_ratio = new_logprobs - old_logprobs
     ratio = log_ratio.exp()
-    surrogate = torch.min(ratio * advantages, ratio.clamp(1 - clip_coef, 1 + clip_coef) * advantages)
+    clipped_ratio = ratio.clamp(1 - clip_coef, 1 + clip_coef)
+    surrogate = torch.min(ratio * advantages, clipped_ratio * advantages)
     policy_loss = -surrogate.mean()
     with torch.no_grad():
         stats = {

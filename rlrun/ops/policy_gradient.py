@@ -12,7 +12,7 @@ import torch
 
 
 def score_function_loss(logprobs: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
-    """-mean(log π(a_t|s_t) · Φ_t): its gradient is minus the policy-gradient estimate of eq. 3.29.
+    """-mean(log π(a_t|s_t) · Φ_t): its gradient is minus the policy-gradient estimate (eq. 3.29).
 
     Args:
         logprobs: log π(a_t|s_t) of the taken actions, with gradient, shape [B].

@@ -1,1 +1,2 @@
-"""Stateful training helpers: gradient steps, epochs of shuffled minibatch steps, reward-model fitting."""
+"""Stateful training helpers: gradient steps, epochs of shuffled minibatch steps, reward-model
+fitting."""

@@ -19,6 +19,8 @@ from rlrun.data.batch import Batch
 from rlrun.ops.optim import FlatOptimizer
 from rlrun.ops.returns import standardize
 
+LossAndStats = tuple[torch.Tensor, dict[str, torch.Tensor]]
+
 
 class MinibatchSteps:
     """The order of an update's minibatches and a step of every optimizer on each one's loss.
@@ -66,7 +68,7 @@ class MinibatchSteps:
             yield slice(start, start + minibatch_size)
 
     def exceeds_target_kl(self, stats: dict[str, torch.Tensor]) -> bool:
-        """Whether a minibatch with these loss parts ends the update (its approx KL > `target_kl`)."""
+        """Whether a minibatch with these loss parts ends the update (approx KL > `target_kl`)."""
         return self.target_kl is not None and bool(stats["approx_kl"] > self.target_kl)
 
     def step(self, loss: torch.Tensor, stats: dict[str, torch.Tensor]) -> None:
@@ -84,8 +86,10 @@ class MinibatchSteps:
 
 
 def normalized_per_minibatch(advantages: torch.Tensor, minibatch_size: int) -> torch.Tensor:
-    """Advantages standardised within each consecutive minibatch (rows past the last whole one dropped)."""
-    per_minibatch = advantages[: len(advantages) // minibatch_size * minibatch_size].view(-1, minibatch_size)
+    """Advantages standardised within each consecutive minibatch (rows past the last whole one
+    dropped)."""
+    whole = len(advantages) // minibatch_size * minibatch_size
+    per_minibatch = advantages[:whole].view(-1, minibatch_size)
     return standardize(per_minibatch, dim=1).view(-1)
 
 
@@ -97,10 +101,11 @@ def shuffled_minibatches(batch: Batch, steps: MinibatchSteps, norm_adv: bool) ->
     (views), and the advantages of all minibatches are standardised in one pass.
     """
     batch_size = len(batch.advantages)
+    minibatch_size = batch_size // steps.num_minibatches
     for order in steps.orders(batch_size, batch.advantages.device):
         shuffled = batch.rows(order)
         if norm_adv:
-            shuffled.advantages = normalized_per_minibatch(shuffled.advantages, batch_size // steps.num_minibatches)
+            shuffled.advantages = normalized_per_minibatch(shuffled.advantages, minibatch_size)
         for rows in steps.slices(batch_size):
             yield shuffled.rows(rows)
 
@@ -109,7 +114,7 @@ def minibatch_steps(
     optimizers: Sequence[FlatOptimizer],
     batch_size: int,
     algo: object,
-    epoch_loss: Callable[[torch.Tensor], Callable[[slice], tuple[torch.Tensor, dict[str, torch.Tensor]]]],
+    epoch_loss: Callable[[torch.Tensor], Callable[[slice], LossAndStats]],
     device: torch.device,
     extra_loss: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None,
 ) -> MinibatchSteps:
@@ -120,7 +125,8 @@ def minibatch_steps(
     `epoch_loss(order)` returns the loss and its parts of minibatch `rows` (a slice of that
     order); `extra_loss(stats)` is added to the loss of every minibatch that is stepped.
     """
-    steps = MinibatchSteps(optimizers, algo.num_epochs, algo.num_minibatches, algo.max_grad_norm, algo.target_kl)
+    steps = MinibatchSteps(optimizers, algo.num_epochs, algo.num_minibatches, algo.max_grad_norm,
+                           algo.target_kl)
     for order in steps.orders(batch_size, device):
         minibatch_loss = epoch_loss(order)
         for rows in steps.slices(batch_size):

@@ -9,9 +9,10 @@ from rlrun.ops.optim import FlatOptimizer
 from rlrun.ops.policy_gradient import squared_error
 
 
-def gradient_step(optimizer: FlatOptimizer, loss: torch.Tensor, max_grad_norm: float) -> torch.Tensor:
-    """Back-propagate `loss` into zeroed gradients, clip them to `max_grad_norm` (0: no clip) and step;
-    returns the global gradient norm before clipping (L2 norm)."""
+def gradient_step(optimizer: FlatOptimizer, loss: torch.Tensor, max_grad_norm: float
+                  ) -> torch.Tensor:
+    """Back-propagate `loss` into zeroed gradients, clip them to `max_grad_norm` (0: no clip)
+    and step; returns the global gradient norm before clipping (L2 norm)."""
     optimizer.zero_grad()
     loss.backward()
     grad_norm = optimizer.clip_grad_norm(max_grad_norm)
@@ -27,7 +28,8 @@ def value_regression_steps(
     steps: int,
     max_grad_norm: float,
 ) -> dict[str, float]:
-    """`steps` full-batch gradient steps of the critic on mean((V(s_t) - target)²) (book Alg. 3.3)."""
+    """`steps` full-batch gradient steps of the critic on mean((V(s_t) - target)²) (book Alg.
+    3.3)."""
     for _ in range(steps):
         value_loss = squared_error(agent.value(obs), returns)
         grad_norm = float(gradient_step(optimizer, value_loss, max_grad_norm))
