@@ -1,10 +1,10 @@
 """The rollout-update cycle of the on-policy algorithms (PPO, PPO-KL, RLHF, A2C, Off-PAC).
 
 The rule for loops: a family shares one loop, written once where its subtle parts live (here
-the order of schedule, rollout, step count, log, evaluation and checkpoint; in `_offpolicy` the
-final observations, sampling and resume), and the algorithm's module visibly drives it: it
-iterates the loop and, in the loop's body, computes its own loss, a plain function in its own
-module built from pure `rlrun.ops` primitives. No loss is handed to another file as a hook.
+the order of schedule, rollout, step count, log, evaluation and checkpoint; for the PPO
+family's epochs `rlrun.training.minibatches`; for replay `_offpolicy`: final observations,
+sampling, resume). The algorithm's module visibly drives it, iterating it and computing in the
+body its own loss: a plain function in its module, built from pure `rlrun.ops` primitives.
 """
 
 from __future__ import annotations
