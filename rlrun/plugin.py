@@ -9,6 +9,7 @@ rlrun's own modules move.
 from __future__ import annotations
 
 from rlrun.algos._offpolicy import ContinuousLearner, ReplayLearner, ReplayLoop, train_off_policy
+from rlrun.algos.a2c import actor_critic_step
 from rlrun.config import AlgoConfig, ConfigError, TrainConfig, check, check_discount
 from rlrun.data.batch import Batch
 from rlrun.data.episodes import EpisodeBatch, collect_episodes, episode_quotas
@@ -19,15 +20,15 @@ from rlrun.networks.continuous import DeterministicActor, QCritic, TanhGaussianA
 from rlrun.networks.mlp import mlp
 from rlrun.networks.q import QNetwork
 from rlrun.ops.entropy import with_entropy_bonus
-from rlrun.ops.minibatches import minibatch_steps
 from rlrun.ops.optim import FlatOptimizer, anneal_lr, make_optimizer
-from rlrun.ops.policy_gradient import actor_critic_step, value_regression_steps
 from rlrun.ops.returns import discounted_returns, explained_variance, gae, standardize
 from rlrun.ops.schedule import linear_schedule
 from rlrun.ops.stats import MeanStats
 from rlrun.ops.td import epsilon_greedy, q_learning_target, td_loss
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
+from rlrun.training.minibatches import MinibatchSteps, minibatch_steps, shuffled_minibatches
+from rlrun.training.steps import gradient_step, value_regression_steps
 from rlrun.training.targets import TargetSync, hard_update
 
 __all__ = [  # noqa: RUF022 - grouped by role, each with its one-line description
@@ -54,7 +55,9 @@ __all__ = [  # noqa: RUF022 - grouped by role, each with its one-line descriptio
     "ContinuousLearner",  # base of a learner with continuous actions in [-1, 1]
     "train_off_policy",  # the shared replay loop, driven by a ReplayLearner
     "ReplayLoop",  # the same loop as an iterator of minibatches (ReplayLoop.batches), for your own update
-    "minibatch_steps",  # epochs of shuffled minibatch steps of a per-epoch loss (PPO-style)
+    "MinibatchSteps",  # epochs of shuffled minibatches: orders, slices, step(loss, stats), KL stop
+    "shuffled_minibatches",  # the minibatches of a Batch for a MinibatchSteps (PPO-style loop)
+    "minibatch_steps",  # MinibatchSteps on losses given as per-epoch functions (older form)
     # Networks.
     "ActorCritic",  # policy and value networks from cfg.network (act, dist, value, ...)
     "QNetwork",  # Q(s, ·) for discrete actions from cfg.network
@@ -66,6 +69,7 @@ __all__ = [  # noqa: RUF022 - grouped by role, each with its one-line descriptio
     "FlatOptimizer",  # the optimizer every tracked network uses (non-finite steps refused)
     "make_optimizer",  # make_optimizer(params, cfg.optimizer): a FlatOptimizer
     "anneal_lr",  # set the learning rate of cfg.optimizer.schedule at a step; returns it
+    "gradient_step",  # zero the gradient, backward, clip to a norm, step; returns the norm
     "actor_critic_step",  # one gradient step of -log π · A + value loss - entropy bonus
     "value_regression_steps",  # full-batch critic steps on mean((V - target)^2)
     "with_entropy_bonus",  # loss - ent_coef * mean entropy

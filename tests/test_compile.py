@@ -14,7 +14,8 @@ import torch
 from omegaconf import OmegaConf
 
 from rlrun import cli
-from rlrun.algos import _ppo_family as ppo
+from rlrun.algos import ppo
+from rlrun.algos._ppo_family import compiled
 from rlrun.config import ConfigError
 from rlrun.data.batch import Batch
 from rlrun.registry import algorithms
@@ -44,13 +45,14 @@ def test_compiled_minibatch_loss_matches_eager_loss_and_gradients(compose_cfg):
     torch.manual_seed(0)
     agent = ppo.make_policy(cfg, obs_space, action_space)
     minibatch = _minibatch(agent, obs_space, action_space, rows=64)
-    loss_fn = ppo.clipped_loss(cfg.algo)
+    algo = cfg.algo
 
     compiled_frames = torch._dynamo.utils.counters["frames"]["ok"]
     results = []
-    for forward_and_loss in (ppo.minibatch_loss(loss_fn), ppo.minibatch_loss(loss_fn, compile=True)):
+    for forward_and_loss in (ppo.minibatch_loss, compiled(ppo.minibatch_loss)):
         agent.zero_grad()
-        loss, stats = forward_and_loss(agent, minibatch, minibatch.advantages)
+        loss, stats = forward_and_loss(agent, minibatch, algo.clip_coef,
+                                       algo.clip_coef if algo.clip_vloss else None, algo.vf_coef, algo.ent_coef)
         loss.backward()
         results.append((loss.detach(), {k: v.detach() for k, v in stats.items()},
                         [p.grad.clone() for p in agent.parameters()]))

@@ -84,9 +84,6 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = {
         "ppo_lm", "reinforce", "rlhf", "sac", "sarsa", "td3", "trpo")),
     # ops/ reaching for config objects, networks and storage.
     ("rlrun.ops.optim", "rlrun.config"),
-    ("rlrun.ops.policy_gradient", "rlrun.networks.actor_critic"),
-    ("rlrun.ops.reward_model", "rlrun.data.preferences"),
-    ("rlrun.ops.reward_model", "rlrun.networks.reward_ensemble"),
     # The report's tables use the CLI's console helper.
     ("rlrun.report", "rlrun.terminal"),
 }

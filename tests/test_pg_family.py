@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 import torch
 
+from rlrun.algos.a2c import a2c_loss
 from rlrun.algos.cem import batched_act, fit_elite, make_policy, unflatten
-from rlrun.algos.reinforce import batch_returns, episode_start_returns
+from rlrun.algos.reinforce import batch_returns, episode_start_returns, reinforce_loss
 from rlrun.config import ConfigError
 from rlrun.data.episodes import EpisodeBatch, collect_episodes, episode_quotas
 from rlrun.envs.factory import make_vec_env
 from rlrun.ops.entropy import with_entropy_bonus
 from rlrun.ops.importance import truncated_importance_weights, vtrace
-from rlrun.ops.policy_gradient import actor_critic_loss
+from rlrun.ops.policy_gradient import score_function_loss, squared_error
 from rlrun.ops.returns import gae
 from rlrun.ops.trust_region import flat_params
 
@@ -54,17 +55,17 @@ def read_metrics(run_dir):
 
 
 # ----- pure math ---------------------------------------------------------------------------
-def test_actor_critic_loss_on_a_hand_example():
+def test_a2c_loss_on_a_hand_example():
     logprobs = torch.log(torch.tensor([0.5, 0.25]))
     advantages, values, returns = torch.tensor([2.0, -1.0]), torch.tensor([1.0, 0.0]), torch.tensor([3.0, 1.0])
     entropy = torch.tensor([0.6, 0.2])
-    loss, stats = actor_critic_loss(logprobs, advantages, values, returns, entropy, vf_coef=0.5, ent_coef=0.1)
+    loss, stats = a2c_loss(logprobs, advantages, values, returns, entropy, vf_coef=0.5, ent_coef=0.1)
     policy = -(math.log(0.5) * 2.0 + math.log(0.25) * -1.0) / 2  # 0.6931 - 0.6931 = 0
     value = (4.0 + 1.0) / 2
     assert math.isclose(float(stats["policy_loss"]), policy, abs_tol=1e-6)
     assert math.isclose(float(stats["value_loss"]), value, rel_tol=1e-6)
     assert math.isclose(float(loss), policy + 0.5 * value - 0.1 * 0.4, rel_tol=1e-6)
-    loss, stats = actor_critic_loss(logprobs, advantages, None, returns, entropy, vf_coef=0.5, ent_coef=0.0)
+    loss, stats = a2c_loss(logprobs, advantages, None, returns, entropy, vf_coef=0.5, ent_coef=0.0)
     assert "value_loss" not in stats and math.isclose(float(loss), policy, abs_tol=1e-6)
 
 
@@ -72,12 +73,23 @@ def test_no_entropy_term_without_a_bonus():
     # A collapsed Gaussian's entropy can be -inf; with ent_coef=0 it must not reach the loss or the gradient.
     log_std = torch.tensor([0.0, float("-inf")], requires_grad=True)
     logprobs = torch.tensor([-1.0, -2.0], requires_grad=True)
-    loss, stats = actor_critic_loss(logprobs, torch.ones(2), None, torch.zeros(2), log_std, vf_coef=0.0,
-                                    ent_coef=0.0)
+    loss, stats = reinforce_loss(logprobs, torch.ones(2), log_std, ent_coef=0.0)
     loss.backward()
     assert math.isinf(float(stats["entropy"])) and math.isclose(float(loss.detach()), 1.5)
     assert torch.isfinite(logprobs.grad).all() and log_std.grad is None
     assert float(with_entropy_bonus(torch.tensor(1.0), torch.tensor(2.0), 0.25)) == 0.5
+
+
+def test_score_function_primitives_and_the_reinforce_loss_on_a_hand_example():
+    logprobs = torch.log(torch.tensor([0.5, 0.25, 1.0]))
+    phi = torch.tensor([2.0, 4.0, -3.0])
+    # -(ln 0.5 * 2 + ln 0.25 * 4 + 0 * -3) / 3 = -(-2 ln 2 - 8 ln 2) / 3 = 10 ln 2 / 3
+    assert math.isclose(float(score_function_loss(logprobs, phi)), 10 * math.log(2) / 3, rel_tol=1e-6)
+    assert math.isclose(float(squared_error(torch.tensor([1.0, 2.0]), torch.tensor([3.0, 2.5]))), (4 + 0.25) / 2)
+    entropy = torch.tensor([0.3, 0.6, 0.9])
+    loss, stats = reinforce_loss(logprobs, phi, entropy, ent_coef=0.5)
+    assert math.isclose(float(loss), 10 * math.log(2) / 3 - 0.5 * 0.6, rel_tol=1e-6)
+    assert set(stats) == {"policy_loss", "entropy"} and math.isclose(float(stats["entropy"]), 0.6, rel_tol=1e-6)
 
 
 def test_whole_episode_and_reward_to_go_returns():

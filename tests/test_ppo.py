@@ -6,12 +6,11 @@ import math
 import pytest
 import torch
 
-from rlrun.algos.ppo import PPOConfig
-from rlrun.ops.clipped import ppo_loss
+from rlrun.algos.ppo import ppo_loss
+from rlrun.ops.clipped import clipped_surrogate, clipped_value_loss
 
 
 def test_ppo_loss_on_a_hand_example():
-    algo = PPOConfig(clip_coef=0.2, clip_vloss=True, vf_coef=0.5, ent_coef=0.01)
     old = torch.zeros(3)
     new = torch.log(torch.tensor([1.5, 0.5, 1.1]))  # ratios 1.5, 0.5, 1.1
     adv = torch.tensor([1.0, 1.0, -2.0])
@@ -21,13 +20,35 @@ def test_ppo_loss_on_a_hand_example():
     # unclipped errors: 1, 1, 1 ; clipped values: 0.7, 0.0, 2.2 -> errors 1.69, 1, 0.04 ; max: 1.69, 1, 1
     expected_value = 0.5 * (1.69 + 1.0 + 1.0) / 3
     entropy = torch.tensor([0.5, 0.7, 0.9])
-    loss, stats = ppo_loss(new, old, adv, new_v, old_v, ret, entropy, algo)
+    loss, stats = ppo_loss(new, old, adv, new_v, old_v, ret, entropy, clip_coef=0.2, value_clip=0.2, vf_coef=0.5,
+                           ent_coef=0.01)
     assert math.isclose(float(stats["policy_loss"]), expected_policy, rel_tol=1e-5)
     assert math.isclose(float(stats["value_loss"]), expected_value, rel_tol=1e-5)
     assert math.isclose(float(loss), expected_policy + 0.5 * expected_value - 0.01 * 0.7, rel_tol=1e-5)
     assert math.isclose(float(stats["clip_frac"]), 2 / 3, rel_tol=1e-6)
     expected_kl = sum((r - 1) - math.log(r) for r in (1.5, 0.5, 1.1)) / 3
     assert math.isclose(float(stats["approx_kl"]), expected_kl, rel_tol=1e-5)
+
+
+def test_clipped_surrogate_clips_each_side_by_the_sign_of_the_advantage():
+    # ratios 1.5, 0.5, 0.5, 1.5 with A = +1, +1, -1, -1 and ε = 0.25:
+    # min(1.5, 1.25) = 1.25 ; min(0.5, 0.75) = 0.5 ; min(-0.5, -0.75) = -0.75 ; min(-1.5, -1.25) = -1.5
+    new = torch.log(torch.tensor([1.5, 0.5, 0.5, 1.5])).requires_grad_()
+    adv = torch.tensor([1.0, 1.0, -1.0, -1.0])
+    policy_loss, stats = clipped_surrogate(new, torch.zeros(4), adv, clip_coef=0.25)
+    assert math.isclose(float(policy_loss.detach()), -(1.25 + 0.5 - 0.75 - 1.5) / 4, rel_tol=1e-6)
+    policy_loss.backward()
+    # Only the unclipped terms (rows 1 and 3) pass a gradient: d(-ρA/4)/d log ρ = -ρA/4.
+    torch.testing.assert_close(new.grad, torch.tensor([0.0, -0.125, 0.0, 0.375]))
+    assert math.isclose(float(stats["clip_frac"]), 1.0)
+
+
+def test_clipped_value_loss_with_and_without_a_clip():
+    new_v, old_v, ret = torch.tensor([3.0, 0.0]), torch.tensor([1.0, 0.0]), torch.tensor([2.5, 2.0])
+    # unclipped errors: (3 - 2.5)^2 = 0.25, (0 - 2)^2 = 4
+    assert math.isclose(float(clipped_value_loss(new_v, old_v, ret, None)), 0.5 * (0.25 + 4) / 2)
+    # clip 0.5 around the old values: 3 -> 1.5, error (1.5 - 2.5)^2 = 1 > 0.25 is kept; 0 stays 0
+    assert math.isclose(float(clipped_value_loss(new_v, old_v, ret, 0.5)), 0.5 * (1 + 4) / 2)
 
 
 def read_metrics(run_dir):

@@ -11,7 +11,7 @@ import torch
 from torch.distributions import Categorical as TorchCategorical
 from torch.distributions import kl_divergence
 
-from rlrun.algos.ppo_kl import PPOKLConfig, halve_or_double_kl_coef, kl_penalty_loss
+from rlrun.algos.ppo_kl import halve_or_double_kl_coef, kl_penalty_loss
 from rlrun.ops.distributions import Categorical, DiagGaussian, frozen
 
 TINY = ["eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]
@@ -42,7 +42,6 @@ def test_beta_rule_over_a_sequence_of_phases():
 
 
 def test_kl_penalty_loss_on_a_hand_example():
-    algo = PPOKLConfig(vf_coef=0.5, ent_coef=0.01, clip_vloss=False)
     old_logits = torch.tensor([[0.0, 0.0], [1.0, -1.0], [0.5, 0.2]])
     new_logits = torch.tensor([[0.3, -0.3], [0.8, -0.6], [0.5, 0.9]])
     old, new = Categorical(old_logits), Categorical(new_logits)
@@ -52,7 +51,8 @@ def test_kl_penalty_loss_on_a_hand_example():
     returns = torch.tensor([0.0, 2.0, 1.0])
     beta = 3.0
     loss, stats = kl_penalty_loss(new, old, new.log_prob(actions), old.log_prob(actions), advantages,
-                                  new_values, old_values, returns, beta, algo)
+                                  new_values, old_values, returns, beta=beta, value_clip=None, vf_coef=0.5,
+                                  ent_coef=0.01)
     reference_old, reference_new = TorchCategorical(logits=old_logits), TorchCategorical(logits=new_logits)
     ratio = (reference_new.log_prob(actions) - reference_old.log_prob(actions)).exp()
     kl = kl_divergence(reference_old, reference_new).mean()

@@ -5,7 +5,7 @@ model of eq. 15.4; GRPO is named in book 15.1 and 15.2.7 as PPO's alternative):
 - no value network: each prompt gets `group_size` responses sampled at `temperature`, and
   every token of response i gets the advantage Â_i = (r_i - mean(r_group)) / std(r_group)
   with r_i = r̂(x, y_i) (Shao et al. section 4.1.2);
-- PPO's clipped surrogate (`rlrun.ops.clipped.clipped_policy_loss`; book ch. 8) over the tokens,
+- PPO's clipped surrogate (`rlrun.ops.clipped.clipped_surrogate`; book ch. 8) over the tokens,
   minus β times the per-token KL estimate π_ref/π - log(π_ref/π) - 1 to the frozen SFT
   reference in the loss (Shao et al. eqs. 3-4; β = `kl_coef`, adaptive as in ppo_lm), minus
   the entropy bonus, plus the optional PPO-ptx term (book eq. 15.12). All responses have
@@ -19,18 +19,10 @@ import torch
 
 from rlrun.algos.configs import GRPOConfig
 from rlrun.config import TrainConfig
-from rlrun.lm.pipeline import (
-    Rollout,
-    TokenLossFn,
-    check_task,
-    collect,
-    end_iteration,
-    make_policy,
-    prepare,
-    update,
-)
+from rlrun.lm.pipeline import check_task, collect, end_iteration, make_policy, prepare
 from rlrun.lm.task import LMTask
-from rlrun.ops.clipped import clipped_policy_loss
+from rlrun.lm.update import TokenSteps
+from rlrun.ops.clipped import clipped_surrogate
 from rlrun.ops.entropy import with_entropy_bonus
 from rlrun.ops.optim import anneal_lr
 from rlrun.ops.rlhf import group_advantages, kl_k3
@@ -44,26 +36,18 @@ def grpo_loss(
     ref_logprobs: torch.Tensor,
     advantages: torch.Tensor,
     entropy: torch.Tensor,
+    *,
     beta: float,
-    algo: GRPOConfig,
+    clip_coef: float,
+    ent_coef: float,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """-L^CLIP + β E[KL_k3(π || π_ref)] - c_e H over tokens, and its parts."""
-    policy_loss, stats = clipped_policy_loss(new_logprobs, old_logprobs, advantages, algo.clip_coef)
+    policy_loss, stats = clipped_surrogate(new_logprobs, old_logprobs, advantages, clip_coef)
     kl = kl_k3(new_logprobs, ref_logprobs).mean()
     entropy_mean = entropy.mean()
-    loss = with_entropy_bonus(policy_loss + beta * kl, entropy_mean, algo.ent_coef)
+    loss = with_entropy_bonus(policy_loss + beta * kl, entropy_mean, ent_coef)
     stats.update(kl_penalty=kl.detach(), entropy=entropy_mean.detach())
     return loss, stats
-
-
-def group_loss(algo: GRPOConfig, rollout: Rollout, advantages: torch.Tensor, beta: float) -> TokenLossFn:
-    """GRPO's loss over the response tokens of minibatch `mb` (rows of the rollout)."""
-
-    def loss_fn(mb, new_logprobs, entropy, new_values):
-        return grpo_loss(new_logprobs, rollout.logprobs[mb], rollout.ref_logprobs[mb], advantages[mb], entropy,
-                         beta, algo)
-
-    return loss_fn
 
 
 def check_grpo_task(cfg: TrainConfig) -> LMTask:
@@ -79,7 +63,13 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
         prompts = task.prompts(algo.prompts_per_batch).to(run.device).repeat_interleave(algo.group_size, 0)
         rollout = collect(models, task, prompts, algo.temperature)
         advantages = group_advantages(rollout.scores, algo.group_size)[:, None].expand(-1, task.response_length)
-        metrics = update(models, rollout, task, algo, group_loss(algo, rollout, advantages, coefs["beta"]))
+        update, beta = TokenSteps(models, rollout, task, algo), coefs["beta"]
+        for mb in update.minibatches():
+            loss, stats = grpo_loss(mb.logprobs, rollout.logprobs[mb.rows],
+                                    rollout.ref_logprobs[mb.rows], advantages[mb.rows], mb.entropy,
+                                    beta=beta, clip_coef=algo.clip_coef, ent_coef=algo.ent_coef)
+            update.step(loss, stats)
+        metrics = update.metrics()
         metrics["train/lr"] = lr
         global_step += rollout.tokens.shape[0] * task.response_length
         end_iteration(cfg, run, task, models, coefs, rollout, metrics, global_step)

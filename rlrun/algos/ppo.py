@@ -13,20 +13,87 @@ observation/reward normalisation, linear learning-rate annealing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import torch
+
 from rlrun.algos._ppo_family import (
     check_minibatches,
-    clipped_loss,
+    compiled,
     make_policy,
-    minibatch_loss,
-    update,
+    minibatch_stepper,
+    update_metrics,
 )
-from rlrun.algos.configs import PPOConfig
+from rlrun.algos._rollouts import RolloutLoop
+from rlrun.algos.configs import PPOConfig, PPOFamilyConfig
 from rlrun.config import TrainConfig
 from rlrun.data.batch import Batch
-from rlrun.data.rollout import RolloutBuffer, collect_rollout
-from rlrun.ops.optim import anneal_lr, make_optimizer
+from rlrun.networks.actor_critic import ActorCritic
+from rlrun.ops.clipped import clipped_surrogate, clipped_value_loss
+from rlrun.ops.entropy import with_entropy_bonus
+from rlrun.ops.optim import FlatOptimizer, make_optimizer
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
+from rlrun.training.minibatches import shuffled_minibatches
+
+
+def ppo_loss(
+    new_logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    new_values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    entropy: torch.Tensor,
+    *,
+    clip_coef: float,
+    value_clip: float | None,
+    vf_coef: float,
+    ent_coef: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss -L^CLIP + c_v L^V - c_e H and its parts (advantages already normalised).
+
+    L^V is the value loss clipped within `value_clip` of the old values (None: unclipped).
+    """
+    policy_loss, stats = clipped_surrogate(new_logprobs, old_logprobs, advantages, clip_coef)
+    value_loss = clipped_value_loss(new_values, old_values, returns, value_clip)
+    entropy_mean = entropy.mean()
+    loss = with_entropy_bonus(policy_loss + vf_coef * value_loss, entropy_mean, ent_coef)
+    stats.update(value_loss=value_loss.detach(), entropy=entropy_mean.detach())
+    return loss, stats
+
+
+def minibatch_loss(
+    agent: ActorCritic,
+    mb: Batch,
+    clip_coef: float,
+    value_clip: float | None,
+    vf_coef: float,
+    ent_coef: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The forward pass of minibatch `mb` and its `ppo_loss` (what `compile=true` compiles)."""
+    dist, new_values = agent.dist_and_value(mb.obs)
+    return ppo_loss(dist.log_prob(mb.actions), mb.logprobs, mb.advantages, new_values, mb.values,
+                    mb.returns, dist.entropy(), clip_coef=clip_coef, value_clip=value_clip,
+                    vf_coef=vf_coef, ent_coef=ent_coef)
+
+
+def update(
+    agent: ActorCritic,
+    optimizer: FlatOptimizer,
+    batch: Batch,
+    algo: PPOFamilyConfig,
+    forward_and_loss: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]] = minibatch_loss,
+) -> dict[str, float]:
+    """Epochs of shuffled minibatch steps on PPO's loss, with the KL early stop; `forward_and_loss`
+    is `minibatch_loss` or its compiled form. Returns the `train/` metrics of `update_metrics`."""
+    value_clip = algo.clip_coef if algo.clip_vloss else None
+    steps = minibatch_stepper(optimizer, algo)
+    for mb in shuffled_minibatches(batch, steps, algo.norm_adv):
+        loss, stats = forward_and_loss(agent, mb, algo.clip_coef, value_clip, algo.vf_coef,
+                                       algo.ent_coef)
+        steps.step(loss, stats)
+    return update_metrics(steps, batch)
 
 
 def train(cfg: TrainConfig, run: Run) -> TrainResult:
@@ -36,21 +103,12 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     agent = make_policy(cfg, envs.single_observation_space, envs.single_action_space).to(run.device)
     optimizer = make_optimizer(agent.parameters(), cfg.optimizer)
     run.track(agent=agent, optimizer=optimizer, envs=envs)
-    global_step = run.restore()
-    buffer = RolloutBuffer(algo.num_steps, envs.num_envs, envs.single_observation_space,
-                           envs.single_action_space, run.device)
-    forward_and_loss = minibatch_loss(clipped_loss(algo), cfg.compile)
-    obs = envs.reset(seed=run.env_seed)
-    while global_step < cfg.total_timesteps and not run.should_stop:
-        lr = anneal_lr(optimizer, cfg.optimizer.schedule, global_step, cfg.total_timesteps)
-        obs = collect_rollout(agent, envs, buffer, obs, run.record_episodes, cfg.numpy_acting)
-        global_step += buffer.batch_size
+    loop = RolloutLoop(cfg, run, envs, agent, optimizer)
+    forward_and_loss = compiled(minibatch_loss) if cfg.compile else minibatch_loss
+    for buffer, metrics in loop:
         batch = Batch.from_rollout(buffer, algo.gamma, algo.gae_lambda)
-        metrics = update(agent, optimizer, batch, algo, forward_and_loss)
-        run.log({**metrics, "train/lr": lr}, global_step)
-        run.maybe_evaluate(agent, global_step)
-        run.maybe_checkpoint(global_step)
-    return run.finish(agent, global_step)
+        metrics.update(update(agent, optimizer, batch, algo, forward_and_loss))
+    return loop.finish()
 
 
 SPEC = AlgoSpec(name="ppo", config=PPOConfig, train=train, make_policy=make_policy, policy_key="agent",

@@ -6,7 +6,7 @@ and the book's ch. 8 (PPO optimises the constrained surrogate of eq. 7.41 by min
   ρ_t = π_θ(a_t|s_t) / π_old(a_t|s_t), with the exact KL of the two action distributions;
 - `num_epochs` epochs of shuffled minibatches on -L^KLPEN + c_v L^V - c_e H (the minibatch loop,
   advantage normalisation, grad-norm clip and the optional early stop at `target_kl`, Alg. 8.1,
-  are the PPO family's `rlrun.algos._ppo_family.update`);
+  are the PPO family's `rlrun.training.minibatches`, driven by `update` below);
 - after each update phase d = E_t[KL(π_old || π_θ)] over the whole batch, then
   β ← β/2 if d < d_targ/1.5, β ← 2β if d > 1.5 d_targ (lecture; `halve_or_double_kl_coef`),
   d_targ = `kl_target`; β starts at `beta_init` and is checkpointed;
@@ -21,22 +21,23 @@ from dataclasses import dataclass
 import torch
 
 from rlrun.algos._ppo_family import (
-    LossFn,
     check_minibatches,
     make_policy,
-    minibatch_loss,
-    update,
+    minibatch_stepper,
+    update_metrics,
 )
+from rlrun.algos._rollouts import RolloutLoop
 from rlrun.algos.configs import PPOKLConfig
 from rlrun.config import TrainConfig
 from rlrun.data.batch import Batch
-from rlrun.data.rollout import RolloutBuffer, collect_rollout
+from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.clipped import clipped_value_loss
 from rlrun.ops.distributions import Distribution, frozen
 from rlrun.ops.entropy import with_entropy_bonus
-from rlrun.ops.optim import anneal_lr, make_optimizer
+from rlrun.ops.optim import FlatOptimizer, make_optimizer
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, Scalars, TrainResult
+from rlrun.training.minibatches import shuffled_minibatches
 
 
 def halve_or_double_kl_coef(beta: float, kl: float, kl_target: float) -> float:
@@ -57,17 +58,23 @@ def kl_penalty_loss(
     new_values: torch.Tensor,
     old_values: torch.Tensor,
     returns: torch.Tensor,
+    *,
     beta: float,
-    algo: PPOKLConfig,
+    value_clip: float | None,
+    vf_coef: float,
+    ent_coef: float,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Total loss -E[ρA] + β E[KL(old || new)] + c_v L^V - c_e H and its parts."""
+    """Total loss -E[ρA] + β E[KL(old || new)] + c_v L^V - c_e H and its parts.
+
+    L^V is the value loss clipped within `value_clip` of the old values (None: unclipped).
+    """
     ratio = (new_logprobs - old_logprobs).exp()
     surrogate = (ratio * advantages).mean()
     kl = old_dist.kl(dist).mean()
     policy_loss = -surrogate + beta * kl
-    value_loss = clipped_value_loss(new_values, old_values, returns, algo)
+    value_loss = clipped_value_loss(new_values, old_values, returns, value_clip)
     entropy = dist.entropy().mean()
-    loss = with_entropy_bonus(policy_loss + algo.vf_coef * value_loss, entropy, algo.ent_coef)
+    loss = with_entropy_bonus(policy_loss + vf_coef * value_loss, entropy, ent_coef)
     stats = {
         "policy_loss": policy_loss.detach(),
         "surrogate": surrogate.detach(),
@@ -85,14 +92,20 @@ class KLBatch(Batch):
     old_dist: Distribution | None = None
 
 
-def penalty_loss(algo: PPOKLConfig, beta: float) -> LossFn:
-    """The KL-penalty loss of one minibatch (rows of a `KLBatch`)."""
-
-    def loss_fn(dist, new_values, minibatch, advantages):
-        return kl_penalty_loss(dist, minibatch.old_dist, dist.log_prob(minibatch.actions), minibatch.logprobs,
-                               advantages, new_values, minibatch.values, minibatch.returns, beta, algo)
-
-    return loss_fn
+def update(
+    agent: ActorCritic, optimizer: FlatOptimizer, batch: KLBatch, algo: PPOKLConfig, beta: float
+) -> dict[str, float]:
+    """Epochs of shuffled minibatch steps on the KL-penalty loss with coefficient `beta`."""
+    value_clip = algo.clip_coef if algo.clip_vloss else None
+    steps = minibatch_stepper(optimizer, algo)
+    for mb in shuffled_minibatches(batch, steps, algo.norm_adv):
+        dist, new_values = agent.dist_and_value(mb.obs)
+        loss, stats = kl_penalty_loss(dist, mb.old_dist, dist.log_prob(mb.actions), mb.logprobs,
+                                      mb.advantages, new_values, mb.values, mb.returns, beta=beta,
+                                      value_clip=value_clip, vf_coef=algo.vf_coef,
+                                      ent_coef=algo.ent_coef)
+        steps.step(loss, stats)
+    return update_metrics(steps, batch)
 
 
 def train(cfg: TrainConfig, run: Run) -> TrainResult:
@@ -103,27 +116,19 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     optimizer = make_optimizer(agent.parameters(), cfg.optimizer)
     coefs = Scalars(beta=algo.beta_init)
     run.track(agent=agent, optimizer=optimizer, envs=envs, coefs=coefs)
-    global_step = run.restore()
-    buffer = RolloutBuffer(algo.num_steps, envs.num_envs, envs.single_observation_space,
-                           envs.single_action_space, run.device)
-    obs = envs.reset(seed=run.env_seed)
-    while global_step < cfg.total_timesteps and not run.should_stop:
-        lr = anneal_lr(optimizer, cfg.optimizer.schedule, global_step, cfg.total_timesteps)
-        obs = collect_rollout(agent, envs, buffer, obs, run.record_episodes, cfg.numpy_acting)
-        global_step += buffer.batch_size
+    loop = RolloutLoop(cfg, run, envs, agent, optimizer)
+    for buffer, metrics in loop:
         batch = Batch.from_rollout(buffer, algo.gamma, algo.gae_lambda)
         with torch.no_grad():
             old_dist = frozen(agent.dist(batch.obs))
         beta = coefs["beta"]
-        metrics = update(agent, optimizer, KLBatch(**vars(batch), old_dist=old_dist), algo,
-                         minibatch_loss(penalty_loss(algo, beta)))
+        kl_batch = KLBatch(**vars(batch), old_dist=old_dist)
+        metrics.update(update(agent, optimizer, kl_batch, algo, beta))
         with torch.no_grad():
             kl = float(old_dist.kl(agent.dist(batch.obs)).mean())
         coefs["beta"] = halve_or_double_kl_coef(beta, kl, algo.kl_target)
-        run.log({**metrics, "train/kl": kl, "train/beta": beta, "train/lr": lr}, global_step)
-        run.maybe_evaluate(agent, global_step)
-        run.maybe_checkpoint(global_step)
-    return run.finish(agent, global_step)
+        metrics.update({"train/kl": kl, "train/beta": beta})
+    return loop.finish()
 
 
 SPEC = AlgoSpec(name="ppo_kl", config=PPOKLConfig, train=train, make_policy=make_policy, policy_key="agent")

@@ -14,9 +14,10 @@ Bradley-Terry reward-model stages of `rlrun.lm.pipeline` (book 15.1, 15.2.7, eq.
   λ = 1 the returns are the reward-to-go of eq. 15.11; whitened over the batch (`norm_adv`);
 - value network V(s_t) on every response position (eq. 15.6), initialised as a copy of the
   reward model (15.2.4), regressed on the returns with the clipped value loss;
-- PPO's clipped surrogate and value loss (`rlrun.ops.clipped.ppo_loss`; book ch. 8, Alg. 8.1)
-  over `num_epochs` epochs of `num_minibatches` minibatches of whole responses, plus the
-  PPO-ptx term `ptx_coef` × pretraining NLL (eq. 15.12).
+- PPO's loss, clipped surrogate and clipped value loss (`rlrun.algos.ppo.ppo_loss`, called by
+  name; book ch. 8, Alg. 8.1), over `num_epochs` epochs of `num_minibatches` minibatches of
+  whole responses (`rlrun.lm.update.TokenSteps`), plus the PPO-ptx term `ptx_coef` ×
+  pretraining NLL (eq. 15.12).
 Global step: generated response tokens (`rlrun.lm.pipeline`).
 """
 
@@ -26,36 +27,23 @@ import numpy as np
 import torch
 
 from rlrun.algos.configs import PPOLMConfig
+from rlrun.algos.ppo import ppo_loss
 from rlrun.config import TrainConfig
 from rlrun.envs.normalize import RunningMeanStd
 from rlrun.lm.pipeline import (
-    Rollout,
-    TokenLossFn,
     check_task,
     collect,
     end_iteration,
     make_policy,
     prepare,
     response_values,
-    update,
 )
-from rlrun.ops.clipped import ppo_loss
+from rlrun.lm.update import TokenSteps
 from rlrun.ops.optim import anneal_lr
 from rlrun.ops.returns import explained_variance, standardize
 from rlrun.ops.rlhf import kl_shaped_rewards, response_advantages
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
-
-
-def token_clipped_loss(algo: PPOLMConfig, rollout: Rollout, values: torch.Tensor, advantages: torch.Tensor,
-                 returns: torch.Tensor) -> TokenLossFn:
-    """PPO's clipped loss over the response tokens of minibatch `mb` (rows of the rollout)."""
-
-    def loss_fn(mb, new_logprobs, entropy, new_values):
-        return ppo_loss(new_logprobs, rollout.logprobs[mb], advantages[mb], new_values, values[mb], returns[mb],
-                        entropy, algo)
-
-    return loss_fn
 
 
 def normalized_scores(scores: torch.Tensor, rms: RunningMeanStd) -> torch.Tensor:
@@ -70,6 +58,7 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     score_rms = RunningMeanStd()
     models, coefs, global_step = prepare(cfg, run, task, with_value=True, score_rms=score_rms)
     n = task.prompt_length
+    value_clip = algo.clip_coef if algo.clip_vloss else None
     while global_step < cfg.total_timesteps and not run.should_stop:
         for optimizer in models.optimizers:
             lr = anneal_lr(optimizer, cfg.optimizer.schedule, global_step, cfg.total_timesteps)
@@ -81,7 +70,14 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
         advantages, returns = response_advantages(rewards, values, algo.gamma, algo.gae_lambda)
         if algo.norm_adv:
             advantages = standardize(advantages)
-        metrics = update(models, rollout, task, algo, token_clipped_loss(algo, rollout, values, advantages, returns))
+        update = TokenSteps(models, rollout, task, algo)
+        for mb in update.minibatches():
+            loss, stats = ppo_loss(mb.logprobs, rollout.logprobs[mb.rows], advantages[mb.rows],
+                                   mb.values, values[mb.rows], returns[mb.rows], mb.entropy,
+                                   clip_coef=algo.clip_coef, value_clip=value_clip,
+                                   vf_coef=algo.vf_coef, ent_coef=algo.ent_coef)
+            update.step(loss, stats)
+        metrics = update.metrics()
         metrics["train/explained_variance"] = explained_variance(values, returns)
         metrics["train/lr"] = lr
         global_step += rollout.tokens.shape[0] * task.response_length

@@ -20,18 +20,37 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import gymnasium as gym
 import torch
 
+from rlrun.algos._rollouts import make_policy
 from rlrun.algos.configs import ReinforceConfig
 from rlrun.config import ConfigError, TrainConfig
 from rlrun.data.episodes import EpisodeBatch, collect_episodes, episode_quotas
-from rlrun.networks.actor_critic import ActorCritic
+from rlrun.ops.entropy import with_entropy_bonus
 from rlrun.ops.optim import anneal_lr, make_optimizer
-from rlrun.ops.policy_gradient import actor_critic_step, value_regression_steps
-from rlrun.ops.returns import discounted_returns, explained_variance
+from rlrun.ops.policy_gradient import score_function_loss
+from rlrun.ops.returns import discounted_returns, explained_variance, standardize
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
+from rlrun.training.steps import gradient_step, value_regression_steps
+
+
+def reinforce_loss(
+    logprobs: torch.Tensor, advantages: torch.Tensor, entropy: torch.Tensor, ent_coef: float
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss -mean(log π · Φ) - c_e mean(H) and its parts (eq. 3.29; no critic term: the
+    baseline is fitted in steps of its own).
+
+    Args:
+        logprobs: log π(a_t|s_t) of the taken actions, with gradient, shape [B].
+        advantages: Φ_t, returns or returns minus the baseline (normalised as wanted), shape [B].
+        entropy: policy entropy per state, shape [B].
+        ent_coef: entropy bonus coefficient c_e.
+    """
+    policy_loss = score_function_loss(logprobs, advantages)
+    entropy_mean = entropy.mean()
+    loss = with_entropy_bonus(policy_loss, entropy_mean, ent_coef)
+    return loss, {"policy_loss": policy_loss.detach(), "entropy": entropy_mean.detach()}
 
 
 def episode_start_returns(returns: torch.Tensor, episode_ends: torch.Tensor) -> torch.Tensor:
@@ -59,10 +78,6 @@ def batch_returns(
             rewards[t, torch.as_tensor(rows, device=rewards.device)] += gamma * values
     returns = discounted_returns(rewards, batch.episode_ends, gamma)
     return returns if reward_to_go else episode_start_returns(returns, batch.episode_ends)
-
-
-def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> ActorCritic:
-    return ActorCritic(cfg.network, obs_space, action_space)
 
 
 def train(cfg: TrainConfig, run: Run) -> TrainResult:
@@ -99,10 +114,15 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
             final_values = [agent.value(obs) for _, _, obs in batch.truncated] if algo.baseline else None
             b_returns = batch_returns(batch, algo.gamma, algo.reward_to_go, final_values)[valid]
             b_values = agent.value(b_obs) if algo.baseline else torch.zeros_like(b_returns)
-        metrics = actor_critic_step(
-            agent, optimizer, b_obs, b_actions, b_returns - b_values, b_returns, b_values,
-            vf_coef=0.0, ent_coef=algo.ent_coef, max_grad_norm=algo.max_grad_norm, norm_adv=algo.norm_adv,
-        )
+        advantages = b_returns - b_values
+        if algo.norm_adv:
+            advantages = standardize(advantages)
+        dist = agent.dist(b_obs)
+        loss, stats = reinforce_loss(dist.log_prob(b_actions), advantages, dist.entropy(),
+                                     algo.ent_coef)
+        grad_norm = float(gradient_step(optimizer, loss, algo.max_grad_norm))
+        metrics = {f"train/{key}": float(value) for key, value in stats.items()}
+        metrics["train/grad_norm"] = grad_norm
         if algo.baseline:
             metrics.update(value_regression_steps(agent, value_optimizer, b_obs, b_returns, algo.value_steps,
                                                   algo.max_grad_norm))

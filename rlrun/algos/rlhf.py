@@ -1,8 +1,9 @@
 """Reinforcement learning from preferences (Christiano et al. 2017; book ch. 14).
 
-The environment's reward is hidden from the policy: PPO (`algo.base=ppo`: the rollout,
-GAE and clipped-surrogate update of `rlrun.algos.ppo`) optimises a learned reward r̂(s, a)
-instead, written into the rollout buffer in place of the env's rewards before GAE. Following
+The environment's reward is hidden from the policy: PPO (`algo.base=ppo`: the rollout, GAE
+and clipped-surrogate update of `rlrun.algos.ppo`, its `update` and `ppo_loss`, which this
+module calls by name) optimises a learned reward r̂(s, a) instead, written into the rollout
+buffer in place of the env's rewards before GAE. Following
 book ch. 14.2-14.3, after each rollout
 1. trajectory segments σ = (s_0, a_0, ..., s_{k-1}, a_{k-1}) of `segment_len` = k steps
    (eq. 14.2) are cut from the rollout, starting anywhere; a segment whose episode terminates
@@ -15,7 +16,7 @@ book ch. 14.2-14.3, after each rollout
    flips or Boltzmann rationality, `rlrun.ops.preferences.synthetic_preferences`);
 4. the reward-model ensemble (`ensemble` MLPs r̂(s, a), `rlrun.networks.reward_ensemble`) is
    trained on all comparisons (`rlrun.data.preferences.PreferenceDataset`) with the
-   Bradley-Terry cross-entropy (eqs. 14.5-14.7, `rlrun.ops.reward_model`). As in Christiano et
+   Bradley-Terry cross-entropy (eqs. 14.5-14.7, `rlrun.training.reward_model`). As in Christiano et
    al., each member sees a bootstrap resample of the comparisons, here online: each comparison
    carries a Poisson(1) count per member, its weight in that member's loss (Oza & Russell 2001).
    A share `val_fraction` of the comparisons is held out (train/rm_accuracy);
@@ -36,25 +37,21 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlrun.algos._ppo_family import (
-    check_minibatches,
-    clipped_loss,
-    make_policy,
-    minibatch_loss,
-    update,
-)
+from rlrun.algos import ppo
+from rlrun.algos._ppo_family import check_minibatches, compiled, make_policy
+from rlrun.algos._rollouts import RolloutLoop
 from rlrun.algos.configs import RLHFConfig
 from rlrun.config import ConfigError, TrainConfig
 from rlrun.data.batch import Batch
 from rlrun.data.preferences import PreferenceDataset, sample_segments
-from rlrun.data.rollout import RolloutBuffer, collect_rollout
+from rlrun.data.rollout import RolloutBuffer
 from rlrun.envs.normalize import RunningMeanStd
 from rlrun.networks.reward_ensemble import RewardEnsemble
-from rlrun.ops.optim import anneal_lr, make_optimizer
+from rlrun.ops.optim import make_optimizer
 from rlrun.ops.preferences import ensemble_disagreement, synthetic_preferences
-from rlrun.ops.reward_model import member_returns, reward_model_metrics, train_reward_model
 from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
+from rlrun.training.reward_model import member_returns, reward_model_metrics, train_reward_model
 
 
 def check_spaces(obs_space: gym.Space, action_space: gym.Space, env_id: str = "this env") -> None:
@@ -118,15 +115,9 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
     reward_rms = RunningMeanStd(())
     run.track(agent=agent, optimizer=optimizer, envs=envs, reward_model=reward_model,
               reward_optimizer=rm_optimizer, preferences=preferences, reward_rms=reward_rms)
-    global_step = run.restore()
-    buffer = RolloutBuffer(algo.num_steps, envs.num_envs, obs_space, action_space, run.device)
-    forward_and_loss = minibatch_loss(clipped_loss(algo), cfg.compile)
-    obs = envs.reset(seed=run.env_seed)
-    while global_step < cfg.total_timesteps and not run.should_stop:
-        lr = anneal_lr(optimizer, cfg.optimizer.schedule, global_step, cfg.total_timesteps)
-        obs = collect_rollout(agent, envs, buffer, obs, run.record_episodes, cfg.numpy_acting)
-        global_step += buffer.batch_size
-        metrics: dict[str, float] = {}
+    loop = RolloutLoop(cfg, run, envs, agent, optimizer)
+    forward_and_loss = compiled(ppo.minibatch_loss) if cfg.compile else ppo.minibatch_loss
+    for buffer, metrics in loop:
         if preferences.size < preferences.capacity:
             segments = sample_segments(buffer, 2 * algo.candidate_pairs, algo.segment_len)
             pairs = select_pairs(segments, reward_model, algo)
@@ -138,12 +129,10 @@ def train(cfg: TrainConfig, run: Run) -> TrainResult:
                                               algo.rm_batch_size))
         metrics.update(reward_model_metrics(reward_model, preferences))
         metrics["train/learned_reward_mean"] = relabel_rewards(buffer, reward_model, reward_rms, algo.gamma)
-        metrics.update(update(agent, optimizer, Batch.from_rollout(buffer, algo.gamma, algo.gae_lambda), algo,
-                              forward_and_loss))
-        run.log({**metrics, "train/annotations": float(preferences.size), "train/lr": lr}, global_step)
-        run.maybe_evaluate(agent, global_step)
-        run.maybe_checkpoint(global_step)
-    return run.finish(agent, global_step)
+        batch = Batch.from_rollout(buffer, algo.gamma, algo.gae_lambda)
+        metrics.update(ppo.update(agent, optimizer, batch, algo, forward_and_loss))
+        metrics["train/annotations"] = float(preferences.size)
+    return loop.finish()
 
 
 SPEC = AlgoSpec(name="rlhf", config=RLHFConfig, train=train, make_policy=make_policy, policy_key="agent",

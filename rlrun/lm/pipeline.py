@@ -14,9 +14,9 @@ On a fresh run, before RL, the three stages of book 15.1 and 15.2.7 run on env=l
    15.2.2). A quarter as many pairs again are held out for `train/rm_accuracy`. The value
    network of ppo_lm starts as a copy of r̂ (15.2.4).
 Then the algorithm's RL loop uses the helpers below: `collect` samples responses at
-`temperature` (15.2.9) and scores them, `update` runs epochs of minibatch steps on the
-algorithm's loss plus the optional PPO-ptx term `ptx_coef` × pretraining NLL (eq. 15.12, a
-mean per token), `end_iteration` adapts β, logs, writes samples, evaluates and checkpoints.
+`temperature` (15.2.9) and scores them, `rlrun.lm.update.TokenSteps` hands the algorithm the
+minibatches of its update and steps on the algorithm's loss plus the optional PPO-ptx term,
+`end_iteration` adapts β, logs, writes samples, evaluates and checkpoints.
 
 Global step: generated response tokens of the RL stage (each token is one action, eq. 15.1);
 `total_timesteps` budgets them. Stages 1-3 log their results at step 0, with
@@ -50,11 +50,11 @@ from rlrun.networks.lm import (
     make_token_scorer,
     response_logits,
 )
-from rlrun.ops.minibatches import LossAndStats, minibatch_steps
 from rlrun.ops.optim import FlatOptimizer, make_optimizer, set_lr
 from rlrun.ops.preferences import bradley_terry_loss, preference_accuracy, preference_probability
 from rlrun.ops.rlhf import proportional_kl_coef
 from rlrun.run import Run, Scalars, Stateful
+from rlrun.training.steps import gradient_step
 
 
 # ----- set-up ---------------------------------------------------------------------------------
@@ -148,10 +148,7 @@ def supervised_steps(optimizer: FlatOptimizer, steps: int, loss_fn: Callable[[],
         if stop():
             break
         loss = loss_fn()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.clip_grad_norm(max_grad_norm)
-        optimizer.step()
+        gradient_step(optimizer, loss, max_grad_norm)
         losses.append(loss.detach())
     return float(torch.stack(losses[-max(1, steps // 10) :]).mean()) if losses else float("nan")
 
@@ -295,45 +292,6 @@ def collect(models: LMModels, task: LMTask, prompts: torch.Tensor, temperature: 
     logprobs, _ = token_logprobs(models.policy, tokens, task.prompt_length, temperature)
     ref_logprobs, _ = token_logprobs(models.reference, tokens, task.prompt_length, temperature)
     return Rollout(tokens, logprobs, ref_logprobs, models.reward_model.score(tokens), task.true_reward(responses))
-
-
-TokenLossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None],
-                  tuple[torch.Tensor, dict[str, torch.Tensor]]]
-"""(minibatch rows, new log-probs [mb, m], entropy [mb, m], new values [mb, m] or None) -> (loss, stats)."""
-
-
-def update(models: LMModels, rollout: Rollout, task: LMTask, algo: LMConfig, loss_fn: TokenLossFn) -> dict[str, float]:
-    """Epochs of shuffled minibatch steps on `loss_fn` (+ the PPO-ptx term), with the KL early stop
-    (`rlrun.ops.minibatches`); the loss parts are averaged over the minibatches stepped."""
-    n, device = task.prompt_length, rollout.tokens.device
-
-    def epoch_loss(permutation: torch.Tensor) -> Callable[[slice], LossAndStats]:
-        def minibatch_loss(rows: slice) -> LossAndStats:
-            mb = permutation[rows]
-            tokens = rollout.tokens[mb]
-            new_logprobs, entropy = token_logprobs(models.policy, tokens, n, algo.temperature)
-            new_values = response_values(models.value, tokens, n) if models.value is not None else None
-            return loss_fn(mb, new_logprobs, entropy, new_values)
-
-        return minibatch_loss
-
-    def ptx_loss(stats: dict[str, torch.Tensor]) -> torch.Tensor:
-        nll = lm_loss(models.policy, task.text(algo.supervised_batch_size, task.context_length).to(device))
-        stats["ptx_loss"] = nll.detach()
-        return algo.ptx_coef * nll
-
-    steps = minibatch_steps(models.optimizers, rollout.tokens.shape[0], algo, epoch_loss, device,
-                            ptx_loss if algo.ptx_coef > 0 else None)
-    stepped = steps.stats[: steps.updates]
-    count = max(steps.updates, 1)
-    keys = stepped[0] if stepped else {}
-    metrics = {f"train/{key}": float(sum(stats[key] for stats in stepped)) / count for key in keys}
-    metrics["train/grad_norm"] = float(sum(steps.grad_norms[0])) / count
-    if len(models.optimizers) > 1:
-        metrics["train/value_grad_norm"] = float(sum(steps.grad_norms[1])) / count
-    metrics["train/updates"] = float(steps.updates)
-    metrics["train/early_stop"] = float(steps.early_stop)
-    return metrics
 
 
 def end_iteration(

@@ -1,1 +1,2 @@
-"""Stateful training helpers: target-network sync and exploration noise processes."""
+"""Stateful training helpers: gradient steps, epochs of shuffled minibatch steps, target-network
+sync, exploration noise processes, reward-model fitting."""
