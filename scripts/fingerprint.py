@@ -87,10 +87,14 @@ def tensor_digests(value, path: str = "") -> dict[str, str]:
 
 
 def fingerprint(args: list[str]) -> dict:
-    """Train one case in a fresh process and fingerprint its metrics and final checkpoint."""
+    """Train one case in a fresh process and fingerprint its metrics and final checkpoint.
+    Paths inside the checkout (an expert's checkpoint) are given relative to it, so that the
+    stored config is the same in every checkout."""
+    args = [arg.replace(f"{ROOT}/", "") for arg in args]
     with tempfile.TemporaryDirectory() as run_dir:
         done = subprocess.run([RLRUN, *args, f"hydra.run.dir={run_dir}"], capture_output=True,
-                              text=True, env={**os.environ, "WANDB_MODE": "offline"}, check=False)
+                              text=True, env={**os.environ, "WANDB_MODE": "offline"}, check=False,
+                              cwd=ROOT)
         if done.returncode != 0:
             raise SystemExit(f"{' '.join(args)} failed:\n{done.stderr[-2000:]}")
         metrics = []
