@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from rlrun.algos._offpolicy import ContinuousLearner, ReplayLearner, ReplayLoop, train_off_policy
 from rlrun.algos.a2c import actor_critic_step
+from rlrun.algos.spec import AlgoSpec
 from rlrun.config import AlgoConfig, ConfigError, TrainConfig, check, check_discount
 from rlrun.data.batch import Batch
 from rlrun.data.episodes import EpisodeBatch, collect_episodes, episode_quotas
@@ -25,7 +26,6 @@ from rlrun.ops.returns import discounted_returns, explained_variance, gae, stand
 from rlrun.ops.schedule import linear_schedule
 from rlrun.ops.stats import MeanStats
 from rlrun.ops.td import epsilon_greedy, q_learning_target, td_loss
-from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
 from rlrun.training.minibatches import MinibatchSteps, minibatch_steps, shuffled_minibatches
 from rlrun.training.steps import gradient_step, value_regression_steps

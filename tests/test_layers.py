@@ -78,10 +78,6 @@ takes no config objects, so it imports no `rlrun.config` either, though config i
 KNOWN_VIOLATIONS: set[tuple[str, str]] = {
     # (importer, imported) pairs that break the layers today and are being fixed; the test fails on
     # any other violation, and on an entry here that no longer occurs (delete it when a fix lands).
-    # Every algorithm takes `AlgoSpec` from the registry (it moves to rlrun/algos/spec.py).
-    *((f"rlrun.algos.{name}", "rlrun.registry") for name in (
-        "a2c", "bc", "cem", "dagger", "ddpg", "dqn", "grpo", "npg", "offpac", "ppo", "ppo_kl",
-        "ppo_lm", "reinforce", "rlhf", "sac", "sarsa", "td3", "trpo")),
     # ops/ reaching for config objects, networks and storage.
     ("rlrun.ops.optim", "rlrun.config"),
     # The report's tables use the CLI's console helper.

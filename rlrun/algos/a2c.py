@@ -18,6 +18,7 @@ import torch
 
 from rlrun.algos._rollouts import RolloutLoop, make_policy
 from rlrun.algos.configs import A2CConfig
+from rlrun.algos.spec import AlgoSpec
 from rlrun.config import TrainConfig
 from rlrun.data.batch import Batch
 from rlrun.networks.actor_critic import ActorCritic
@@ -25,7 +26,6 @@ from rlrun.ops.entropy import with_entropy_bonus
 from rlrun.ops.optim import FlatOptimizer, make_optimizer
 from rlrun.ops.policy_gradient import score_function_loss, squared_error
 from rlrun.ops.returns import explained_variance, standardize
-from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
 from rlrun.training.steps import gradient_step
 

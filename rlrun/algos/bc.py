@@ -32,8 +32,8 @@ from rlrun.algos._imitation import (
     train_epochs,
 )
 from rlrun.algos.configs import BCConfig
+from rlrun.algos.spec import AlgoSpec
 from rlrun.config import TrainConfig
-from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
 
 

@@ -29,11 +29,11 @@ from torch import nn
 from torch.func import functional_call
 
 from rlrun.algos.configs import CEMConfig
+from rlrun.algos.spec import AlgoSpec
 from rlrun.config import TrainConfig
 from rlrun.data.episodes import collect_episodes
 from rlrun.networks.actor import Actor, actor_parts
 from rlrun.ops.trust_region import flat_params, set_flat_params
-from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
 
 

@@ -37,11 +37,11 @@ from rlrun.algos._imitation import (
     train_epochs,
 )
 from rlrun.algos.configs import DAggerConfig
+from rlrun.algos.spec import AlgoSpec
 from rlrun.config import TrainConfig
 from rlrun.data.demos import Demos, Expert, collect_demos
 from rlrun.envs.factory import VecEnv
 from rlrun.networks.actor import Actor
-from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
 
 

@@ -22,10 +22,10 @@ from torch import Tensor
 from rlrun.algos._deterministic import DeterministicLearner, make_policy
 from rlrun.algos._offpolicy import ReplayLoop, gradient_step, require_continuous_actions
 from rlrun.algos.configs import DDPGConfig
+from rlrun.algos.spec import AlgoSpec
 from rlrun.config import TrainConfig
 from rlrun.data.replay import ReplayBatch
 from rlrun.ops.td import critic_regression_loss, td_target
-from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
 
 check_spaces = require_continuous_actions("ddpg")

@@ -29,6 +29,7 @@ from rlrun.algos._td_control import (
     td_step,
 )
 from rlrun.algos.configs import DQNConfig
+from rlrun.algos.spec import AlgoSpec
 from rlrun.config import TrainConfig
 from rlrun.data.replay import ReplayBatch
 from rlrun.envs.factory import VecEnv
@@ -44,7 +45,6 @@ from rlrun.ops.td import (
     taken,
     td_loss,
 )
-from rlrun.registry import AlgoSpec
 from rlrun.run import Run, Stateful, TrainResult
 from rlrun.training.targets import TargetSync
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from rlrun.algos.configs import GRPOConfig
+from rlrun.algos.spec import AlgoSpec
 from rlrun.config import TrainConfig
 from rlrun.lm.pipeline import check_task, collect, end_iteration, make_policy, prepare
 from rlrun.lm.task import LMTask
@@ -26,7 +27,6 @@ from rlrun.ops.clipped import clipped_surrogate
 from rlrun.ops.entropy import with_entropy_bonus
 from rlrun.ops.optim import anneal_lr
 from rlrun.ops.rlhf import group_advantages, kl_k3
-from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
 
 

@@ -31,6 +31,7 @@ from rlrun.algos._natural import (
     train_loop,
 )
 from rlrun.algos.configs import NPGConfig
+from rlrun.algos.spec import AlgoSpec
 from rlrun.config import ConfigError, TrainConfig
 from rlrun.data.batch import Batch
 from rlrun.networks.actor_critic import ActorCritic
@@ -41,7 +42,6 @@ from rlrun.ops.trust_region import (
     natural_step_size,
     set_flat_params,
 )
-from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
 
 

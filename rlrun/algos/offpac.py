@@ -22,10 +22,10 @@ import torch
 from rlrun.algos._rollouts import RolloutLoop, make_policy
 from rlrun.algos.a2c import actor_critic_step
 from rlrun.algos.configs import OffPACConfig
+from rlrun.algos.spec import AlgoSpec
 from rlrun.config import TrainConfig
 from rlrun.ops.importance import truncated_importance_weights, vtrace
 from rlrun.ops.optim import make_optimizer
-from rlrun.registry import AlgoSpec
 from rlrun.run import Run, Scalars, TrainResult
 from rlrun.training.targets import hard_update
 

@@ -26,13 +26,13 @@ from rlrun.algos._ppo_family import (
 )
 from rlrun.algos._rollouts import RolloutLoop
 from rlrun.algos.configs import PPOConfig, PPOFamilyConfig
+from rlrun.algos.spec import AlgoSpec
 from rlrun.config import TrainConfig
 from rlrun.data.batch import Batch
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.clipped import clipped_surrogate, clipped_value_loss
 from rlrun.ops.entropy import with_entropy_bonus
 from rlrun.ops.optim import FlatOptimizer, make_optimizer
-from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
 from rlrun.training.minibatches import shuffled_minibatches
 

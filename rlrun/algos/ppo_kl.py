@@ -28,6 +28,7 @@ from rlrun.algos._ppo_family import (
 )
 from rlrun.algos._rollouts import RolloutLoop
 from rlrun.algos.configs import PPOKLConfig
+from rlrun.algos.spec import AlgoSpec
 from rlrun.config import TrainConfig
 from rlrun.data.batch import Batch
 from rlrun.networks.actor_critic import ActorCritic
@@ -35,7 +36,6 @@ from rlrun.ops.clipped import clipped_value_loss
 from rlrun.ops.distributions import Distribution, frozen
 from rlrun.ops.entropy import with_entropy_bonus
 from rlrun.ops.optim import FlatOptimizer, make_optimizer
-from rlrun.registry import AlgoSpec
 from rlrun.run import Run, Scalars, TrainResult
 from rlrun.training.minibatches import shuffled_minibatches
 

@@ -28,6 +28,7 @@ import torch
 
 from rlrun.algos.configs import PPOLMConfig
 from rlrun.algos.ppo import ppo_loss
+from rlrun.algos.spec import AlgoSpec
 from rlrun.config import TrainConfig
 from rlrun.envs.normalize import RunningMeanStd
 from rlrun.lm.pipeline import (
@@ -42,7 +43,6 @@ from rlrun.lm.update import TokenSteps
 from rlrun.ops.optim import anneal_lr
 from rlrun.ops.returns import explained_variance, standardize
 from rlrun.ops.rlhf import kl_shaped_rewards, response_advantages
-from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
 
 

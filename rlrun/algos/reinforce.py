@@ -24,13 +24,13 @@ import torch
 
 from rlrun.algos._rollouts import make_policy
 from rlrun.algos.configs import ReinforceConfig
+from rlrun.algos.spec import AlgoSpec
 from rlrun.config import ConfigError, TrainConfig
 from rlrun.data.episodes import EpisodeBatch, collect_episodes, episode_quotas
 from rlrun.ops.entropy import with_entropy_bonus
 from rlrun.ops.optim import anneal_lr, make_optimizer
 from rlrun.ops.policy_gradient import score_function_loss
 from rlrun.ops.returns import discounted_returns, explained_variance, standardize
-from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
 from rlrun.training.steps import gradient_step, value_regression_steps
 

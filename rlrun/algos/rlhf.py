@@ -41,6 +41,7 @@ from rlrun.algos import ppo
 from rlrun.algos._ppo_family import check_minibatches, compiled, make_policy
 from rlrun.algos._rollouts import RolloutLoop
 from rlrun.algos.configs import RLHFConfig
+from rlrun.algos.spec import AlgoSpec
 from rlrun.config import ConfigError, TrainConfig
 from rlrun.data.batch import Batch
 from rlrun.data.preferences import PreferenceDataset, sample_segments
@@ -49,7 +50,6 @@ from rlrun.envs.normalize import RunningMeanStd
 from rlrun.networks.reward_ensemble import RewardEnsemble
 from rlrun.ops.optim import make_optimizer
 from rlrun.ops.preferences import ensemble_disagreement, synthetic_preferences
-from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
 from rlrun.training.reward_model import member_returns, reward_model_metrics, train_reward_model
 

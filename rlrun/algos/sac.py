@@ -33,12 +33,12 @@ from rlrun.algos._offpolicy import (
     require_continuous_actions,
 )
 from rlrun.algos.configs import SACConfig
+from rlrun.algos.spec import AlgoSpec
 from rlrun.config import TrainConfig
 from rlrun.data.replay import ReplayBatch
 from rlrun.envs.factory import VecEnv
 from rlrun.networks.continuous import QEnsemble, TanhGaussianActor
 from rlrun.ops.td import critic_regression_loss, td_target
-from rlrun.registry import AlgoSpec
 from rlrun.run import Run, Stateful, TrainResult
 from rlrun.training.targets import TargetSync
 

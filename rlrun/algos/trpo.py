@@ -34,11 +34,11 @@ from rlrun.algos._natural import (
     train_loop,
 )
 from rlrun.algos.configs import TRPOConfig
+from rlrun.algos.spec import AlgoSpec
 from rlrun.config import TrainConfig
 from rlrun.data.batch import Batch
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.trust_region import backtracking_line_search, flat_grad, flat_params, set_flat_params
-from rlrun.registry import AlgoSpec
 from rlrun.run import Run, TrainResult
 
 
