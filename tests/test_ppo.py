@@ -1,10 +1,11 @@
 """PPO: the loss on a hand example, smoke runs, and a learning test."""
 
-import json
 import math
 
 import pytest
 import torch
+from conftest import TINY_EVAL as TINY
+from conftest import read_metrics
 
 from rlrun.algos.ppo import PPOConfig
 from rlrun.ops.clipped import ppo_loss
@@ -28,13 +29,6 @@ def test_ppo_loss_on_a_hand_example():
     assert math.isclose(float(stats["clip_frac"]), 2 / 3, rel_tol=1e-6)
     expected_kl = sum((r - 1) - math.log(r) for r in (1.5, 0.5, 1.1)) / 3
     assert math.isclose(float(stats["approx_kl"]), expected_kl, rel_tol=1e-5)
-
-
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-TINY = ["eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]
 
 
 @pytest.mark.parametrize(

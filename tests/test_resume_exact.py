@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
+from conftest import assert_same
 
 from rlrun.checkpoint import load_checkpoint
 
@@ -92,21 +92,6 @@ def run(args: list[str], run_dir: Path) -> subprocess.Popen:
     env = {**os.environ, "WANDB_MODE": "offline"}
     return subprocess.Popen([RLRUN, *args, *COMMON, f"hydra.run.dir={run_dir}"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def assert_same(a, b, path="checkpoint"):
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), path
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), path
-        for key in a:
-            assert_same(a[key], b[key], f"{path}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same(x, y, f"{path}[{i}]")
-    else:
-        assert a == b, path
 
 
 def assert_resumed_exactly(args: list[str], tmp_path: Path) -> None:
