@@ -71,6 +71,7 @@ class Corridor(gym.Env):
         return obs, 1.0 if done else -0.1, done, False, {}
 
 
+@pytest.mark.slow
 def test_train_equals_the_command_line_twice_in_process_and_from_a_thread(command_line_run, tmp_path):
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra

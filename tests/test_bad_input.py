@@ -134,6 +134,7 @@ def test_diverging_training_stops_naming_step_and_optimizer(tmp_path):
     assert (run_dir / "metrics.jsonl").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, fragment",
     [

@@ -174,6 +174,7 @@ def test_resume_keeps_the_runs_callbacks(compose_cfg, tmp_path):
     assert OmegaConf.to_object(job_node(dropped)).callbacks == []
 
 
+@pytest.mark.slow
 def test_callbacks_are_called_in_sweep_jobs(tmp_path):
     log = tmp_path / "hooks.txt"
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": os.pathsep.join(

@@ -100,6 +100,7 @@ def test_bad_input_gets_one_line_and_exit_2(tmp_path, args, fragment):
     assert "Traceback" not in result.stderr + result.stdout
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_and_rerun_resumes(tmp_path):
     run_dir = tmp_path / "run"
     args = ["total_timesteps=10000000", *TINY_RUN, f"hydra.run.dir={run_dir}", "checkpoint.every_steps=1000000"]

@@ -133,6 +133,7 @@ def test_a_real_third_party_wrapper_with_keywords(compose_cfg):
     assert env.env.observation_space.shape == (2, 2) and env.observation_space.shape == (4,)
 
 
+@pytest.mark.slow
 def test_user_wrappers_shape_training_evaluation_and_export(train_run, tmp_path, monkeypatch,
                                                             user_wrappers):
     onnx = pytest.importorskip("onnx", reason="eval.export=onnx needs pip install -e '.[export]'")

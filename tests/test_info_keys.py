@@ -176,6 +176,7 @@ def test_envs_without_the_key_log_nothing(train_run, tmp_path):
     assert "logger.info_keys" not in (run_dir / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_report_shows_the_final_eval_mean_per_group(train_run, compose_cfg, tmp_path):
     for seed in (0, 1):
         overrides = [*TRAIN, f"seed={seed}"]

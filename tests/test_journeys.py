@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from conftest import ok, one_line_error, read_metrics, run_command
 
+pytestmark = pytest.mark.slow  # each journey runs several commands in subprocesses
+
 SAC_SMALL = [
     "algo=sac",
     "env=Pendulum-v1",

@@ -64,6 +64,7 @@ def test_tensorboard_writes_events_under_tb(tmp_path: Path) -> None:
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_wandb_offline_creates_run_and_resumes_same_id(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -378,6 +379,7 @@ def _mlflow_client(run_dir: Path):
     return MlflowClient(tracking_uri=(run_dir / "mlruns").as_uri())
 
 
+@pytest.mark.slow
 def test_mlflow_run_continues_on_resume_with_params_metrics_and_artifacts(train_run, tmp_path: Path) -> None:
     from rlrun.checkpoint import load_checkpoint
 
@@ -464,6 +466,7 @@ def _mlflow_run(run_dir: Path):
     return run
 
 
+@pytest.mark.slow
 def test_a_sweeps_jobs_share_a_wandb_group_and_resume_keeps_it_and_the_mlflow_run(tmp_path: Path) -> None:
     sweep = tmp_path / "lr_scan"
     _rlrun("-m", "seed=0,1", *TINY, "total_timesteps=128", "logger=[wandb,mlflow]", "logger.console=false",

@@ -76,6 +76,7 @@ def test_wandb_online_without_an_api_key_is_refused_with_the_offline_hint(tmp_pa
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.slow
 def test_on_failure_continue_trains_without_the_unreachable_logger_and_says_so(tmp_path):
     uri = f"http://127.0.0.1:{closed_port()}"
     result = rlrun(*SMALL_RUN, "logger=mlflow", f"logger.mlflow_uri={uri}", "logger.on_failure=continue",
@@ -92,6 +93,7 @@ def test_a_bad_on_failure_value_names_the_choices(tmp_path):
     assert "logger.on_failure=maybe must be fail or continue" in line
 
 
+@pytest.mark.slow
 def test_sigterm_while_a_logger_is_being_reached_stops_the_run_within_seconds(tmp_path, silent_server):
     exe = Path(sys.executable).parent / "rlrun"
     run_dir = tmp_path / "run"

@@ -140,6 +140,7 @@ def test_expert_episodes_recorded_by_rlrun_eval_teach_bc(cartpole_expert, minari
     assert min(returns.values()) >= 475, returns
 
 
+@pytest.mark.slow
 @needs_minari
 def test_bc_refuses_a_dataset_of_other_spaces_in_one_line(minari_root, monkeypatch, tmp_path, capsys):
     from conftest import train_in_process

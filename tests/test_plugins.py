@@ -148,6 +148,7 @@ def write_broken_package(site: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_broken_packages_get_one_line_each_and_rlrun_still_trains(tmp_path):
     site = tmp_path / "site"
     write_broken_package(site)

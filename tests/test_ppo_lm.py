@@ -245,6 +245,7 @@ def test_grpo_raises_true_reward(train_run, tmp_path):
 
 
 # ----- a local Hugging Face model ---------------------------------------------------------------
+@pytest.mark.slow
 def test_hf_lm_path_with_a_tiny_local_gpt2(train_run, tmp_path):
     transformers = pytest.importorskip("transformers")
     config = transformers.GPT2Config(vocab_size=12, n_positions=32, n_embd=16, n_layer=1, n_head=2,

@@ -117,6 +117,7 @@ def assert_resumed_exactly(args: list[str], tmp_path: Path) -> None:
     assert_same(a["rng"], b["rng"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, family):
     if family in PACKAGES:

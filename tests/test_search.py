@@ -142,6 +142,7 @@ def pruned_search(tmp_path_factory):
     return sweep, first, second, done
 
 
+@pytest.mark.slow
 def test_a_trial_behind_the_median_is_pruned_in_its_first_seed_after_a_checkpoint(pruned_search):
     from rlrun.checkpoint import load_checkpoint
 
@@ -201,6 +202,7 @@ def test_report_shows_the_study(pruned_search, tmp_path):
     assert (tmp_path / "intermediate_values.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "launcher",
     [["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], ["hydra/launcher=submitit_local"]],

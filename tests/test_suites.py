@@ -57,6 +57,7 @@ def test_a_per_env_preset_applies_after_the_familys(tmp_path):
     assert "max_kl: 0.04" in out
 
 
+@pytest.mark.slow
 def test_a_suite_runs_and_its_relaunch_skips_finished_runs(tmp_path):
     suites = tmp_path / "conf" / "suite"
     suites.mkdir(parents=True)

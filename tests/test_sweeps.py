@@ -191,6 +191,7 @@ def test_relaunching_a_finished_sweep_returns_the_recorded_results_without_train
     print(f"first launch {first_s:.1f} s, re-launch {second_s:.1f} s")
 
 
+@pytest.mark.slow
 def test_joblib_grid_writes_one_run_dir_per_job_named_by_its_overrides(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     sweep = tmp_path / "sweep"
@@ -220,6 +221,7 @@ def test_joblib_grid_writes_one_run_dir_per_job_named_by_its_overrides(tmp_path)
         assert lines[0] == f"{label} rlrun: training" and "Finished at step 256" in lines[-1], lines
 
 
+@pytest.mark.slow
 def test_optuna_search_repeats_seeds_per_trial_and_continues_its_study(tmp_path):
     optuna = pytest.importorskip("optuna")
 

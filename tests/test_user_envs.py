@@ -280,6 +280,7 @@ def test_minigrid_composes_and_its_dict_space_is_refused_in_one_line(user_dir, c
 
 
 # ----- in fresh processes: training, resume, sweep workers, rlrun-eval from elsewhere -------------
+@pytest.mark.slow
 def test_a_users_env_trains_resumes_and_evaluates_from_another_directory(tmp_path, monkeypatch):
     from rlrun.policy_io import load_policy
 
@@ -314,6 +315,7 @@ PACKAGES = {
 envs of gymnasium-robotics 1.4.2 fail under mujoco >= 3.12 (a bare assert on joint types)."""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("package, family", [("highway_env", "other"),
                                              ("gymnasium_robotics", "mujoco"),
                                              ("minigrid", "other")])
@@ -353,6 +355,7 @@ def printed_sweep_run_dirs(result: subprocess.CompletedProcess) -> list[str]:
     return run_dirs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(SWEEPS))
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_sweep_workers_import_the_users_envs_and_wrappers(tmp_path, launcher, case):
