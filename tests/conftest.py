@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -40,6 +45,113 @@ def train_in_process(overrides: list[str], run_dir: Path):
     except BaseException:
         run.close()
         raise
+
+
+# ----- helpers the test modules import (`from conftest import ...`) ------------------------------
+TINY_EVAL = ["eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]
+"""Overrides for a small final evaluation and none during training."""
+TINY_RUN = ["algo.num_steps=32", *TINY_EVAL, "torch_threads=1"]
+"""Overrides that make the default run (PPO on CartPole-v1) small, but for its total_timesteps."""
+SMALL_RUN = ["total_timesteps=256", *TINY_RUN]
+"""A small default run: 256 env steps."""
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """The rows of a run dir's metrics.jsonl, in order."""
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def col(values) -> torch.Tensor:
+    """`values` as a float32 tensor of shape (len, 1): a rollout of one env."""
+    return torch.tensor(values, dtype=torch.float32).unsqueeze(1)
+
+
+def column(values) -> np.ndarray:
+    """Scores of one task as rliable takes them: a float array of shape (runs, 1)."""
+    return np.array(values, dtype=float).reshape(-1, 1)
+
+
+def assert_same(a, b, path: str = "checkpoint") -> None:
+    """`a` equals `b`: tensors and arrays bitwise, through dicts, named tuples, dataclasses, lists
+    and tuples; the assertion names the `path` of the first difference."""
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), path
+    elif isinstance(a, np.ndarray):
+        assert np.array_equal(a, b), path
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for key in a:
+            assert_same(a[key], b[key], f"{path}.{key}")
+    elif hasattr(a, "_fields") or dataclasses.is_dataclass(a):
+        assert type(a) is type(b), path
+        names = a._fields if hasattr(a, "_fields") else [f.name for f in dataclasses.fields(a)]
+        for name in names:
+            assert_same(getattr(a, name), getattr(b, name), f"{path}.{name}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, path
+
+
+def run_command(*words, cwd: Path, timeout: float = 300,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """A command line as a user types it (its first word is `rlrun`, `rlrun-eval` or
+    `rlrun-report` of this venv) in a fresh process in `cwd`, output captured, with `env` added to
+    this process's variables."""
+    exe = Path(sys.executable).parent / words[0]
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run([str(exe), *map(str, words[1:])], check=False, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def rlrun(*args, cwd: Path, timeout: float = 300,
+          env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`rlrun ARGS` in a fresh process (see `run_command`)."""
+    return run_command("rlrun", *args, cwd=cwd, timeout=timeout, env=env)
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    """The stdout of a command that succeeded without a traceback."""
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stdout + result.stderr
+    return result.stdout
+
+
+def one_line_error(result: subprocess.CompletedProcess, exit_code: int = 2) -> str:
+    """The one stderr line (`rlrun: ...`) of a command refused with `exit_code`, no traceback."""
+    assert result.returncode == exit_code, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("rlrun: "), result.stderr
+    return lines[0]
+
+
+COMMAND_NAMES = {"train": "rlrun", "evaluate": "rlrun-eval", "report": "rlrun-report"}
+"""The command name of each entry point of `rlrun.cli`."""
+
+
+def rlrun_eval(monkeypatch, *args) -> None:
+    """`rlrun-eval ARGS` in this process."""
+    from rlrun import cli
+
+    monkeypatch.setattr(sys, "argv", ["rlrun-eval", *map(str, args)])
+    cli.evaluate()
+
+
+def refused(capsys, command, *args) -> str:
+    """The one stderr line of the entry point `command` (`cli.train`, `cli.evaluate`) run in this
+    process on `args` and refusing them with exit code 2, no traceback."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", [COMMAND_NAMES[command.__name__], *map(str, args)])
+        with pytest.raises(SystemExit) as exit_info:
+            command()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
 
 
 @pytest.fixture

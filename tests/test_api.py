@@ -4,7 +4,6 @@ was found."""
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import signal
@@ -17,12 +16,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from test_resume_exact import assert_same
+from conftest import assert_same, read_metrics, run_command
 
 import rlrun
 from rlrun.checkpoint import load_checkpoint
 
-BIN = Path(sys.executable).parent
 README = Path(__file__).resolve().parent.parent / "README.md"
 COMMON = ["algo=ppo", "env=CartPole-v1", "total_timesteps=1024", "algo.num_steps=64",
           "deterministic=true", "eval.episodes=2", "eval.num_envs=2", "logger.console=false"]
@@ -35,14 +33,9 @@ TINY = ["algo=ppo", "algo.num_steps=32", "env.num_envs=1", "eval.episodes=2", "e
         "logger.console=false"]
 
 
-def command(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / args[0]), *args[1:]], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, check=False)
-
-
 def behaviour(run_dir: Path) -> list[dict]:
     """The train/, rollout/ and eval/ metric rows of a run (not its timings)."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(run_dir)
     return [{key: value for key, value in row.items() if key.startswith(("step", "train/",
                                                                         "rollout/", "eval/"))}
             for row in rows]
@@ -52,7 +45,7 @@ def behaviour(run_dir: Path) -> list[dict]:
 def command_line_run(tmp_path_factory) -> Path:
     """COMMON trained by the `rlrun` command in its own process."""
     cwd = tmp_path_factory.mktemp("cli")
-    done = command("rlrun", *COMMON, "hydra.run.dir=run", cwd=cwd)
+    done = run_command("rlrun", *COMMON, "hydra.run.dir=run", cwd=cwd)
     assert done.returncode == 0, done.stderr
     return cwd / "run"
 
@@ -78,6 +71,7 @@ class Corridor(gym.Env):
         return obs, 1.0 if done else -0.1, done, False, {}
 
 
+@pytest.mark.slow
 def test_train_equals_the_command_line_twice_in_process_and_from_a_thread(command_line_run, tmp_path):
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -128,7 +122,7 @@ def test_train_equals_the_command_line_twice_in_process_and_from_a_thread(comman
 
 @pytest.mark.parametrize("typed", ["algo.clip_cof=0.3", "total_timesteps=-5"])
 def test_a_mistake_raises_the_command_lines_line(typed, tmp_path, monkeypatch):
-    done = command("rlrun", typed, cwd=tmp_path)
+    done = run_command("rlrun", typed, cwd=tmp_path)
     assert done.returncode == 2
     (line,) = done.stderr.splitlines()
     monkeypatch.chdir(tmp_path)
@@ -170,7 +164,7 @@ def test_an_env_built_in_python_continues_and_loads_from_python_only(command_lin
     assert load_checkpoint(result.checkpoint)["python_env"].endswith(":Corridor")
     assert "Corridor" not in gym.registry
 
-    refused = command("rlrun", f"resume={run_dir}", cwd=tmp_path)
+    refused = run_command("rlrun", f"resume={run_dir}", cwd=tmp_path)
     assert refused.returncode == 2
     (line,) = refused.stderr.splitlines()
     assert line.startswith(f"rlrun: {result.checkpoint} was trained on an env made in Python by ")

@@ -7,19 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_cli import TINY, rlrun
+from conftest import SMALL_RUN, TINY_RUN, one_line_error, rlrun, run_command
 
 from rlrun.checkpoint import load_checkpoint
-
-SMALL = ["total_timesteps=256", *TINY]
-
-
-def one_line_error(result, exit_code: int = 2) -> str:
-    assert result.returncode == exit_code, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("rlrun: "), result.stderr
-    return lines[0]
 
 
 def snapshot(run_dir: Path) -> dict[str, bytes]:
@@ -35,7 +25,7 @@ def snapshot(run_dir: Path) -> dict[str, bytes]:
 def finished_run(tmp_path_factory):
     """A finished tiny PPO CartPole run: its dir and a snapshot of its files."""
     run_dir = tmp_path_factory.mktemp("finished") / "run"
-    result = rlrun(*SMALL, f"hydra.run.dir={run_dir}", cwd=run_dir.parent)
+    result = rlrun(*SMALL_RUN, f"hydra.run.dir={run_dir}", cwd=run_dir.parent)
     assert result.returncode == 0, result.stderr
     return run_dir
 
@@ -67,7 +57,7 @@ def test_more_bad_values_get_one_line_and_exit_2(tmp_path, args, fragment):
 
 def test_unwritable_output_dir(tmp_path):
     (tmp_path / "a_file").write_text("")
-    line = one_line_error(rlrun(*SMALL, f"hydra.run.dir={tmp_path}/a_file/run", cwd=tmp_path))
+    line = one_line_error(rlrun(*SMALL_RUN, f"hydra.run.dir={tmp_path}/a_file/run", cwd=tmp_path))
     assert "not a directory" in line and "hydra.run.dir" in line
 
 
@@ -86,7 +76,7 @@ def test_bad_checkpoint_files_are_refused(tmp_path, finished_run, kind):
                 return (os.system, (f"touch {marker}",))
 
         path.write_bytes(pickle.dumps({"format": "rlrun-checkpoint-1", "x": Payload()}))
-    line = one_line_error(rlrun(*SMALL, f"resume={path}", cwd=tmp_path))
+    line = one_line_error(rlrun(*SMALL_RUN, f"resume={path}", cwd=tmp_path))
     expected = {"truncated": "truncated or corrupt", "foreign": "not an rlrun checkpoint", "malicious": "refused"}
     assert expected[kind] in line
     if kind == "malicious":
@@ -95,7 +85,7 @@ def test_bad_checkpoint_files_are_refused(tmp_path, finished_run, kind):
 
 def test_resume_with_a_changed_config_names_the_keys_and_keeps_the_run(finished_run, tmp_path):
     before = snapshot(finished_run)
-    args = [*SMALL, f"hydra.run.dir={finished_run}"]
+    args = [*SMALL_RUN, f"hydra.run.dir={finished_run}"]
     line = one_line_error(rlrun(*args, "algo.clip_coef=0.1", "algo.ent_coef=0.02", cwd=tmp_path))
     assert "algo.clip_coef: 0.2 -> 0.1" in line and "algo.ent_coef: 0.01 -> 0.02" in line
     assert "drop algo.clip_coef=0.1 algo.ent_coef=0.02 to continue" in line  # only the typed keys
@@ -116,7 +106,7 @@ def test_allowed_config_change_resumes_and_says_what_changed(finished_run, tmp_p
     for name, data in snapshot(finished_run).items():
         (copy / name).parent.mkdir(parents=True, exist_ok=True)
         (copy / name).write_bytes(data)
-    args = ["total_timesteps=512", *TINY, f"hydra.run.dir={copy}", "algo.ent_coef=0.0"]
+    args = ["total_timesteps=512", *TINY_RUN, f"hydra.run.dir={copy}", "algo.ent_coef=0.0"]
     result = rlrun(*args, "resume.allow_config_change=true", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "algo.ent_coef: 0.01 -> 0.0" in result.stdout + result.stderr
@@ -129,7 +119,7 @@ def test_full_disk_keeps_the_previous_checkpoint(finished_run, tmp_path):
         (copy / name).parent.mkdir(parents=True, exist_ok=True)
         (copy / name).write_bytes(data)
     (copy / "checkpoints" / ".last.pt.tmp").symlink_to("/dev/full")  # every write: ENOSPC
-    result = rlrun("total_timesteps=512", *TINY, f"hydra.run.dir={copy}", cwd=tmp_path)
+    result = rlrun("total_timesteps=512", *TINY_RUN, f"hydra.run.dir={copy}", cwd=tmp_path)
     line = one_line_error(result)
     assert "No space left on device" in line and "previous checkpoint is intact" in line
     assert load_checkpoint(copy)["global_step"] == 256
@@ -137,13 +127,14 @@ def test_full_disk_keeps_the_previous_checkpoint(finished_run, tmp_path):
 
 def test_diverging_training_stops_naming_step_and_optimizer(tmp_path):
     run_dir = tmp_path / "run"
-    args = ["total_timesteps=2048", *TINY, "optimizer.name=sgd", "optimizer.lr=1e30", f"hydra.run.dir={run_dir}"]
+    args = ["total_timesteps=2048", *TINY_RUN, "optimizer.name=sgd", "optimizer.lr=1e30", f"hydra.run.dir={run_dir}"]
     line = one_line_error(rlrun(*args, cwd=tmp_path), exit_code=1)
     assert "diverged after step" in line and "non-finite gradient in optimizer" in line
     assert "divergence.on_nan=skip_update" in line
     assert (run_dir / "metrics.jsonl").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, fragment",
     [
@@ -173,7 +164,7 @@ def test_typos_and_habits_of_other_libraries_are_refused_with_the_key_to_use(tmp
 )
 def test_rlrun_eval_mistakes_get_one_line(tmp_path, finished_run, args, fragment):
     given = [str(finished_run), *args] if args else []
-    assert fragment in one_line_error(rlrun(*given, cwd=tmp_path, command="rlrun-eval"))
+    assert fragment in one_line_error(run_command("rlrun-eval", *given, cwd=tmp_path))
 
 
 def test_step_counts_take_integral_floats_and_underscores(tmp_path):
@@ -202,6 +193,6 @@ def test_off_policy_algorithms_refuse_normalised_replay(tmp_path):
 
 def test_resume_with_a_budget_below_the_checkpoints_step_is_refused(finished_run, tmp_path):
     before = snapshot(finished_run)
-    line = one_line_error(rlrun(*TINY, "total_timesteps=100", f"resume={finished_run}", cwd=tmp_path))
+    line = one_line_error(rlrun(*TINY_RUN, "total_timesteps=100", f"resume={finished_run}", cwd=tmp_path))
     assert "total_timesteps=100 is below step" in line and "to extend it" in line
     assert snapshot(finished_run) == before

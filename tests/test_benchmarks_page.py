@@ -31,6 +31,7 @@ def prose_numbers(template: str) -> list[str]:
     return [found for found in numbers if not re.fullmatch(r"\d+(?:\.\d+){2,}", found)]
 
 
+@pytest.mark.slow
 def test_the_page_is_rendered_from_the_template_and_the_shipped_files():
     assert render_benchmarks.page() == render_benchmarks.PAGE.read_text(), (
         "docs/benchmarks.md is out of date: run python scripts/render_benchmarks.py")

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 import torch
+from conftest import read_metrics
 
 from rlrun.callbacks import CallbackError
 from rlrun.checkpoint import load_checkpoint
@@ -104,7 +105,7 @@ class Raiser:
 
 
 def metrics_without_time(run_dir: Path) -> list[dict[str, float]]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(run_dir)
     return [{key: value for key, value in row.items() if not key.startswith("time")} for row in rows]
 
 
@@ -173,6 +174,7 @@ def test_resume_keeps_the_runs_callbacks(compose_cfg, tmp_path):
     assert OmegaConf.to_object(job_node(dropped)).callbacks == []
 
 
+@pytest.mark.slow
 def test_callbacks_are_called_in_sweep_jobs(tmp_path):
     log = tmp_path / "hooks.txt"
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": os.pathsep.join(

@@ -104,6 +104,7 @@ def _cases() -> list[tuple[str, str, str | None]]:
     return cases
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo, env, optimizer", _cases())
 def test_the_chosen_optimizer_is_the_one_built(built, tmp_path, algo, env, optimizer):
     typed = [] if optimizer is None else [f"optimizer={optimizer}"]

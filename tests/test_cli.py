@@ -9,24 +9,17 @@ import time
 from pathlib import Path
 
 import pytest
-
-TINY = ["algo.num_steps=32", "eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0", "torch_threads=1"]
-
-
-def rlrun(*args, cwd, timeout=120, command="rlrun"):
-    exe = Path(sys.executable).parent / command
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([str(exe), *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+from conftest import TINY_RUN, read_metrics, rlrun, run_command
 
 
 def test_defaults_with_a_small_budget_write_the_run_dir(tmp_path):
-    result = rlrun("total_timesteps=512", *TINY, cwd=tmp_path)
+    result = rlrun("total_timesteps=512", *TINY_RUN, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     (run_dir,) = (tmp_path / "outputs" / "ppo" / "CartPole-v1").iterdir()
     assert run_dir.name.endswith("_s0")
     for name in (".hydra/config.yaml", "metrics.jsonl", "checkpoints/last.pt", "checkpoints/best.pt", "train.log"):
         assert (run_dir / name).exists(), name
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(run_dir)
     assert all("step" in row for row in rows)
     assert any("eval/return_mean" in row for row in rows)
     assert "Finished at step 512" in result.stdout
@@ -107,9 +100,10 @@ def test_bad_input_gets_one_line_and_exit_2(tmp_path, args, fragment):
     assert "Traceback" not in result.stderr + result.stdout
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_and_rerun_resumes(tmp_path):
     run_dir = tmp_path / "run"
-    args = ["total_timesteps=10000000", *TINY, f"hydra.run.dir={run_dir}", "checkpoint.every_steps=1000000"]
+    args = ["total_timesteps=10000000", *TINY_RUN, f"hydra.run.dir={run_dir}", "checkpoint.every_steps=1000000"]
     exe = Path(sys.executable).parent / "rlrun"
     proc = subprocess.Popen([str(exe), *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -134,11 +128,11 @@ def test_sigterm_checkpoints_and_rerun_resumes(tmp_path):
 
 def test_eval_command_prints_a_table_and_writes_json(tmp_path):
     run_dir = tmp_path / "run"
-    assert rlrun("total_timesteps=256", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path).returncode == 0
-    result = rlrun(f"checkpoint={run_dir}", "eval.episodes=3", cwd=tmp_path, command="rlrun-eval")
+    assert rlrun("total_timesteps=256", *TINY_RUN, f"hydra.run.dir={run_dir}", cwd=tmp_path).returncode == 0
+    result = run_command("rlrun-eval", f"checkpoint={run_dir}", "eval.episodes=3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "return mean" in result.stdout
     report = json.loads((run_dir / "checkpoints" / "last.eval.json").read_text())
     assert report["episodes"] == 3 and len(report["returns"]) == 3
-    bad = rlrun(f"checkpoint={tmp_path / 'nope.pt'}", cwd=tmp_path, command="rlrun-eval")
+    bad = run_command("rlrun-eval", f"checkpoint={tmp_path / 'nope.pt'}", cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.startswith("rlrun: ") and "Traceback" not in bad.stderr

@@ -4,13 +4,13 @@ is refused (one line) where it does not apply."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import read_metrics
 from omegaconf import OmegaConf
 
 from rlrun import cli
@@ -76,7 +76,7 @@ def test_compiled_run_logs_the_eager_runs_first_update(train_run, tmp_path):
     train_run([*overrides, "compile=true"], tmp_path / "compiled")
 
     def first_update(run_dir):
-        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        rows = read_metrics(run_dir)
         return next(row for row in rows if "train/policy_loss" in row)
 
     eager, compiled = first_update(tmp_path / "eager"), first_update(tmp_path / "compiled")

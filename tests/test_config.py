@@ -35,6 +35,7 @@ def test_env_files_hold_only_what_the_registry_cannot_generate(env):
         assert shipped != generated, f"conf/env/{env}.yaml repeats the generated node: delete it"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", sorted(algorithms()))
 @pytest.mark.parametrize("env", ENV_IDS)
 def test_every_algo_and_env_composes(compose_cfg, algo, env):
@@ -151,6 +152,7 @@ def _layers(config_name: str, overrides: list[str], loader, repo):
         before = {**before, **values}
 
 
+@pytest.mark.slow
 def test_no_file_repeats_the_value_a_key_has_without_it(atari_id):
     """Every value a preset, group or primary file sets differs, in at least one composition
     where the file applies, from the value the layers before it give (schema defaults, the group

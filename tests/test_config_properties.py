@@ -41,6 +41,7 @@ RANGES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key, valid", RANGES, ids=[key for key, _ in RANGES])
 @FAST
 @given(value=st.floats(min_value=-10, max_value=10, allow_nan=False))
@@ -53,6 +54,7 @@ def test_float_values_are_taken_exactly_or_refused_by_name(capsys, key, valid, v
         assert cfg is None and key in error
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key, minimum", [("env.num_envs", 1), ("total_timesteps", 1), ("seed", 0),
                                           ("checkpoint.keep", 0), ("eval.episodes", 1)])
 @FAST
@@ -66,6 +68,7 @@ def test_integer_values_are_taken_exactly_or_refused_by_name(capsys, key, minimu
         assert cfg is None and key in error
 
 
+@pytest.mark.slow
 @FAST
 @given(text=st.text(alphabet="abcxyz_-.", min_size=1, max_size=12))
 def test_text_for_a_number_is_refused_by_name(capsys, text):
@@ -73,6 +76,7 @@ def test_text_for_a_number_is_refused_by_name(capsys, text):
     assert cfg is None and "total_timesteps" in error
 
 
+@pytest.mark.slow
 @FAST
 @given(key=st.from_regex(r"\A[a-z]{3,10}\Z"))
 def test_unknown_top_level_keys_are_refused(capsys, key):

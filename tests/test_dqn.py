@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_EVAL, assert_same, read_metrics
 
 from rlrun.checkpoint import load_checkpoint
 from rlrun.config import ConfigError
 from rlrun.ops.schedule import crossed
 from rlrun.registry import algorithms
-
-TINY_EVAL = ["eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]
 
 
 def tiny(total: int = 600) -> list[str]:
@@ -30,10 +27,6 @@ def tiny(total: int = 600) -> list[str]:
         "algo.buffer_size=1000",
         "algo.log_every=100",
     ]
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_schedules_are_functions_of_the_global_step(compose_cfg):
@@ -192,21 +185,6 @@ def test_dqn_learns_cartpole(learn, tmp_path, overrides, threshold):
     assert {result.global_step for result in results.values()} == {50_000}
 
 
-def _assert_same(a, b, path: str) -> None:
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), path
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), path
-        for key in a:
-            _assert_same(a[key], b[key], f"{path}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _assert_same(x, y, f"{path}[{i}]")
-    else:
-        assert a == b, path
-
-
 @pytest.mark.parametrize(
     "args",
     [
@@ -250,7 +228,7 @@ def test_stopped_and_resumed_run_ends_where_the_straight_run_ends(
         assert a["global_step"] == b["global_step"] >= 900
         for key in ("modules", "rng", "state"):
             if key in a:
-                _assert_same(a[key], b[key], f"{name}:{key}")
+                assert_same(a[key], b[key], f"{name}:{key}")
 
 
 def test_dqn_loss_regresses_on_the_max_or_the_double_q_target():

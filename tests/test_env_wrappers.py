@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import read_metrics, refused, rlrun_eval
 
 from rlrun import cli
 from rlrun.config import ConfigError
@@ -70,24 +71,6 @@ def user_wrappers(tmp_path_factory, monkeypatch):
     (folder / "my_wrappers.py").write_text(USER_WRAPPERS)
     monkeypatch.syspath_prepend(str(folder))
     return folder
-
-
-def rlrun_eval(monkeypatch, *args):
-    """`rlrun-eval ARGS` in this process."""
-    monkeypatch.setattr(sys, "argv", ["rlrun-eval", *map(str, args)])
-    cli.evaluate()
-
-
-def refused(capsys, command, *args) -> str:
-    """The one stderr line of `command` (cli.train or cli.evaluate) refusing `args` with exit 2."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "argv", ["rlrun", *map(str, args)])
-        with pytest.raises(SystemExit) as exit_info:
-            command()
-    assert exit_info.value.code == 2
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 def made(cfg) -> object:
@@ -150,6 +133,7 @@ def test_a_real_third_party_wrapper_with_keywords(compose_cfg):
     assert env.env.observation_space.shape == (2, 2) and env.observation_space.shape == (4,)
 
 
+@pytest.mark.slow
 def test_user_wrappers_shape_training_evaluation_and_export(train_run, tmp_path, monkeypatch,
                                                             user_wrappers):
     onnx = pytest.importorskip("onnx", reason="eval.export=onnx needs pip install -e '.[export]'")
@@ -158,7 +142,7 @@ def test_user_wrappers_shape_training_evaluation_and_export(train_run, tmp_path,
     scale = "{_target_: my_wrappers.ScaleReward, scale: 2}"
     run_dir = tmp_path / "run"
     train_run([f"env.wrappers=[{repeat},{scale}]", *TINY], run_dir)
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(run_dir)
     episodes = [row for row in rows if "rollout/ep_return_mean" in row]
     assert episodes
     assert all(row["rollout/ep_return_mean"] == 2 * row["rollout/ep_len_mean"] for row in episodes)

@@ -279,6 +279,7 @@ def test_an_env_without_time_limit_is_capped_as_a_truncation():
     assert [bool(capped.step(np.zeros(1, np.int64)).truncations[0]) for _ in range(3)] == [False, False, True]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo, env", [("ppo", "Blackjack-v1"), ("dqn", "FrozenLake-v1"), ("sarsa", "Taxi-v4")])
 def test_toy_text_envs_train(train_run, tmp_path, algo, env):
     extra = ["algo.learning_starts=100"] if algo == "dqn" else []

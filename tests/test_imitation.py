@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_EVAL, assert_same, read_metrics
 
 from rlrun.algos._imitation import expert_from_checkpoint, holdout_split, imitation_loss
 from rlrun.algos.dagger import mixing_beta
@@ -22,13 +23,8 @@ from rlrun.envs.factory import make_vec_env
 from rlrun.ops.distributions import Categorical, DiagGaussian
 from rlrun.policy_io import load_policy
 
-TINY = ["eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]
 CARTPOLE = gym.make("CartPole-v1")
 IDP_EXPERT = Path(__file__).resolve().parent / "data" / "idp_ppo_expert.pt"
-
-
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +33,7 @@ def tiny_expert(tmp_path_factory):
     from conftest import train_in_process
 
     run_dir = tmp_path_factory.mktemp("tiny_expert")
-    train_in_process(["total_timesteps=256", "algo.num_steps=32", *TINY], run_dir)
+    train_in_process(["total_timesteps=256", "algo.num_steps=32", *TINY_EVAL], run_dir)
     return run_dir
 
 
@@ -95,11 +91,6 @@ def _demos(n_episodes=2, length=4):
                  episode_starts=starts, final_obs=rng.normal(size=(n_episodes, 4)).astype(np.float32))
 
 
-def _assert_same(a, b):
-    for name in ("obs", "actions", "rewards", "terminations", "truncations", "episode_starts", "final_obs"):
-        assert np.array_equal(getattr(a, name), getattr(b, name)), name
-
-
 def test_npz_dataset_round_trip_and_refusals(tmp_path, monkeypatch):
     monkeypatch.setattr("rlrun.data.demos.minari_available", lambda: False)
     demos = _demos()
@@ -107,7 +98,7 @@ def test_npz_dataset_round_trip_and_refusals(tmp_path, monkeypatch):
     assert path.name == "demos.npz"
     with np.load(path, allow_pickle=False) as data:
         assert str(data["env_id"]) == "CartPole-v1"
-    _assert_same(load_demos(str(path), "CartPole-v1", CARTPOLE.observation_space, CARTPOLE.action_space), demos)
+    assert_same(load_demos(str(path), "CartPole-v1", CARTPOLE.observation_space, CARTPOLE.action_space), demos, "demos")
     acrobot = gym.make("Acrobot-v1")
     with pytest.raises(ConfigError, match="recorded on CartPole-v1"):
         load_demos(str(path), "Acrobot-v1", acrobot.observation_space, acrobot.action_space)
@@ -121,12 +112,12 @@ def test_minari_dataset_round_trip(tmp_path, monkeypatch):
     path = save_demos(demos, tmp_path, "CartPole-v1", CARTPOLE.observation_space, CARTPOLE.action_space)
     assert (path / "data" / "metadata.json").is_file()
     loaded = load_demos(str(path), "CartPole-v1", CARTPOLE.observation_space, CARTPOLE.action_space)
-    _assert_same(loaded, demos)
+    assert_same(loaded, demos, "demos")
     # The same dataset found by its id among the local Minari datasets.
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     shutil.copytree(path, tmp_path / "minari" / "rlrun" / "cartpole" / "expert-v0")
     by_id = load_demos("rlrun/cartpole/expert-v0", "CartPole-v1", CARTPOLE.observation_space, CARTPOLE.action_space)
-    _assert_same(by_id, demos)
+    assert_same(by_id, demos, "demos")
 
 
 def _expert(checkpoint, env_id="CartPole-v1"):
@@ -150,7 +141,7 @@ def test_expert_refusals(tiny_expert, tmp_path):
 
 
 def test_expert_normalises_raw_observations_with_its_own_statistics(tmp_path, train_run):
-    train_run(["total_timesteps=256", "algo.num_steps=32", "env.normalize_obs=true", *TINY], tmp_path)
+    train_run(["total_timesteps=256", "algo.num_steps=32", "env.normalize_obs=true", *TINY_EVAL], tmp_path)
     state = load_checkpoint(tmp_path)
     rms = state["modules"]["envs"]["obs_rms"]
     expert = _expert(tmp_path)
@@ -163,7 +154,7 @@ def test_expert_normalises_raw_observations_with_its_own_statistics(tmp_path, tr
 def test_bc_smoke_dataset_reuse_and_eval_command(train_run, tiny_expert, tmp_path, monkeypatch):
     first = tmp_path / "first"
     result = train_run(["algo=bc", f"algo.expert={tiny_expert}", "algo.expert_episodes=3", "algo.epochs=3",
-                        *TINY], first)
+                        *TINY_EVAL], first)
     keys = set().union(*read_metrics(first))
     for key in ("train/loss", "train/val_loss", "train/val_accuracy", "train/dataset_size", "eval/return_mean"):
         assert key in keys, key
@@ -175,7 +166,7 @@ def test_bc_smoke_dataset_reuse_and_eval_command(train_run, tiny_expert, tmp_pat
     assert f"Trained algo.epochs=3 epochs ({result.global_step:,} samples, before total_timesteps" in log
     assert "Recorded 3 expert episodes (" in log
     second = tmp_path / "second"
-    train_run(["algo=bc", f"algo.dataset={dataset}", "algo.epochs=1", *TINY], second)
+    train_run(["algo=bc", f"algo.dataset={dataset}", "algo.epochs=1", *TINY_EVAL], second)
     assert not (second / dataset.name).exists()
     from rlrun import cli
 
@@ -186,7 +177,7 @@ def test_bc_smoke_dataset_reuse_and_eval_command(train_run, tiny_expert, tmp_pat
 
 
 def test_bc_resumes_without_recollecting(train_run, tiny_expert, tmp_path):
-    overrides = ["algo=bc", f"algo.expert={tiny_expert}", "algo.expert_episodes=2", *TINY]
+    overrides = ["algo=bc", f"algo.expert={tiny_expert}", "algo.expert_episodes=2", *TINY_EVAL]
     train_run([*overrides, "algo.epochs=2"], tmp_path)
     demos_before = load_checkpoint(tmp_path)["modules"]["demos"]["obs"]
     result = train_run([*overrides, "algo.epochs=4", "resume.allow_config_change=true"], tmp_path)
@@ -199,9 +190,9 @@ def test_bc_resumes_without_recollecting(train_run, tiny_expert, tmp_path):
 @pytest.mark.parametrize("loss", ["nll", "mse"])
 def test_bc_and_dagger_on_continuous_actions(train_run, tmp_path, loss):
     expert_dir = tmp_path / "expert"
-    train_run(["env=Pendulum-v1", "total_timesteps=128", "algo.num_steps=64", *TINY], expert_dir)
+    train_run(["env=Pendulum-v1", "total_timesteps=128", "algo.num_steps=64", *TINY_EVAL], expert_dir)
     common = ["env=Pendulum-v1", f"algo.expert={expert_dir}", "algo.expert_episodes=1", "algo.epochs=1",
-              f"algo.loss={loss}", *TINY]
+              f"algo.loss={loss}", *TINY_EVAL]
     train_run(["algo=bc", *common], tmp_path / "bc")
     assert "train/val_mse" in set().union(*read_metrics(tmp_path / "bc"))
     train_run(["algo=dagger", "algo.rounds=1", "algo.episodes_per_round=1", *common], tmp_path / "dagger")
@@ -211,7 +202,7 @@ def test_bc_and_dagger_on_continuous_actions(train_run, tmp_path, loss):
 
 def test_dagger_logs_rounds(train_run, tiny_expert, tmp_path):
     train_run(["algo=dagger", f"algo.expert={tiny_expert}", "algo.expert_episodes=1", "algo.epochs=1",
-               "algo.rounds=2", "algo.episodes_per_round=2", *TINY], tmp_path)
+               "algo.rounds=2", "algo.episodes_per_round=2", *TINY_EVAL], tmp_path)
     rounds = [m for m in read_metrics(tmp_path) if "train/round_labels" in m]
     assert [m["train/round"] for m in rounds] == [1.0, 2.0]
     assert [m["train/beta"] for m in rounds] == [0.5, 0.25]
@@ -222,13 +213,13 @@ def test_dagger_logs_rounds(train_run, tiny_expert, tmp_path):
 
 def test_imitation_refusals(train_run, tiny_expert, tmp_path):
     with pytest.raises(ConfigError, match="algo.expert=<rlrun checkpoint"):
-        train_run(["algo=bc", *TINY], tmp_path / "a")
+        train_run(["algo=bc", *TINY_EVAL], tmp_path / "a")
     with pytest.raises(ConfigError, match="algo=dagger needs an expert"):
-        train_run(["algo=dagger", f"algo.dataset={tmp_path / 'x.npz'}", *TINY], tmp_path / "b")
+        train_run(["algo=dagger", f"algo.dataset={tmp_path / 'x.npz'}", *TINY_EVAL], tmp_path / "b")
     with pytest.raises(ConfigError, match="env.normalize_obs=false"):
-        train_run(["algo=bc", f"algo.expert={tiny_expert}", "env.normalize_obs=true", *TINY], tmp_path / "c")
+        train_run(["algo=bc", f"algo.expert={tiny_expert}", "env.normalize_obs=true", *TINY_EVAL], tmp_path / "c")
     with pytest.raises(ConfigError, match="not Acrobot-v1"):
-        train_run(["algo=bc", f"algo.expert={tiny_expert}", "env=Acrobot-v1", *TINY], tmp_path / "d")
+        train_run(["algo=bc", f"algo.expert={tiny_expert}", "env=Acrobot-v1", *TINY_EVAL], tmp_path / "d")
 
 
 def test_cli_refuses_a_missing_expert_in_one_line(tmp_path):

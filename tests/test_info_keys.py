@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import read_metrics
 from omegaconf import OmegaConf
 
 from rlrun import cli
@@ -64,10 +65,6 @@ def info_pattern_env():
 TRAIN = [f"env={ENV_ID}", "env.num_envs=1", "algo=ppo", "algo.num_steps=16", "total_timesteps=96", "logger.return_window=3",
          "eval.every_steps=48", "eval.episodes=6", "eval.num_envs=2"]
 """PPO on InfoPattern: 16-step rollouts (4 episodes per env), evaluations of 3 episodes per env."""
-
-
-def metric_rows(run_dir) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def values(rows: list[dict], key: str) -> list[float]:
@@ -135,7 +132,7 @@ def test_bad_info_keys_are_refused(keys):
 def test_success_rate_in_rollout_eval_status_and_eval_cli(train_run, tmp_path, monkeypatch, capsys):
     run_dir = tmp_path / "run"
     train_run([*TRAIN, "logger.info_keys=[is_success,score,label]"], run_dir)
-    rows = metric_rows(run_dir)
+    rows = read_metrics(run_dir)
     windows = [row for row in rows if row.get("rollout/episodes", 0) >= 3]
     assert windows and all(row["rollout/is_success"] == pytest.approx(1 / 3) for row in windows)
     assert all(row["rollout/score"] == 3.0 for row in windows)  # missing and "bad" skipped
@@ -165,7 +162,7 @@ def test_async_vectorization_gives_the_same_numbers(train_run, tmp_path):
         train_run([*TRAIN, "env.num_envs=2", f"env.vectorization={vectorization}",
                    "logger.info_keys=[is_success,score]"], run_dir)
         runs[vectorization] = [{k: v for k, v in row.items() if k.startswith(("rollout/", "eval/"))}
-                               for row in metric_rows(run_dir)]
+                               for row in read_metrics(run_dir)]
     assert any("rollout/is_success" in row for row in runs["sync"])
     assert runs["async"] == runs["sync"]
 
@@ -173,12 +170,13 @@ def test_async_vectorization_gives_the_same_numbers(train_run, tmp_path):
 def test_envs_without_the_key_log_nothing(train_run, tmp_path):
     run_dir = tmp_path / "cartpole"
     train_run(["env=CartPole-v1", "algo.num_steps=64", "total_timesteps=256", "eval.episodes=2"], run_dir)
-    rows = metric_rows(run_dir)
+    rows = read_metrics(run_dir)
     assert values(rows, "rollout/ep_return_mean") and values(rows, "eval/return_mean")
     assert not [key for row in rows for key in row if key.endswith("is_success")]
     assert "logger.info_keys" not in (run_dir / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_report_shows_the_final_eval_mean_per_group(train_run, compose_cfg, tmp_path):
     for seed in (0, 1):
         overrides = [*TRAIN, f"seed={seed}"]
@@ -209,7 +207,7 @@ def test_real_env_packages_report_their_key(train_run, tmp_path, package, env_id
     chosen = [] if key is None else [f"logger.info_keys=[{key}]"]
     train_run([f"env={env_id}", "env.num_envs=1", "env.max_episode_steps=10", "algo.num_steps=20",
                "algo.num_minibatches=2", "total_timesteps=40", "eval.episodes=2", "eval.num_envs=1", *chosen], run_dir)
-    rows = metric_rows(run_dir)
+    rows = read_metrics(run_dir)
     logged = f"{key or 'is_success'}"
     assert all(0.0 <= value <= 1.0 for value in values(rows, f"rollout/{logged}"))
     assert len(values(rows, f"rollout/{logged}")) == 2 and len(values(rows, f"eval/{logged}")) == 1

@@ -20,6 +20,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ok, one_line_error, read_metrics, run_command
+
+pytestmark = pytest.mark.slow  # each journey runs several commands in subprocesses
 
 SAC_SMALL = [
     "algo=sac",
@@ -37,20 +40,6 @@ def _env() -> dict[str, str]:
     return {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
 
 
-def run(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
-    """A command line as a user types it: its first word is rlrun, rlrun-eval or rlrun-report."""
-    exe = Path(sys.executable).parent / args[0]
-    return subprocess.run(
-        [str(exe), *args[1:]],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=_env(),
-        check=False,
-    )
-
-
 def start(*args: str, cwd: Path) -> subprocess.Popen:
     exe = Path(sys.executable).parent / args[0]
     return subprocess.Popen(
@@ -61,20 +50,6 @@ def start(*args: str, cwd: Path) -> subprocess.Popen:
         text=True,
         env=_env(),
     )
-
-
-def ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Traceback" not in result.stdout + result.stderr
-    return result.stdout
-
-
-def one_line(result: subprocess.CompletedProcess, exit_code: int = 2) -> str:
-    assert result.returncode == exit_code, result.stderr[-3000:]
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("rlrun: "), result.stderr
-    assert "Traceback" not in result.stdout
-    return lines[0]
 
 
 def printed_run_dirs(stdout: str) -> list[str]:
@@ -105,7 +80,7 @@ def hashes(run_dir: Path) -> dict[str, str]:
 
 
 def steps(run_dir: Path, key: str) -> list[int]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(run_dir)
     return [row["step"] for row in rows if key in row]
 
 
@@ -134,22 +109,22 @@ def test_sac_pendulum_interrupt_resume_extend_eval_export_report(tmp_path):
         f"resume={run_dir}",
     ]
 
-    resumed = ok(run(*command, cwd=tmp_path))  # resume=<dir> alone continues with the stored config
+    resumed = ok(run_command(*command, cwd=tmp_path))  # resume=<dir> alone continues with the stored config
     assert f"Resuming from {run_dir / 'checkpoints' / 'last.pt'} at step {stopped}" in resumed
     assert checkpoint_step(run_dir) == 3000
     config = (run_dir / ".hydra" / "config.yaml").read_text()
     assert "id: Pendulum-v1" in config and "name: sac" in config and "- 32" in config
-    ok(run("rlrun", f"resume={run_dir}", "total_timesteps=3500", cwd=tmp_path))  # extend
+    ok(run_command("rlrun", f"resume={run_dir}", "total_timesteps=3500", cwd=tmp_path))  # extend
     assert checkpoint_step(run_dir) == 3500
     logged = steps(run_dir, "train/updates")
     assert logged == sorted(set(logged)) and logged[-1] == 3500
     evals = steps(run_dir, "eval/return_mean")
     assert evals == sorted(set(evals)) and evals[-1] == 3500  # one final evaluation per step
 
-    shown = ok(run("rlrun-eval", str(run_dir), "eval.episodes=2", cwd=tmp_path))
+    shown = ok(run_command("rlrun-eval", str(run_dir), "eval.episodes=2", cwd=tmp_path))
     assert "return mean" in shown and (run_dir / "checkpoints" / "last.eval.json").is_file()
     ok(
-        run(
+        run_command(
             "rlrun-eval",
             str(run_dir / "checkpoints" / "best.pt"),
             "eval.export=onnx",
@@ -158,7 +133,7 @@ def test_sac_pendulum_interrupt_resume_extend_eval_export_report(tmp_path):
         )
     )
     assert (run_dir / "checkpoints" / "best.policy.onnx").is_file()
-    ok(run("rlrun-report", str(run_dir), cwd=tmp_path))
+    ok(run_command("rlrun-report", str(run_dir), cwd=tmp_path))
     report = (run_dir / "report" / "report.md").read_text()
     assert "sac" in report and "Pendulum-v1" in report
 
@@ -170,7 +145,7 @@ def test_ppo_hopper_exports_float32_inputs(tmp_path):
 
     run_dir = tmp_path / "hopper"
     ok(
-        run(
+        run_command(
             "rlrun",
             "env=Hopper-v4",
             "total_timesteps=1024",
@@ -180,7 +155,7 @@ def test_ppo_hopper_exports_float32_inputs(tmp_path):
             cwd=tmp_path,
         )
     )
-    ok(run("rlrun-eval", str(run_dir), "eval.export=onnx", "eval.episodes=1", cwd=tmp_path))
+    ok(run_command("rlrun-eval", str(run_dir), "eval.export=onnx", "eval.episodes=1", cwd=tmp_path))
     session = onnxruntime.InferenceSession(str(run_dir / "checkpoints" / "last.policy.onnx"))
     (given,) = session.get_inputs()
     assert given.type == "tensor(float)" and given.shape[1:] == [11]
@@ -193,7 +168,7 @@ def sweep(tmp_path_factory):
     """A two-job A2C sweep on Acrobot: its dir, stdout and the printed job dirs."""
     cwd = tmp_path_factory.mktemp("sweep")
     stdout = ok(
-        run(
+        run_command(
             "rlrun",
             "-m",
             "algo=a2c",
@@ -214,16 +189,16 @@ def test_a_sweep_job_is_evaluated_and_resumed_by_its_printed_path(sweep):
     cwd, jobs = sweep
     job = Path(jobs[1])
     assert "seed=1" in job.name
-    ok(run("rlrun-eval", str(job), "eval.episodes=2", cwd=cwd))
-    ok(run("rlrun-eval", f"checkpoint={job}/checkpoints/last.pt", "eval.episodes=2", cwd=cwd))
-    out = ok(run("rlrun", f"resume={job}", "total_timesteps=2048", cwd=cwd))
+    ok(run_command("rlrun-eval", str(job), "eval.episodes=2", cwd=cwd))
+    ok(run_command("rlrun-eval", f"checkpoint={job}/checkpoints/last.pt", "eval.episodes=2", cwd=cwd))
+    out = ok(run_command("rlrun", f"resume={job}", "total_timesteps=2048", cwd=cwd))
     assert "Resuming from" in out
     config = (job / ".hydra" / "config.yaml").read_text()
     assert "id: Acrobot-v1" in config and "seed: 1" in config
     assert (
         "- seed=1" in (job / ".hydra" / "overrides.yaml").read_text()
     )  # rlrun-report keeps its labels
-    ok(run("rlrun-report", str(cwd / "sweep"), cwd=cwd))
+    ok(run_command("rlrun-report", str(cwd / "sweep"), cwd=cwd))
     assert "Acrobot-v1" in (cwd / "sweep" / "report" / "report.md").read_text()
 
 
@@ -240,13 +215,13 @@ def test_a_refused_resume_leaves_every_file_as_it_was(sweep, args, fragment):
     cwd, jobs = sweep
     job = Path(jobs[0])
     before = hashes(job)
-    assert fragment in one_line(run("rlrun", f"resume={job}", *args, cwd=cwd))
+    assert fragment in one_line_error(run_command("rlrun", f"resume={job}", *args, cwd=cwd))
     assert hashes(job) == before
 
 
 def test_a_refused_new_run_leaves_no_dir(tmp_path):
-    line = one_line(
-        run(
+    line = one_line_error(
+        run_command(
             "rlrun",
             "algo=dqn",
             "algo.buffer_size=100000000000",
@@ -260,7 +235,7 @@ def test_a_refused_new_run_leaves_no_dir(tmp_path):
 
 def test_an_env_without_time_limit_finishes_and_stops_on_sigterm_within_seconds(tmp_path):
     out = ok(
-        run(
+        run_command(
             "rlrun",
             "algo=dqn",
             "env=CliffWalking-v1",
@@ -308,12 +283,12 @@ def test_two_processes_in_one_run_dir(tmp_path):
     args = ["rlrun", *SAC_SMALL, "total_timesteps=1000000", f"hydra.run.dir={run_dir}"]
     first = start(*args, cwd=tmp_path)
     wait_for(lambda: (run_dir / "train.log").is_file())
-    line = one_line(run(*args, cwd=tmp_path))
+    line = one_line_error(run_command(*args, cwd=tmp_path))
     assert f"in use by another rlrun process (pid {first.pid} on " in line
     assert first.poll() is None
     first.send_signal(signal.SIGKILL)  # dies holding the lock
     first.communicate(timeout=30)
-    out = ok(run(*args[:-2], "total_timesteps=400", f"hydra.run.dir={run_dir}", cwd=tmp_path))
+    out = ok(run_command(*args[:-2], "total_timesteps=400", f"hydra.run.dir={run_dir}", cwd=tmp_path))
     assert f"from a process that is gone (pid {first.pid} " in out
     assert not (run_dir / ".lock").exists()
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 import torch.utils.tensorboard
+from conftest import read_metrics
 
 from rlrun import console_log
 from rlrun.config import LoggerConfig
@@ -26,17 +27,13 @@ def _cfg(**overrides) -> LoggerConfig:
     return LoggerConfig(**{"console": False, **overrides})
 
 
-def _records(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
 def test_jsonl_records_step_time_and_float_metrics(tmp_path: Path) -> None:
     logger = Logger(_cfg(), tmp_path, 100, {})
     logger.log({"train/loss": torch.tensor(0.25), "rollout/ep_return_mean": np.float32(3.5)}, 8)
     logger.log({"eval/return_mean": 7}, 16)
     logger.close()
     logger.close()  # idempotent
-    first, second = _records(tmp_path)
+    first, second = read_metrics(tmp_path)
     assert first["step"] == 8 and first["train/loss"] == 0.25
     assert first["rollout/ep_return_mean"] == 3.5
     assert second == {"step": 16, "time": second["time"], "eval/return_mean": 7.0}
@@ -54,7 +51,7 @@ def test_resume_drops_steps_after_start_step_and_a_truncated_line(tmp_path: Path
     resumed = Logger(_cfg(), tmp_path, 100, {}, start_step=3)
     resumed.log({"x": 4}, 4)
     resumed.close()
-    records = _records(tmp_path)
+    records = read_metrics(tmp_path)
     assert [r["step"] for r in records] == [0, 1, 2, 3, 4]
     assert records[-1]["time"] >= records[-2]["time"]  # wall time continues from the kept lines
     assert not list(tmp_path.glob("*.tmp"))
@@ -67,6 +64,7 @@ def test_tensorboard_writes_events_under_tb(tmp_path: Path) -> None:
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_wandb_offline_creates_run_and_resumes_same_id(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -120,7 +118,7 @@ def test_failing_backend_is_reported_once_and_disabled(
     assert len(failures) == 1
     assert failures[0].startswith("tensorboard logging failed (OSError: ")
     assert failures[0].endswith("; continuing without it")
-    assert [r["step"] for r in _records(tmp_path)] == [0, 1, 2]
+    assert [r["step"] for r in read_metrics(tmp_path)] == [0, 1, 2]
 
 
 def test_console_without_terminal_prints_one_short_status_line_per_interval_also_in_train_log(
@@ -381,6 +379,7 @@ def _mlflow_client(run_dir: Path):
     return MlflowClient(tracking_uri=(run_dir / "mlruns").as_uri())
 
 
+@pytest.mark.slow
 def test_mlflow_run_continues_on_resume_with_params_metrics_and_artifacts(train_run, tmp_path: Path) -> None:
     from rlrun.checkpoint import load_checkpoint
 
@@ -428,7 +427,7 @@ def test_a_raising_logger_is_reported_once_as_a_warning_and_training_finishes(
     assert [(r.levelno, r.getMessage()) for r in failures] == [(logging.WARNING,
         "mlflow logging failed (ConnectionError: tracking server unreachable); continuing without it")]
     assert len(calls) == 1  # switched off after its first failure
-    assert _records(tmp_path)[-1]["step"] == 256  # the other back-ends got every event
+    assert read_metrics(tmp_path)[-1]["step"] == 256  # the other back-ends got every event
     assert "mlflow logging failed" in (tmp_path / "train.log").read_text()
 
 
@@ -467,6 +466,7 @@ def _mlflow_run(run_dir: Path):
     return run
 
 
+@pytest.mark.slow
 def test_a_sweeps_jobs_share_a_wandb_group_and_resume_keeps_it_and_the_mlflow_run(tmp_path: Path) -> None:
     sweep = tmp_path / "lr_scan"
     _rlrun("-m", "seed=0,1", *TINY, "total_timesteps=128", "logger=[wandb,mlflow]", "logger.console=false",

@@ -15,10 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_bad_input import one_line_error
-from test_cli import TINY, rlrun
-
-SMALL = ["total_timesteps=256", *TINY]
+from conftest import SMALL_RUN, TINY_RUN, one_line_error, rlrun
 
 
 def closed_port() -> int:
@@ -60,7 +57,7 @@ def healthy_then_failing_server():
 def test_an_unreachable_mlflow_server_is_refused_at_start_in_one_line(tmp_path):
     uri = f"http://127.0.0.1:{closed_port()}"
     started = time.monotonic()
-    result = rlrun(*SMALL, "logger=mlflow", f"logger.mlflow_uri={uri}", cwd=tmp_path)
+    result = rlrun(*SMALL_RUN, "logger=mlflow", f"logger.mlflow_uri={uri}", cwd=tmp_path)
     line = one_line_error(result)
     assert time.monotonic() - started < 30  # MLflow's own retries take minutes
     assert f"logger.mlflow_uri={uri} does not answer" in line
@@ -72,16 +69,17 @@ def test_wandb_online_without_an_api_key_is_refused_with_the_offline_hint(tmp_pa
     env = {key: value for key, value in os.environ.items() if not key.startswith("WANDB_")}
     env.update(WANDB_MODE="online", NETRC=str(tmp_path / "no-netrc"), HOME=str(tmp_path))
     exe = Path(sys.executable).parent / "rlrun"
-    result = subprocess.run([str(exe), *SMALL, "logger=wandb"], cwd=tmp_path, capture_output=True,
+    result = subprocess.run([str(exe), *SMALL_RUN, "logger=wandb"], cwd=tmp_path, capture_output=True,
                             text=True, timeout=120, env=env, check=False)
     line = one_line_error(result)
     assert "API key" in line and "wandb login" in line and "WANDB_MODE=offline" in line
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.slow
 def test_on_failure_continue_trains_without_the_unreachable_logger_and_says_so(tmp_path):
     uri = f"http://127.0.0.1:{closed_port()}"
-    result = rlrun(*SMALL, "logger=mlflow", f"logger.mlflow_uri={uri}", "logger.on_failure=continue",
+    result = rlrun(*SMALL_RUN, "logger=mlflow", f"logger.mlflow_uri={uri}", "logger.on_failure=continue",
                    f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     log = (tmp_path / "run" / "train.log").read_text()
@@ -91,16 +89,17 @@ def test_on_failure_continue_trains_without_the_unreachable_logger_and_says_so(t
 
 
 def test_a_bad_on_failure_value_names_the_choices(tmp_path):
-    line = one_line_error(rlrun(*SMALL, "logger.on_failure=maybe", cwd=tmp_path))
+    line = one_line_error(rlrun(*SMALL_RUN, "logger.on_failure=maybe", cwd=tmp_path))
     assert "logger.on_failure=maybe must be fail or continue" in line
 
 
+@pytest.mark.slow
 def test_sigterm_while_a_logger_is_being_reached_stops_the_run_within_seconds(tmp_path, silent_server):
     exe = Path(sys.executable).parent / "rlrun"
     run_dir = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [str(exe), "total_timesteps=1000000", *TINY, "logger=mlflow", "logger.on_failure=continue",
+        [str(exe), "total_timesteps=1000000", *TINY_RUN, "logger=mlflow", "logger.on_failure=continue",
          f"logger.mlflow_uri=http://127.0.0.1:{silent_server}", f"hydra.run.dir={run_dir}"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
@@ -133,6 +132,6 @@ def test_a_server_that_fails_after_the_start_check_costs_one_short_wait(
         monkeypatch.delenv(name, raising=False)
     started = time.monotonic()
     train_run(["logger.mlflow=true", f"logger.mlflow_uri={healthy_then_failing_server}",
-               "total_timesteps=256", *TINY], tmp_path)
+               "total_timesteps=256", *TINY_RUN], tmp_path)
     assert time.monotonic() - started < 30  # MLflow's default retries of a 503 take minutes
     assert "mlflow logging failed" in (tmp_path / "train.log").read_text()

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+from conftest import rlrun
 
 from rlrun import cli
 from rlrun.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
@@ -80,9 +81,8 @@ def test_a_text_file_is_not_a_torch_checkpoint(tmp_path, text):
         load_checkpoint(path)
 
 
+@pytest.mark.slow
 def test_a_refusal_during_set_up_prints_no_start_panel(tmp_path):
-    from test_cli import rlrun
-
     result = rlrun("algo=ppo", "env=Pendulum-v1", "algo.num_minibatches=100000", cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert "algo.num_minibatches" in result.stderr

@@ -13,6 +13,7 @@ import sys
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import TINY_EVAL, refused, rlrun_eval
 
 from rlrun import cli
 from rlrun.config import ConfigError
@@ -20,7 +21,6 @@ from rlrun.data.demos import minari_available
 from rlrun.envs.recording import EpisodeRecorder
 
 needs_minari = pytest.mark.skipif(not minari_available(), reason="needs the minari extra: pip install -e '.[minari]'")
-TINY = ["eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]
 CARTPOLE = gym.make("CartPole-v1")
 
 
@@ -38,24 +38,8 @@ def tiny_checkpoint(tmp_path_factory):
     from conftest import train_in_process
 
     run_dir = tmp_path_factory.mktemp("tiny")
-    train_in_process(["total_timesteps=256", "algo.num_steps=32", *TINY], run_dir)
+    train_in_process(["total_timesteps=256", "algo.num_steps=32", *TINY_EVAL], run_dir)
     return run_dir
-
-
-def rlrun_eval(monkeypatch, *args):
-    """`rlrun-eval ARGS` in this process."""
-    monkeypatch.setattr(sys, "argv", ["rlrun-eval", *map(str, args)])
-    cli.evaluate()
-
-
-def refusal(monkeypatch, capsys, *args) -> str:
-    """The one line on stderr of an `rlrun-eval ARGS` that is refused with exit code 2."""
-    with pytest.raises(SystemExit) as exit_info:
-        rlrun_eval(monkeypatch, *args)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    return err
 
 
 class _Counter(gym.Env):
@@ -102,7 +86,7 @@ def test_training_refuses_eval_dataset(compose_cfg):
 
 def test_missing_minari_is_one_line_naming_the_extra(tiny_checkpoint, minari_root, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "minari", None)  # as if it were not installed
-    err = refusal(monkeypatch, capsys, tiny_checkpoint, "eval.dataset=rlrun/cartpole-v0")
+    err = refused(capsys, cli.evaluate, tiny_checkpoint, "eval.dataset=rlrun/cartpole-v0")
     assert "pip install -e '.[minari]'" in err, err
     assert not minari_root.exists()
 
@@ -110,7 +94,7 @@ def test_missing_minari_is_one_line_naming_the_extra(tiny_checkpoint, minari_roo
 @needs_minari
 def test_eval_dataset_refuses_bad_ids_and_existing_datasets(tiny_checkpoint, minari_root, monkeypatch, capsys):
     for bad in ("cartpole", "rlrun/cartpole", "cartpole-v0", "rlrun/cart pole-v0"):
-        err = refusal(monkeypatch, capsys, tiny_checkpoint, f"eval.dataset={bad}")
+        err = refused(capsys, cli.evaluate, tiny_checkpoint, f"eval.dataset={bad}")
         assert "not a Minari dataset id" in err and "e.g. eval.dataset=rlrun/cartpole-expert-v0" in err, err
     assert not (tiny_checkpoint / "checkpoints" / "last.eval.json").exists()  # refused before evaluating
     dataset = "rlrun/cartpole-tiny-v0"
@@ -119,7 +103,7 @@ def test_eval_dataset_refuses_bad_ids_and_existing_datasets(tiny_checkpoint, min
     assert f"wrote Minari dataset {dataset} (3 episodes" in out, out
     data_file = next((minari_root / dataset / "data").glob("main_data.*"))
     written = data_file.read_bytes()
-    err = refusal(monkeypatch, capsys, tiny_checkpoint, f"eval.dataset={dataset}", "eval.episodes=2")
+    err = refused(capsys, cli.evaluate, tiny_checkpoint, f"eval.dataset={dataset}", "eval.episodes=2")
     assert "exists already" in err and "eval.dataset_overwrite=true" in err, err
     assert data_file.read_bytes() == written
     rlrun_eval(monkeypatch, tiny_checkpoint, f"eval.dataset={dataset}", "eval.dataset_overwrite=true",
@@ -156,12 +140,13 @@ def test_expert_episodes_recorded_by_rlrun_eval_teach_bc(cartpole_expert, minari
     assert min(returns.values()) >= 475, returns
 
 
+@pytest.mark.slow
 @needs_minari
 def test_bc_refuses_a_dataset_of_other_spaces_in_one_line(minari_root, monkeypatch, tmp_path, capsys):
     from conftest import train_in_process
 
     acrobot = tmp_path / "acrobot"
-    train_in_process(["env=Acrobot-v1", "total_timesteps=128", "algo.num_steps=64", *TINY], acrobot)
+    train_in_process(["env=Acrobot-v1", "total_timesteps=128", "algo.num_steps=64", *TINY_EVAL], acrobot)
     rlrun_eval(monkeypatch, acrobot, "eval.dataset=rlrun/acrobot-v0", "eval.episodes=1",
                "eval.max_episode_steps=50")
     result = subprocess.run(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import copy
-import json
 import math
 
 import gymnasium as gym
 import pytest
 import torch
+from conftest import TINY_EVAL, read_metrics
 from torch.distributions import Categorical as TorchCategorical
 from torch.distributions import Normal, kl_divergence
 
@@ -24,7 +24,6 @@ SPACES = {
     "discrete": (gym.spaces.Box(-1.0, 1.0, (4,)), gym.spaces.Discrete(2)),  # CartPole-like
     "continuous": (gym.spaces.Box(-1.0, 1.0, (3,)), gym.spaces.Box(-2.0, 2.0, (1,))),  # Pendulum-like
 }
-TINY = ["eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]
 
 
 def make_agent(kind: str, hidden: list[int], seed: int = 0, dtype=torch.float32) -> ActorCritic:
@@ -228,25 +227,21 @@ def test_npg_explicit_and_truncated_give_the_same_step(kind):
 
 def test_npg_refuses_an_explicit_fisher_for_a_large_policy(train_run, tmp_path):
     with pytest.raises(ConfigError, match=r"algo.max_explicit_params=1000.*algo.truncated=true"):
-        train_run(["algo=npg", "algo.truncated=false", "total_timesteps=256", *TINY], tmp_path)
+        train_run(["algo=npg", "algo.truncated=false", "total_timesteps=256", *TINY_EVAL], tmp_path)
     assert not (tmp_path / "checkpoints" / "last.pt").exists()
     message = str(pytest.raises(ConfigError, train_run, ["algo=npg", "algo.truncated=false",
                                                          "algo.max_explicit_params=100",
-                                                         "network.hidden_sizes=[16]", *TINY], tmp_path).value)
+                                                         "network.hidden_sizes=[16]", *TINY_EVAL], tmp_path).value)
     assert "\n" not in message and "114 parameters" in message
 
 
 @pytest.mark.parametrize("algo", ["npg", "trpo"])
 def test_shared_torso_is_refused(train_run, tmp_path, algo):
     with pytest.raises(ConfigError, match="network.shared=false"):
-        train_run([f"algo={algo}", "network.shared=true", *TINY], tmp_path)
+        train_run([f"algo={algo}", "network.shared=true", *TINY_EVAL], tmp_path)
 
 
 # ----- whole runs ---------------------------------------------------------------------------
-
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
 
 COMMON_KEYS = ("train/kl", "train/surrogate_improvement", "train/value_loss", "train/entropy",
                "train/explained_variance", "train/step_size", "train/grad_norm", "eval/return_mean")
@@ -262,7 +257,7 @@ COMMON_KEYS = ("train/kl", "train/surrogate_improvement", "train/value_loss", "t
     ],
 )
 def test_smoke(train_run, tmp_path, overrides, extra_keys):
-    result = train_run([*overrides, "algo.num_steps=64", "total_timesteps=256", *TINY], tmp_path)
+    result = train_run([*overrides, "algo.num_steps=64", "total_timesteps=256", *TINY_EVAL], tmp_path)
     assert result.global_step == 256  # classic preset: 2 envs x 64 steps per update
     assert math.isfinite(result.final_eval_return)
     keys = set().union(*read_metrics(tmp_path))
@@ -273,7 +268,7 @@ def test_smoke(train_run, tmp_path, overrides, extra_keys):
 
 @pytest.mark.parametrize("algo", ["npg", "trpo"])
 def test_resume_continues_the_step_count(train_run, tmp_path, algo):
-    base = [f"algo={algo}", "env=Pendulum-v1", "algo.num_steps=64", *TINY]
+    base = [f"algo={algo}", "env=Pendulum-v1", "algo.num_steps=64", *TINY_EVAL]
     train_run([*base, "total_timesteps=256"], tmp_path)
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert {"agent", "value_optimizer", "envs"} <= set(checkpoint["modules"])

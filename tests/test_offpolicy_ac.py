@@ -3,7 +3,6 @@ checkpoint and resume, refusals, and learning on Pendulum-v1."""
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from types import SimpleNamespace
@@ -12,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import read_metrics
 from torch.distributions import Normal, TanhTransform, TransformedDistribution
 
 from rlrun.checkpoint import load_checkpoint
@@ -24,10 +24,6 @@ from rlrun.training.noise import OrnsteinUhlenbeckNoise
 ALGOS = ["ddpg", "td3", "sac"]
 TINY = ["env=Pendulum-v1", "eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0",
         "network.hidden_sizes=[32,32]", "algo.batch_size=32", "algo.learning_starts=100", "algo.log_every=100"]
-
-
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 # ----- math ---------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """REINFORCE, A2C, off-policy actor-critic and CEM: math on hand examples, smoke runs, resume, learning."""
 
-import json
 import math
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_EVAL as TINY
+from conftest import col, read_metrics
 
 from rlrun.algos.a2c import a2c_loss
 from rlrun.algos.cem import batched_act, fit_elite, make_policy, unflatten
@@ -20,7 +21,6 @@ from rlrun.ops.policy_gradient import score_function_loss, squared_error
 from rlrun.ops.returns import gae
 from rlrun.ops.trust_region import flat_params
 
-TINY = ["eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]
 ALGOS = {
     "reinforce": ["algo.episodes_per_batch=4", "env.num_envs=2"],
     "a2c": ["algo.num_steps=8", "env.num_envs=4"],
@@ -44,14 +44,6 @@ MODULES = {
     "offpac": {"agent", "behaviour", "optimizer", "envs", "counters"},
     "cem": {"policy", "search", "envs"},
 }
-
-
-def col(values):
-    return torch.tensor(values, dtype=torch.float32).unsqueeze(1)
-
-
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 # ----- pure math ---------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_resume_exact import assert_same
+from conftest import assert_same, read_metrics
 
 PLUGIN_SOURCE = Path(__file__).parent / "plugin_pkg"
 REPO = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ def run_commands(commands: list[list[str]], site: Path, tmp_path: Path) -> list[
 
 
 def deterministic_metrics(run_dir: Path) -> list[dict]:
-    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    lines = read_metrics(run_dir)
     return [{"step": line["step"], **{k: v for k, v in line.items() if k.startswith(DETERMINISTIC)}}
             for line in lines]
 
@@ -148,6 +148,7 @@ def write_broken_package(site: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_broken_packages_get_one_line_each_and_rlrun_still_trains(tmp_path):
     site = tmp_path / "site"
     write_broken_package(site)

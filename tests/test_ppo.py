@@ -1,10 +1,11 @@
 """PPO: the loss on a hand example, smoke runs, and a learning test."""
 
-import json
 import math
 
 import pytest
 import torch
+from conftest import TINY_EVAL as TINY
+from conftest import read_metrics
 
 from rlrun.algos.ppo import ppo_loss
 from rlrun.ops.clipped import clipped_surrogate, clipped_value_loss
@@ -49,13 +50,6 @@ def test_clipped_value_loss_with_and_without_a_clip():
     assert math.isclose(float(clipped_value_loss(new_v, old_v, ret, None)), 0.5 * (0.25 + 4) / 2)
     # clip 0.5 around the old values: 3 -> 1.5, error (1.5 - 2.5)^2 = 1 > 0.25 is kept; 0 stays 0
     assert math.isclose(float(clipped_value_loss(new_v, old_v, ret, 0.5)), 0.5 * (1 + 4) / 2)
-
-
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-TINY = ["eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]
 
 
 @pytest.mark.parametrize(

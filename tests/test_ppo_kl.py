@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import itertools
-import json
 import math
 
 import pytest
 import torch
+from conftest import TINY_EVAL, read_metrics
 from torch.distributions import Categorical as TorchCategorical
 from torch.distributions import kl_divergence
 
 from rlrun.algos.ppo_kl import halve_or_double_kl_coef, kl_penalty_loss
 from rlrun.ops.distributions import Categorical, DiagGaussian, frozen
-
-TINY = ["eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]
 
 
 @pytest.mark.parametrize(
@@ -75,13 +73,9 @@ def test_frozen_old_policy_ignores_in_place_parameter_updates():
         assert float(old.kl(DiagGaussian(mean, log_std)).mean()) > 0.0
 
 
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
 @pytest.mark.parametrize("env", ["CartPole-v1", "Pendulum-v1"])
 def test_smoke_and_beta_is_checkpointed(train_run, tmp_path, env):
-    overrides = ["algo=ppo_kl", f"env={env}", "algo.num_steps=32", "total_timesteps=512", *TINY]
+    overrides = ["algo=ppo_kl", f"env={env}", "algo.num_steps=32", "total_timesteps=512", *TINY_EVAL]
     result = train_run(overrides, tmp_path)
     assert result.global_step == 512  # classic preset: 4 envs x 32 steps per update
     assert math.isfinite(result.final_eval_return)
@@ -101,7 +95,7 @@ def test_smoke_and_beta_is_checkpointed(train_run, tmp_path, env):
 
 
 def test_resume_continues_steps_and_beta(train_run, tmp_path):
-    base = ["algo=ppo_kl", "algo.num_steps=32", "algo.beta_init=64", *TINY]
+    base = ["algo=ppo_kl", "algo.num_steps=32", "algo.beta_init=64", *TINY_EVAL]
     train_run([*base, "total_timesteps=256"], tmp_path)
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     saved_beta = checkpoint["modules"]["coefs"]["beta"]
@@ -115,7 +109,7 @@ def test_resume_continues_steps_and_beta(train_run, tmp_path):
 
 def test_target_kl_stops_epochs_early(train_run, tmp_path):
     overrides = ["algo=ppo_kl", "algo.target_kl=1e-9", "algo.num_steps=64", "total_timesteps=512"]
-    train_run([*overrides, *TINY], tmp_path)
+    train_run([*overrides, *TINY_EVAL], tmp_path)
     updates = [row["train/updates"] for row in read_metrics(tmp_path) if "train/updates" in row]
     assert updates and all(u < 16 for u in updates)  # 4 epochs x 4 minibatches without the stop
 

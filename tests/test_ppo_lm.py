@@ -3,12 +3,12 @@ network, the reward model, smoke and resume runs, refusals, learning, and the hf
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pytest
 import torch
+from conftest import read_metrics
 
 from rlrun import cli
 from rlrun.config import ConfigError, HFNetworkConfig, LMNetworkConfig, OptimizerConfig
@@ -37,10 +37,6 @@ SMOKE = ["env=lm", "network.width=16", "network.layers=1", "network.heads=2", "a
          "algo.sft_steps=20", "algo.rm_pairs=64", "algo.rm_steps=10", "algo.prompts_per_batch=8",
          "algo.num_epochs=1", "algo.num_minibatches=2", "algo.sample_every=1", "eval.every_steps=0",
          "eval.episodes=16"]
-
-
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def iteration_rows(run_dir):
@@ -249,6 +245,7 @@ def test_grpo_raises_true_reward(train_run, tmp_path):
 
 
 # ----- a local Hugging Face model ---------------------------------------------------------------
+@pytest.mark.slow
 def test_hf_lm_path_with_a_tiny_local_gpt2(train_run, tmp_path):
     transformers = pytest.importorskip("transformers")
     config = transformers.GPT2Config(vocab_size=12, n_positions=32, n_embd=16, n_layer=1, n_head=2,

@@ -7,10 +7,10 @@ import builtins
 import errno
 import io
 import os
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import rlrun_eval
 
 from rlrun import cli, cli_eval
 
@@ -53,11 +53,6 @@ def read_only(monkeypatch):
     for directory in chmodded:
         for path in [directory, *directory.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
-
-
-def rlrun_eval(monkeypatch, *args) -> None:
-    monkeypatch.setattr(sys, "argv", ["rlrun-eval", *map(str, args)])
-    cli.evaluate()
 
 
 def test_eval_of_a_read_only_run_dir_prints_its_result_and_where_it_could_not_write(

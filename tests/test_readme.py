@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -80,6 +81,7 @@ def small(words: list[str]) -> list[str]:
     return [*kept, *(f"{key}={value}" for key, value in budget.items())]
 
 
+@pytest.mark.slow
 def test_every_readme_command_runs(tmp_path):
     commands = readme_commands()
     assert len(commands) >= 10

@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import yaml
+from conftest import column
 
 from rlrun import cli
 from rlrun.plot_legend import add_legend
@@ -60,11 +61,6 @@ def sweep(tmp_path):
     (root / "not_a_run").mkdir()
     (root / "not_a_run" / "metrics.jsonl").write_text('{"step": 1, "eval/return_mean": 1e9}\n')  # no .hydra
     return root
-
-
-def column(values):
-    """Scores of one task as rliable takes them: shape (runs, 1)."""
-    return np.array(values, dtype=float).reshape(-1, 1)
 
 
 def test_iqm_and_mean_by_hand():

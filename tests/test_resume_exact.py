@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
+from conftest import assert_same
 
 from rlrun.checkpoint import load_checkpoint
 
@@ -94,21 +94,6 @@ def run(args: list[str], run_dir: Path) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def assert_same(a, b, path="checkpoint"):
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), path
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), path
-        for key in a:
-            assert_same(a[key], b[key], f"{path}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same(x, y, f"{path}[{i}]")
-    else:
-        assert a == b, path
-
-
 def assert_resumed_exactly(args: list[str], tmp_path: Path) -> None:
     """A run SIGKILLed after its first checkpoint and resumed by the same command ends with the
     modules and generator states of an uninterrupted run."""
@@ -132,6 +117,7 @@ def assert_resumed_exactly(args: list[str], tmp_path: Path) -> None:
     assert_same(a["rng"], b["rng"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, family):
     if family in PACKAGES:

@@ -1,10 +1,7 @@
 import torch
+from conftest import col
 
 from rlrun.ops.returns import discounted_returns, explained_variance, gae, standardize
-
-
-def col(values):
-    return torch.tensor(values, dtype=torch.float32).unsqueeze(1)
 
 
 def test_gae_matches_hand_computed_values():

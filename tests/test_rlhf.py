@@ -1,12 +1,12 @@
 """RLHF from synthetic preferences: the Bradley-Terry math, segments, the loop, and a learning test."""
 
-import json
 import math
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_EVAL, read_metrics
 
 from rlrun.algos.rlhf import relabel_rewards
 from rlrun.checkpoint import load_checkpoint
@@ -24,13 +24,8 @@ from rlrun.ops.preferences import (
     synthetic_preferences,
 )
 
-TINY = ["eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]
 SMALL_RLHF = ["algo=rlhf", "algo.num_steps=32", "algo.segment_len=8", "algo.annotations_per_iteration=4",
-              "algo.candidate_pairs=8", "algo.total_annotations=12", *TINY]
-
-
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+              "algo.candidate_pairs=8", "algo.total_annotations=12", *TINY_EVAL]
 
 
 def nll(p):

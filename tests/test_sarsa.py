@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import gymnasium as gym
 import pytest
 import torch
+from conftest import read_metrics
 
 from rlrun.algos import sarsa
 from rlrun.checkpoint import load_checkpoint
@@ -110,7 +110,7 @@ def test_continuous_actions_are_refused(train_run, tmp_path):
 def test_sarsa_smoke(train_run, tmp_path, variant, modules):
     result = train_run([*TINY, "total_timesteps=256", *variant], tmp_path)
     assert result.global_step == 256 and math.isfinite(result.final_eval_return)
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(tmp_path)
     keys = set().union(*rows)
     for key in (
         "train/loss",

@@ -4,12 +4,10 @@ joblib, and the study section of rlrun-report."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import rlrun
 
 optuna = pytest.importorskip("optuna")
 
@@ -30,20 +28,6 @@ SMALL = [
     "eval.every_steps=256",
 ]
 """PPO on CartPole: 4 envs x 32 steps per iteration, evaluations at steps 256, 512, 768, 1024."""
-
-
-def rlrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).parent / "rlrun"
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(
-        [str(exe), *args],
-        check=False,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
 
 
 def load(sweep: Path, name: str = "optuna.db") -> optuna.Study:
@@ -158,6 +142,7 @@ def pruned_search(tmp_path_factory):
     return sweep, first, second, done
 
 
+@pytest.mark.slow
 def test_a_trial_behind_the_median_is_pruned_in_its_first_seed_after_a_checkpoint(pruned_search):
     from rlrun.checkpoint import load_checkpoint
 
@@ -217,6 +202,7 @@ def test_report_shows_the_study(pruned_search, tmp_path):
     assert (tmp_path / "intermediate_values.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "launcher",
     [["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], ["hydra/launcher=submitit_local"]],

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import column
 from rliable import library
 from test_report import write_run
 
@@ -25,10 +26,6 @@ from rlrun.stats import (
     summary,
     summary_per_step,
 )
-
-
-def column(values):
-    return np.array(values, dtype=float).reshape(-1, 1)
 
 
 def test_probability_of_improvement_by_hand():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_journeys import ok, run
+from conftest import ok, run_command
 
 from rlrun import cli
 from rlrun.compose import CONF_DIR, override_lists
@@ -53,10 +53,11 @@ def test_a_per_env_preset_applies_after_the_familys(tmp_path):
     assert cfg.algo.max_kl == 0.04 and cfg.algo.cg_iters == 25  # env file over the family file
     assert cli.compose_checked("train", ["algo=trpo", "env=Hopper-v4"]).algo.max_kl == 0.01
     assert cli.compose_checked("train", ["algo=trpo", "env=HalfCheetah-v4", "algo.max_kl=0.02"]).algo.max_kl == 0.02
-    out = ok(run("rlrun", "algo=trpo", "env=HalfCheetah-v4", "--cfg", "job", cwd=tmp_path))
+    out = ok(run_command("rlrun", "algo=trpo", "env=HalfCheetah-v4", "--cfg", "job", cwd=tmp_path))
     assert "max_kl: 0.04" in out
 
 
+@pytest.mark.slow
 def test_a_suite_runs_and_its_relaunch_skips_finished_runs(tmp_path):
     suites = tmp_path / "conf" / "suite"
     suites.mkdir(parents=True)
@@ -68,7 +69,7 @@ def test_a_suite_runs_and_its_relaunch_skips_finished_runs(tmp_path):
     )
     args = ["rlrun", "+suite=tiny", f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
             f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra/launcher=joblib"]
-    first = ok(run(*args, cwd=tmp_path))
+    first = ok(run_command(*args, cwd=tmp_path))
     assert first.count("Finished at step") == 4
-    again = ok(run(*args, cwd=tmp_path))
+    again = ok(run_command(*args, cwd=tmp_path))
     assert again.count("already finished") == 4 and "Finished at step" not in again

@@ -11,15 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_bad_input import one_line_error
-from test_cli import TINY, rlrun
-
-SMALL = ["total_timesteps=256", *TINY]
+from conftest import SMALL_RUN, one_line_error, rlrun
 
 
 def test_a_swept_value_of_the_wrong_type_is_refused_before_any_job(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    line = one_line_error(rlrun("-m", "optimizer.lr=1e-3,abc", *SMALL, f"hydra.sweep.dir={sweep_dir}",
+    line = one_line_error(rlrun("-m", "optimizer.lr=1e-3,abc", *SMALL_RUN, f"hydra.sweep.dir={sweep_dir}",
                                 cwd=tmp_path))
     assert line.startswith("rlrun: optimizer.lr=abc: ") and "Float" in line
     assert not sweep_dir.exists()
@@ -43,7 +40,7 @@ def test_the_slurm_launcher_without_slurm_names_the_fix(tmp_path):
     sweep_dir = tmp_path / "sweep"
     exe = Path(sys.executable).parent / "rlrun"
     result = subprocess.run(
-        [str(exe), "-m", "hydra/launcher=submitit_slurm", *SMALL, f"hydra.sweep.dir={sweep_dir}"],
+        [str(exe), "-m", "hydra/launcher=submitit_slurm", *SMALL_RUN, f"hydra.sweep.dir={sweep_dir}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
         env={**os.environ, "PATH": path, "WANDB_MODE": "offline"},
     )

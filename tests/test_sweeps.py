@@ -3,7 +3,6 @@ re-launching a finished sweep, preemption (checkpoint, requeue, resume) and GPU 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import statistics
@@ -13,19 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import read_metrics, rlrun
 from omegaconf import OmegaConf
 
 from rlrun.sweep import MAX_DIR_NAME, assign_gpu, gpu_for_job, job_dir_name, job_label
 
 TINY = ["total_timesteps=256", "algo.num_steps=32", "eval.episodes=2", "eval.num_envs=2",
         "eval.every_steps=0"]
-
-
-def rlrun(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).parent / "rlrun"
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([str(exe), *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=env)
 
 
 def run_dirs(sweep_dir: Path) -> list[Path]:
@@ -38,7 +31,7 @@ def files_of(run_dir: Path) -> tuple[str, int]:
 
 
 def final_return(run_dir: Path) -> float:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(run_dir)
     return [row["eval/return_mean"] for row in rows if "eval/return_mean" in row][-1]
 
 
@@ -198,6 +191,7 @@ def test_relaunching_a_finished_sweep_returns_the_recorded_results_without_train
     print(f"first launch {first_s:.1f} s, re-launch {second_s:.1f} s")
 
 
+@pytest.mark.slow
 def test_joblib_grid_writes_one_run_dir_per_job_named_by_its_overrides(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     sweep = tmp_path / "sweep"
@@ -227,6 +221,7 @@ def test_joblib_grid_writes_one_run_dir_per_job_named_by_its_overrides(tmp_path)
         assert lines[0] == f"{label} rlrun: training" and "Finished at step 256" in lines[-1], lines
 
 
+@pytest.mark.slow
 def test_optuna_search_repeats_seeds_per_trial_and_continues_its_study(tmp_path):
     optuna = pytest.importorskip("optuna")
 

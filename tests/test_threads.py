@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
 import torch
+from conftest import read_metrics
 
 from rlrun.config import ConfigError
 from rlrun.threads import FixedThreads, ThreadGovernor, thread_control
@@ -146,6 +146,6 @@ def test_auto_run_logs_its_thread_count(train_run, tmp_path, monkeypatch):
                    "eval.every_steps=0", "eval.episodes=1", "algo.log_every=100"], tmp_path)
     finally:
         torch.set_num_threads(before)
-    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    records = read_metrics(tmp_path)
     threads = {r["time/torch_threads"] for r in records if "time/torch_threads" in r}
     assert threads and threads <= {1.0, 2.0}

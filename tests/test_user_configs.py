@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import refused, rlrun
 from omegaconf import OmegaConf
 
 from rlrun import cli, config_dirs
@@ -98,16 +98,6 @@ def train(monkeypatch, *args) -> None:
     cli.train()
 
 
-def refused(capsys, monkeypatch, *args) -> str:
-    """The one stderr line of `rlrun ARGS` refusing them with exit 2."""
-    with pytest.raises(SystemExit) as exit_info:
-        train(monkeypatch, *args)
-    assert exit_info.value.code == 2
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1, lines
-    return lines[0]
-
-
 def panel(run_dir: Path) -> dict[str, str]:
     """The start panel's rows (name -> value) as train.log holds them."""
     rows = {}
@@ -157,7 +147,7 @@ def test_resume_finds_the_runs_config_dir_or_names_the_flag(conf, tmp_path, monk
     assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["global_step"] >= 512
     assert str(conf / "experiment/tiny.yaml") in panel(run_dir)["preset"]
     moved = conf.rename(tmp_path / "moved")
-    line = refused(capsys, monkeypatch, f"resume={run_dir}", "total_timesteps=768")
+    line = refused(capsys, cli.train, f"resume={run_dir}", "total_timesteps=768")
     assert f"config dir {conf}, which is gone" in line and "add --config-dir" in line
     train(monkeypatch, "--config-dir", moved, f"resume={run_dir}", "total_timesteps=768")
     assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["global_step"] >= 768
@@ -201,27 +191,21 @@ def test_a_mistake_in_a_user_file_is_refused_in_one_line_naming_the_file(
     conf, capsys, monkeypatch, file, text, fragment
 ):
     (conf / file).write_text(text)
-    line = refused(capsys, monkeypatch, "--config-dir", conf, "+experiment=tiny", "total_timesteps=64")
+    line = refused(capsys, cli.train, "--config-dir", conf, "+experiment=tiny", "total_timesteps=64")
     assert str(conf / file) in line and fragment in line
 
 
 def test_group_choices_list_the_users_options(conf, capsys, monkeypatch):
-    line = refused(capsys, monkeypatch, "--config-dir", conf, "+experiment=tiy")
+    line = refused(capsys, cli.train, "--config-dir", conf, "+experiment=tiy")
     assert "did you mean tiny" in line and "tiny_ppo" in line and "sac_pendulum_short" in line
-    assert "+experiment=tiny" in refused(capsys, monkeypatch, "--config-dir", conf, "experiment=tiny")
-    assert "--config-dir names" in refused(capsys, monkeypatch, "--config-dir", conf / "nope")
+    assert "+experiment=tiny" in refused(capsys, cli.train, "--config-dir", conf, "experiment=tiny")
+    assert "--config-dir names" in refused(capsys, cli.train, "--config-dir", conf / "nope")
     monkeypatch.setenv(config_dirs.ENV_VAR, str(conf / "nope"))
-    assert config_dirs.ENV_VAR in refused(capsys, monkeypatch, "total_timesteps=64")
+    assert config_dirs.ENV_VAR in refused(capsys, cli.train, "total_timesteps=64")
     monkeypatch.delenv(config_dirs.ENV_VAR)
     config_dirs.take_from_argv(["-cd", str(conf)])
     sets, _ = override_lists(["+experiment=glob(tiny*)"])  # every job checked before the sweep
     assert sets == [["+experiment=tiny"], ["+experiment=tiny_ppo"]]
-
-
-def rlrun(*args, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).parent / "rlrun"
-    return subprocess.run([str(exe), *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, check=False, env={**os.environ, **(env or {})})
 
 
 def test_a_joblib_sweep_over_two_user_experiments_and_its_report(conf, tmp_path, monkeypatch):

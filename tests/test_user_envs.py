@@ -15,6 +15,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import pytest
+from conftest import one_line_error
 from omegaconf import OmegaConf
 
 from rlrun.arguments import rewrite
@@ -136,14 +137,6 @@ def run(command: str, *args: str, cwd: Path, pythonpath: Path | None = None, tim
 def printed_run_dir(result: subprocess.CompletedProcess) -> str:
     assert result.returncode == 0, result.stderr[-3000:]
     return re.search(r"^Finished at step .*; run dir (.+)$", result.stdout, re.MULTILINE).group(1)
-
-
-def one_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def evaluates_from_elsewhere(run_dir: str, user: Path | None, elsewhere: Path, *args: str) -> dict:
@@ -287,6 +280,7 @@ def test_minigrid_composes_and_its_dict_space_is_refused_in_one_line(user_dir, c
 
 
 # ----- in fresh processes: training, resume, sweep workers, rlrun-eval from elsewhere -------------
+@pytest.mark.slow
 def test_a_users_env_trains_resumes_and_evaluates_from_another_directory(tmp_path, monkeypatch):
     from rlrun.policy_io import load_policy
 
@@ -306,7 +300,7 @@ def test_a_users_env_trains_resumes_and_evaluates_from_another_directory(tmp_pat
 
 def test_a_failing_import_on_the_command_line_is_one_line_and_exit_2(tmp_path):
     user = write_modules(tmp_path / "user")
-    line = one_line(run("rlrun", "env=MyCartPole-v0", "env.imports=[badmod]", cwd=user))
+    line = one_line_error(run("rlrun", "env=MyCartPole-v0", "env.imports=[badmod]", cwd=user))
     assert line == "rlrun: env.imports: cannot import 'badmod': No module named 'foo_not_installed'"
     assert not (user / "outputs").exists()
 
@@ -321,6 +315,7 @@ PACKAGES = {
 envs of gymnasium-robotics 1.4.2 fail under mujoco >= 3.12 (a bare assert on joint types)."""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("package, family", [("highway_env", "other"),
                                              ("gymnasium_robotics", "mujoco"),
                                              ("minigrid", "other")])
@@ -360,6 +355,7 @@ def printed_sweep_run_dirs(result: subprocess.CompletedProcess) -> list[str]:
     return run_dirs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(SWEEPS))
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_sweep_workers_import_the_users_envs_and_wrappers(tmp_path, launcher, case):

@@ -10,20 +10,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_EVAL, rlrun_eval
 
-from rlrun import cli
 from rlrun.config import ConfigError
 from rlrun.envs.normalize import ObsNormalizer
 from rlrun.export import ExportedPolicy
 from rlrun.policy_io import load_policy
-
-TINY = ["eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]
-
-
-def rlrun_eval(monkeypatch, *args):
-    """`rlrun-eval ARGS` in this process."""
-    monkeypatch.setattr(sys, "argv", ["rlrun-eval", *map(str, args)])
-    cli.evaluate()
 
 
 def checkpoint_policy(run_dir):
@@ -47,7 +39,7 @@ def test_eval_video_records_the_evaluated_episodes(train_run, tmp_path, monkeypa
     pytest.importorskip("moviepy", reason="eval.video needs moviepy: pip install -e '.[video]'")
     pytest.importorskip("pygame", reason="CartPole renders with pygame: pip install -e '.[video]'")
     imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="comes with moviepy")
-    train_run(["env=CartPole-v1", "algo.num_steps=32", "total_timesteps=128", *TINY], tmp_path)
+    train_run(["env=CartPole-v1", "algo.num_steps=32", "total_timesteps=128", *TINY_EVAL], tmp_path)
     rlrun_eval(monkeypatch, f"checkpoint={tmp_path}", "eval.video=true", "eval.episodes=3", "eval.num_envs=2",
                "eval.video_episodes=2", "device=cpu")
     videos = sorted((tmp_path / "eval").glob("*.mp4"))
@@ -93,7 +85,7 @@ def test_eval_video_sets_the_renderer_before_the_envs_modules_are_imported(
     monkeypatch.setenv(SHARED, "{}")
     run_dir = tmp_path / "run"
     train_run(["env=glmod:ImportTimeRenderer-v0", "algo.num_steps=32", "total_timesteps=64",
-               *TINY], run_dir)
+               *TINY_EVAL], run_dir)
     for name, value in (("DISPLAY", None), ("MUJOCO_GL", None), ("SDL_VIDEODRIVER", "x")):
         monkeypatch.setenv(name, "")  # restored after the test, whatever rlrun-eval sets
         monkeypatch.delenv(name)
@@ -130,7 +122,7 @@ def test_eval_video_sets_the_renderer_before_the_envs_modules_are_imported(
     ],
 )
 def test_torchscript_export_acts_like_the_checkpoint(train_run, tmp_path, monkeypatch, env, extra):
-    train_run([f"env={env}", *TINY, *extra], tmp_path)
+    train_run([f"env={env}", *TINY_EVAL, *extra], tmp_path)
     rlrun_eval(monkeypatch, f"checkpoint={tmp_path}", "eval.export=torchscript", "eval.episodes=1",
                "eval.num_envs=1", "device=cpu")
     path = tmp_path / "checkpoints" / "last.policy.pt"
@@ -160,7 +152,7 @@ def test_torchscript_export_acts_like_the_checkpoint(train_run, tmp_path, monkey
 def test_onnx_export_acts_like_the_checkpoint(train_run, tmp_path, monkeypatch):
     onnxruntime = pytest.importorskip("onnxruntime", reason="eval.export=onnx needs pip install -e '.[export]'")
     pytest.importorskip("onnxscript", reason="eval.export=onnx needs pip install -e '.[export]'")
-    train_run(["env=Pendulum-v1", "algo.num_steps=64", "total_timesteps=256", "env.normalize_obs=true", *TINY],
+    train_run(["env=Pendulum-v1", "algo.num_steps=64", "total_timesteps=256", "env.normalize_obs=true", *TINY_EVAL],
               tmp_path)
     rlrun_eval(monkeypatch, f"checkpoint={tmp_path}", "eval.export=onnx", "eval.episodes=1", "eval.num_envs=1",
                "device=cpu")
