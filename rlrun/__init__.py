@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rlrun.api import Policy, RunInProgressError, RunResult, load, train
-    from rlrun.checkpoint import CheckpointError
     from rlrun.config import ConfigError
+    from rlrun.run.checkpoint_files import CheckpointError
 
 _EXPORTS = {
     "train": "rlrun.api",
@@ -21,7 +21,7 @@ _EXPORTS = {
     "Policy": "rlrun.api",
     "RunInProgressError": "rlrun.api",
     "ConfigError": "rlrun.config",
-    "CheckpointError": "rlrun.checkpoint",
+    "CheckpointError": "rlrun.run.checkpoint_files",
 }
 """Each public name -> the module that defines it."""
 

@@ -4,8 +4,8 @@ does; `rlrun.load(path)` gives the policy of a run dir or checkpoint.
 `train` takes the command line's overrides, as `key=value` strings (a list, or one string split
 as a shell splits it) and as keyword arguments: a dict is a section (`eval={"episodes": 2}` is
 `eval.episodes=2`), a dotted key goes through `**{"eval.episodes": 2}`. They are rewritten,
-composed and validated by the command line's own code (`rlrun.arguments.rewrite`,
-`rlrun.compose.compose_config`) and trained through the same job runner, so the run dir holds
+composed and validated by the command line's own code (`rlrun.cli.arguments.rewrite`,
+`rlrun.cli.compose.compose_config`) and trained through the same job runner, so the run dir holds
 the same files (`.hydra/`, `metrics.jsonl`, `train.log`, checkpoints). A mistake raises
 ConfigError (CheckpointError for checkpoints) carrying the one line the command line prints;
 nothing exits the process.
@@ -41,7 +41,7 @@ from rlrun.api_policy import Policy, load, python_env_id
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-    from rlrun.cli_job import Outcome
+    from rlrun.cli.job import Outcome
     from rlrun.config import TrainConfig
 
 __all__ = ["Policy", "RunInProgressError", "RunResult", "load", "train"]
@@ -114,9 +114,9 @@ def train(overrides: Sequence[str] | str = (), /, **options: Any) -> RunResult:
 # ----- training -----------------------------------------------------------------------------
 def _train(arguments: list[str], options: dict[str, Any]) -> RunResult:
     """`train` under the lock: the overrides, the env given in Python registered, then the run."""
-    from rlrun.arguments import rewrite
+    from rlrun.cli.arguments import rewrite
+    from rlrun.cli.config_dirs import take_from_argv, use_recorded
     from rlrun.config import ConfigError
-    from rlrun.config_dirs import take_from_argv, use_recorded
     from rlrun.envs.python_env import check_callable, describe, env_id_of, registered
 
     env = options.get("env")
@@ -171,7 +171,7 @@ def _literal(value: Any) -> str:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    from rlrun.arguments import _quote
+    from rlrun.cli.arguments import _quote
 
     if value is None:
         return "null"
@@ -199,8 +199,8 @@ def _one_run(lines: list[str]) -> str | None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
-    from rlrun.arguments import parse_error
-    from rlrun.compose import resume_override
+    from rlrun.cli.arguments import parse_error
+    from rlrun.cli.compose import resume_override
     from rlrun.config import ConfigError
 
     flags = [line for line in lines if line.startswith("-")]
@@ -224,9 +224,9 @@ def _run(lines: list[str], python_env: str | None, callbacks: list[Any]) -> RunR
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from rlrun.cli_job import run_single_job
-    from rlrun.cli_setup import setup
-    from rlrun.compose import compose_config
+    from rlrun.cli.compose import compose_config
+    from rlrun.cli.job import run_single_job
+    from rlrun.cli.setup import setup
     from rlrun.config import ConfigError
     from rlrun.registry import warn_broken
 
@@ -255,13 +255,13 @@ def _run(lines: list[str], python_env: str | None, callbacks: list[Any]) -> RunR
 
 
 def _job(job_cfg: DictConfig, python_env: str | None, callbacks: list[Any]) -> RunResult:
-    """The job: the command line's single run (`rlrun.cli_job.train_outcome`) with the same launch
+    """The job: the command line's single run (`rlrun.cli.job.train_outcome`) with the same launch
     (overrides, `.hydra/` files, presets)."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
-    from rlrun.cli import job_launch
-    from rlrun.cli_job import BUDGET, STOPPED, train_outcome
+    from rlrun.cli.job import BUDGET, STOPPED, train_outcome
+    from rlrun.cli.train_command import job_launch
 
     hydra_cfg = HydraConfig.get()
     overrides = [str(line) for line in hydra_cfg.overrides.task]
@@ -276,7 +276,7 @@ def _job(job_cfg: DictConfig, python_env: str | None, callbacks: list[Any]) -> R
 
 
 def _result(outcome: Outcome, run_dir: Path, cfg: TrainConfig) -> RunResult:
-    from rlrun.checkpoint import BEST, LAST
+    from rlrun.run.checkpoint_files import BEST, LAST
 
     last, best = (run_dir / "checkpoints" / name for name in (LAST, BEST))
     return RunResult(

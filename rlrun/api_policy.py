@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from rlrun.config import TrainConfig
-    from rlrun.evaluation import EvalResult
-    from rlrun.policy_io import LoadedPolicy
+    from rlrun.export.rebuild import LoadedPolicy
+    from rlrun.run.eval_episodes import EvalResult
 
 
 def load(
@@ -34,8 +34,8 @@ def load(
             checkpoint whose config makes its env (or not given for one made in Python).
     """
     from rlrun.envs.python_env import check_callable, registered
-    from rlrun.policy_io import load_policy
-    from rlrun.run import resolve_device
+    from rlrun.export.rebuild import load_policy
+    from rlrun.run.facade import resolve_device
 
     if env is None:
         return Policy(load_policy(path, resolve_device(device)))
@@ -116,7 +116,7 @@ class Policy:
         its final evaluation again. Returns the raw returns (`.mean`, `.std`, `.iqm`, `.returns`,
         `.lengths`)."""
         from rlrun.config import EvalConfig
-        from rlrun.evaluation import evaluate
+        from rlrun.run.eval_episodes import evaluate
 
         cfg = self.config
         protocol = EvalConfig(episodes=episodes, num_envs=num_envs or cfg.eval.num_envs,
@@ -137,7 +137,12 @@ def python_env_id(path: str | Path, fix: str) -> str:
     made; refused, with `fix` (`{run}` filled in), when its config makes its env."""
     from omegaconf import OmegaConf
 
-    from rlrun.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, run_dir_of
+    from rlrun.run.checkpoint_files import (
+        CheckpointError,
+        load_checkpoint,
+        resolve_checkpoint,
+        run_dir_of,
+    )
 
     checkpoint = resolve_checkpoint(path)
     state = load_checkpoint(checkpoint)

@@ -21,13 +21,13 @@ from rlrun.networks.continuous import DeterministicActor, QCritic, TanhGaussianA
 from rlrun.networks.mlp import mlp
 from rlrun.networks.q import QNetwork
 from rlrun.ops.entropy import with_entropy_bonus
-from rlrun.ops.optim import FlatOptimizer, anneal_lr, make_optimizer
 from rlrun.ops.returns import discounted_returns, explained_variance, gae, standardize
 from rlrun.ops.schedule import linear_schedule
-from rlrun.ops.stats import MeanStats
 from rlrun.ops.td import epsilon_greedy, q_learning_target, td_loss
-from rlrun.run import Run, TrainResult
+from rlrun.run.facade import Run, TrainResult
 from rlrun.training.minibatches import MinibatchSteps, minibatch_steps, shuffled_minibatches
+from rlrun.training.optim import FlatOptimizer, anneal_lr, make_optimizer
+from rlrun.training.stats import MeanStats
 from rlrun.training.steps import gradient_step, value_regression_steps
 from rlrun.training.targets import TargetSync, hard_update
 

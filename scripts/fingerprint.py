@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from rlrun.checkpoint import load_checkpoint
+from rlrun.run.checkpoint_files import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 RLRUN = str(Path(sys.executable).parent / "rlrun")

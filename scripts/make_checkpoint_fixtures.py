@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fingerprint import RLRUN, ROOT, cases
 
-from rlrun.checkpoint import load_checkpoint
+from rlrun.run.checkpoint_files import load_checkpoint
 
 FIXTURES = ROOT / "tests" / "fixtures" / "checkpoints"
 SMALL_NETWORK = "network.hidden_sizes=[16,16]"

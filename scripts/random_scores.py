@@ -2,7 +2,7 @@
 
 Plays `--episodes` episodes per env with actions drawn uniformly from the action space (the
 space's own generator, seeded), raw rewards, episodes ended at the env's registered time limit,
-and writes `rlrun/reference/random.csv` (env, env_version, mean, std, episodes, source). Re-run
+and writes `rlrun/results/reference/random.csv` (env, env_version, mean, std, episodes, source). Re-run
 it after a Gymnasium upgrade:
 
     python scripts/random_scores.py                       # every env below
@@ -18,7 +18,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from rlrun.references import RANDOM_COLUMNS, RANDOM_SCORES, split_env_id
+from rlrun.results.references import RANDOM_COLUMNS, RANDOM_SCORES, split_env_id
 
 ENVS = (
     "CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1",

@@ -9,7 +9,7 @@ figures) is a placeholder of the template, computed from these files:
 - `docs/benchmarks/<suite>/curves.csv`, where shipped: for each run, one row per evaluation step
   with the evaluation return and the last training return at or before it (and thinned
   training-only rows with an empty `eval_return`);
-- `rlrun/reference/scores.csv` (published figures) and `rlrun/reference/random.csv` (random
+- `rlrun/results/reference/scores.csv` (published figures) and `rlrun/results/reference/random.csv` (random
   play), read by column name.
 
 Template syntax:
@@ -40,9 +40,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the checkout's rlrun, not an installed one
-from rlrun import stats
 from rlrun.config import ConfigError
-from rlrun.references import (
+from rlrun.results import statistics as stats
+from rlrun.results.references import (
     Reference,
     load_random_scores,
     load_references,
@@ -94,7 +94,7 @@ class PageError(Exception):
 
 # ----- statistics ---------------------------------------------------------------------------
 def summary(values: Sequence[float]) -> tuple[str, float, float, float]:
-    """(label, point, low, high) of one group's per-seed values by `rlrun.stats.summary`: "IQM"
+    """(label, point, low, high) of one group's per-seed values by `rlrun.results.statistics.summary`: "IQM"
     and its 95% CI from `stats.MIN_RUNS_FOR_IQM` runs up, else "mean", lowest, highest."""
     if not values:
         raise PageError("no values to summarise")

@@ -80,9 +80,9 @@ def run_rlrun(seed: int, steps: int) -> list[tuple[int, float]]:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from rlrun import cli
+    from rlrun.cli import train_command as cli
     from rlrun.registry import algorithms
-    from rlrun.run import Run
+    from rlrun.run.facade import Run
 
     cli._setup()
     with initialize_config_dir(config_dir=cli.CONF_DIR, version_base="1.3"):

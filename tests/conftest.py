@@ -23,7 +23,7 @@ torch.set_num_threads(1)
 
 def compose_train(overrides: list[str] | None = None, run_dir: Path | None = None):
     """The typed TrainConfig for these overrides (console off, as in tests)."""
-    from rlrun import cli
+    from rlrun.cli import train_command as cli
 
     cli._setup()
     with initialize_config_dir(config_dir=cli.CONF_DIR, version_base="1.3"):
@@ -33,9 +33,9 @@ def compose_train(overrides: list[str] | None = None, run_dir: Path | None = Non
 
 def train_in_process(overrides: list[str], run_dir: Path):
     """Compose, build a Run in `run_dir` and train; returns the TrainResult."""
-    from rlrun.policy_io import load_policy
+    from rlrun.export.rebuild import load_policy
     from rlrun.registry import algorithms
-    from rlrun.run import Launch, Run
+    from rlrun.run.facade import Launch, Run
 
     cfg = compose_train(overrides)
     run = Run(cfg, run_dir, Launch(load_policy=load_policy,
@@ -129,12 +129,12 @@ def one_line_error(result: subprocess.CompletedProcess, exit_code: int = 2) -> s
 
 
 COMMAND_NAMES = {"train": "rlrun", "evaluate": "rlrun-eval", "report": "rlrun-report"}
-"""The command name of each entry point of `rlrun.cli`."""
+"""The command name of each entry point of `rlrun.cli.train_command`."""
 
 
 def rlrun_eval(monkeypatch, *args) -> None:
     """`rlrun-eval ARGS` in this process."""
-    from rlrun import cli
+    from rlrun.cli import train_command as cli
 
     monkeypatch.setattr(sys, "argv", ["rlrun-eval", *map(str, args)])
     cli.evaluate()
@@ -234,7 +234,7 @@ def cartpole_expert(tmp_path_factory):
     train_in_process(["total_timesteps=60000", "optimizer.lr=1e-3", "seed=1", "eval.every_steps=10000",
                       "eval.episodes=10"], run_dir)
     best = run_dir / "checkpoints" / "best.pt"
-    from rlrun.checkpoint import load_checkpoint
+    from rlrun.run.checkpoint_files import load_checkpoint
 
     return Expert(best, float(load_checkpoint(best)["best_eval_return"]))
 

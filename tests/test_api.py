@@ -19,7 +19,7 @@ import torch
 from conftest import assert_same, read_metrics, run_command
 
 import rlrun
-from rlrun.checkpoint import load_checkpoint
+from rlrun.run.checkpoint_files import load_checkpoint
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 COMMON = ["algo=ppo", "env=CartPole-v1", "total_timesteps=1024", "algo.num_steps=64",
@@ -76,7 +76,7 @@ def test_train_equals_the_command_line_twice_in_process_and_from_a_thread(comman
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from rlrun.compose import CONF_DIR
+    from rlrun.cli.compose import CONF_DIR
 
     torch.set_num_threads(3)
     random.seed(11)
@@ -183,7 +183,7 @@ def test_an_env_built_in_python_continues_and_loads_from_python_only(command_lin
 
 
 def test_ctrl_c_in_the_main_thread_ends_with_an_interrupted_result(tmp_path, monkeypatch):
-    from rlrun.run import Run
+    from rlrun.run.facade import Run
 
     log = Run.log
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from rlrun.arguments import parse_error, rewrite
+from rlrun.cli.arguments import parse_error, rewrite
 from rlrun.config import ConfigError
 
 JOB_DIR = "outputs/multirun/2026-12-02/10-00-00/algo=a2c,env=CartPole-v1,seed=0"

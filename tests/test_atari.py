@@ -66,7 +66,7 @@ def test_breakout_serves_the_ball_by_itself():
 
 
 def test_dqn_trains_on_breakout_with_frames_stored_once(train_run, tmp_path):
-    from rlrun.checkpoint import load_checkpoint
+    from rlrun.run.checkpoint_files import load_checkpoint
 
     result = train_run(
         [

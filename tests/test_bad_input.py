@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import SMALL_RUN, TINY_RUN, one_line_error, rlrun, run_command
 
-from rlrun.checkpoint import load_checkpoint
+from rlrun.run.checkpoint_files import load_checkpoint
 
 
 def snapshot(run_dir: Path) -> dict[str, bytes]:

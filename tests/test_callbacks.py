@@ -20,10 +20,10 @@ import torch
 from conftest import read_metrics
 
 from rlrun.callbacks import CallbackError
-from rlrun.checkpoint import load_checkpoint
-from rlrun.cli import _train_run
+from rlrun.cli.train_command import _train_run
 from rlrun.config import ConfigError
-from rlrun.run import Launch
+from rlrun.run.checkpoint_files import load_checkpoint
+from rlrun.run.facade import Launch
 
 RLRUN = str(Path(sys.executable).parent / "rlrun")
 HERE = Path(__file__).resolve().parent
@@ -164,7 +164,7 @@ def test_hooks_get_the_step_the_metrics_and_the_run_dir_also_on_resume(train_run
 def test_resume_keeps_the_runs_callbacks(compose_cfg, tmp_path):
     from omegaconf import OmegaConf
 
-    from rlrun.compose import compose_checked, job_node
+    from rlrun.cli.compose import compose_checked, job_node
 
     args = [*PPO, "total_timesteps=512", "callbacks=[rlrun.callbacks.Echo]"]
     _train_run(compose_cfg(args), tmp_path, Launch(overrides=args))
@@ -222,7 +222,7 @@ def test_a_hook_raising_at_the_start_fails_before_training(train_run, tmp_path):
     ("{prefix:a}", "callbacks[0]={'prefix': 'a'} names no callback"),
 ])
 def test_a_bad_target_is_refused_in_one_line_before_the_run(entry, message, tmp_path, capsys):
-    from rlrun.compose import compose_checked
+    from rlrun.cli.compose import compose_checked
 
     with pytest.raises(SystemExit) as exit_info:
         compose_checked("train", [*PPO, f"callbacks=[{entry}]"], "hydra.run.dir")

@@ -7,7 +7,13 @@ import pickle
 import pytest
 import torch
 
-from rlrun.checkpoint import FORMAT, Checkpointer, CheckpointError, load_checkpoint, save_atomic
+from rlrun.run.checkpoint_files import (
+    FORMAT,
+    Checkpointer,
+    CheckpointError,
+    load_checkpoint,
+    save_atomic,
+)
 
 TINY = ["algo.num_steps=32", "eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0"]
 
@@ -110,7 +116,7 @@ def test_resume_continues_step_count_without_duplicate_metrics(train_run, tmp_pa
 def test_resume_with_another_algorithms_checkpoint_is_refused(tmp_path):
     from conftest import compose_train
 
-    from rlrun.run import Run
+    from rlrun.run.facade import Run
 
     save_atomic(
         {"format": FORMAT, "algo": "other", "global_step": 5, "modules": {"q": {}}, "rng": {}, "config": ""},

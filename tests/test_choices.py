@@ -12,17 +12,17 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from rlrun import cli
-from rlrun.choices import choice_rows, default_choice
-from rlrun.compose import CONF_DIR, compose_checked
+from rlrun.cli import train_command as cli
+from rlrun.cli.choices import choice_rows, default_choice
+from rlrun.cli.compose import CONF_DIR, compose_checked
 from rlrun.config import ConfigError
+from rlrun.export.rebuild import load_policy
 from rlrun.networks.cnn import NatureCNN
 from rlrun.networks.lm import TransformerTorso
 from rlrun.networks.mlp import MLP
-from rlrun.ops.optim import FlatAdam, FlatOptimizer
-from rlrun.policy_io import load_policy
 from rlrun.registry import algorithms
-from rlrun.run import Launch, Run
+from rlrun.run.facade import Launch, Run
+from rlrun.training.optim import FlatAdam, FlatOptimizer
 
 CONF = Path(CONF_DIR)
 BUILT = {"adam": FlatAdam, "adamw": FlatAdam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}

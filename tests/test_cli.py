@@ -39,7 +39,7 @@ def test_help_and_cfg(tmp_path):
 
 LOADS_NO_TRAINING_CODE = r"""
 import contextlib, io, json, sys
-from rlrun import cli
+from rlrun.cli import eval_command, report_command, train_command
 
 heavy = ("torch", "matplotlib", "rliable")
 results = []
@@ -47,7 +47,8 @@ for name, *args in json.loads(sys.argv[1]):
     sys.argv, out = [name, *args], io.StringIO()
     with contextlib.redirect_stdout(out):
         try:
-            {"rlrun": cli.train, "rlrun-eval": cli.evaluate, "rlrun-report": cli.report}[name]()
+            {"rlrun": train_command.train, "rlrun-eval": eval_command.evaluate,
+             "rlrun-report": report_command.report}[name]()
         except SystemExit as stop:
             assert not stop.code, stop.code
     results.append({"stdout": out.getvalue(), "loaded": [m for m in heavy if m in sys.modules]})
@@ -116,7 +117,7 @@ def test_sigterm_checkpoints_and_rerun_resumes(tmp_path):
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, stderr
     assert "resume" in stderr and "Traceback" not in stderr
-    from rlrun.checkpoint import load_checkpoint
+    from rlrun.run.checkpoint_files import load_checkpoint
 
     stopped_at = load_checkpoint(run_dir)["global_step"]
     assert stopped_at > 0

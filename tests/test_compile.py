@@ -13,13 +13,13 @@ import torch
 from conftest import read_metrics
 from omegaconf import OmegaConf
 
-from rlrun import cli
 from rlrun.algos import ppo
 from rlrun.algos._ppo_family import compiled
+from rlrun.cli import train_command as cli
 from rlrun.config import ConfigError
 from rlrun.data.batch import Batch
 from rlrun.registry import algorithms
-from rlrun.run import config_changes
+from rlrun.run.facade import config_changes
 
 needs_compiler = pytest.mark.skipif(
     not any(shutil.which(compiler) for compiler in cli.CXX_COMPILERS), reason="no C++ compiler for torch.compile"

@@ -12,10 +12,10 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException, ValidationError
 
-from rlrun import cli
+from rlrun.cli import train_command as cli
 from rlrun.config import ConfigError
+from rlrun.config.flat import flatten
 from rlrun.envs.config_source import env_family, registered_env_ids
-from rlrun.flat import flatten
 from rlrun.registry import algorithms
 
 CONF = Path(__file__).resolve().parent.parent / "rlrun" / "conf"

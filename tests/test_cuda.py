@@ -8,10 +8,10 @@ import pytest
 import torch
 from test_resume_exact import FAMILIES, assert_resumed_exactly
 
-from rlrun.checkpoint import load_checkpoint
 from rlrun.envs.factory import make_vec_env
-from rlrun.evaluation import evaluate
-from rlrun.policy_io import load_policy
+from rlrun.export.rebuild import load_policy
+from rlrun.run.checkpoint_files import load_checkpoint
+from rlrun.run.eval_episodes import evaluate
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
 

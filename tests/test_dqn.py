@@ -9,10 +9,10 @@ import pytest
 import torch
 from conftest import TINY_EVAL, assert_same, read_metrics
 
-from rlrun.checkpoint import load_checkpoint
 from rlrun.config import ConfigError
 from rlrun.ops.schedule import crossed
 from rlrun.registry import algorithms
+from rlrun.run.checkpoint_files import load_checkpoint
 
 
 def tiny(total: int = 600) -> list[str]:
@@ -140,7 +140,7 @@ def test_resume_continues_with_the_same_replay_contents(train_run, tmp_path):
 
 
 def test_resume_without_the_replay_side_file_is_refused(train_run, tmp_path):
-    from rlrun.checkpoint import CheckpointError
+    from rlrun.run.checkpoint_files import CheckpointError
 
     train_run(tiny(600), tmp_path)
     (tmp_path / "checkpoints" / "replay.pt").unlink()
@@ -200,7 +200,7 @@ def test_stopped_and_resumed_run_ends_where_the_straight_run_ends(
     buffer, networks, optimizer, envs and RNGs are restored: every checkpointed tensor is equal."""
     import signal
 
-    from rlrun.run import Run, RunInterrupted
+    from rlrun.run.facade import Run, RunInterrupted
 
     train_run(args, tmp_path / "straight")
     maybe_checkpoint = Run.maybe_checkpoint

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import read_metrics, refused, rlrun_eval
 
-from rlrun import cli
+from rlrun.cli import train_command as cli
 from rlrun.config import ConfigError
 from rlrun.envs.factory import _env_fn, make_vec_env
 
@@ -227,7 +227,7 @@ def test_rlrun_eval_on_variants_of_the_training_env(cartpole_run, monkeypatch, c
 
 def test_rlrun_eval_deletes_a_key_of_the_env_back_to_its_default():
     from rlrun.config import EnvConfig
-    from rlrun.policy_io import env_variant
+    from rlrun.export.rebuild import env_variant
 
     clip = {"_target_": "gymnasium.wrappers.ClipReward", "max_reward": 0.5}
     trained = EnvConfig(id="CartPole-v1", wrappers=[clip], max_episode_steps=50,
@@ -266,7 +266,7 @@ def test_make_vec_env_wraps_every_env(compose_cfg, user_wrappers):
 def test_resume_counts_an_added_or_changed_keyword_as_a_change(compose_cfg):
     from omegaconf import OmegaConf
 
-    from rlrun.resume import config_changes
+    from rlrun.run.resume import config_changes
 
     stored = OmegaConf.to_yaml(OmegaConf.structured(compose_cfg(["env=FrozenLake-v1"])))
     added = compose_cfg(["env=FrozenLake-v1", "env.kwargs.is_slippery=false"])

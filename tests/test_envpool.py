@@ -6,7 +6,7 @@ import torch
 
 from rlrun.config import ConfigError, EnvConfig
 from rlrun.envs.factory import make_vec_env
-from rlrun.evaluation import evaluate
+from rlrun.run.eval_episodes import evaluate
 
 pytest.importorskip("envpool")
 

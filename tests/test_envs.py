@@ -9,7 +9,7 @@ from rlrun.config import ConfigError, EnvConfig
 from rlrun.data.one_hot import OneHotIndices
 from rlrun.envs.factory import OneHotBox, adapt_observations, is_image, make_vec_env, one_hot_sizes
 from rlrun.envs.normalize import RunningMeanStd
-from rlrun.evaluation import EvalResult, evaluate
+from rlrun.run.eval_episodes import EvalResult, evaluate
 
 
 def test_final_obs_is_the_real_last_observation_on_truncation():

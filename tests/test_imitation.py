@@ -16,12 +16,12 @@ from conftest import TINY_EVAL, assert_same, read_metrics
 
 from rlrun.algos._imitation import expert_from_checkpoint, holdout_split, imitation_loss
 from rlrun.algos.dagger import mixing_beta
-from rlrun.checkpoint import load_checkpoint
 from rlrun.config import ConfigError, EnvConfig
 from rlrun.data.demos import Demos, collect_demos, load_demos, minari_available, save_demos
 from rlrun.envs.factory import make_vec_env
+from rlrun.export.rebuild import load_policy
 from rlrun.ops.distributions import Categorical, DiagGaussian
-from rlrun.policy_io import load_policy
+from rlrun.run.checkpoint_files import load_checkpoint
 
 CARTPOLE = gym.make("CartPole-v1")
 IDP_EXPERT = Path(__file__).resolve().parent / "data" / "idp_ppo_expert.pt"
@@ -168,7 +168,7 @@ def test_bc_smoke_dataset_reuse_and_eval_command(train_run, tiny_expert, tmp_pat
     second = tmp_path / "second"
     train_run(["algo=bc", f"algo.dataset={dataset}", "algo.epochs=1", *TINY_EVAL], second)
     assert not (second / dataset.name).exists()
-    from rlrun import cli
+    from rlrun.cli import train_command as cli
 
     monkeypatch.setattr(sys, "argv", ["rlrun-eval", f"checkpoint={first}", "eval.episodes=2", "eval.num_envs=1"])
     cli.evaluate()
@@ -224,7 +224,7 @@ def test_imitation_refusals(train_run, tiny_expert, tmp_path):
 
 def test_cli_refuses_a_missing_expert_in_one_line(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-c", "from rlrun.cli import train; train()", "algo=bc", f"algo.expert={tmp_path / 'none'}",
+        [sys.executable, "-c", "from rlrun.cli.train_command import train; train()", "algo=bc", f"algo.expert={tmp_path / 'none'}",
          f"hydra.run.dir={tmp_path / 'run'}"],
         capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
     )

@@ -14,12 +14,12 @@ import torch
 from conftest import read_metrics
 from omegaconf import OmegaConf
 
-from rlrun import cli
+from rlrun.cli import train_command as cli
 from rlrun.config import ConfigError, LoggerConfig
 from rlrun.envs.final_info import FinalInfo
 from rlrun.envs.vector import batched_info_rows
-from rlrun.ops.stats import EpisodeWindow
-from rlrun.report import write_report
+from rlrun.results.report import write_report
+from rlrun.training.stats import EpisodeWindow
 
 ENV_ID = "rlrun_tests/InfoPattern-v0"
 LENGTH = 4

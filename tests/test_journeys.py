@@ -85,7 +85,7 @@ def steps(run_dir: Path, key: str) -> list[int]:
 
 
 def checkpoint_step(run_dir: Path) -> int:
-    from rlrun.checkpoint import load_checkpoint
+    from rlrun.run.checkpoint_files import load_checkpoint
 
     return int(load_checkpoint(run_dir)["global_step"])
 

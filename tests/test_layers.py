@@ -12,8 +12,7 @@ level, not under `TYPE_CHECKING`, parent packages included) there must be none: 
 breaks as soon as someone imports the other module first. Function-local and `import_module`
 imports join a second check: deferring an import is the way to keep a heavy one off a cheap path
 (`rlrun --help` loads no torch), not a way to hide a circle, so two modules that need each other
-fail it too (except through a `KNOWN_VIOLATIONS` pair: `run` -> `registry` -> every algorithm ->
-`run` today). `TYPE_CHECKING` imports join no circle: they never run.
+fail it too. `TYPE_CHECKING` imports join no circle: they never run.
 """
 
 from __future__ import annotations
@@ -31,58 +30,22 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent / ROOT
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # Bottom to top: a module may import its own layer or a lower one. An entry names a module and
     # every module below it (the longest entry wins), except the root package "rlrun", which names
-    # only rlrun/__init__.py. The flat top-level modules are listed one by one, with the package
-    # they move to, until they move; then their entries go and the package's entry covers them.
-    # `rlrun.flat` (dotted keys of a plain dict) sits at the bottom so that every layer may use it.
-    ("config", ("rlrun.config", "rlrun.config_checks", "rlrun.config_groups", "rlrun.extras", "rlrun.flat")),
+    # only rlrun/__init__.py.
+    ("config", ("rlrun.config", "rlrun.extras")),
     ("ops", ("rlrun.ops",)),
     ("networks, envs", ("rlrun.networks", "rlrun.envs")),
     ("data", ("rlrun.data",)),
     ("training", ("rlrun.training",)),
-    ("run, tracking", (
-        "rlrun.run", "rlrun.tracking",
-        # -> rlrun/run/
-        "rlrun.callbacks", "rlrun.checkpoint", "rlrun.device", "rlrun.evaluation", "rlrun.lock",
-        "rlrun.resume", "rlrun.run_checkpoints", "rlrun.run_evaluations", "rlrun.run_signals",
-        "rlrun.run_start", "rlrun.run_types", "rlrun.seeding", "rlrun.stopping", "rlrun.threads",
-        "rlrun.writable",
-        # -> rlrun/tracking/
-        "rlrun.console_log", "rlrun.jsonl_log", "rlrun.logger", "rlrun.logger_check",
-        "rlrun.mlflow_log", "rlrun.tensorboard_log", "rlrun.wandb_log",
-    )),
+    ("run, tracking", ("rlrun.run", "rlrun.tracking", "rlrun.callbacks")),
     ("algos, lm", ("rlrun.algos", "rlrun.lm")),
     ("registry", ("rlrun.registry",)),
-    ("export, search, results", (
-        "rlrun.export", "rlrun.search", "rlrun.results",
-        # -> rlrun/export/ (rebuilds a policy from a checkpoint)
-        "rlrun.policy_io",
-        # -> rlrun/results/
-        "rlrun.aggregate", "rlrun.normalisation", "rlrun.plot_legend", "rlrun.reference_compare",
-        "rlrun.references", "rlrun.report", "rlrun.report_curves", "rlrun.report_runs",
-        "rlrun.report_tables", "rlrun.stats",
-    )),
-    ("cli, api, plugin", (
-        "rlrun", "rlrun.cli", "rlrun.api", "rlrun.api_policy", "rlrun.plugin",
-        # -> rlrun/cli/
-        "rlrun.arguments", "rlrun.choices", "rlrun.cli_eval", "rlrun.cli_job", "rlrun.cli_report",
-        "rlrun.cli_setup", "rlrun.compose", "rlrun.compose_messages", "rlrun.config_dirs", "rlrun.sweep",
-        "rlrun.sweep_check", "rlrun.validate",
-        "rlrun.terminal",
-    )),
+    ("export, search, results", ("rlrun.export", "rlrun.search", "rlrun.results")),
+    ("cli, api, plugin", ("rlrun", "rlrun.cli", "rlrun.api", "rlrun.api_policy", "rlrun.plugin")),
 )
 
 SELF_CONTAINED = {"ops"}
 """Layers that import no rlrun module outside themselves (`ops/` is pure maths over tensors: it
 takes no config objects, so it imports no `rlrun.config` either, though config is lower)."""
-
-KNOWN_VIOLATIONS: set[tuple[str, str]] = {
-    # (importer, imported) pairs that break the layers today and are being fixed; the test fails on
-    # any other violation, and on an entry here that no longer occurs (delete it when a fix lands).
-    # ops/ reaching for config objects, networks and storage.
-    ("rlrun.ops.optim", "rlrun.config"),
-    # The report's tables use the CLI's console helper.
-    ("rlrun.report", "rlrun.terminal"),
-}
 
 DYNAMIC_IMPORTERS = {"import_module", "__import__"}
 """Names (bare or as an attribute, `importlib.import_module`) of calls that import a module path."""
@@ -316,15 +279,9 @@ def test_every_module_has_a_layer(sources):
 
 
 def test_imports_go_down_the_layers(edges):
-    new = {pair: found for pair, found in layer_violations(edges).items()
-           if pair not in KNOWN_VIOLATIONS}
+    new = layer_violations(edges)
     assert not new, (f"{len(new)} import(s) break the layers of tests/test_layers.py (a module may "
                      f"import only its own layer or a lower one; ops only ops):\n{describe(new)}")
-
-
-def test_known_violations_still_occur(edges):
-    gone = sorted(KNOWN_VIOLATIONS - layer_violations(edges).keys())
-    assert not gone, f"these layer violations are fixed: delete them from KNOWN_VIOLATIONS: {gone}"
 
 
 def _describe_circles(circles: list[list[str]]) -> str:
@@ -337,8 +294,7 @@ def test_no_import_circles(edges):
 
 
 def test_no_circles_through_deferred_imports(edges):
-    unlisted = [edge for edge in edges if (edge.importer, edge.imported) not in KNOWN_VIOLATIONS]
-    circles = import_cycles(unlisted, WHEN_CALLED)
+    circles = import_cycles(edges, WHEN_CALLED)
     assert not circles, ("import circles closed by a function-local or dynamic import (move what "
                          f"both modules need into a lower module):\n{_describe_circles(circles)}")
 
@@ -348,12 +304,12 @@ def _planted(sources, extra: dict[str, str]) -> dict[str, tuple[str, bool]]:
 
 
 @pytest.mark.parametrize(("source", "kind"), [
-    ("from rlrun.run import Run\n", "module"),
+    ("from rlrun.run.facade import Run\n", "module"),
     ("def f():\n    from ..run import Run\n", "function"),
     ("class A:\n    def f(self):\n        import rlrun.registry.x\n", "function"),
     ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from rlrun import run\n",
      "type_checking"),
-    ("import importlib\ndef f():\n    importlib.import_module('rlrun.run')\n", "dynamic"),
+    ("import importlib\ndef f():\n    importlib.import_module('rlrun.run.facade')\n", "dynamic"),
     ("def f(name):\n    return __import__(f'rlrun.algos.{name}')\n", "dynamic"),
     ("from rlrun import config\n", "module"),  # ops is self-contained: not even config
 ])

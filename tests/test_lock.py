@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from rlrun import lock as lock_module
-from rlrun.lock import RunLock, RunLocked
+from rlrun.run import lock as lock_module
+from rlrun.run.lock import RunLock, RunLocked
 
 
 def test_a_second_holder_is_refused_naming_the_first(tmp_path):

@@ -17,10 +17,10 @@ import torch
 import torch.utils.tensorboard
 from conftest import read_metrics
 
-from rlrun import console_log
+from rlrun.cli.sweep_jobs import JOB_LABEL_CHARS, job_label, sweep_name
 from rlrun.config import LoggerConfig
-from rlrun.logger import ETA_AFTER_S, Logger, Status, spread_text
-from rlrun.sweep import JOB_LABEL_CHARS, job_label, sweep_name
+from rlrun.tracking import console as console_log
+from rlrun.tracking.logger import ETA_AFTER_S, Logger, Status, spread_text
 
 
 def _cfg(**overrides) -> LoggerConfig:
@@ -381,7 +381,7 @@ def _mlflow_client(run_dir: Path):
 
 @pytest.mark.slow
 def test_mlflow_run_continues_on_resume_with_params_metrics_and_artifacts(train_run, tmp_path: Path) -> None:
-    from rlrun.checkpoint import load_checkpoint
+    from rlrun.run.checkpoint_files import load_checkpoint
 
     train_run([*TINY, "logger=mlflow", "total_timesteps=256"], tmp_path)
     first_id = load_checkpoint(tmp_path / "checkpoints" / "last.pt")["mlflow_id"]
@@ -411,7 +411,7 @@ def test_mlflow_run_continues_on_resume_with_params_metrics_and_artifacts(train_
 def test_a_raising_logger_is_reported_once_as_a_warning_and_training_finishes(
     train_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from rlrun.mlflow_log import MlflowSink
+    from rlrun.tracking.mlflow_sink import MlflowSink
 
     calls = []
 
@@ -435,8 +435,8 @@ def test_a_raising_logger_is_reported_once_as_a_warning_and_training_finishes(
 def test_a_logger_without_its_package_is_refused_in_one_line_naming_the_extra(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str
 ) -> None:
-    from rlrun import cli
-    from rlrun.compose import compose_checked
+    from rlrun.cli import train_command as cli
+    from rlrun.cli.compose import compose_checked
 
     cli._setup()
     real = importlib.util.find_spec
@@ -473,7 +473,7 @@ def test_a_sweeps_jobs_share_a_wandb_group_and_resume_keeps_it_and_the_mlflow_ru
            f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     jobs = [next(sweep.glob(f"*seed={seed},*")) for seed in (0, 1)]
     assert [[run.run_group for run in _wandb_run_records(job)] for job in jobs] == [["lr_scan"], ["lr_scan"]]
-    assert [_mlflow_run(job).data.tags["rlrun.sweep"] for job in jobs] == ["lr_scan", "lr_scan"]
+    assert [_mlflow_run(job).data.tags["rlrun.cli.sweep_jobs"] for job in jobs] == ["lr_scan", "lr_scan"]
     first_id = _mlflow_run(jobs[0]).info.run_id
     _rlrun(f"resume={jobs[0]}", "total_timesteps=256", cwd=tmp_path)
     first, again = _wandb_run_records(jobs[0])

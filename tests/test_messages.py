@@ -8,9 +8,9 @@ import pytest
 import torch
 from conftest import rlrun
 
-from rlrun import cli
-from rlrun.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
-from rlrun.resume import _refusal
+from rlrun.cli import train_command as cli
+from rlrun.run.checkpoint_files import CheckpointError, load_checkpoint, resolve_checkpoint
+from rlrun.run.resume import _refusal
 
 
 def refusal_line(capsys, overrides, argv=None, monkeypatch=None):

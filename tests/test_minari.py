@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import TINY_EVAL, refused, rlrun_eval
 
-from rlrun import cli
+from rlrun.cli import train_command as cli
 from rlrun.config import ConfigError
 from rlrun.data.demos import minari_available
 from rlrun.envs.recording import EpisodeRecorder
@@ -150,7 +150,7 @@ def test_bc_refuses_a_dataset_of_other_spaces_in_one_line(minari_root, monkeypat
     rlrun_eval(monkeypatch, acrobot, "eval.dataset=rlrun/acrobot-v0", "eval.episodes=1",
                "eval.max_episode_steps=50")
     result = subprocess.run(
-        [sys.executable, "-c", "from rlrun.cli import train; train()", "algo=bc", "algo.dataset=rlrun/acrobot-v0",
+        [sys.executable, "-c", "from rlrun.cli.train_command import train; train()", "algo=bc", "algo.dataset=rlrun/acrobot-v0",
          f"hydra.run.dir={tmp_path / 'bc'}"],
         capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
         env={**os.environ, "MINARI_DATASETS_PATH": str(minari_root)},

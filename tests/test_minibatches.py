@@ -9,9 +9,9 @@ from torch import nn
 
 from rlrun.config import OptimizerConfig
 from rlrun.data.batch import Batch
-from rlrun.ops.optim import make_optimizer
 from rlrun.ops.returns import standardize
 from rlrun.training.minibatches import MinibatchSteps, minibatch_steps, shuffled_minibatches
+from rlrun.training.optim import make_optimizer
 
 
 def _model_and_optimizer(seed: int = 0):

@@ -14,11 +14,11 @@ import torch
 from conftest import read_metrics
 from torch.distributions import Normal, TanhTransform, TransformedDistribution
 
-from rlrun.checkpoint import load_checkpoint
 from rlrun.config import ConfigError
 from rlrun.data.replay import ReplayBatch
 from rlrun.networks.continuous import ActionScaler
 from rlrun.ops.distributions import TanhGaussian, tanh_log_det_jacobian
+from rlrun.run.checkpoint_files import load_checkpoint
 from rlrun.training.noise import OrnsteinUhlenbeckNoise
 
 ALGOS = ["ddpg", "td3", "sac"]
@@ -191,7 +191,7 @@ def test_train_off_policy_runs_a_learner_that_carries_its_update_as_the_algorith
         train_run, compose_cfg, tmp_path):
     from rlrun.algos._offpolicy import train_off_policy
     from rlrun.algos.sac import SACLearner
-    from rlrun.run import Run
+    from rlrun.run.facade import Run
 
     class Learner(SACLearner):  # a plugin's learner: update(batch, update) for train_off_policy
         def update(self, batch, update):

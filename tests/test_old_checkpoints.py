@@ -19,8 +19,8 @@ import pytest
 from omegaconf import OmegaConf
 
 import rlrun
-from rlrun import cli
-from rlrun.checkpoint import load_checkpoint
+from rlrun.cli import train_command as cli
+from rlrun.run.checkpoint_files import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "checkpoints"

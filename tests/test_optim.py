@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from rlrun.config import OptimizerConfig
-from rlrun.ops.optim import NonFiniteError, UnlinkedParameterError, anneal_lr, make_optimizer
+from rlrun.training.optim import NonFiniteError, UnlinkedParameterError, anneal_lr, make_optimizer
 
 
 def twin_networks():

@@ -44,8 +44,8 @@ def test_every_data_file_is_package_data():
 
 def test_a_file_no_pattern_matches_is_named(tmp_path):
     for name in ("rlrun/conf/train.yaml", "rlrun/conf/algo/ppo.yaml", "rlrun/conf/help.txt",
-                 "rlrun/reference/scores.csv", "rlrun/__init__.py", "hydra_plugins/p/notes.md"):
+                 "rlrun/results/reference/scores.csv", "rlrun/__init__.py", "hydra_plugins/p/notes.md"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("")
-    package_data = {"rlrun": ["reference/*.csv", "conf/*.yaml", "conf/**/*.yaml"]}
+    package_data = {"rlrun": ["results/reference/*.csv", "conf/*.yaml", "conf/**/*.yaml"]}
     assert unpackaged(tmp_path, package_data) == ["hydra_plugins/p/notes.md", "rlrun/conf/help.txt"]

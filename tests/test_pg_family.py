@@ -113,7 +113,7 @@ def test_episode_quotas_split_evenly():
 
 
 def test_collect_episodes_keeps_each_envs_quota(tmp_path, compose_cfg):
-    from rlrun.run import Run
+    from rlrun.run.facade import Run
 
     cfg = compose_cfg(["algo=reinforce", "env.num_envs=3"])
     run = Run(cfg, tmp_path)
@@ -224,7 +224,7 @@ def test_smoke_and_resume(train_run, tmp_path, algo, env, budget):
     keys = set().union(*read_metrics(tmp_path))
     for key in [*TRAIN_KEYS[algo], "time/sps", "eval/return_mean", "rollout/ep_return_mean"]:
         assert key in keys, key
-    from rlrun.checkpoint import load_checkpoint
+    from rlrun.run.checkpoint_files import load_checkpoint
 
     state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert set(state["modules"]) == MODULES[algo]
@@ -254,7 +254,7 @@ def test_offpac_weights_depart_from_one_with_a_lagged_behaviour(train_run, tmp_p
 
 
 def test_cem_checkpoints_the_mean_as_its_policy(train_run, tmp_path):
-    from rlrun.checkpoint import load_checkpoint
+    from rlrun.run.checkpoint_files import load_checkpoint
 
     train_run(["algo=cem", *ALGOS["cem"], "total_timesteps=200", *TINY], tmp_path)
     state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")

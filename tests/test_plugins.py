@@ -33,7 +33,7 @@ DETERMINISTIC = ("train/", "rollout/", "eval/")
 def drive(commands: list[list[str]], output: str) -> None:
     """Run each command line (`rlrun ...` or `rlrun-eval ...`) through its entry point in this
     process; write [{code, stdout, stderr}] to `output`."""
-    from rlrun import cli
+    from rlrun.cli import train_command as cli
 
     results = []
     for name, *args in commands:
@@ -86,7 +86,7 @@ def test_an_installed_package_trains_resumes_evaluates_and_exports_its_algorithm
 ):
     import importlib.util
 
-    from rlrun.checkpoint import load_checkpoint
+    from rlrun.run.checkpoint_files import load_checkpoint
 
     straight, halves = tmp_path / "straight", tmp_path / "halves"
     export = "onnx" if importlib.util.find_spec("onnx") is not None else "torchscript"

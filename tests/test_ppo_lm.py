@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import read_metrics
 
-from rlrun import cli
+from rlrun.cli import train_command as cli
 from rlrun.config import ConfigError, HFNetworkConfig, LMNetworkConfig, OptimizerConfig
 from rlrun.lm.pipeline import (
     preference_pairs,
@@ -20,7 +20,6 @@ from rlrun.lm.pipeline import (
 )
 from rlrun.lm.task import LMTask, LMTaskConfig
 from rlrun.networks.lm import generate, make_token_policy, make_token_scorer
-from rlrun.ops.optim import make_optimizer
 from rlrun.ops.rlhf import (
     group_advantages,
     kl_k3,
@@ -28,6 +27,7 @@ from rlrun.ops.rlhf import (
     proportional_kl_coef,
     response_advantages,
 )
+from rlrun.training.optim import make_optimizer
 
 # A tiny model and short stages: a whole run takes seconds on one core.
 TINY = ["env=lm", "network.width=32", "network.layers=1", "network.heads=2", "algo.pretrain_steps=200",

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import rlrun_eval
 
-from rlrun import cli, cli_eval
+from rlrun.cli import eval_command as cli_eval
+from rlrun.cli import train_command as cli
 
 TINY = ["total_timesteps=128", "algo.num_steps=32", "eval.episodes=2", "eval.num_envs=2",
         "eval.every_steps=0"]

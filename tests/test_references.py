@@ -10,8 +10,9 @@ import pytest
 from test_report import write_run, write_run_dir
 
 from rlrun.config import ConfigError
-from rlrun.reference_compare import compare, ratio
-from rlrun.references import (
+from rlrun.registry import algorithms
+from rlrun.results.reference_compare import compare, ratio
+from rlrun.results.references import (
     COLUMNS,
     MEASURE_KINDS,
     SCORES,
@@ -20,9 +21,8 @@ from rlrun.references import (
     matching,
     split_env_id,
 )
-from rlrun.registry import algorithms
-from rlrun.report import plotted_references, read_run, write_report
-from rlrun.stats import MEAN_LABEL
+from rlrun.results.report import plotted_references, read_run, write_report
+from rlrun.results.statistics import MEAN_LABEL
 
 
 def test_the_shipped_scores_load_and_every_row_names_its_source_and_measure():

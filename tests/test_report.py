@@ -12,10 +12,16 @@ import pytest
 import yaml
 from conftest import column
 
-from rlrun import cli
-from rlrun.plot_legend import add_legend
-from rlrun.report import CURVES_TRAIN_STEPS, RunRecord, learning_curve, training_curve, write_report
-from rlrun.stats import IQM_LABEL, MEAN_LABEL, interval, iqm_and_mean, iqm_per_step
+from rlrun.cli import train_command as cli
+from rlrun.results.plot_legend import add_legend
+from rlrun.results.report import (
+    CURVES_TRAIN_STEPS,
+    RunRecord,
+    learning_curve,
+    training_curve,
+    write_report,
+)
+from rlrun.results.statistics import IQM_LABEL, MEAN_LABEL, interval, iqm_and_mean, iqm_per_step
 
 # Final returns by group, chosen so that mean and IQM differ.
 PPO_DEFAULT = [100.0, 200.0, 300.0, 400.0, 10_000.0]  # mean 2200; IQM drops 1 each end: (200+300+400)/3 = 300

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import assert_same
 
-from rlrun.checkpoint import load_checkpoint
+from rlrun.run.checkpoint_files import load_checkpoint
 
 RLRUN = str(Path(sys.executable).parent / "rlrun")
 COMMON = ["deterministic=true", "logger.console=false", "eval.episodes=2", "eval.num_envs=2", "torch_threads=1"]

@@ -9,7 +9,6 @@ import torch
 from conftest import TINY_EVAL, read_metrics
 
 from rlrun.algos.rlhf import relabel_rewards
-from rlrun.checkpoint import load_checkpoint
 from rlrun.config import ConfigError
 from rlrun.data.preferences import PreferenceDataset, sample_segments
 from rlrun.data.rollout import RolloutBuffer
@@ -23,6 +22,7 @@ from rlrun.ops.preferences import (
     segment_returns,
     synthetic_preferences,
 )
+from rlrun.run.checkpoint_files import load_checkpoint
 
 SMALL_RLHF = ["algo=rlhf", "algo.num_steps=32", "algo.segment_len=8", "algo.annotations_per_iteration=4",
               "algo.candidate_pairs=8", "algo.total_annotations=12", *TINY_EVAL]

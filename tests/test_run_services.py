@@ -11,14 +11,14 @@ import pytest
 import torch
 from torch import nn
 
-from rlrun.checkpoint import FORMAT, SideFile, load_checkpoint
 from rlrun.envs.final_info import FinalInfo
-from rlrun.evaluation import EvalResult, EvaluationInterrupted
-from rlrun.ops.optim import NonFiniteError
-from rlrun.resume import Resumed, read_checkpoint
-from rlrun.run_checkpoints import Every, RunCheckpoints
-from rlrun.run_evaluations import RunEvaluations
-from rlrun.run_signals import STOP_SIGNALS, RunInterrupted, StopSignals
+from rlrun.run.checkpoint_files import FORMAT, SideFile, load_checkpoint
+from rlrun.run.checkpoints import Every, RunCheckpoints
+from rlrun.run.eval_episodes import EvalResult, EvaluationInterrupted
+from rlrun.run.evaluations import RunEvaluations
+from rlrun.run.resume import Resumed, read_checkpoint
+from rlrun.run.signals import STOP_SIGNALS, RunInterrupted, StopSignals
+from rlrun.training.optim import NonFiniteError
 
 ABOUT = {"algo": "x", "config": "", "global_step": 0}
 
@@ -95,7 +95,7 @@ def test_checkpoints_refuse_a_non_finite_network_and_write_nothing(tmp_path):
 
 def test_checkpoints_tell_a_tracked_optimizer_its_name_and_count_its_skipped_updates(tmp_path):
     from rlrun.config import OptimizerConfig
-    from rlrun.ops.optim import FlatOptimizer
+    from rlrun.training.optim import FlatOptimizer
 
     net = nn.Linear(2, 1)
     optimizer = FlatOptimizer(net.parameters(), OptimizerConfig())
@@ -213,8 +213,8 @@ def test_signals_outside_the_main_thread_install_nothing():
 
 
 def test_a_checkpoint_is_read_once_until_taken_or_rewritten(tmp_path, monkeypatch):
-    from rlrun import resume
-    from rlrun.checkpoint import save_atomic
+    from rlrun.run import resume
+    from rlrun.run.checkpoint_files import save_atomic
 
     path = tmp_path / "last.pt"
     save_atomic({"format": FORMAT, "global_step": 1}, path)
@@ -230,8 +230,8 @@ def test_a_checkpoint_is_read_once_until_taken_or_rewritten(tmp_path, monkeypatc
 
 
 def test_a_resumed_start_loads_its_checkpoint_once(train_run, compose_cfg, tmp_path, monkeypatch):
-    from rlrun import resume
-    from rlrun.run import Run, finished_result
+    from rlrun.run import resume
+    from rlrun.run.facade import Run, finished_result
 
     args = ["algo.num_steps=32", "eval.episodes=1", "eval.every_steps=0", "total_timesteps=64"]
     train_run(args, tmp_path)

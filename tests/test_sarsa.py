@@ -10,8 +10,8 @@ import torch
 from conftest import read_metrics
 
 from rlrun.algos import sarsa
-from rlrun.checkpoint import load_checkpoint
 from rlrun.config import ConfigError
+from rlrun.run.checkpoint_files import load_checkpoint
 
 TINY = [
     "algo=sarsa",
@@ -130,6 +130,6 @@ def test_sarsa_beats_random_on_cartpole(learn, tmp_path, expected):
     # the classic preset, 100k steps. SARSA's runs are fragile (docs/benchmarks.md): seeds 0-4
     # scored 193, 500, 500, 500, 210 (expected SARSA: 418, 500, 240, 440, 173) on one CPU, and
     # seeds 0-2 494, 64.5, 500 (expected: 327, 84, 219) on another, whose float rounding differs.
-    # Each seed must score more than twice a random policy's 23.7 (rlrun/reference/random.csv).
+    # Each seed must score more than twice a random policy's 23.7 (rlrun/results/reference/random.csv).
     results = learn(["algo=sarsa", f"algo.expected={str(expected).lower()}"], tmp_path, 50)
     assert {result.global_step for result in results.values()} == {100_000}

@@ -144,7 +144,7 @@ def pruned_search(tmp_path_factory):
 
 @pytest.mark.slow
 def test_a_trial_behind_the_median_is_pruned_in_its_first_seed_after_a_checkpoint(pruned_search):
-    from rlrun.checkpoint import load_checkpoint
+    from rlrun.run.checkpoint_files import load_checkpoint
 
     sweep, _first, second, _done = pruned_search
     study = load(sweep)
@@ -190,7 +190,7 @@ def test_a_rerun_continues_the_study_without_retraining_finished_trials(pruned_s
 
 
 def test_report_shows_the_study(pruned_search, tmp_path):
-    from rlrun.report import write_report
+    from rlrun.results.report import write_report
 
     sweep, *_ = pruned_search
     write_report([sweep], tmp_path, resamples=20)

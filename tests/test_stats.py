@@ -12,12 +12,13 @@ from conftest import column
 from rliable import library
 from test_report import write_run
 
-from rlrun import aggregate, cli
+from rlrun.cli import train_command as cli
 from rlrun.config import ConfigError
-from rlrun.normalisation import Normalisation, normalisation
-from rlrun.references import RandomScore, Reference, load_random_scores
-from rlrun.report import write_report
-from rlrun.stats import (
+from rlrun.results import aggregate
+from rlrun.results.references import RandomScore, Reference, load_random_scores
+from rlrun.results.report import write_report
+from rlrun.results.score_normalisation import Normalisation, normalisation
+from rlrun.results.statistics import (
     IQM_LABEL,
     MEAN_LABEL,
     improvement,

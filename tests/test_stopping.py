@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from rlrun.checkpoint import load_checkpoint
-from rlrun.cli import _train_run
-from rlrun.run import Launch, Run, finished_result
+from rlrun.cli.train_command import _train_run
+from rlrun.run.checkpoint_files import load_checkpoint
+from rlrun.run.facade import Launch, Run, finished_result
 
 SMALL = ["logger.console=false", "eval.episodes=2", "eval.num_envs=2"]
 CARTPOLE_FLOOR = 8
@@ -93,7 +93,7 @@ def test_stopped_run_is_finished_until_a_stop_key_or_the_budget_changes(compose_
 def test_resume_of_a_stopped_run_composes_its_stop_keys(train_run, tmp_path):
     from omegaconf import OmegaConf
 
-    from rlrun.compose import compose_checked, job_node
+    from rlrun.cli.compose import compose_checked, job_node
 
     def resumed(*overrides: str):
         node = compose_checked("train", [f"resume.path={tmp_path}", *overrides])

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import ok, run_command
 
-from rlrun import cli
-from rlrun.compose import CONF_DIR, override_lists
+from rlrun.cli import train_command as cli
+from rlrun.cli.compose import CONF_DIR, override_lists
 
 
 @pytest.fixture(autouse=True)

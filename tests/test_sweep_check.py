@@ -23,8 +23,8 @@ def test_a_swept_value_of_the_wrong_type_is_refused_before_any_job(tmp_path):
 
 
 def test_a_sweep_of_valid_values_is_not_refused(tmp_path):
-    from rlrun.cli import _check_sweep, _setup
-    from rlrun.compose import compose_checked
+    from rlrun.cli.compose import compose_checked
+    from rlrun.cli.train_command import _check_sweep, _setup
 
     _setup()
     cfg = compose_checked("train", ["optimizer.lr=1e-3"], "hydra.sweep.dir")

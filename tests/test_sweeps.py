@@ -15,7 +15,13 @@ import pytest
 from conftest import read_metrics, rlrun
 from omegaconf import OmegaConf
 
-from rlrun.sweep import MAX_DIR_NAME, assign_gpu, gpu_for_job, job_dir_name, job_label
+from rlrun.cli.sweep_jobs import (
+    MAX_DIR_NAME,
+    assign_gpu,
+    gpu_for_job,
+    job_dir_name,
+    job_label,
+)
 
 TINY = ["total_timesteps=256", "algo.num_steps=32", "eval.episodes=2", "eval.num_envs=2",
         "eval.every_steps=0"]
@@ -79,7 +85,7 @@ def test_search_spaces_name_real_keys(search, env):
     pytest.importorskip("optuna")
     from hydra import compose, initialize_config_dir
 
-    from rlrun import cli
+    from rlrun.cli import train_command as cli
     from rlrun.search.space import parse_space
 
     cli._setup()
@@ -104,7 +110,7 @@ def test_slurm_launcher_config_overrides_the_plugin_defaults():
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     from hydra import compose, initialize_config_dir
 
-    from rlrun import cli
+    from rlrun.cli import train_command as cli
 
     cli._setup()
     with initialize_config_dir(config_dir=cli.CONF_DIR, version_base="1.3"):
@@ -116,7 +122,7 @@ def test_slurm_launcher_config_overrides_the_plugin_defaults():
 
 # ----- Run: finished runs and preemption ----------------------------------------------------
 def test_finished_result_needs_the_final_checkpoint_of_the_budget(train_run, compose_cfg, tmp_path):
-    from rlrun.run import Run, finished_result
+    from rlrun.run.facade import Run, finished_result
 
     result = train_run(TINY, tmp_path / "done")
     cfg = compose_cfg(TINY)
@@ -132,8 +138,8 @@ def test_finished_result_needs_the_final_checkpoint_of_the_budget(train_run, com
 
 
 def test_usr2_checkpoints_then_passes_the_signal_to_the_previous_handler(train_run, monkeypatch, tmp_path):
-    from rlrun.checkpoint import load_checkpoint
-    from rlrun.run import Run, RunInterrupted
+    from rlrun.run.checkpoint_files import load_checkpoint
+    from rlrun.run.facade import Run, RunInterrupted
 
     received = []
     previous = signal.signal(signal.SIGUSR2, lambda signum, frame: received.append(signum))
@@ -285,7 +291,7 @@ def _pids_with(fragment: str) -> list[int]:
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the submitit job process through /proc")
 def test_submitit_requeues_a_preempted_job_which_resumes_from_its_checkpoint(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    from rlrun.checkpoint import load_checkpoint
+    from rlrun.run.checkpoint_files import load_checkpoint
 
     sweep = tmp_path / "sweep"
     exe = Path(sys.executable).parent / "rlrun"

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from rlrun.config import OptimizerConfig
-from rlrun.ops.optim import make_optimizer
+from rlrun.training.optim import make_optimizer
 from rlrun.training.targets import TargetSync, hard_update
 
 

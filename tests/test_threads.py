@@ -9,7 +9,7 @@ import torch
 from conftest import read_metrics
 
 from rlrun.config import ConfigError
-from rlrun.threads import FixedThreads, ThreadGovernor, thread_control
+from rlrun.run.threads import FixedThreads, ThreadGovernor, thread_control
 
 
 class SimulatedTraining:
@@ -116,9 +116,9 @@ def test_thread_control_fixed_and_auto(monkeypatch):
     try:
         fixed = thread_control(3)
         assert isinstance(fixed, FixedThreads) and fixed.threads == 3 and torch.get_num_threads() == 3
-        monkeypatch.setattr("rlrun.threads.usable_cores", lambda: 1)
+        monkeypatch.setattr("rlrun.run.threads.usable_cores", lambda: 1)
         assert isinstance(thread_control("auto"), FixedThreads)
-        monkeypatch.setattr("rlrun.threads.usable_cores", lambda: 64)
+        monkeypatch.setattr("rlrun.run.threads.usable_cores", lambda: 64)
         governor = thread_control("auto")
         assert isinstance(governor, ThreadGovernor) and governor.counts == (1, 4)
         assert torch.get_num_threads() == 1
@@ -138,7 +138,7 @@ def test_auto_with_deterministic_is_refused(compose_cfg):
 
 
 def test_auto_run_logs_its_thread_count(train_run, tmp_path, monkeypatch):
-    monkeypatch.setattr("rlrun.threads.usable_cores", lambda: 2)
+    monkeypatch.setattr("rlrun.run.threads.usable_cores", lambda: 2)
     before = torch.get_num_threads()
     try:
         train_run(["algo=sac", "env=Pendulum-v1", "total_timesteps=600", "algo.learning_starts=200",

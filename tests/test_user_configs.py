@@ -14,8 +14,9 @@ import torch
 from conftest import refused, rlrun
 from omegaconf import OmegaConf
 
-from rlrun import cli, config_dirs
-from rlrun.compose import CONF_DIR, compose_checked, override_lists
+from rlrun.cli import config_dirs
+from rlrun.cli import train_command as cli
+from rlrun.cli.compose import CONF_DIR, compose_checked, override_lists
 
 TINY = ["eval.episodes=2", "eval.num_envs=2", "eval.every_steps=0", "torch_threads=1"]
 

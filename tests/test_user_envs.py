@@ -18,7 +18,7 @@ import pytest
 from conftest import one_line_error
 from omegaconf import OmegaConf
 
-from rlrun.arguments import rewrite
+from rlrun.cli.arguments import rewrite
 from rlrun.config import ConfigError, EnvConfig
 from rlrun.envs.imports import SHARED
 
@@ -104,8 +104,8 @@ def user_dir(tmp_path, monkeypatch):
 
 
 def compose(overrides: list[str]):
-    from rlrun import cli
-    from rlrun.compose import compose_checked
+    from rlrun.cli import train_command as cli
+    from rlrun.cli.compose import compose_checked
 
     cli._setup()
     return OmegaConf.to_object(compose_checked("train", ["logger.console=false", *overrides]))
@@ -282,7 +282,7 @@ def test_minigrid_composes_and_its_dict_space_is_refused_in_one_line(user_dir, c
 # ----- in fresh processes: training, resume, sweep workers, rlrun-eval from elsewhere -------------
 @pytest.mark.slow
 def test_a_users_env_trains_resumes_and_evaluates_from_another_directory(tmp_path, monkeypatch):
-    from rlrun.policy_io import load_policy
+    from rlrun.export.rebuild import load_policy
 
     user = write_modules(tmp_path / "user")
     run_dir = printed_run_dir(run("rlrun", "env=MyCartPole-v0", "env.imports=[mymod]", *TINY,

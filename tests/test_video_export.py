@@ -14,8 +14,8 @@ from conftest import TINY_EVAL, rlrun_eval
 
 from rlrun.config import ConfigError
 from rlrun.envs.normalize import ObsNormalizer
-from rlrun.export import ExportedPolicy
-from rlrun.policy_io import load_policy
+from rlrun.export.formats import ExportedPolicy
+from rlrun.export.rebuild import load_policy
 
 
 def checkpoint_policy(run_dir):

@@ -16,7 +16,7 @@ from rlrun.algos.configs import DeterministicConfig
 from rlrun.config import TrainConfig
 from rlrun.envs.factory import VecEnv
 from rlrun.networks.continuous import DeterministicActor, QEnsemble
-from rlrun.run import Stateful
+from rlrun.run.facade import Stateful
 from rlrun.training.noise import ExplorationNoise, GaussianNoise, OrnsteinUhlenbeckNoise
 from rlrun.training.targets import TargetSync
 

@@ -9,14 +9,14 @@ import numpy as np
 import torch
 
 from rlrun.algos.configs import ImitationConfig
-from rlrun.checkpoint import CheckpointError
 from rlrun.config import ConfigError, NetworkConfig, TrainConfig
 from rlrun.data.demos import Demos, Expert, collect_demos, load_demos, save_demos
 from rlrun.envs.factory import VecEnv, env_spaces
 from rlrun.networks.actor import Actor, actor_parts
 from rlrun.ops.distributions import Categorical, Distribution
-from rlrun.ops.optim import FlatOptimizer, anneal_lr, make_optimizer
-from rlrun.run import PolicyLoader, Run, Scalars
+from rlrun.run.checkpoint_files import CheckpointError
+from rlrun.run.facade import PolicyLoader, Run, Scalars
+from rlrun.training.optim import FlatOptimizer, anneal_lr, make_optimizer
 
 
 class StandardizedActor(Actor):
@@ -161,7 +161,7 @@ def initial_demos(cfg: TrainConfig, run: Run, envs: VecEnv, expert: Expert | Non
 def expert_from_checkpoint(load_policy: PolicyLoader, checkpoint: str, env_id: str, obs_space: gym.Space,
                            action_space: gym.Space, device: torch.device) -> Expert:
     """The policy of the rlrun checkpoint (file or run dir) `checkpoint`, loaded by `load_policy`
-    (`rlrun.policy_io.load_policy`), as the expert of a run on `env_id`.
+    (`rlrun.export.rebuild.load_policy`), as the expert of a run on `env_id`.
 
     Raises:
         ConfigError: the checkpoint is missing or not an rlrun checkpoint, was trained on

@@ -36,7 +36,6 @@ from rlrun.data.rollout import RolloutBuffer, collect_rollout
 from rlrun.envs.factory import VecEnv
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.distributions import frozen
-from rlrun.ops.optim import FlatOptimizer, anneal_lr, make_optimizer
 from rlrun.ops.returns import explained_variance, standardize
 from rlrun.ops.trust_region import (
     MatVec,
@@ -46,7 +45,8 @@ from rlrun.ops.trust_region import (
     natural_step_size,
     surrogate,
 )
-from rlrun.run import Run, TrainResult
+from rlrun.run.facade import Run, TrainResult
+from rlrun.training.optim import FlatOptimizer, anneal_lr, make_optimizer
 
 
 def policy_parameters(agent: ActorCritic) -> list[nn.Parameter]:

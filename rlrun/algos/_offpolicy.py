@@ -39,10 +39,10 @@ from rlrun.config import (
 from rlrun.data.replay import ArrayLike, ReplayBatch, make_replay
 from rlrun.envs.factory import VecEnv
 from rlrun.networks.continuous import ActionScaler
-from rlrun.ops.optim import FlatOptimizer, anneal_lr, make_optimizer
 from rlrun.ops.schedule import crossed
-from rlrun.ops.stats import MeanStats
-from rlrun.run import Run, Scalars, SideFile, Stateful, TrainResult
+from rlrun.run.facade import Run, Scalars, SideFile, Stateful, TrainResult
+from rlrun.training.optim import FlatOptimizer, anneal_lr, make_optimizer
+from rlrun.training.stats import MeanStats
 
 
 class ReplayConfig(Protocol):

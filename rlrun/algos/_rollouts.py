@@ -17,8 +17,8 @@ from rlrun.config import TrainConfig
 from rlrun.data.rollout import RolloutBuffer, collect_rollout
 from rlrun.envs.factory import VecEnv
 from rlrun.networks.actor_critic import ActorCritic
-from rlrun.ops.optim import FlatOptimizer, anneal_lr
-from rlrun.run import Run, TrainResult
+from rlrun.run.facade import Run, TrainResult
+from rlrun.training.optim import FlatOptimizer, anneal_lr
 
 
 def make_policy(cfg: TrainConfig, obs_space: gym.Space, action_space: gym.Space) -> ActorCritic:

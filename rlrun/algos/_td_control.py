@@ -11,7 +11,7 @@ import torch
 
 from rlrun.config import ConfigError, TrainConfig
 from rlrun.networks.q import QNetwork
-from rlrun.ops.optim import FlatOptimizer
+from rlrun.training.optim import FlatOptimizer
 
 
 def require_discrete_actions(algo: str) -> Callable[..., None]:

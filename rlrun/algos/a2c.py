@@ -23,10 +23,10 @@ from rlrun.config import TrainConfig
 from rlrun.data.batch import Batch
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.entropy import with_entropy_bonus
-from rlrun.ops.optim import FlatOptimizer, make_optimizer
 from rlrun.ops.policy_gradient import score_function_loss, squared_error
 from rlrun.ops.returns import explained_variance, standardize
-from rlrun.run import Run, TrainResult
+from rlrun.run.facade import Run, TrainResult
+from rlrun.training.optim import FlatOptimizer, make_optimizer
 from rlrun.training.steps import gradient_step
 
 

@@ -34,7 +34,7 @@ from rlrun.algos._imitation import (
 from rlrun.algos.configs import BCConfig
 from rlrun.algos.spec import AlgoSpec
 from rlrun.config import TrainConfig
-from rlrun.run import Run, TrainResult
+from rlrun.run.facade import Run, TrainResult
 
 
 def train(cfg: TrainConfig, run: Run) -> TrainResult:

@@ -34,7 +34,7 @@ from rlrun.config import TrainConfig
 from rlrun.data.episodes import collect_episodes
 from rlrun.networks.actor import Actor, actor_parts
 from rlrun.ops.trust_region import flat_params, set_flat_params
-from rlrun.run import Run, TrainResult
+from rlrun.run.facade import Run, TrainResult
 
 
 class CEMPolicy(Actor):

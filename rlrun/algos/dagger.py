@@ -42,7 +42,7 @@ from rlrun.config import TrainConfig
 from rlrun.data.demos import Demos, Expert, collect_demos
 from rlrun.envs.factory import VecEnv
 from rlrun.networks.actor import Actor
-from rlrun.run import Run, TrainResult
+from rlrun.run.facade import Run, TrainResult
 
 
 def mixing_beta(schedule: str, beta0: float, round_index: int, rounds: int) -> float:

@@ -26,7 +26,7 @@ from rlrun.algos.spec import AlgoSpec
 from rlrun.config import TrainConfig
 from rlrun.data.replay import ReplayBatch
 from rlrun.ops.td import critic_regression_loss, td_target
-from rlrun.run import Run, TrainResult
+from rlrun.run.facade import Run, TrainResult
 
 check_spaces = require_continuous_actions("ddpg")
 

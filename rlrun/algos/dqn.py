@@ -35,7 +35,6 @@ from rlrun.data.replay import ReplayBatch
 from rlrun.envs.factory import VecEnv
 from rlrun.networks import numpy_acting
 from rlrun.networks.q import QNetwork
-from rlrun.ops.optim import make_optimizer
 from rlrun.ops.schedule import crossed
 from rlrun.ops.td import (
     double_q_target,
@@ -45,7 +44,8 @@ from rlrun.ops.td import (
     taken,
     td_loss,
 )
-from rlrun.run import Run, Stateful, TrainResult
+from rlrun.run.facade import Run, Stateful, TrainResult
+from rlrun.training.optim import make_optimizer
 from rlrun.training.targets import TargetSync
 
 

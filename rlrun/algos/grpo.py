@@ -25,9 +25,9 @@ from rlrun.lm.task import LMTask
 from rlrun.lm.update import TokenSteps
 from rlrun.ops.clipped import clipped_surrogate
 from rlrun.ops.entropy import with_entropy_bonus
-from rlrun.ops.optim import anneal_lr
 from rlrun.ops.rlhf import group_advantages, kl_k3
-from rlrun.run import Run, TrainResult
+from rlrun.run.facade import Run, TrainResult
+from rlrun.training.optim import anneal_lr
 
 
 def grpo_loss(

@@ -42,7 +42,7 @@ from rlrun.ops.trust_region import (
     natural_step_size,
     set_flat_params,
 )
-from rlrun.run import Run, TrainResult
+from rlrun.run.facade import Run, TrainResult
 
 
 def check_explicit_size(algo: NPGConfig, agent: ActorCritic) -> None:

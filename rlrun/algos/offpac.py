@@ -25,8 +25,8 @@ from rlrun.algos.configs import OffPACConfig
 from rlrun.algos.spec import AlgoSpec
 from rlrun.config import TrainConfig
 from rlrun.ops.importance import truncated_importance_weights, vtrace
-from rlrun.ops.optim import make_optimizer
-from rlrun.run import Run, Scalars, TrainResult
+from rlrun.run.facade import Run, Scalars, TrainResult
+from rlrun.training.optim import make_optimizer
 from rlrun.training.targets import hard_update
 
 

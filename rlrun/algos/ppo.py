@@ -32,9 +32,9 @@ from rlrun.data.batch import Batch
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.clipped import clipped_surrogate, clipped_value_loss
 from rlrun.ops.entropy import with_entropy_bonus
-from rlrun.ops.optim import FlatOptimizer, make_optimizer
-from rlrun.run import Run, TrainResult
+from rlrun.run.facade import Run, TrainResult
 from rlrun.training.minibatches import shuffled_minibatches
+from rlrun.training.optim import FlatOptimizer, make_optimizer
 
 
 def ppo_loss(

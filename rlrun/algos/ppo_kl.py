@@ -35,9 +35,9 @@ from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.clipped import clipped_value_loss
 from rlrun.ops.distributions import Distribution, frozen
 from rlrun.ops.entropy import with_entropy_bonus
-from rlrun.ops.optim import FlatOptimizer, make_optimizer
-from rlrun.run import Run, Scalars, TrainResult
+from rlrun.run.facade import Run, Scalars, TrainResult
 from rlrun.training.minibatches import shuffled_minibatches
+from rlrun.training.optim import FlatOptimizer, make_optimizer
 
 
 def halve_or_double_kl_coef(beta: float, kl: float, kl_target: float) -> float:

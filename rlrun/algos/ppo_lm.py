@@ -40,10 +40,10 @@ from rlrun.lm.pipeline import (
     response_values,
 )
 from rlrun.lm.update import TokenSteps
-from rlrun.ops.optim import anneal_lr
 from rlrun.ops.returns import explained_variance, standardize
 from rlrun.ops.rlhf import kl_shaped_rewards, response_advantages
-from rlrun.run import Run, TrainResult
+from rlrun.run.facade import Run, TrainResult
+from rlrun.training.optim import anneal_lr
 
 
 def normalized_scores(scores: torch.Tensor, rms: RunningMeanStd) -> torch.Tensor:

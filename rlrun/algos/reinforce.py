@@ -28,10 +28,10 @@ from rlrun.algos.spec import AlgoSpec
 from rlrun.config import ConfigError, TrainConfig
 from rlrun.data.episodes import EpisodeBatch, collect_episodes, episode_quotas
 from rlrun.ops.entropy import with_entropy_bonus
-from rlrun.ops.optim import anneal_lr, make_optimizer
 from rlrun.ops.policy_gradient import score_function_loss
 from rlrun.ops.returns import discounted_returns, explained_variance, standardize
-from rlrun.run import Run, TrainResult
+from rlrun.run.facade import Run, TrainResult
+from rlrun.training.optim import anneal_lr, make_optimizer
 from rlrun.training.steps import gradient_step, value_regression_steps
 
 

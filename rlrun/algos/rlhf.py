@@ -48,9 +48,9 @@ from rlrun.data.preferences import PreferenceDataset, sample_segments
 from rlrun.data.rollout import RolloutBuffer
 from rlrun.envs.normalize import RunningMeanStd
 from rlrun.networks.reward_ensemble import RewardEnsemble
-from rlrun.ops.optim import make_optimizer
 from rlrun.ops.preferences import ensemble_disagreement, synthetic_preferences
-from rlrun.run import Run, TrainResult
+from rlrun.run.facade import Run, TrainResult
+from rlrun.training.optim import make_optimizer
 from rlrun.training.reward_model import member_returns, reward_model_metrics, train_reward_model
 
 

@@ -39,7 +39,7 @@ from rlrun.data.replay import ReplayBatch
 from rlrun.envs.factory import VecEnv
 from rlrun.networks.continuous import QEnsemble, TanhGaussianActor
 from rlrun.ops.td import critic_regression_loss, td_target
-from rlrun.run import Run, Stateful, TrainResult
+from rlrun.run.facade import Run, Stateful, TrainResult
 from rlrun.training.targets import TargetSync
 
 

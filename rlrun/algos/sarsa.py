@@ -34,11 +34,11 @@ from rlrun.algos.configs import SarsaConfig
 from rlrun.algos.spec import AlgoSpec
 from rlrun.config import TrainConfig
 from rlrun.networks.q import QNetwork
-from rlrun.ops.optim import anneal_lr, make_optimizer
 from rlrun.ops.schedule import crossed
-from rlrun.ops.stats import MeanStats
 from rlrun.ops.td import epsilon_greedy, expected_sarsa_target, sarsa_target, taken, td_loss
-from rlrun.run import Run, TrainResult
+from rlrun.run.facade import Run, TrainResult
+from rlrun.training.optim import anneal_lr, make_optimizer
+from rlrun.training.stats import MeanStats
 from rlrun.training.targets import hard_update
 
 

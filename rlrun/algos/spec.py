@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from rlrun.config import TrainConfig
-    from rlrun.run import Run, TrainResult
+    from rlrun.run.facade import Run, TrainResult
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from rlrun.config import TrainConfig
 from rlrun.data.batch import Batch
 from rlrun.networks.actor_critic import ActorCritic
 from rlrun.ops.trust_region import backtracking_line_search, flat_grad, flat_params, set_flat_params
-from rlrun.run import Run, TrainResult
+from rlrun.run.facade import Run, TrainResult
 
 
 def search_step(

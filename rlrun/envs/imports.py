@@ -4,7 +4,7 @@
 - `env.imports=[<module>, ...]` imports modules that register ids: env packages (minigrid,
   highway_env, gymnasium_robotics) or the user's own.
 - `env.entry_point=<module>:<Class>` registers an unregistered env class (or function) under
-  the `env=` name, which defaults to the class name (`rlrun.arguments` adds `env=<Class>`).
+  the `env=` name, which defaults to the class name (`rlrun.cli.arguments` adds `env=<Class>`).
 
 The current directory is importable, as in `python train.py`. A module that fails to import is
 one line (`ConfigError`) with its own error.
@@ -182,7 +182,7 @@ def entry_point_name(entry_point: str) -> str:
 def import_from_overrides(overrides: list[str]) -> None:
     """Import and share what the overrides' `env=`, `env.imports=` and `env.entry_point=` need,
     before Hydra composes them (a sweep's values are each composed apart, see
-    `rlrun.compose.override_lists`)."""
+    `rlrun.cli.compose.override_lists`)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     env_id, imports, entry_point = "", [], None

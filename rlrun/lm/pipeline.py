@@ -40,7 +40,6 @@ from torch.nn import functional as F
 
 from rlrun.algos.configs import LMConfig
 from rlrun.config import ConfigError, TrainConfig
-from rlrun.evaluation import EvalResult
 from rlrun.lm.task import LMTask, LMTaskConfig
 from rlrun.networks.lm import (
     TokenPolicy,
@@ -50,10 +49,11 @@ from rlrun.networks.lm import (
     make_token_scorer,
     response_logits,
 )
-from rlrun.ops.optim import FlatOptimizer, make_optimizer, set_lr
 from rlrun.ops.preferences import bradley_terry_loss, preference_accuracy, preference_probability
 from rlrun.ops.rlhf import proportional_kl_coef
-from rlrun.run import Run, Scalars, Stateful
+from rlrun.run.eval_episodes import EvalResult
+from rlrun.run.facade import Run, Scalars, Stateful
+from rlrun.training.optim import FlatOptimizer, make_optimizer, set_lr
 from rlrun.training.steps import gradient_step
 
 

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 
 from rlrun.data.batch import Batch
-from rlrun.ops.optim import FlatOptimizer
 from rlrun.ops.returns import standardize
+from rlrun.training.optim import FlatOptimizer
 
 LossAndStats = tuple[torch.Tensor, dict[str, torch.Tensor]]
 

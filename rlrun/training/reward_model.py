@@ -7,7 +7,6 @@ import torch
 
 from rlrun.data.preferences import PreferenceDataset
 from rlrun.networks.reward_ensemble import RewardEnsemble
-from rlrun.ops.optim import FlatOptimizer
 from rlrun.ops.preferences import (
     bradley_terry_loss,
     pearson_correlation,
@@ -15,6 +14,7 @@ from rlrun.ops.preferences import (
     preference_probability,
     segment_returns,
 )
+from rlrun.training.optim import FlatOptimizer
 
 
 @torch.no_grad()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from rlrun.networks.actor_critic import ActorCritic
-from rlrun.ops.optim import FlatOptimizer
 from rlrun.ops.policy_gradient import squared_error
+from rlrun.training.optim import FlatOptimizer
 
 
 def gradient_step(optimizer: FlatOptimizer, loss: torch.Tensor, max_grad_norm: float
