@@ -58,6 +58,7 @@ NOT_REPLAYABLE = {
 def cases() -> dict[str, list[str]]:
     """The per-algorithm runs of the exact-resume test and `NOT_REPLAYABLE`, with the test's
     common options."""
+    sys.path.insert(0, str(ROOT / "tests"))  # the test imports its helpers from conftest
     spec = importlib.util.spec_from_file_location("cases", ROOT / "tests" / "test_resume_exact.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

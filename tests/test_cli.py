@@ -137,3 +137,15 @@ def test_eval_command_prints_a_table_and_writes_json(tmp_path):
     assert report["episodes"] == 3 and len(report["returns"]) == 3
     bad = run_command("rlrun-eval", f"checkpoint={tmp_path / 'nope.pt'}", cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.startswith("rlrun: ") and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize(("command", "code"), [("rlrun", 141), ("rlrun-eval", 141),
+                                               ("rlrun-report", 0)])  # argparse drops it itself
+def test_help_into_a_closed_pipe_ends_quietly(command, code, tmp_path):
+    # `rlrun --help | head -1`: the reader is gone before the help is written
+    process = subprocess.Popen([str(Path(sys.executable).parent / command), "--help"], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == code, stderr
+    assert stderr == ""

@@ -19,7 +19,7 @@ from rlrun.cli.compose import (
     override_lists,
     split_env_overrides,
 )
-from rlrun.cli.setup import setup
+from rlrun.cli.setup import closed_pipe_ends_quietly, setup
 from rlrun.cli.sweep_jobs import job_dir_name
 from rlrun.config import ConfigError, EnvConfig, EvalRunConfig
 from rlrun.registry import warn_broken
@@ -49,6 +49,7 @@ On a variant of the training env whose spaces match (the results go to <stem>.ev
   env.max_episode_steps=N    env.wrappers=[...]    ~env.wrappers (~env.<key>: its default)"""
 
 
+@closed_pipe_ends_quietly
 def evaluate() -> None:
     """`rlrun-eval <checkpoint or run dir> [eval.episodes=N ...]`: evaluate a checkpoint, print and save JSON."""
     setup()

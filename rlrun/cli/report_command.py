@@ -7,9 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from rlrun.cli.compose import fail
+from rlrun.cli.setup import closed_pipe_ends_quietly
 from rlrun.config import ConfigError
 
 
+@closed_pipe_ends_quietly
 def report() -> None:
     """`rlrun-report PATH... [--out DIR] [--compare KEY=A,B]`: tables, learning curves, aggregates
     across envs, performance profiles and probabilities of improvement in report.md."""

@@ -5,6 +5,10 @@ and the resolvers its configs use, and the warnings it silences.
 
 from __future__ import annotations
 
+import functools
+import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from hydra.core.plugins import Plugins
@@ -45,6 +49,22 @@ def _quiet_warnings() -> None:
 
 
 _quiet_warnings()
+
+
+def closed_pipe_ends_quietly(command: Callable[[], None]) -> Callable[[], None]:
+    """The entry point `command`, ended quietly when its reader stops early (`rlrun --help | head`):
+    no traceback, the rest of its output dropped, exit code 141 (128 + SIGPIPE, as a shell's own
+    tools end)."""
+
+    @functools.wraps(command)
+    def entry_point() -> None:
+        try:
+            command()
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise SystemExit(141) from None
+
+    return entry_point
 
 
 def setup() -> None:

@@ -41,6 +41,7 @@ from rlrun.cli.config_dirs import PROVIDER, take_from_argv, used_files
 from rlrun.cli.eval_command import evaluate
 from rlrun.cli.job import CALLBACK_FAILED, DIVERGED, run_single_job, train_outcome
 from rlrun.cli.report_command import report
+from rlrun.cli.setup import closed_pipe_ends_quietly
 from rlrun.cli.setup import setup as _setup
 from rlrun.cli.sweep_jobs import assign_gpu, job_label, seed_runs, sweep_name
 from rlrun.config import ConfigError, TrainConfig
@@ -167,6 +168,7 @@ def _train_run(cfg: TrainConfig, run_dir: Path, launch: Launch) -> float:
     return outcome.result.final_eval_return
 
 
+@closed_pipe_ends_quietly
 def train() -> None:
     """`rlrun [overrides]`: validate the overrides (each group choice of a sweep), then run Hydra."""
     _setup()
