@@ -163,6 +163,18 @@ def baseline_tree(baseline: Path | str) -> Iterator[Path]:
             subprocess.run([*GIT, "worktree", "remove", "--force", str(tree)], check=False)
 
 
+def tree_command(tree: Path, command: list[str]) -> list[str]:
+    """`command` (an `rlrun ...` line) run through `tree`'s own entry point of `rlrun` (its
+    pyproject's `[project.scripts]`), which may differ from the installed console script's."""
+    import tomllib
+
+    target = tomllib.loads((tree / "pyproject.toml").read_text())["project"]["scripts"]["rlrun"]
+    module, function = target.split(":")
+    launcher = (f"import sys; sys.argv[0] = 'rlrun'; from {module} import {function}; "
+                f"sys.exit({function}())")
+    return [PYTHON, "-P", "-c", launcher, *command[1:]]  # -P: the cwd is not on sys.path
+
+
 def tree_env(tree: Path) -> dict[str, str]:
     """The environment that runs `tree`'s rlrun with one thread for torch and the BLAS libraries."""
     return {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -196,7 +208,8 @@ def compare_with_baseline(workloads: list[Workload], baseline: Path, repeats: in
             for side in (trees if repeat % 2 == 0 else reversed(list(trees))):
                 run_dir = out_dir / f"{workload.name}_{side}_{repeat}"
                 command = rlrun_command(workload, run_dir, device, ["torch_threads=1"])
-                seconds[side].append(timed(command, ROOT, tree_env(trees[side])))
+                seconds[side].append(timed(tree_command(trees[side], command), ROOT,
+                                           tree_env(trees[side])))
                 sps[side].append(last_sps(run_dir))
         speedups = [b / c for b, c in zip(seconds["baseline"], seconds["current"], strict=True)]
         loop = [c / b for b, c in zip(sps["baseline"], sps["current"], strict=True)]

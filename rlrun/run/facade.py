@@ -184,7 +184,7 @@ class Run:
         """
         self.checkpoints.track(**objects)
 
-    def notice(self, text: str) -> None:
+    def _notice(self, text: str) -> None:
         """Show one line to the user (console and train.log)."""
         self.logger.message(text)
 
@@ -194,7 +194,7 @@ class Run:
         status = self.logger.status
         status.measure_from = max(status.measure_from, learning_starts)
         if learning_starts >= self.cfg.total_timesteps:
-            self.notice(f"total_timesteps={self.cfg.total_timesteps} <= algo.learning_starts={learning_starts}: "
+            self._notice(f"total_timesteps={self.cfg.total_timesteps} <= algo.learning_starts={learning_starts}: "
                         "this run only explores and never updates; raise total_timesteps or lower "
                         "algo.learning_starts")
 
