@@ -56,9 +56,9 @@ PAGE = ROOT / "docs" / "benchmarks.md"
 """The rendered page."""
 RESULTS = ROOT / "docs" / "benchmarks"
 """One folder per suite holding runs.csv and, where shipped, curves.csv."""
-SCORES = ROOT / "rlrun" / "reference" / "scores.csv"
+SCORES = ROOT / "rlrun" / "results" / "reference" / "scores.csv"
 """Published figures."""
-RANDOM = ROOT / "rlrun" / "reference" / "random.csv"
+RANDOM = ROOT / "rlrun" / "results" / "reference" / "random.csv"
 """Returns of a uniform-random policy."""
 
 GOALS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "Pendulum-v1": -250.0}
