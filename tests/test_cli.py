@@ -149,3 +149,11 @@ def test_help_into_a_closed_pipe_ends_quietly(command, code, tmp_path):
     stderr = process.stderr.read()
     assert process.wait(timeout=120) == code, stderr
     assert stderr == ""
+
+
+def test_console_scripts_of_an_earlier_install_still_find_their_functions():
+    # pip wrote `from rlrun.cli import train` into the scripts of installs made before the move
+    from rlrun.cli import eval_command, evaluate, report, report_command, train, train_command
+
+    assert (train, evaluate, report) == (train_command.train, eval_command.evaluate,
+                                          report_command.report)
