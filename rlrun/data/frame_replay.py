@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rlrun.data.replay_base import ArrayLike, FinalObservations, Layout, ReplayStorage, host_array
+from rlrun.data.replay_base import ArrayLike, Layout, ReplayStorage, host_array
 
 
 def _all_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -48,10 +48,7 @@ class FrameStackReplayBuffer(ReplayStorage):
             raise ValueError(f"frame stacks need a leading stack axis of 1 to 256, got {obs_shape}")
         super().__init__(capacity, obs_shape, action_shape, num_envs, obs_dtype, action_dtype,
                          device, storage_device)
-        self._rows["final_seq"].fill_(-1)
-        shape, dtype = self._others["final_obs"]
-        self._finals = FinalObservations(shape[1:], dtype, shape[0], self.capacity,
-                                         self.storage_device)
+        self._finals = self._final_observations()
         self._frames = self._empty(self._others["frames"])
         self._frames_view = self._frames.numpy() if self.storage_device.type == "cpu" else self._frames
         self._frame_pos = 0  # ring row of the newest row's next frame, the next obs[:, -1]

@@ -13,7 +13,6 @@ from rlrun.config import ConfigError
 from rlrun.data.frame_replay import FrameStackReplayBuffer
 from rlrun.data.replay_base import (
     ArrayLike,
-    FinalObservations,
     Layout,
     ReplayBatch,
     ReplayStorage,
@@ -83,10 +82,7 @@ class CompactReplayBuffer(ReplayStorage):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._rows["final_seq"].fill_(-1)
-        shape, dtype = self._others["final_obs"]
-        self._finals = FinalObservations(shape[1:], dtype, shape[0], self.capacity,
-                                         self.storage_device)
+        self._finals = self._final_observations()
         self._last_next_obs = self._empty(self._others["last_next_obs"])
 
     @staticmethod

@@ -174,6 +174,14 @@ class ReplayStorage:
         }
         """Where `sample` reads: one transition per row, indexed by `row * num_envs + env`."""
 
+    def _final_observations(self) -> FinalObservations:
+        """An empty side store of the ended transitions' final observations, for a storage whose
+        layout has `final_seq` rows (the row's sequence number in the store, -1: none) and
+        `final_obs` (the store's first slots)."""
+        self._rows["final_seq"].fill_(-1)
+        shape, dtype = self._others["final_obs"]
+        return FinalObservations(shape[1:], dtype, shape[0], self.capacity, self.storage_device)
+
     @staticmethod
     def layout(
         num_rows: int,

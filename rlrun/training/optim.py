@@ -91,10 +91,9 @@ class FlatOptimizer:
     def _check_links(self) -> None:
         """Raise UnlinkedParameterError unless every parameter and its gradient are still views
         of the flat buffers (two address comparisons each, about a microsecond per parameter)."""
-        for p, data, grad in self._links:
+        for index, (p, data, grad) in enumerate(self._links):
             p_grad = p.grad
             if p.data_ptr() != data or p_grad is None or p_grad.data_ptr() != grad:
-                index = [id(q) for q in self.params].index(id(p))
                 raise UnlinkedParameterError(
                     f"parameter {index} {tuple(p.shape)} of {self.name} no longer lives in its flat "
                     "buffer (its module was moved to another device or dtype, or its .data or "
