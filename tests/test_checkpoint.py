@@ -29,7 +29,7 @@ def test_round_trip_of_a_training_checkpoint(train_run, tmp_path):
     # The weights load back into a fresh network of the same config.
     from conftest import compose_train
 
-    from rlrun.algos._ppo_family import make_policy
+    from rlrun.algos._rollouts import make_policy
     from rlrun.envs.factory import make_vec_env
 
     cfg = compose_train(TINY)

@@ -11,15 +11,12 @@ from collections.abc import Callable
 
 import torch
 
-from rlrun.algos._rollouts import make_policy
 from rlrun.algos.configs import PPOFamilyConfig
 from rlrun.config import ConfigError
 from rlrun.data.batch import Batch
 from rlrun.ops.returns import explained_variance
 from rlrun.training.minibatches import MinibatchSteps
 from rlrun.training.optim import FlatOptimizer
-
-__all__ = ["check_minibatches", "compiled", "make_policy", "minibatch_stepper", "update_metrics"]
 
 
 def minibatch_stepper(optimizer: FlatOptimizer, algo: PPOFamilyConfig) -> MinibatchSteps:

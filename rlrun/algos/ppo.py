@@ -20,11 +20,10 @@ import torch
 from rlrun.algos._ppo_family import (
     check_minibatches,
     compiled,
-    make_policy,
     minibatch_stepper,
     update_metrics,
 )
-from rlrun.algos._rollouts import RolloutLoop
+from rlrun.algos._rollouts import RolloutLoop, make_policy
 from rlrun.algos.configs import PPOConfig, PPOFamilyConfig
 from rlrun.algos.spec import AlgoSpec
 from rlrun.config import TrainConfig

@@ -22,11 +22,10 @@ import torch
 
 from rlrun.algos._ppo_family import (
     check_minibatches,
-    make_policy,
     minibatch_stepper,
     update_metrics,
 )
-from rlrun.algos._rollouts import RolloutLoop
+from rlrun.algos._rollouts import RolloutLoop, make_policy
 from rlrun.algos.configs import PPOKLConfig
 from rlrun.algos.spec import AlgoSpec
 from rlrun.config import TrainConfig

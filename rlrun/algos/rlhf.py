@@ -38,8 +38,8 @@ import numpy as np
 import torch
 
 from rlrun.algos import ppo
-from rlrun.algos._ppo_family import check_minibatches, compiled, make_policy
-from rlrun.algos._rollouts import RolloutLoop
+from rlrun.algos._ppo_family import check_minibatches, compiled
+from rlrun.algos._rollouts import RolloutLoop, make_policy
 from rlrun.algos.configs import RLHFConfig
 from rlrun.algos.spec import AlgoSpec
 from rlrun.config import ConfigError, TrainConfig
