@@ -4,16 +4,13 @@ Usage:
     python scripts/fingerprint.py check scripts/behaviour_fingerprint.json [CASE ...]
     python scripts/fingerprint.py record FILE.json [CASE ...]
 
-scripts/behaviour_fingerprint.json was recorded at commit ea73f0e (before the configs were
-stated once), and its dqn, sac, td3 and ddpg cases again when DQN joined the shared replay loop
-(DQN's minibatches now come from the loop's seeded generator; the one stats averager changed the
-float32 rounding of DDPG/TD3/SAC's logged train/* means, not their weights); its dqn_one_hot_obs
-case was recorded at commit 37c606f, before the replay stored one-hot observations as indices; its
-dqn_atari (frame-stack replay), sac_dict_obs (Dict observations) and ppo_mujoco_normalize
-(running observation and return statistics) cases were recorded at commit 506f6c8 on a 2-core
-"Intel(R) Xeon(R) Processor" (lscpu's model name). A change that should not alter behaviour must
-pass `check` against it on a 2-core x86 CPU like the one it was recorded on (bitwise equality can
-differ across CPUs).
+scripts/behaviour_fingerprint.json was recorded at commit bd087b5 (before the packages were laid
+out by layer and each algorithm's loss moved into its module), every case, on a 2-core
+"Intel(R) Xeon(R) Processor" (lscpu's model name); the code after that restructuring matches it
+bit for bit there. Earlier recordings, made on another CPU, differed from the same code here in
+float rounding only. A change that should not alter behaviour must pass `check` against it on a
+2-core x86 CPU like the one it was recorded on (bitwise equality can differ across CPUs), or
+against a recording of its base commit made on the same machine.
 
 Each case is a short `deterministic=true` run of one algorithm (the cases of
 tests/test_resume_exact.py, one per algorithm family, and `NOT_REPLAYABLE`), trained by the
